@@ -1,0 +1,311 @@
+// Tests for util/: Status, Rational, Json, SHA-256, strings, Progress.
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <random>
+#include <string>
+
+#include "tests/support/test_support.h"
+#include "util/json.h"
+#include "util/progress.h"
+#include "util/rational.h"
+#include "util/sha256.h"
+#include "util/status.h"
+#include "util/strings.h"
+
+namespace reel {
+namespace {
+
+// ---------------------------------------------------------------- Status / Result
+
+Result<int> Half(int v) {
+  if (v % 2 != 0) return Status::InvalidArgument(std::to_string(v) + " is odd");
+  return v / 2;
+}
+
+Result<int> Quarter(int v) {
+  REEL_ASSIGN_OR_RETURN(int h, Half(v));
+  REEL_ASSIGN_OR_RETURN(int q, Half(h));
+  return q;
+}
+
+TEST(StatusTest, CarriesCodeAndMessage) {
+  Status s = Status::Corruption("clip.mp4: moov atom not found");
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_EQ(s.ToString(), "corruption: clip.mp4: moov atom not found");
+  EXPECT_EQ(s.WithContext("ingest").message(), "ingest: clip.mp4: moov atom not found");
+  EXPECT_TRUE(Status::OK().ok());
+  EXPECT_EQ(Status::OK().ToString(), "OK");
+}
+
+TEST(StatusTest, ResultPropagatesErrors) {
+  EXPECT_EQ(*Quarter(12), 3);
+  Result<int> r = Quarter(6);  // 6 -> 3 -> odd
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "3 is odd");
+  EXPECT_EQ(r.value_or(-1), -1);
+}
+
+// ---------------------------------------------------------------- Rational
+
+TEST(RationalTest, Normalises) {
+  Rational r(60000, 2002);
+  EXPECT_EQ(r.num(), 30000);
+  EXPECT_EQ(r.den(), 1001);
+  EXPECT_EQ(Rational(3, -6), Rational(-1, 2));
+  EXPECT_EQ(Rational(0, 5), Rational(0, 1));
+  EXPECT_FALSE(Rational(1, 0).valid());
+}
+
+TEST(RationalTest, ExactTimestamps) {
+  // Frame 1 of 29.97 fps in a 1/30000 time base.
+  EXPECT_EQ(TicksToSeconds(1001, Rational(1, 30000)), Rational(1001, 30000));
+  // Frame n at 30000/1001 fps is at n * 1001/30000 s exactly, for any n.
+  const Rational fps(30000, 1001);
+  for (int64_t n : {0LL, 1LL, 30LL, 1798LL, 107892LL}) {
+    const Rational t = Rational::FromInt(n) / fps;
+    EXPECT_EQ(t * fps, Rational::FromInt(n));
+  }
+  EXPECT_EQ(Rational(1, 3) + Rational(1, 6), Rational(1, 2));
+  EXPECT_EQ(Rational(1, 3) - Rational(1, 2), Rational(-1, 6));
+  EXPECT_EQ(Rational(2, 3) * Rational(3, 4), Rational(1, 2));
+  EXPECT_EQ(Rational(1, 2) / Rational(1, 4), Rational(2, 1));
+  EXPECT_FALSE((Rational(1, 2) / Rational(0, 1)).valid());
+}
+
+TEST(RationalTest, ComparesExactly) {
+  // Doubles cannot tell these apart; 128-bit cross multiplication can.
+  const Rational a(9007199254740993LL, 9007199254740992LL);
+  const Rational b(1, 1);
+  EXPECT_TRUE(b < a);
+  EXPECT_TRUE(Rational(1001, 30000) < Rational(1, 29));
+  EXPECT_TRUE(Rational(-1, 2) < Rational(1, 3));
+}
+
+TEST(RationalTest, OverflowIsReportedNotWrapped) {
+  const Rational big(INT64_MAX, 1);
+  EXPECT_FALSE((big + big).valid());
+  EXPECT_FALSE((big * Rational(2, 1)).valid());
+  // But large intermediate products that reduce are fine.
+  EXPECT_EQ(Rational(INT64_MAX, 3) * Rational(3, INT64_MAX), Rational(1, 1));
+}
+
+TEST(RationalTest, Rounding) {
+  EXPECT_EQ(Rational(7, 2).Floor(), 3);
+  EXPECT_EQ(Rational(7, 2).Ceil(), 4);
+  EXPECT_EQ(Rational(7, 2).Round(), 4);
+  EXPECT_EQ(Rational(-7, 2).Floor(), -4);
+  EXPECT_EQ(Rational(-7, 2).Ceil(), -3);
+  EXPECT_EQ(Rational(-7, 2).Round(), -4);
+  EXPECT_EQ(Rational(5, 3).Round(), 2);
+  EXPECT_EQ(Rational(4, 3).Round(), 1);
+}
+
+TEST(RationalTest, ParseAndFormat) {
+  EXPECT_EQ(*Rational::Parse("30000/1001"), Rational(30000, 1001));
+  EXPECT_EQ(*Rational::Parse("25"), Rational(25, 1));
+  EXPECT_EQ(*Rational::Parse("-3/4"), Rational(-3, 4));
+  EXPECT_FALSE(Rational::Parse("29.97").ok());
+  EXPECT_FALSE(Rational::Parse("1/0").ok());
+  EXPECT_FALSE(Rational::Parse("").ok());
+  EXPECT_FALSE(Rational::Parse("a/b").ok());
+  EXPECT_EQ(Rational(30000, 1001).ToString(), "30000/1001");
+  EXPECT_EQ(Rational(25, 1).ToString(), "25");
+  EXPECT_EQ(Rational::Approximate(29.97002997, 1001), Rational(30000, 1001));
+  EXPECT_EQ(Rational::Approximate(0.5), Rational(1, 2));
+  EXPECT_EQ(FormatTimecode(Rational(3661500, 1000)), "01:01:01.500");
+  EXPECT_EQ(FormatTimecode(Rational(1001, 30000)), "00:00:00.033");
+}
+
+// ---------------------------------------------------------------- Json
+
+TEST(JsonTest, ParsesAndDumpsRoundTrip) {
+  const std::string text =
+      R"({"a":1,"b":[true,false,null],"c":"x\"y\\z\n","d":-2.5,"e":{},"f":[],"g":1e300})";
+  Result<Json> j = Json::Parse(text);
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  EXPECT_EQ((*j).Find("a")->as_int(), 1);
+  EXPECT_TRUE((*j).Find("a")->is_int());
+  EXPECT_EQ((*j).Find("b")->size(), 3u);
+  EXPECT_EQ((*j).Find("c")->as_string(), "x\"y\\z\n");
+  EXPECT_DOUBLE_EQ((*j).Find("d")->as_double(), -2.5);
+  Result<Json> again = Json::Parse(j->Dump());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *j);
+  EXPECT_EQ(Json::Parse(j->Dump(2))->Dump(), j->Dump());
+}
+
+TEST(JsonTest, KeepsInsertionOrder) {
+  Json o = Json::MakeObject();
+  o["zeta"] = 1;
+  o["alpha"] = 2;
+  o["mid"] = "x";
+  EXPECT_EQ(o.Dump(), R"({"zeta":1,"alpha":2,"mid":"x"})");
+}
+
+TEST(JsonTest, UnicodeEscapes) {
+  Result<Json> j = Json::Parse(R"("caf\u00e9 \ud83c\udfac")");
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(j->as_string(), "caf\xC3\xA9 \xF0\x9F\x8E\xAC");
+  EXPECT_FALSE(Json::Parse(R"("\ud83c")").ok());  // unpaired surrogate
+}
+
+TEST(JsonTest, InvalidUtf8IsReplacedOnOutput) {
+  Json s(std::string("bad\xff" "byte"));
+  EXPECT_EQ(s.Dump(), "\"bad\xEF\xBF\xBD" "byte\"");
+  Json ctl(std::string("a\x01z"));
+  EXPECT_EQ(ctl.Dump(), "\"a\\u0001z\"");
+}
+
+TEST(JsonTest, ErrorsNameLineAndColumn) {
+  Result<Json> j = Json::Parse("{\n  \"a\": [1, 2,]\n}");
+  ASSERT_FALSE(j.ok());
+  EXPECT_NE(j.status().message().find("line 2"), std::string::npos) << j.status().message();
+  for (const char* bad : {"", "{", "[1,]", "{\"a\" 1}", "01", "1.", "tru", "\"abc", "[1] 2",
+                          "{\"a\":1,}", "-", "1e", "\"\t\""}) {
+    EXPECT_FALSE(Json::Parse(bad).ok()) << bad;
+  }
+}
+
+TEST(JsonTest, NumbersRoundTrip) {
+  for (double v : {0.1, 1.0 / 3.0, 1e-300, 123456789.125, -0.0}) {
+    Json j(v);
+    EXPECT_EQ(Json::Parse(j.Dump())->as_double(), v);
+  }
+  EXPECT_EQ(Json(2.0).Dump(), "2.0");
+  EXPECT_EQ(Json(std::nan("")).Dump(), "null");
+  EXPECT_EQ(Json(INT64_MAX).Dump(), "9223372036854775807");
+  EXPECT_TRUE(Json::Parse("9223372036854775807")->is_int());
+  EXPECT_FALSE(Json::Parse("9223372036854775808")->is_int());  // too big: a double
+}
+
+// ---------------------------------------------------------------- SHA-256
+
+struct ShaVector {
+  std::string input;
+  const char* hex;
+};
+
+const ShaVector kShaVectors[] = {
+    {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+    {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+    {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+     "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+    {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqr"
+     "lmnopqrsmnopqrstnopqrstu",
+     "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"},
+};
+
+TEST(Sha256Test, NistVectorsBothImplementations) {
+  for (auto impl : {Sha256::Impl::kAuto, Sha256::Impl::kPortable}) {
+    for (const auto& v : kShaVectors) {
+      Sha256 h(impl);
+      h.Update(v.input);
+      EXPECT_EQ(Sha256::ToHex(h.Finish()), v.hex) << "input '" << v.input << "'";
+    }
+  }
+}
+
+TEST(Sha256Test, MillionAs) {
+  const std::string chunk(1000, 'a');
+  for (auto impl : {Sha256::Impl::kAuto, Sha256::Impl::kPortable}) {
+    Sha256 h(impl);
+    for (int i = 0; i < 1000; ++i) h.Update(chunk);
+    EXPECT_EQ(Sha256::ToHex(h.Finish()),
+              "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  }
+}
+
+TEST(Sha256Test, HardwareAndPortableAgreeOnRandomSplits) {
+  std::mt19937_64 rng(42);
+  std::string data(100000, '\0');
+  for (char& c : data) c = static_cast<char>(rng());
+  for (int trial = 0; trial < 20; ++trial) {
+    Sha256 a(Sha256::Impl::kAuto), b(Sha256::Impl::kPortable);
+    size_t pos = 0;
+    const size_t len = rng() % data.size();
+    while (pos < len) {
+      const size_t n = std::min<size_t>(len - pos, rng() % 300);
+      a.Update(data.data() + pos, n);
+      b.Update(data.data() + pos, n);
+      pos += n;
+    }
+    EXPECT_EQ(a.Finish(), b.Finish()) << "length " << len;
+  }
+}
+
+TEST(Sha256Test, FileDigestMatchesAndErrorsNameThePath) {
+  testing::TempDir dir;
+  const std::string path = dir.File("data.bin");
+  testing::WriteFile(path, "abc");
+  Result<std::string> h = Sha256File(path);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(*h, kShaVectors[1].hex);
+  Result<std::string> missing = Sha256File(dir.File("nope"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("nope"), std::string::npos);
+}
+
+// ---------------------------------------------------------------- strings
+
+TEST(StringsTest, NaturalOrder) {
+  EXPECT_TRUE(NaturalLess("frame2.png", "frame10.png"));
+  EXPECT_FALSE(NaturalLess("frame10.png", "frame2.png"));
+  EXPECT_TRUE(NaturalLess("a", "b"));
+  EXPECT_TRUE(NaturalLess("img_0009", "img_0010"));
+  EXPECT_TRUE(NaturalLess("x9", "x09"));  // equal value: fewer leading zeros first
+  EXPECT_FALSE(NaturalLess("same", "same"));
+  EXPECT_TRUE(NaturalLess("abc", "abcd"));
+}
+
+TEST(StringsTest, SplitTrimFormat) {
+  EXPECT_EQ(Split("a,,b", ','), (std::vector<std::string>{"a", "", "b"}));
+  EXPECT_EQ(Split("a,,b", ',', true), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(Trim("  x y \n"), "x y");
+  EXPECT_EQ(FormatBytes(17), "17 B");
+  EXPECT_EQ(FormatBytes(1536), "1.50 KiB");
+  EXPECT_EQ(FormatDuration(185), "3m05s");
+}
+
+TEST(StringsTest, AtomicWriteReplacesWhole) {
+  testing::TempDir dir;
+  const std::string path = dir.File("out.txt");
+  ASSERT_TRUE(WriteFileAtomic(path, "first").ok());
+  ASSERT_TRUE(WriteFileAtomic(path, "second").ok());
+  EXPECT_EQ(*ReadFile(path), "second");
+  EXPECT_FALSE(WriteFileAtomic(dir.File("no/such/dir/f"), "x").ok());
+}
+
+// ---------------------------------------------------------------- Progress
+
+TEST(ProgressTest, PlainLinesWhenNotATerminal) {
+  FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  {
+    Progress::Options o;
+    o.label = "ingest";
+    o.unit = "files";
+    o.total = 10;
+    o.line_every = 4;
+    o.style = Progress::Style::kLines;
+    o.out = f;
+    Progress p(o);
+    for (int i = 0; i < 10; ++i) p.Advance();
+    p.Finish("done");
+  }
+  std::rewind(f);
+  std::string text;
+  char buf[256];
+  while (std::fgets(buf, sizeof(buf), f) != nullptr) text += buf;
+  std::fclose(f);
+  const std::vector<std::string> lines = Split(Trim(text), '\n');
+  ASSERT_EQ(lines.size(), 4u) << text;  // at 4, 8, the final 10, and the summary
+  EXPECT_TRUE(StartsWith(lines[0], "ingest: 4/10 files (40%)")) << lines[0];
+  EXPECT_TRUE(StartsWith(lines[2], "ingest: 10/10 files (100%)")) << lines[2];
+  EXPECT_EQ(lines[3], "done");
+}
+
+}  // namespace
+}  // namespace reel

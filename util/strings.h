@@ -1,0 +1,38 @@
+// Small string and file helpers shared by every module.
+
+#ifndef REEL_UTIL_STRINGS_H_
+#define REEL_UTIL_STRINGS_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/status.h"
+
+namespace reel {
+
+std::vector<std::string> Split(std::string_view s, char sep, bool skip_empty = false);
+std::string Join(const std::vector<std::string>& parts, std::string_view sep);
+std::string_view Trim(std::string_view s);
+bool StartsWith(std::string_view s, std::string_view prefix);
+bool EndsWith(std::string_view s, std::string_view suffix);
+std::string ToLower(std::string_view s);
+
+// "1.5 GiB", "312 KiB", "17 B".
+std::string FormatBytes(uint64_t bytes);
+// "1h02m", "3m05s", "4.2s".
+std::string FormatDuration(double seconds);
+// Fixed-point formatting with `digits` decimals ("3.14").
+std::string FormatFixed(double v, int digits);
+
+// Natural order: "frame2.png" < "frame10.png" (digit runs compare by value).
+bool NaturalLess(std::string_view a, std::string_view b);
+
+// Whole-file read, and an atomic write (temporary file in the same folder, fsync, rename).
+Result<std::string> ReadFile(const std::string& path);
+Status WriteFileAtomic(const std::string& path, std::string_view contents);
+
+}  // namespace reel
+
+#endif  // REEL_UTIL_STRINGS_H_
