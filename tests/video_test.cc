@@ -1,0 +1,693 @@
+// Tests for video/: probing, decoding, encoding, image folders and synthetic videos.
+// Every input is made here with libav (or the ffmpeg CLI where noted).
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "tests/support/test_support.h"
+#include "util/strings.h"
+#include "video/decoder.h"
+#include "video/encoder.h"
+#include "video/probe.h"
+#include "video/synthetic.h"
+
+namespace reel {
+namespace {
+
+using testing::TempDir;
+
+// Decodes every frame of `path`; fails the test on error.
+std::vector<Frame> DecodeAll(const std::string& path, const DecodeOptions& options = {}) {
+  auto source = OpenFrameSource(path, options);
+  EXPECT_TRUE(source.ok()) << source.status().ToString();
+  std::vector<Frame> frames;
+  if (!source.ok()) return frames;
+  while (true) {
+    Frame f;
+    Result<bool> more = (*source)->Next(&f);
+    EXPECT_TRUE(more.ok()) << more.status().ToString();
+    if (!more.ok() || !*more) break;
+    frames.push_back(std::move(f));
+  }
+  return frames;
+}
+
+// Frame split vertically: left half `left`, right half `right`.
+Frame TwoColourFrame(int w, int h, Rgb left, Rgb right) {
+  Frame f;
+  f.Allocate(w, h, PixelFormat::kRgb24);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      const Rgb& c = x < w / 2 ? left : right;
+      for (int k = 0; k < 3; ++k) f.row(y)[3 * x + k] = c[k];
+    }
+  }
+  return f;
+}
+
+Status WriteFrames(const std::string& path, const Frame& frame, int count, EncodeOptions o) {
+  o.width = frame.width;
+  o.height = frame.height;
+  REEL_ASSIGN_OR_RETURN(auto enc, VideoEncoder::Open(path, o));
+  for (int i = 0; i < count; ++i) REEL_RETURN_IF_ERROR(enc->Write(frame));
+  return enc->Finish();
+}
+
+// Mean colour of a small square around (x, y).
+std::array<double, 3> MeanColour(const Frame& f, int x, int y, int r = 2) {
+  std::array<double, 3> sum{};
+  int n = 0;
+  for (int yy = y - r; yy <= y + r; ++yy) {
+    for (int xx = x - r; xx <= x + r; ++xx) {
+      for (int k = 0; k < 3; ++k) sum[k] += f.row(yy)[3 * xx + k];
+      ++n;
+    }
+  }
+  for (auto& s : sum) s /= n;
+  return sum;
+}
+
+void ExpectColourNear(const std::array<double, 3>& got, Rgb want, double tol, const char* what) {
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_NEAR(got[k], want[k], tol) << what << " channel " << k;
+  }
+}
+
+// ---------------------------------------------------------------- containers and codecs
+
+struct Flavour {
+  const char* file;
+  const char* codec;
+  const char* want_codec;
+  const char* want_container;  // substring of the demuxer name
+};
+
+class RoundTripTest : public ::testing::TestWithParam<Flavour> {};
+
+TEST_P(RoundTripTest, ProbeAndDecodeAgreeWithWhatWasWritten) {
+  const Flavour& fl = GetParam();
+  TempDir dir;
+  const std::string path = dir.File(fl.file);
+  const int64_t n = 37;
+  EncodeOptions enc;
+  enc.codec = fl.codec;
+  ASSERT_TRUE(WriteSyntheticVideo(path, testing::SimpleVideo(n, 64, 48), enc).ok());
+
+  Result<VideoInfo> info = ProbeVideo(path);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->codec, fl.want_codec);
+  EXPECT_NE(info->container.find(fl.want_container), std::string::npos) << info->container;
+  EXPECT_EQ(info->width, 64);
+  EXPECT_EQ(info->height, 48);
+  EXPECT_EQ(info->frame_count, n);
+  EXPECT_EQ(info->frame_rate, Rational(25, 1));
+  EXPECT_EQ(info->duration, Rational(n, 25));
+  EXPECT_FALSE(info->variable_frame_rate);
+  EXPECT_FALSE(info->has_audio);
+  EXPECT_EQ(info->rotation, 0);
+  EXPECT_EQ(info->sample_aspect_ratio, Rational(1, 1));
+
+  const std::vector<Frame> frames = DecodeAll(path);
+  ASSERT_EQ(static_cast<int64_t>(frames.size()), n);
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_EQ(frames[i].index, i);
+    EXPECT_EQ(frames[i].time, Rational(i, 25)) << "frame " << i;
+    EXPECT_EQ(frames[i].width, 64);
+    EXPECT_EQ(frames[i].height, 48);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Codecs, RoundTripTest,
+    ::testing::Values(Flavour{"a.mp4", "libx264", "h264", "mp4"},
+                      Flavour{"b.mkv", "libx264", "h264", "matroska"},
+                      Flavour{"c.webm", "libvpx-vp9", "vp9", "webm"},
+                      Flavour{"d.avi", "mpeg4", "mpeg4", "avi"},
+                      Flavour{"e.mov", "mpeg4", "mpeg4", "mov"},
+                      Flavour{"f.mkv", "ffv1", "ffv1", "matroska"},
+                      Flavour{"g.mp4", "libx265", "hevc", "mp4"}),
+    [](const ::testing::TestParamInfo<Flavour>& p) {
+      std::string name = std::string(p.param.codec) + "_" + p.param.file;
+      for (char& c : name) {
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      }
+      return name;
+    });
+
+TEST(ProbeTest, NtscFrameRateIsExact) {
+  TempDir dir;
+  const std::string path = dir.File("ntsc.mp4");
+  const int64_t n = 31;
+  const Rational fps(30000, 1001);
+  ASSERT_TRUE(WriteSyntheticVideo(path, testing::SimpleVideo(n, 64, 48, fps)).ok());
+  Result<VideoInfo> info = ProbeVideo(path);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->frame_rate, fps);
+  EXPECT_EQ(info->duration, Rational(n * 1001, 30000));
+  EXPECT_FALSE(info->variable_frame_rate);
+  const std::vector<Frame> frames = DecodeAll(path);
+  ASSERT_EQ(frames.size(), static_cast<size_t>(n));
+  EXPECT_EQ(frames[30].time, Rational(30 * 1001, 30000));
+}
+
+TEST(ProbeTest, OddSizes) {
+  TempDir dir;
+  struct Case {
+    const char* file;
+    const char* codec;
+    const char* pix;
+  };
+  for (const Case& c : {Case{"odd.mkv", "libx264", "yuv444p"}, Case{"odd.avi", "mpeg4", ""},
+                        Case{"odd2.mkv", "ffv1", ""}}) {
+    const std::string path = dir.File(c.file);
+    EncodeOptions enc;
+    enc.codec = c.codec;
+    enc.pixel_format = c.pix;
+    Status s = WriteSyntheticVideo(path, testing::SimpleVideo(9, 67, 45), enc);
+    ASSERT_TRUE(s.ok()) << c.file << ": " << s.ToString();
+    Result<VideoInfo> info = ProbeVideo(path);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(info->width, 67) << c.file;
+    EXPECT_EQ(info->height, 45) << c.file;
+    EXPECT_EQ(info->frame_count, 9) << c.file;
+    const std::vector<Frame> frames = DecodeAll(path);
+    ASSERT_EQ(frames.size(), 9u) << c.file;
+    EXPECT_EQ(frames[0].width, 67);
+    EXPECT_EQ(frames[0].height, 45);
+  }
+}
+
+TEST(ProbeTest, VariableFrameRate) {
+  TempDir dir;
+  const std::string path = dir.File("vfr.mp4");
+  // Millisecond timestamps with irregular gaps, as phone cameras write them.
+  const std::vector<int64_t> pts = {0, 33, 66, 100, 180, 220, 300, 333, 500, 533, 566, 700};
+  EncodeOptions o;
+  o.width = 64;
+  o.height = 48;
+  o.frame_rate = Rational(30, 1);
+  o.time_base = Rational(1, 1000);
+  {
+    auto enc = VideoEncoder::Open(path, o);
+    ASSERT_TRUE(enc.ok()) << enc.status().ToString();
+    const SyntheticVideo v = testing::SimpleVideo(static_cast<int64_t>(pts.size()));
+    Frame f;
+    for (size_t i = 0; i < pts.size(); ++i) {
+      v.Render(static_cast<int64_t>(i), &f);
+      ASSERT_TRUE((*enc)->Write(f, pts[i]).ok());
+    }
+    ASSERT_TRUE((*enc)->Finish().ok());
+  }
+  Result<VideoInfo> info = ProbeVideo(path);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_TRUE(info->variable_frame_rate);
+  EXPECT_EQ(info->frame_count, static_cast<int64_t>(pts.size()));
+  EXPECT_GT(info->duration, Rational(700, 1000));
+  EXPECT_LE(info->duration, Rational(800, 1000));
+  const std::vector<Frame> frames = DecodeAll(path);
+  ASSERT_EQ(frames.size(), pts.size());
+  for (size_t i = 0; i < pts.size(); ++i) {
+    EXPECT_EQ(frames[i].time, Rational(pts[i], 1000)) << "frame " << i;
+  }
+}
+
+TEST(ProbeTest, ConstantRateIsNotFlaggedVariable) {
+  // 29.97 fps in a 1/1000 time base alternates 33 and 34 ms: rounding, not VFR.
+  TempDir dir;
+  const std::string path = dir.File("cfr_ms.mkv");
+  EncodeOptions enc;
+  ASSERT_TRUE(WriteSyntheticVideo(path, testing::SimpleVideo(40, 64, 48, Rational(30000, 1001)),
+                                  enc)
+                  .ok());
+  Result<VideoInfo> info = ProbeVideo(path);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->time_base, Rational(1, 1000));  // Matroska's millisecond time base
+  EXPECT_FALSE(info->variable_frame_rate);
+  EXPECT_EQ(info->frame_count, 40);
+}
+
+TEST(ProbeTest, RotationFromDisplayMatrix) {
+  TempDir dir;
+  const Frame frame = TwoColourFrame(64, 48, {220, 30, 30}, {30, 30, 220});
+  for (int rotation : {90, 180, 270}) {
+    const std::string path = dir.File("rot" + std::to_string(rotation) + ".mp4");
+    EncodeOptions o;
+    o.rotation = rotation;
+    ASSERT_TRUE(WriteFrames(path, frame, 5, o).ok());
+    Result<VideoInfo> info = ProbeVideo(path);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(info->rotation, rotation);
+    EXPECT_EQ(info->width, 64);
+    const bool turned = rotation != 180;
+    EXPECT_EQ(info->display_width(), turned ? 48 : 64);
+    EXPECT_EQ(info->display_height(), turned ? 64 : 48);
+
+    const std::vector<Frame> frames = DecodeAll(path);
+    ASSERT_EQ(frames.size(), 5u);
+    const Frame& f = frames[0];
+    ASSERT_EQ(f.width, turned ? 48 : 64);
+    ASSERT_EQ(f.height, turned ? 64 : 48);
+    // Turning clockwise by 90 puts the left (red) half on top; 180 puts it right;
+    // 270 puts it at the bottom.
+    const Rgb red{220, 30, 30}, blue{30, 30, 220};
+    if (rotation == 90) {
+      ExpectColourNear(MeanColour(f, 24, 10), red, 12, "top");
+      ExpectColourNear(MeanColour(f, 24, 53), blue, 12, "bottom");
+    } else if (rotation == 180) {
+      ExpectColourNear(MeanColour(f, 10, 24), blue, 12, "left");
+      ExpectColourNear(MeanColour(f, 53, 24), red, 12, "right");
+    } else {
+      ExpectColourNear(MeanColour(f, 24, 10), blue, 12, "top");
+      ExpectColourNear(MeanColour(f, 24, 53), red, 12, "bottom");
+    }
+
+    if (testing::HaveFfmpegCli()) {
+      // ffmpeg's own autorotate must give the same picture.
+      auto r = testing::RunProcess({"ffmpeg", "-v", "error", "-i", path, "-frames:v", "1", "-f",
+                                    "rawvideo", "-pix_fmt", "rgb24", "-"});
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+      ASSERT_EQ(r.out.size(), f.data.size()) << "ffmpeg's rotated size differs";
+      double diff = 0;
+      for (size_t i = 0; i < f.data.size(); ++i) {
+        diff += std::abs(static_cast<int>(static_cast<uint8_t>(r.out[i])) - f.data[i]);
+      }
+      EXPECT_LT(diff / f.data.size(), 8.0) << "rotation " << rotation << " differs from ffmpeg";
+    }
+
+    DecodeOptions raw;
+    raw.autorotate = false;
+    const std::vector<Frame> unturned = DecodeAll(path, raw);
+    ASSERT_FALSE(unturned.empty());
+    EXPECT_EQ(unturned[0].width, 64);
+    ExpectColourNear(MeanColour(unturned[0], 10, 24), red, 12, "unrotated left");
+  }
+}
+
+TEST(ProbeTest, NonSquarePixels) {
+  TempDir dir;
+  const std::string path = dir.File("anamorphic.mkv");
+  EncodeOptions o;
+  o.sample_aspect_ratio = Rational(2, 1);
+  ASSERT_TRUE(WriteSyntheticVideo(path, testing::SimpleVideo(6, 64, 48), o).ok());
+  Result<VideoInfo> info = ProbeVideo(path);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->sample_aspect_ratio, Rational(2, 1));
+  EXPECT_EQ(info->display_width(), 128);
+  EXPECT_EQ(info->display_height(), 48);
+  const std::vector<Frame> square = DecodeAll(path);
+  ASSERT_EQ(square.size(), 6u);
+  EXPECT_EQ(square[0].width, 128);
+  EXPECT_EQ(square[0].height, 48);
+  DecodeOptions stored;
+  stored.square_pixels = false;
+  const std::vector<Frame> raw = DecodeAll(path, stored);
+  ASSERT_FALSE(raw.empty());
+  EXPECT_EQ(raw[0].width, 64);
+}
+
+TEST(ProbeTest, NonZeroStartTime) {
+  TempDir dir;
+  // A Matroska file whose first frame is at 2 s, and an MPEG-TS file (whose muxer starts
+  // the clock after the B-frame delay). Frame times are relative to the stream start.
+  const std::string mkv = dir.File("offset.mkv");
+  {
+    EncodeOptions o;
+    o.width = 64;
+    o.height = 48;
+    auto enc = VideoEncoder::Open(mkv, o);
+    ASSERT_TRUE(enc.ok());
+    const SyntheticVideo v = testing::SimpleVideo(20, 64, 48);
+    Frame f;
+    for (int64_t i = 0; i < 20; ++i) {
+      v.Render(i, &f);
+      ASSERT_TRUE((*enc)->Write(f, 50 + i).ok());  // 50 frames = 2 s at 25 fps
+    }
+    ASSERT_TRUE((*enc)->Finish().ok());
+  }
+  const std::string ts = dir.File("broadcast.ts");
+  ASSERT_TRUE(WriteSyntheticVideo(ts, testing::SimpleVideo(20, 64, 48)).ok());
+
+  for (const std::string& path : {mkv, ts}) {
+    Result<VideoInfo> info = ProbeVideo(path);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_GT(info->start_time, Rational(0, 1)) << path;
+    EXPECT_EQ(info->frame_count, 20);
+    EXPECT_EQ(info->duration, Rational(20, 25)) << path;
+    const std::vector<Frame> frames = DecodeAll(path);
+    ASSERT_EQ(frames.size(), 20u);
+    for (size_t i = 0; i < frames.size(); ++i) {
+      EXPECT_EQ(frames[i].time, Rational(static_cast<int64_t>(i), 25)) << path << " frame " << i;
+    }
+    // The absolute timestamp carries the offset.
+    EXPECT_EQ(TicksToSeconds(frames[0].pts, info->time_base), info->start_time) << path;
+  }
+  EXPECT_EQ(ProbeVideo(mkv)->start_time, Rational(2, 1));
+  EXPECT_EQ(ProbeVideo(ts)->time_base, Rational(1, 90000));
+}
+
+TEST(ProbeTest, AudioTrackIsReported) {
+  if (!testing::HaveFfmpegCli()) GTEST_SKIP() << "ffmpeg command-line tool not installed";
+  TempDir dir;
+  const std::string silent = dir.File("silent.mp4");
+  const std::string with_audio = dir.File("audio.mp4");
+  ASSERT_TRUE(WriteSyntheticVideo(silent, testing::SimpleVideo(25, 64, 48)).ok());
+  auto r = testing::RunProcess({"ffmpeg", "-v", "error", "-i", silent, "-f", "lavfi", "-i",
+                                "sine=frequency=440:duration=1", "-c:v", "copy", "-c:a", "aac",
+                                "-shortest", with_audio});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Result<VideoInfo> info = ProbeVideo(with_audio);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_TRUE(info->has_audio);
+  EXPECT_EQ(info->frame_count, 25);
+  EXPECT_EQ(DecodeAll(with_audio).size(), 25u);
+
+  // Audio alone is not a video.
+  const std::string tone = dir.File("tone.m4a");
+  r = testing::RunProcess({"ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                           "sine=frequency=440:duration=1", "-c:a", "aac", tone});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Result<VideoInfo> audio_only = ProbeVideo(tone);
+  ASSERT_FALSE(audio_only.ok());
+  EXPECT_EQ(audio_only.status().code(), StatusCode::kNotSupported);
+  EXPECT_NE(audio_only.status().message().find("no video stream"), std::string::npos);
+}
+
+TEST(ProbeTest, ContainerTagsAreRead) {
+  TempDir dir;
+  const std::string path = dir.File("tagged.mkv");
+  EncodeOptions o;
+  o.metadata["title"] = "Harbour at dusk";
+  o.metadata["description"] = "boats";
+  ASSERT_TRUE(WriteSyntheticVideo(path, testing::SimpleVideo(5, 64, 48), o).ok());
+  Result<VideoInfo> info = ProbeVideo(path);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->metadata["title"], "Harbour at dusk");
+  EXPECT_EQ(info->metadata["description"], "boats");
+}
+
+// ---------------------------------------------------------------- failures
+
+TEST(ProbeFailureTest, EachBadInputGetsACauseNamingTheFile) {
+  TempDir dir;
+  const std::string good = dir.File("good.mp4");
+  ASSERT_TRUE(WriteSyntheticVideo(good, testing::SimpleVideo(50, 64, 48)).ok());
+  const std::string good_bytes = *ReadFile(good);
+
+  struct Case {
+    std::string name;
+    std::string contents;
+    StatusCode code;
+    std::string cause;  // substring of the message
+  };
+  std::vector<Case> cases = {
+      {"text.mp4", "this is not a video\n", StatusCode::kCorruption, "Invalid data"},
+      {"empty.mp4", "", StatusCode::kCorruption, "empty file"},
+      {"cut.mp4", good_bytes.substr(0, good_bytes.size() / 2), StatusCode::kCorruption,
+       "moov atom not found"},
+      {"noise.mkv", std::string(5000, '\x5a'), StatusCode::kCorruption, "Invalid data"},
+  };
+  for (const Case& c : cases) {
+    const std::string path = dir.File(c.name);
+    testing::WriteFile(path, c.contents);
+    Result<VideoInfo> info = ProbeVideo(path);
+    ASSERT_FALSE(info.ok()) << c.name << " probed as a video";
+    EXPECT_EQ(info.status().code(), c.code) << c.name << ": " << info.status().ToString();
+    EXPECT_NE(info.status().message().find(path), std::string::npos) << info.status().message();
+    EXPECT_NE(info.status().message().find(c.cause), std::string::npos)
+        << c.name << ": " << info.status().message();
+  }
+
+  Result<VideoInfo> missing = ProbeVideo(dir.File("absent.mp4"));
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  Result<VideoInfo> folder = ProbeVideo(dir.path());
+  EXPECT_EQ(folder.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ProbeFailureTest, TruncatedFastStartMp4) {
+  // With the index at the front the file opens, but its frames lie past the end.
+  TempDir dir;
+  const std::string good = dir.File("fast.mp4");
+  EncodeOptions o;
+  o.muxer_options["movflags"] = "+faststart";
+  ASSERT_TRUE(WriteSyntheticVideo(good, testing::SimpleVideo(60, 64, 48), o).ok());
+  ASSERT_TRUE(ProbeVideo(good).ok());
+  const std::string bytes = *ReadFile(good);
+  const std::string cut = dir.File("fast_cut.mp4");
+  testing::WriteFile(cut, bytes.substr(0, bytes.size() * 2 / 3));
+  Result<VideoInfo> info = ProbeVideo(cut);
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(info.status().message().find("truncated"), std::string::npos)
+      << info.status().message();
+}
+
+TEST(ProbeFailureTest, TruncatedMatroska) {
+  TempDir dir;
+  const std::string good = dir.File("long.mkv");
+  ASSERT_TRUE(WriteSyntheticVideo(good, testing::SimpleVideo(100, 64, 48)).ok());
+  const std::string bytes = *ReadFile(good);
+  const std::string cut = dir.File("long_cut.mkv");
+  testing::WriteFile(cut, bytes.substr(0, bytes.size() / 2));
+  Result<VideoInfo> info = ProbeVideo(cut);
+  ASSERT_FALSE(info.ok()) << "frames: " << info->frame_count;
+  EXPECT_NE(info.status().message().find("truncated"), std::string::npos)
+      << info.status().message();
+}
+
+TEST(ProbeFailureTest, StillImageIsNotAVideo) {
+  TempDir dir;
+  const std::string path = dir.File("still.png");
+  EncodeOptions o;
+  o.codec = "png";
+  o.format = "image2";
+  o.muxer_options["update"] = "1";
+  ASSERT_TRUE(WriteSyntheticVideo(path, testing::SimpleVideo(1, 32, 32), o).ok());
+  Result<VideoInfo> info = ProbeVideo(path);
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.status().code(), StatusCode::kNotSupported);
+  EXPECT_NE(info.status().message().find("still image"), std::string::npos);
+}
+
+// ---------------------------------------------------------------- decoder options
+
+TEST(DecoderTest, ColoursSurviveTheRoundTrip) {
+  TempDir dir;
+  const std::string path = dir.File("colours.mp4");
+  const Rgb left{200, 60, 50}, right{50, 140, 210};
+  ASSERT_TRUE(WriteFrames(path, TwoColourFrame(64, 48, left, right), 3, {}).ok());
+  const std::vector<Frame> rgb = DecodeAll(path);
+  ASSERT_EQ(rgb.size(), 3u);
+  ExpectColourNear(MeanColour(rgb[1], 12, 24), left, 6, "left");
+  ExpectColourNear(MeanColour(rgb[1], 50, 24), right, 6, "right");
+
+  DecodeOptions bgr;
+  bgr.format = PixelFormat::kBgr24;
+  const std::vector<Frame> b = DecodeAll(path, bgr);
+  ASSERT_FALSE(b.empty());
+  ExpectColourNear(MeanColour(b[0], 12, 24), Rgb{50, 60, 200}, 6, "bgr left");
+
+  DecodeOptions gray;
+  gray.format = PixelFormat::kGray8;
+  const std::vector<Frame> g = DecodeAll(path, gray);
+  ASSERT_FALSE(g.empty());
+  EXPECT_EQ(g[0].channels(), 1);
+  // BT.601 luma of (200, 60, 50).
+  EXPECT_NEAR(g[0].row(24)[12], 0.299 * 200 + 0.587 * 60 + 0.114 * 50, 6);
+}
+
+TEST(DecoderTest, DownscalesInTheSamePass) {
+  TempDir dir;
+  const std::string path = dir.File("big.mp4");
+  ASSERT_TRUE(WriteSyntheticVideo(path, testing::SimpleVideo(8, 320, 240)).ok());
+  DecodeOptions o;
+  o.width = 80;  // height follows the aspect ratio
+  std::vector<Frame> frames = DecodeAll(path, o);
+  ASSERT_EQ(frames.size(), 8u);
+  EXPECT_EQ(frames[0].width, 80);
+  EXPECT_EQ(frames[0].height, 60);
+  o.width = 0;
+  o.height = 30;
+  frames = DecodeAll(path, o);
+  ASSERT_FALSE(frames.empty());
+  EXPECT_EQ(frames[0].width, 40);
+  o.width = 33;
+  o.height = 17;
+  o.filter = ResizeFilter::kArea;
+  frames = DecodeAll(path, o);
+  ASSERT_FALSE(frames.empty());
+  EXPECT_EQ(frames[0].width, 33);
+  EXPECT_EQ(frames[0].height, 17);
+}
+
+TEST(DecoderTest, ThreadsAndSkippedLoopFilterKeepEveryFrame) {
+  TempDir dir;
+  const std::string path = dir.File("gop.mp4");
+  EncodeOptions enc;
+  enc.gop = 10;
+  ASSERT_TRUE(WriteSyntheticVideo(path, testing::SimpleVideo(45, 96, 64), enc).ok());
+  DecodeOptions fast;
+  fast.threads = 2;
+  fast.skip_loop_filter = true;
+  const std::vector<Frame> frames = DecodeAll(path, fast);
+  ASSERT_EQ(frames.size(), 45u);
+  for (size_t i = 0; i < frames.size(); ++i) EXPECT_EQ(frames[i].time, Rational(i, 25));
+  EXPECT_TRUE(frames[0].key_frame);
+  EXPECT_TRUE(frames[10].key_frame);
+  EXPECT_FALSE(frames[5].key_frame);
+
+  DecodeOptions keys;
+  keys.keyframes_only = true;
+  const std::vector<Frame> k = DecodeAll(path, keys);
+  ASSERT_EQ(k.size(), 5u);  // frames 0, 10, 20, 30, 40
+  EXPECT_EQ(k[2].time, Rational(20, 25));
+}
+
+// ---------------------------------------------------------------- encoder
+
+TEST(EncoderTest, RejectsBadInputAndLeavesNoPartialFile) {
+  TempDir dir;
+  const std::string path = dir.File("bad.mp4");
+  EncodeOptions o;
+  o.width = 32;
+  o.height = 32;
+  {
+    auto enc = VideoEncoder::Open(path, o);
+    ASSERT_TRUE(enc.ok());
+    const SyntheticVideo v = testing::SimpleVideo(3, 32, 32);
+    Frame f;
+    v.Render(0, &f);
+    ASSERT_TRUE((*enc)->Write(f, 5).ok());
+    Status s = (*enc)->Write(f, 5);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);  // timestamps must increase
+    Frame wrong;
+    wrong.Allocate(16, 16, PixelFormat::kRgb24);
+    EXPECT_EQ((*enc)->Write(wrong, 6).code(), StatusCode::kInvalidArgument);
+    // Destroyed without Finish(): abandoned.
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_FALSE(std::filesystem::exists(path + ".partial"));
+
+  o.codec = "no-such-codec";
+  auto missing = VideoEncoder::Open(path, o);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotSupported);
+  EXPECT_NE(missing.status().message().find("no-such-codec"), std::string::npos);
+}
+
+// ---------------------------------------------------------------- image folders
+
+void WritePpm(const std::string& path, int w, int h, uint8_t value) {
+  std::string data = "P6\n" + std::to_string(w) + " " + std::to_string(h) + "\n255\n";
+  data.append(static_cast<size_t>(w) * h * 3, static_cast<char>(value));
+  testing::WriteFile(path, data);
+}
+
+TEST(ImageSequenceTest, ReadsNumberedFramesInNaturalOrder) {
+  TempDir dir;
+  // frame1 .. frame12: lexical order would put frame10 before frame2.
+  for (int i = 1; i <= 12; ++i) {
+    WritePpm(dir.File("frame" + std::to_string(i) + ".ppm"), 24, 16,
+             static_cast<uint8_t>(i * 20));
+  }
+  testing::WriteFile(dir.File("notes.txt"), "not an image");
+  DecodeOptions o;
+  o.image_frame_rate = Rational(8, 1);
+  auto seq = ImageSequence::Open(dir.path(), o);
+  ASSERT_TRUE(seq.ok()) << seq.status().ToString();
+  EXPECT_EQ((*seq)->info().frame_count, 12);
+  EXPECT_EQ((*seq)->info().duration, Rational(12, 8));
+  const std::vector<Frame> frames = DecodeAll(dir.path(), o);
+  ASSERT_EQ(frames.size(), 12u);
+  for (int i = 0; i < 12; ++i) {
+    EXPECT_EQ(frames[i].row(8)[12 * 3], (i + 1) * 20) << "frame " << i;
+    EXPECT_EQ(frames[i].time, Rational(i, 8));
+    EXPECT_EQ(frames[i].width, 24);
+  }
+}
+
+TEST(ImageSequenceTest, BrokenImageIsSkippedAndCountedOrFailsWhenStrict) {
+  TempDir dir;
+  for (int i = 0; i < 4; ++i) WritePpm(dir.File(std::to_string(i) + ".ppm"), 8, 8, 100);
+  testing::WriteFile(dir.File("2.ppm"), "P6\n8 8\n255\nshort");
+  auto seq = ImageSequence::Open(dir.path());
+  ASSERT_TRUE(seq.ok());
+  Frame f;
+  std::vector<Rational> times;
+  while (*(*seq)->Next(&f)) times.push_back(f.time);
+  EXPECT_EQ(times.size(), 3u);
+  EXPECT_EQ((*seq)->decode_errors(), 1);
+  EXPECT_EQ(times[2], Rational(3, 25));  // the gap is kept
+
+  DecodeOptions strict;
+  strict.strict = true;
+  auto s2 = ImageSequence::Open(dir.path(), strict);
+  ASSERT_TRUE(s2.ok());
+  Status failure;
+  while (true) {
+    Result<bool> more = (*s2)->Next(&f);
+    if (!more.ok()) {
+      failure = more.status();
+      break;
+    }
+    if (!*more) break;
+  }
+  EXPECT_FALSE(failure.ok());
+  EXPECT_NE(failure.message().find("2.ppm"), std::string::npos) << failure.message();
+}
+
+TEST(ImageSequenceTest, EmptyFolderIsAnError) {
+  TempDir dir;
+  auto seq = OpenFrameSource(dir.path());
+  ASSERT_FALSE(seq.ok());
+  EXPECT_EQ(seq.status().code(), StatusCode::kNotFound);
+}
+
+// ---------------------------------------------------------------- synthetic videos
+
+TEST(SyntheticTest, CutsAndDeterminism) {
+  SyntheticVideo v;
+  v.width = 32;
+  v.height = 24;
+  v.scenes = {{SceneKind::kSolid, 10}, {SceneKind::kTexture, 7}, {SceneKind::kBars, 5}};
+  EXPECT_EQ(v.frame_count(), 22);
+  EXPECT_EQ(v.cut_frames(), (std::vector<int64_t>{10, 17}));
+  Frame a, b;
+  v.Render(12, &a);
+  v.Render(12, &b);
+  EXPECT_EQ(a.data, b.data);
+  v.Render(13, &b);
+  EXPECT_NE(a.data, b.data);  // the texture moves
+  EXPECT_EQ(SampleVideo(3).frame_count(), SampleVideo(3).frame_count());
+}
+
+// ---------------------------------------------------------------- real footage
+
+TEST(RealFootageTest, SharedVideosProbeAsDocumented) {
+  const std::string data = testing::SharedDataDir();
+  if (data.empty()) GTEST_SKIP() << "../shared/data not present; real-footage checks skipped";
+  struct Expect {
+    const char* file;
+    int width, height;
+    Rational fps;
+    int64_t frames;
+  };
+  for (const Expect& e : {Expect{"testvideo.mp4", 1280, 720, Rational(30000, 1001), 720},
+                          Expect{"fades.mp4", 480, 320, Rational(25, 1), 250},
+                          Expect{"counter.mp4", 1920, 1080, Rational(10, 1), 30}}) {
+    const std::string path = data + "/video/" + e.file;
+    if (!std::filesystem::exists(path)) continue;
+    Result<VideoInfo> info = ProbeVideo(path);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(info->width, e.width) << e.file;
+    EXPECT_EQ(info->height, e.height) << e.file;
+    EXPECT_EQ(info->frame_rate, e.fps) << e.file;
+    EXPECT_EQ(info->frame_count, e.frames) << e.file;
+    EXPECT_FALSE(info->variable_frame_rate) << e.file;
+  }
+}
+
+}  // namespace
+}  // namespace reel

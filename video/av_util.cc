@@ -1,0 +1,263 @@
+#include "video/av_util.h"
+
+extern "C" {
+#include <libavutil/display.h>
+#include <libavutil/pixdesc.h>
+}
+
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <mutex>
+
+#include "util/log.h"
+#include "util/strings.h"
+
+namespace reel::av {
+namespace {
+
+thread_local std::string t_last_error;
+
+void LogCallback(void* avcl, int level, const char* fmt, va_list vl) {
+  if (level > AV_LOG_ERROR && !LogEnabled(LogLevel::kDebug)) return;
+  if (level > AV_LOG_VERBOSE) return;
+  char line[1024];
+  int print_prefix = 1;
+  av_log_format_line2(avcl, level, fmt, vl, line, sizeof(line), &print_prefix);
+  std::string text(Trim(line));
+  if (text.empty()) return;
+  if (level <= AV_LOG_ERROR) t_last_error = text;
+  Log(LogLevel::kDebug, "libav: " + text);
+}
+
+}  // namespace
+
+void InstallLogCallback() {
+  static std::once_flag once;
+  std::call_once(once, [] { av_log_set_callback(LogCallback); });
+}
+
+void ClearLastError() { t_last_error.clear(); }
+std::string LastErrorMessage() { return t_last_error; }
+
+std::string ErrorText(int averror, const std::string& what) {
+  char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
+  av_strerror(averror, buf, sizeof(buf));
+  std::string text = what + ": " + buf;
+  // libav's log line often holds the real cause ("moov atom not found").
+  std::string last = LastErrorMessage();
+  // Drop the "[mov,mp4,... @ 0x...] " context prefix.
+  if (!last.empty() && last.front() == '[') {
+    const size_t close = last.find("] ");
+    if (close != std::string::npos) last = last.substr(close + 2);
+  }
+  if (!last.empty() && last != buf) text += " (" + last + ")";
+  return text;
+}
+
+Status ErrorStatus(int averror, const std::string& path, const std::string& what) {
+  StatusCode code = StatusCode::kCorruption;
+  if (averror == AVERROR(ENOENT)) {
+    code = StatusCode::kNotFound;
+  } else if (averror == AVERROR(EACCES) || averror == AVERROR(EIO) ||
+             averror == AVERROR(EISDIR)) {
+    code = StatusCode::kIOError;
+  } else if (averror == AVERROR_DECODER_NOT_FOUND || averror == AVERROR_DEMUXER_NOT_FOUND ||
+             averror == AVERROR_PATCHWELCOME) {
+    code = StatusCode::kNotSupported;
+  } else if (averror == AVERROR(ENOMEM)) {
+    code = StatusCode::kInternal;
+  }
+  return Status(code, path + ": " + ErrorText(averror, what));
+}
+
+Result<FormatContextPtr> OpenInput(const std::string& path) {
+  InstallLogCallback();
+  ClearLastError();
+  AVFormatContext* raw = nullptr;
+  int err = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
+  if (err < 0) return ErrorStatus(err, path, "cannot open");
+  FormatContextPtr ctx(raw);
+  err = avformat_find_stream_info(ctx.get(), nullptr);
+  if (err < 0) return ErrorStatus(err, path, "cannot read stream info");
+  return ctx;
+}
+
+Result<CodecContextPtr> OpenDecoder(const AVStream* stream, int threads, bool skip_loop_filter,
+                                    const std::string& path) {
+  const AVCodec* codec = avcodec_find_decoder(stream->codecpar->codec_id);
+  if (codec == nullptr) {
+    return Status::NotSupported(path + ": no decoder for codec '" +
+                                avcodec_get_name(stream->codecpar->codec_id) + "'");
+  }
+  CodecContextPtr ctx(avcodec_alloc_context3(codec));
+  if (!ctx) return Status::Internal("avcodec_alloc_context3 failed");
+  int err = avcodec_parameters_to_context(ctx.get(), stream->codecpar);
+  if (err < 0) return ErrorStatus(err, path, "bad codec parameters");
+  ctx->pkt_timebase = stream->time_base;
+  ctx->thread_count = threads;
+  ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+  if (skip_loop_filter) ctx->skip_loop_filter = AVDISCARD_ALL;
+  err = avcodec_open2(ctx.get(), codec, nullptr);
+  if (err < 0) return ErrorStatus(err, path, "cannot open decoder");
+  return ctx;
+}
+
+int PickVideoStream(AVFormatContext* ctx) {
+  const int best = av_find_best_stream(ctx, AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+  if (best >= 0 && !(ctx->streams[best]->disposition & AV_DISPOSITION_ATTACHED_PIC)) return best;
+  for (unsigned i = 0; i < ctx->nb_streams; ++i) {
+    const AVStream* st = ctx->streams[i];
+    if (st->codecpar->codec_type == AVMEDIA_TYPE_VIDEO &&
+        !(st->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
+VideoInfo HeaderInfo(AVFormatContext* ctx, int vindex) {
+  VideoInfo info;
+  info.container = ctx->iformat->name;
+  info.bit_rate = ctx->bit_rate;
+  const AVDictionaryEntry* tag = nullptr;
+  // Tag names differ in case between containers (Matroska's DESCRIPTION, MP4's
+  // description); keys are stored lower-case.
+  while ((tag = av_dict_get(ctx->metadata, "", tag, AV_DICT_IGNORE_SUFFIX)) != nullptr) {
+    std::string key = tag->key;
+    for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    info.metadata[key] = tag->value;
+  }
+  for (unsigned i = 0; i < ctx->nb_streams; ++i) {
+    if (ctx->streams[i]->codecpar->codec_type == AVMEDIA_TYPE_AUDIO) info.has_audio = true;
+  }
+  AVStream* vs = ctx->streams[vindex];
+  info.video_stream_index = vindex;
+  const AVCodecParameters* par = vs->codecpar;
+  info.codec = avcodec_get_name(par->codec_id);
+  info.width = par->width;
+  info.height = par->height;
+  const char* pix = av_get_pix_fmt_name(static_cast<AVPixelFormat>(par->format));
+  info.pixel_format = pix != nullptr ? pix : "unknown";
+  info.sample_aspect_ratio =
+      RationalOr(av_guess_sample_aspect_ratio(ctx, vs, nullptr), Rational(1, 1));
+  info.rotation = StreamRotation(vs);
+  info.time_base = ToRational(vs->time_base);
+  info.frame_count = vs->nb_frames;
+  if (vs->start_time != AV_NOPTS_VALUE) info.start_time = TicksToSeconds(vs->start_time, info.time_base);
+  if (vs->duration > 0) {
+    info.duration = TicksToSeconds(vs->duration, info.time_base);
+  } else if (ctx->duration > 0) {
+    info.duration = Rational(ctx->duration, AV_TIME_BASE);
+  }
+  info.frame_rate = RationalOr(vs->avg_frame_rate, RationalOr(vs->r_frame_rate, Rational()));
+  if (info.frame_count <= 0 && info.frame_rate.valid() && !info.frame_rate.is_zero()) {
+    info.frame_count = (info.duration * info.frame_rate).Round();
+  }
+  return info;
+}
+
+int StreamRotation(const AVStream* stream) {
+  const uint8_t* matrix = av_stream_get_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, nullptr);
+  if (matrix == nullptr) return 0;
+  double theta = -std::round(av_display_rotation_get(reinterpret_cast<const int32_t*>(matrix)));
+  if (std::isnan(theta)) return 0;
+  theta -= 360 * std::floor(theta / 360 + 0.9 / 360);
+  const int degrees = static_cast<int>(std::lround(theta / 90.0)) * 90 % 360;
+  return degrees;
+}
+
+namespace {
+
+AVPixelFormat ToAvPixelFormat(PixelFormat f) {
+  switch (f) {
+    case PixelFormat::kRgb24:
+      return AV_PIX_FMT_RGB24;
+    case PixelFormat::kBgr24:
+      return AV_PIX_FMT_BGR24;
+    case PixelFormat::kGray8:
+      return AV_PIX_FMT_GRAY8;
+  }
+  return AV_PIX_FMT_RGB24;
+}
+
+// Deprecated full-range "J" formats confuse swscale; map them to the plain ones and
+// say full range explicitly.
+AVPixelFormat UnJ(AVPixelFormat f, bool* full_range) {
+  switch (f) {
+    case AV_PIX_FMT_YUVJ420P:
+      *full_range = true;
+      return AV_PIX_FMT_YUV420P;
+    case AV_PIX_FMT_YUVJ422P:
+      *full_range = true;
+      return AV_PIX_FMT_YUV422P;
+    case AV_PIX_FMT_YUVJ444P:
+      *full_range = true;
+      return AV_PIX_FMT_YUV444P;
+    case AV_PIX_FMT_YUVJ440P:
+      *full_range = true;
+      return AV_PIX_FMT_YUV440P;
+    default:
+      return f;
+  }
+}
+
+int SwsColorspace(AVColorSpace cs) {
+  switch (cs) {
+    case AVCOL_SPC_BT709:
+      return SWS_CS_ITU709;
+    case AVCOL_SPC_FCC:
+      return SWS_CS_FCC;
+    case AVCOL_SPC_SMPTE240M:
+      return SWS_CS_SMPTE240M;
+    case AVCOL_SPC_BT2020_NCL:
+    case AVCOL_SPC_BT2020_CL:
+      return SWS_CS_BT2020;
+    default:
+      return SWS_CS_ITU601;
+  }
+}
+
+}  // namespace
+
+Status FrameConverter::Convert(const AVFrame* in, Frame* out) {
+  const bool turned = rotation_ == 90 || rotation_ == 270;
+  const int scaled_w = turned ? out_height_ : out_width_;
+  const int scaled_h = turned ? out_width_ : out_height_;
+  bool full_range = in->color_range == AVCOL_RANGE_JPEG;
+  const AVPixelFormat src_fmt = UnJ(static_cast<AVPixelFormat>(in->format), &full_range);
+  const AVPixelFormat dst_fmt = ToAvPixelFormat(format_);
+  // sws_getCachedContext frees the context it is given whenever it does not return it.
+  SwsContext* ctx = sws_getCachedContext(sws_.release(), in->width, in->height, src_fmt, scaled_w,
+                                         scaled_h, dst_fmt, sws_flags_, nullptr, nullptr, nullptr);
+  if (ctx == nullptr) {
+    const char* name = av_get_pix_fmt_name(src_fmt);
+    return Status::NotSupported(std::string("cannot convert pixel format ") +
+                                (name != nullptr ? name : "unknown") + " to RGB");
+  }
+  if (ctx != sws_raw_) color_key_ = -1;
+  sws_.reset(ctx);
+  sws_raw_ = ctx;
+  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(src_fmt);
+  const bool yuv = desc != nullptr && !(desc->flags & AV_PIX_FMT_FLAG_RGB) && desc->nb_components >= 3;
+  const int key = yuv ? (SwsColorspace(in->colorspace) * 2 + (full_range ? 1 : 0)) : -2;
+  if (yuv && key != color_key_) {
+    const int* coeffs = sws_getCoefficients(SwsColorspace(in->colorspace));
+    sws_setColorspaceDetails(ctx, coeffs, full_range ? 1 : 0, sws_getCoefficients(SWS_CS_DEFAULT),
+                             1, 0, 1 << 16, 1 << 16);
+  }
+  color_key_ = key;
+
+  Frame* target = (rotation_ == 0) ? out : &scratch_;
+  target->Allocate(scaled_w, scaled_h, format_);
+  uint8_t* dst_data[4] = {target->data.data(), nullptr, nullptr, nullptr};
+  int dst_stride[4] = {target->stride(), 0, 0, 0};
+  const int rows = sws_scale(ctx, in->data, in->linesize, 0, in->height, dst_data, dst_stride);
+  if (rows <= 0) return Status::Internal("sws_scale produced no rows");
+  if (rotation_ != 0) RotateFrame(scratch_, rotation_, out);
+  return Status::OK();
+}
+
+}  // namespace reel::av

@@ -1,0 +1,115 @@
+// Private to the video module: RAII holders for libav objects and error text.
+// Not installed, not included by public headers.
+
+#ifndef REEL_VIDEO_AV_UTIL_H_
+#define REEL_VIDEO_AV_UTIL_H_
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/avutil.h>
+#include <libavutil/frame.h>
+#include <libavutil/pixdesc.h>
+#include <libswscale/swscale.h>
+}
+
+#include <memory>
+#include <string>
+
+#include "util/rational.h"
+#include "util/status.h"
+#include "video/frame.h"
+#include "video/probe.h"
+
+namespace reel::av {
+
+struct FormatContextCloser {
+  void operator()(AVFormatContext* c) const { avformat_close_input(&c); }
+};
+struct CodecContextFreer {
+  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
+};
+struct FrameFreer {
+  void operator()(AVFrame* f) const { av_frame_free(&f); }
+};
+struct PacketFreer {
+  void operator()(AVPacket* p) const { av_packet_free(&p); }
+};
+struct SwsFreer {
+  void operator()(SwsContext* s) const { sws_freeContext(s); }
+};
+
+using FormatContextPtr = std::unique_ptr<AVFormatContext, FormatContextCloser>;
+using CodecContextPtr = std::unique_ptr<AVCodecContext, CodecContextFreer>;
+using FramePtr = std::unique_ptr<AVFrame, FrameFreer>;
+using PacketPtr = std::unique_ptr<AVPacket, PacketFreer>;
+using SwsPtr = std::unique_ptr<SwsContext, SwsFreer>;
+
+// Routes libav's log through reel's: messages at AV_LOG_ERROR or worse are remembered
+// per thread (see LastErrorMessage) and shown at debug level. Idempotent.
+void InstallLogCallback();
+
+// Forgets the remembered libav error message of this thread.
+void ClearLastError();
+// The last libav error-level message logged on this thread since ClearLastError(), or "".
+std::string LastErrorMessage();
+
+// "what: <av_strerror text> (<last libav log message>)".
+std::string ErrorText(int averror, const std::string& what);
+// A Status for a failed libav call on `path`; the code depends on the error
+// (AVERROR_INVALIDDATA -> kCorruption, ENOENT -> kNotFound, ...).
+Status ErrorStatus(int averror, const std::string& path, const std::string& what);
+
+inline Rational ToRational(AVRational r) { return Rational(r.num, r.den); }
+inline AVRational ToAv(Rational r) {
+  return AVRational{static_cast<int>(r.num()), static_cast<int>(r.den())};
+}
+
+inline Rational RationalOr(AVRational r, Rational fallback) {
+  if (r.num > 0 && r.den > 0) return Rational(r.num, r.den);
+  return fallback;
+}
+
+// The video stream a file is "about": the best-ranked one that is not cover art; -1 if none.
+int PickVideoStream(AVFormatContext* ctx);
+
+// What the headers say about stream `vindex` (no packets read): container, codec, sizes,
+// SAR, rotation, time base, audio presence, tags, and the header's frame count, start
+// and duration where present.
+VideoInfo HeaderInfo(AVFormatContext* ctx, int vindex);
+
+// Opens `path` for demuxing and reads stream info. Errors name the path.
+Result<FormatContextPtr> OpenInput(const std::string& path);
+
+// Opens a decoder for `stream` with `threads` (0 = automatic).
+Result<CodecContextPtr> OpenDecoder(const AVStream* stream, int threads, bool skip_loop_filter,
+                                    const std::string& path);
+
+// Clockwise rotation in degrees (0, 90, 180 or 270) that the stream's display matrix
+// asks for, as ffmpeg's autorotate computes it.
+int StreamRotation(const AVStream* stream);
+
+// Converts decoded AVFrames into reel Frames: pixel format, size (swscale, using the
+// frame's colour matrix and range), then rotation. Reuses its scaler and scratch buffer.
+class FrameConverter {
+ public:
+  // `out_width` x `out_height` is the size after rotation.
+  FrameConverter(int out_width, int out_height, PixelFormat format, int rotation, int sws_flags)
+      : out_width_(out_width), out_height_(out_height), format_(format), rotation_(rotation),
+        sws_flags_(sws_flags) {}
+  Status Convert(const AVFrame* in, Frame* out);
+
+ private:
+  int out_width_, out_height_;
+  PixelFormat format_;
+  int rotation_;
+  int sws_flags_;
+  SwsPtr sws_;
+  const SwsContext* sws_raw_ = nullptr;  // identity of the context the colour key is for
+  int color_key_ = -1;                    // colour matrix and range last set on sws_
+  Frame scratch_;
+};
+
+}  // namespace reel::av
+
+#endif  // REEL_VIDEO_AV_UTIL_H_

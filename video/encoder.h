@@ -1,0 +1,73 @@
+// VideoEncoder: writes frames to a video file (MP4 with H.264 by default).
+//
+// The codec is libx264 when FFmpeg has it, else MPEG-4 part 2; any other libav encoder
+// can be named. Frames may carry explicit timestamps (for variable frame rate); without
+// them frame i is at i / frame_rate. Rotation (display matrix), sample aspect ratio and
+// container tags can be set. Output goes to "<path>.partial" and is renamed to `path` by
+// Finish(), so an interrupted write never leaves a file that looks complete.
+//
+// Failure: every method returns a Status naming the output path.
+// Thread-safety: one thread at a time; the codec may use its own threads internally.
+
+#ifndef REEL_VIDEO_ENCODER_H_
+#define REEL_VIDEO_ENCODER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "util/rational.h"
+#include "util/status.h"
+#include "video/frame.h"
+
+namespace reel {
+
+struct EncodeOptions {
+  int width = 0;                      // required
+  int height = 0;                     // required
+  Rational frame_rate{25, 1};         // nominal rate; the time base when none is given
+  std::optional<Rational> time_base;  // for explicit timestamps (e.g. 1/1000 for VFR)
+  std::string codec;                  // "" = libx264 if available, else mpeg4
+  std::string pixel_format;           // "" = the codec's preferred 4:2:0 format
+  int crf = 18;                       // x264/x265/vpx quality (lower is better)
+  int64_t bit_rate = 0;               // used when the codec has no CRF (mpeg4); 0 = auto
+  int gop = 0;                        // keyframe interval; 0 = codec default
+  std::string preset = "veryfast";    // x264/x265 preset
+  int threads = 0;                    // 0 = automatic
+  int rotation = 0;                   // clockwise display rotation stored as metadata
+  Rational sample_aspect_ratio{1, 1};
+  std::map<std::string, std::string> metadata;  // container tags, e.g. title, comment
+  std::string format;                 // container; "" = from the file extension
+  // Muxer private options, e.g. {"movflags", "+faststart"} for MP4 with the index first.
+  std::map<std::string, std::string> muxer_options;
+};
+
+class VideoEncoder {
+ public:
+  static Result<std::unique_ptr<VideoEncoder>> Open(const std::string& path,
+                                                    const EncodeOptions& options);
+  ~VideoEncoder();  // abandons an unfinished file (removes the .partial)
+
+  // Encodes one frame (its size must match the options; any PixelFormat). `pts` is in the
+  // time base (time_base, or 1/frame_rate); without it the frame follows the previous.
+  Status Write(const Frame& frame, std::optional<int64_t> pts = std::nullopt);
+  // Flushes, writes the trailer and renames the file into place.
+  Status Finish();
+
+  int64_t frames_written() const;
+  const std::string& codec_name() const;
+
+ private:
+  struct Impl;
+  explicit VideoEncoder(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The encoder reel uses by default on this FFmpeg build ("libx264" or "mpeg4").
+std::string DefaultVideoCodec();
+
+}  // namespace reel
+
+#endif  // REEL_VIDEO_ENCODER_H_

@@ -1,0 +1,249 @@
+#include "video/probe.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "util/strings.h"
+#include "video/av_util.h"
+
+namespace reel {
+namespace {
+
+bool IsImageDemuxer(const std::string& name) {
+  return name == "image2" || EndsWith(name, "_pipe");
+}
+
+// Whether sorted presentation timestamps are spaced unevenly. One tick of jitter is
+// rounding (29.97 fps in a 1/1000 time base alternates 33 and 34 ms), not VFR.
+bool HasVariableSpacing(const std::vector<int64_t>& sorted_pts) {
+  if (sorted_pts.size() < 3) return false;
+  std::vector<int64_t> deltas;
+  deltas.reserve(sorted_pts.size() - 1);
+  for (size_t i = 1; i < sorted_pts.size(); ++i) deltas.push_back(sorted_pts[i] - sorted_pts[i - 1]);
+  std::vector<int64_t> tmp = deltas;
+  std::nth_element(tmp.begin(), tmp.begin() + tmp.size() / 2, tmp.end());
+  const int64_t median = tmp[tmp.size() / 2];
+  const int64_t tolerance = std::max<int64_t>(1, median / 100);
+  for (int64_t d : deltas) {
+    if (d <= 0 || std::llabs(d - median) > tolerance) return true;
+  }
+  return false;
+}
+
+// Relative closeness of two positive rationals, as doubles (for choosing a label only).
+bool Close(Rational a, Rational b, double rel) {
+  if (!a.valid() || !b.valid() || b.is_zero()) return false;
+  const double x = a.ToDouble(), y = b.ToDouble();
+  return std::fabs(x - y) <= rel * std::fabs(y);
+}
+
+}  // namespace
+
+int VideoInfo::display_width() const {
+  int w = width;
+  if (sample_aspect_ratio.valid() && sample_aspect_ratio.num() > 0 &&
+      sample_aspect_ratio != Rational(1, 1)) {
+    w = static_cast<int>((Rational::FromInt(width) * sample_aspect_ratio).Round());
+  }
+  return (rotation == 90 || rotation == 270) ? height : w;
+}
+
+int VideoInfo::display_height() const {
+  if (rotation == 90 || rotation == 270) {
+    int w = width;
+    if (sample_aspect_ratio.valid() && sample_aspect_ratio.num() > 0) {
+      w = static_cast<int>((Rational::FromInt(width) * sample_aspect_ratio).Round());
+    }
+    return w;
+  }
+  return height;
+}
+
+bool HasVideoExtension(const std::string& path) {
+  static const char* kExtensions[] = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi",
+                                      ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".flv",
+                                      ".wmv", ".3gp", ".ogv", ".mxf", ".y4m", ".gif",
+                                      ".vob", ".dv", ".asf", ".f4v", ".hevc", ".h264"};
+  const size_t dot = path.find_last_of('.');
+  const size_t slash = path.find_last_of('/');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return false;
+  const std::string ext = ToLower(path.substr(dot));
+  for (const char* e : kExtensions) {
+    if (ext == e) return true;
+  }
+  return false;
+}
+
+std::string LibavVersionString() {
+  auto v = [](unsigned x) {
+    return std::to_string(AV_VERSION_MAJOR(x)) + "." + std::to_string(AV_VERSION_MINOR(x)) + "." +
+           std::to_string(AV_VERSION_MICRO(x));
+  };
+  return "libavformat " + v(avformat_version()) + ", libavcodec " + v(avcodec_version()) +
+         ", libavutil " + v(avutil_version()) + ", libswscale " + v(swscale_version());
+}
+
+Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& options) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    return Status(err == ENOENT ? StatusCode::kNotFound : StatusCode::kIOError,
+                  path + ": " + std::strerror(err));
+  }
+  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + ": not a regular file");
+  if (st.st_size == 0) return Status::Corruption(path + ": empty file");
+
+  REEL_ASSIGN_OR_RETURN(av::FormatContextPtr ctx, av::OpenInput(path));
+  const int vindex = av::PickVideoStream(ctx.get());
+  if (vindex < 0) {
+    return Status::NotSupported(path + ": no video stream (container '" +
+                                std::string(ctx->iformat->name) + "')");
+  }
+  VideoInfo info = av::HeaderInfo(ctx.get(), vindex);
+  AVStream* vs = ctx->streams[vindex];
+  if (info.width <= 0 || info.height <= 0) {
+    return Status::Corruption(path + ": video stream has no picture size");
+  }
+
+  const int64_t file_size = avio_size(ctx->pb);
+  // Decoder used only to prove the first frame decodes.
+  av::CodecContextPtr dec;
+  if (options.check_decode) {
+    REEL_ASSIGN_OR_RETURN(dec, av::OpenDecoder(vs, 1, false, path));
+  }
+  av::PacketPtr pkt(av_packet_alloc());
+  av::FramePtr frame(av_frame_alloc());
+  bool decoded_one = !options.check_decode;
+  int last_decode_error = 0;
+  std::vector<int64_t> pts_list;
+  int64_t last_duration = 0;
+  int64_t max_end = INT64_MIN;
+  int64_t packets = 0;
+
+  auto try_decode = [&](const AVPacket* p) {
+    if (decoded_one) return;
+    int err = avcodec_send_packet(dec.get(), p);
+    if (err < 0 && err != AVERROR(EAGAIN) && err != AVERROR_EOF) last_decode_error = err;
+    while (true) {
+      err = avcodec_receive_frame(dec.get(), frame.get());
+      if (err == 0) {
+        decoded_one = true;
+        av_frame_unref(frame.get());
+        return;
+      }
+      if (err != AVERROR(EAGAIN) && err != AVERROR_EOF) last_decode_error = err;
+      return;
+    }
+  };
+
+  if (options.count_frames || options.check_decode) {
+    while (true) {
+      const int err = av_read_frame(ctx.get(), pkt.get());
+      if (err == AVERROR_EOF) break;
+      if (err < 0) {
+        return av::ErrorStatus(err, path,
+                               "read error after " + std::to_string(packets) + " video packets");
+      }
+      if (pkt->stream_index == vindex && !(pkt->flags & AV_PKT_FLAG_DISCARD)) {
+        if (pkt->flags & AV_PKT_FLAG_CORRUPT) {
+          av_packet_unref(pkt.get());
+          return Status::Corruption(path + ": truncated or corrupt packet at video frame " +
+                                    std::to_string(packets));
+        }
+        if (file_size > 0 && pkt->pos >= 0 && pkt->pos + pkt->size > file_size) {
+          av_packet_unref(pkt.get());
+          return Status::Corruption(path + ": truncated: video frame " + std::to_string(packets) +
+                                    " lies past the end of the file");
+        }
+        const int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+        if (ts != AV_NOPTS_VALUE) {
+          pts_list.push_back(ts);
+          if (pkt->duration > 0) {
+            last_duration = pkt->duration;
+            max_end = std::max(max_end, ts + pkt->duration);
+          }
+        }
+        ++packets;
+        try_decode(pkt.get());
+        if (!options.count_frames && decoded_one) {
+          av_packet_unref(pkt.get());
+          break;
+        }
+      }
+      av_packet_unref(pkt.get());
+    }
+    if (!decoded_one) try_decode(nullptr);  // flush delayed frames
+    if (!decoded_one) {
+      if (last_decode_error < 0) {
+        return av::ErrorStatus(last_decode_error, path, "no decodable video frame");
+      }
+      return Status::Corruption(path + ": no decodable video frame");
+    }
+  }
+
+  if (options.count_frames) {
+    if (packets == 0) return Status::Corruption(path + ": video stream has no frames");
+    if (vs->nb_frames > 0 && packets < vs->nb_frames) {
+      return Status::Corruption(path + ": truncated: header lists " +
+                                std::to_string(vs->nb_frames) + " frames, file holds " +
+                                std::to_string(packets));
+    }
+    info.frame_count = packets;
+    std::sort(pts_list.begin(), pts_list.end());
+    if (!pts_list.empty()) {
+      info.variable_frame_rate = HasVariableSpacing(pts_list);
+      const int64_t first = pts_list.front();
+      int64_t end = pts_list.back();
+      if (max_end > end) {
+        end = max_end;
+      } else if (last_duration > 0) {
+        end += last_duration;
+      } else if (pts_list.size() >= 2) {
+        end += (pts_list.back() - first) / static_cast<int64_t>(pts_list.size() - 1);
+      }
+      info.start_time = TicksToSeconds(first, info.time_base);
+      info.duration = TicksToSeconds(end - first, info.time_base);
+    }
+    // Without an exact frame count in the header (Matroska, WebM), a file cut short shows
+    // as video ending well before the duration the container declares.
+    if (vs->nb_frames <= 0 && !info.has_audio && ctx->duration > 0 && info.duration.valid()) {
+      // Containers declare either the length or the end position; compare against where
+      // the video ends, which is at least the length, so neither reading misfires.
+      const Rational declared(ctx->duration, AV_TIME_BASE);
+      const Rational video_end = info.start_time + info.duration;
+      if (video_end * Rational(10, 9) + Rational(1, 10) < declared) {
+        return Status::Corruption(path + ": truncated: container declares " +
+                                  FormatTimecode(declared) + " but video ends at " +
+                                  FormatTimecode(video_end));
+      }
+    }
+  }
+  // Without count_frames, frame count, start and duration are the headers' (HeaderInfo).
+
+  const Rational measured = (info.frame_count > 0 && info.duration.valid() && !info.duration.is_zero())
+                                ? Rational::FromInt(info.frame_count) / info.duration
+                                : Rational::Invalid();
+  const Rational avg = av::RationalOr(vs->avg_frame_rate, Rational::Invalid());
+  const Rational real = av::RationalOr(vs->r_frame_rate, Rational::Invalid());
+  if (avg.valid() && (!measured.valid() || Close(avg, measured, 0.005))) {
+    info.frame_rate = avg;
+  } else if (real.valid() && (!measured.valid() || Close(real, measured, 0.005))) {
+    info.frame_rate = real;
+  } else if (measured.valid()) {
+    info.frame_rate = Rational::Approximate(measured.ToDouble(), 1001000);
+  } else {
+    info.frame_rate = avg.valid() ? avg : real;
+  }
+  if (IsImageDemuxer(info.container) && info.frame_count <= 1) {
+    return Status::NotSupported(path + ": a still image, not a video");
+  }
+  return info;
+}
+
+}  // namespace reel

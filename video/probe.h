@@ -1,0 +1,65 @@
+// Probing: what a video file holds, checked rather than trusted.
+//
+// ProbeVideo() opens the container, picks the best video stream, demuxes every packet of
+// it (no decoding) to count frames exactly and measure timestamps, decodes the first
+// frame to prove the stream is decodable, and checks that no packet claims bytes past
+// the end of the file. A file that is not a video, truncated or corrupt gives a Status
+// naming the path and the cause; nothing is logged and swallowed.
+//
+// Thread-safety: ProbeVideo() may run concurrently on different files.
+
+#ifndef REEL_VIDEO_PROBE_H_
+#define REEL_VIDEO_PROBE_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "util/rational.h"
+#include "util/status.h"
+
+namespace reel {
+
+struct VideoInfo {
+  std::string container;     // demuxer name as ffprobe's format_name ("mov,mp4,m4a,3gp,3g2,mj2")
+  std::string codec;         // decoder name ("h264", "vp9", "mpeg4")
+  std::string pixel_format;  // "yuv420p", ...
+  int width = 0;             // coded picture size
+  int height = 0;
+  Rational sample_aspect_ratio{1, 1};  // pixel shape; 1/1 when square or unknown
+  int rotation = 0;          // clockwise degrees the picture is turned for display: 0/90/180/270
+  Rational frame_rate;       // average frame rate (frames per second)
+  Rational time_base;        // stream time base
+  bool variable_frame_rate = false;
+  int64_t frame_count = 0;   // exact, from the packets (demuxer-discarded ones excluded)
+  Rational start_time;       // seconds: presentation time of the first frame
+  Rational duration;         // seconds: last frame's end minus first frame's start
+  bool has_audio = false;
+  int64_t bit_rate = 0;      // container bit rate (bits/s), 0 when unknown
+  int video_stream_index = -1;
+  std::map<std::string, std::string> metadata;  // container tags (title, comment, ...)
+
+  // Size as shown: non-square pixels stretched (width * SAR), then rotation applied.
+  int display_width() const;
+  int display_height() const;
+};
+
+struct ProbeOptions {
+  // Demux all packets to count frames and detect variable frame rate. When false, the
+  // counts come from the container header (fast, but may be estimates).
+  bool count_frames = true;
+  // Decode the first frame to prove the stream decodes.
+  bool check_decode = true;
+};
+
+Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& options = {});
+
+// File extensions (lower case, with the dot) that directory walks treat as videos.
+bool HasVideoExtension(const std::string& path);
+
+// Versions of the libav* libraries reel runs on ("libavformat 59.27.100, ...").
+std::string LibavVersionString();
+
+}  // namespace reel
+
+#endif  // REEL_VIDEO_PROBE_H_
