@@ -113,7 +113,9 @@ class [[nodiscard]] Result {
     assert(ok());
     return std::get<T>(data_);
   }
-  T&& value() && {
+  // On a temporary Result the value is moved out, so `for (x : *Load())` and
+  // `auto&& v = Load().value()` own their data instead of dangling.
+  T value() && {
     assert(ok());
     return std::get<T>(std::move(data_));
   }
@@ -121,7 +123,7 @@ class [[nodiscard]] Result {
 
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
-  T&& operator*() && { return std::move(*this).value(); }
+  T operator*() && { return std::move(*this).value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 

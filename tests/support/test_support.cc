@@ -70,6 +70,7 @@ ProcessResult RunProcess(const std::vector<std::string>& argv) {
 }
 
 std::string ReelBinary() { return REEL_BINARY; }
+std::string SourceDir() { return REEL_SOURCE_DIR; }
 
 ProcessResult RunReel(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {ReelBinary()};

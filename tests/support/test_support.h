@@ -39,6 +39,8 @@ ProcessResult RunProcess(const std::vector<std::string>& argv);
 ProcessResult RunReel(const std::vector<std::string>& args);
 
 std::string ReelBinary();
+// The source tree root.
+std::string SourceDir();
 // ../shared/data beside the source tree, or "" when absent.
 std::string SharedDataDir();
 bool HaveFfmpegCli();

@@ -1,0 +1,390 @@
+#include "curate/ingest.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "util/sha256.h"
+#include "util/strings.h"
+#include "video/probe.h"
+
+namespace reel {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct WorkItem {
+  std::string path;
+  int64_t size = 0;
+  int64_t mtime_ns = 0;
+  bool known = false;  // the catalog has a row for this path
+  std::string old_hash;
+  VideoStatus old_status = VideoStatus::kOk;
+  int64_t old_id = 0;
+};
+
+struct WorkResult {
+  WorkItem item;
+  VideoRecord record;
+  bool same_content = false;  // hash equals the stored one: only the stamp changes
+};
+
+bool IsHidden(const fs::path& p) {
+  const std::string name = p.filename().string();
+  return !name.empty() && name[0] == '.';
+}
+
+// "path: cause" -> "cause" (the row already names the path).
+std::string CauseOnly(const std::string& message, const std::string& path) {
+  if (StartsWith(message, path + ": ")) return message.substr(path.size() + 2);
+  return message;
+}
+
+void FillFromProbe(const VideoInfo& info, VideoRecord* r) {
+  r->container = info.container;
+  r->codec = info.codec;
+  r->pixel_format = info.pixel_format;
+  r->width = info.width;
+  r->height = info.height;
+  r->sample_aspect_ratio = info.sample_aspect_ratio;
+  r->rotation = info.rotation;
+  r->frame_rate = info.frame_rate;
+  r->time_base = info.time_base;
+  r->variable_frame_rate = info.variable_frame_rate;
+  r->frame_count = info.frame_count;
+  r->start_time = info.start_time;
+  r->duration = info.duration;
+  r->has_audio = info.has_audio;
+  r->bit_rate = info.bit_rate;
+  r->metadata = info.metadata;
+}
+
+WorkResult ProcessFile(const WorkItem& item) {
+  WorkResult out;
+  out.item = item;
+  VideoRecord& r = out.record;
+  r.path = item.path;
+  r.size_bytes = item.size;
+  r.mtime_ns = item.mtime_ns;
+  Result<std::string> hash = Sha256File(item.path);
+  if (!hash.ok()) {
+    r.status = VideoStatus::kError;
+    r.error = CauseOnly(hash.status().message(), item.path);
+    return out;
+  }
+  r.content_hash = *hash;
+  if (item.known && item.old_hash == r.content_hash && item.old_status != VideoStatus::kError) {
+    out.same_content = true;
+    return out;
+  }
+  Result<VideoInfo> info = ProbeVideo(item.path);
+  if (!info.ok()) {
+    r.status = VideoStatus::kError;
+    r.error = CauseOnly(info.status().message(), item.path);
+    return out;
+  }
+  r.status = VideoStatus::kOk;
+  FillFromProbe(*info, &r);
+  return out;
+}
+
+Result<int64_t> StatFile(const std::string& path, int64_t* mtime_ns) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return Status::IOError(path + ": " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + ": not a regular file");
+  *mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return static_cast<int64_t>(st.st_size);
+}
+
+}  // namespace
+
+std::string_view IngestOutcomeName(IngestOutcome o) {
+  switch (o) {
+    case IngestOutcome::kAdded:
+      return "added";
+    case IngestOutcome::kUpdated:
+      return "updated";
+    case IngestOutcome::kUnchanged:
+      return "unchanged";
+    case IngestOutcome::kDuplicate:
+      return "duplicate";
+    case IngestOutcome::kFailed:
+      return "failed";
+  }
+  return "failed";
+}
+
+std::vector<std::string> FindVideoFiles(const std::vector<std::string>& paths,
+                                        const IngestOptions& options,
+                                        std::vector<std::pair<std::string, std::string>>* missing) {
+  std::set<std::string> found;
+  for (const std::string& input : paths) {
+    std::error_code ec;
+    const fs::path p = fs::absolute(input, ec).lexically_normal();
+    if (ec) {
+      missing->emplace_back(input, ec.message());
+      continue;
+    }
+    const fs::file_status st = fs::status(p, ec);
+    if (ec || !fs::exists(st)) {
+      missing->emplace_back(input, "no such file or folder");
+      continue;
+    }
+    if (fs::is_regular_file(st)) {
+      found.insert(p.string());  // named explicitly: always tried
+      continue;
+    }
+    if (!fs::is_directory(st)) {
+      missing->emplace_back(input, "not a regular file or folder");
+      continue;
+    }
+    auto consider = [&](const fs::directory_entry& e) {
+      std::error_code fec;
+      if (IsHidden(e.path()) || !e.is_regular_file(fec)) return;
+      const std::string s = e.path().lexically_normal().string();
+      if (options.all_files || HasVideoExtension(s)) found.insert(s);
+    };
+    const auto opts = fs::directory_options::skip_permission_denied |
+                      fs::directory_options::follow_directory_symlink;
+    if (options.recursive) {
+      fs::recursive_directory_iterator it(p, opts, ec), end;
+      for (; !ec && it != end; it.increment(ec)) {
+        if (it->is_directory() && IsHidden(it->path())) {
+          it.disable_recursion_pending();
+          continue;
+        }
+        consider(*it);
+      }
+    } else {
+      fs::directory_iterator it(p, opts, ec), end;
+      for (; !ec && it != end; it.increment(ec)) consider(*it);
+    }
+    if (ec) missing->emplace_back(input, "cannot list folder: " + ec.message());
+  }
+  return std::vector<std::string>(found.begin(), found.end());
+}
+
+Result<IngestSummary> Ingest(Catalog& catalog, const std::vector<std::string>& paths,
+                             const IngestOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  IngestSummary summary;
+  REEL_RETURN_IF_ERROR(catalog.MarkInterruptedRuns().status());
+
+  Json config = Json::MakeObject();
+  Json path_list = Json::MakeArray();
+  for (const auto& p : paths) path_list.push_back(p);
+  config["paths"] = path_list;
+  config["jobs"] = options.jobs;
+  config["recursive"] = options.recursive;
+  config["all_files"] = options.all_files;
+  config["retry_errors"] = options.retry_errors;
+  REEL_ASSIGN_OR_RETURN(summary.run_id, catalog.BeginRun("ingest", config));
+
+  const std::vector<std::string> files = FindVideoFiles(paths, options, &summary.missing);
+  summary.found = static_cast<int64_t>(files.size());
+  REEL_ASSIGN_OR_RETURN(auto stamps, catalog.LoadFileStamps());
+
+  int64_t done = 0;
+  auto emit = [&](const std::string& path, IngestOutcome outcome, const std::string& error) {
+    ++done;
+    if (options.on_file) {
+      IngestEvent ev;
+      ev.path = path;
+      ev.outcome = outcome;
+      ev.error = error;
+      ev.done = done;
+      ev.total = summary.found;
+      options.on_file(ev);
+    }
+  };
+
+  // Decide what needs work; unchanged stamps are skipped without reading the file.
+  std::vector<WorkItem> work;
+  std::vector<std::string> unchanged;
+  for (const std::string& path : files) {
+    WorkItem item;
+    item.path = path;
+    Result<int64_t> size = StatFile(path, &item.mtime_ns);
+    if (!size.ok()) {
+      summary.missing.emplace_back(path, CauseOnly(size.status().message(), path));
+      continue;
+    }
+    item.size = *size;
+    auto it = stamps.find(path);
+    if (it != stamps.end()) {
+      const FileStamp& stamp = it->second;
+      const bool same_stamp = stamp.size_bytes == item.size && stamp.mtime_ns == item.mtime_ns;
+      const bool retry = options.retry_errors && stamp.status == VideoStatus::kError;
+      if (same_stamp && !retry) {
+        unchanged.push_back(path);
+        if (stamp.status == VideoStatus::kError) ++summary.known_errors;
+        continue;
+      }
+      item.known = true;
+      item.old_id = stamp.video_id;
+      item.old_status = stamp.status;
+    }
+    work.push_back(std::move(item));
+  }
+  // Stored hashes of known paths, to recognise touched-but-identical files.
+  for (WorkItem& item : work) {
+    if (!item.known) continue;
+    REEL_ASSIGN_OR_RETURN(auto row, catalog.FindVideoById(item.old_id));
+    if (row.has_value()) item.old_hash = row->content_hash;
+  }
+  if (options.on_found) options.on_found(summary.found);
+  for (const std::string& path : unchanged) {
+    ++summary.unchanged;
+    emit(path, IngestOutcome::kUnchanged, "");
+  }
+
+  // Workers hash and probe; this thread writes.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<WorkResult> results;
+  std::atomic<size_t> next{0};
+  int active = std::max(1, std::min<int>(options.jobs, static_cast<int>(work.size())));
+  if (work.empty()) active = 0;
+  std::vector<std::thread> workers;
+  for (int w = 0; w < active; ++w) {
+    workers.emplace_back([&] {
+      while (true) {
+        if (options.cancel != nullptr && options.cancel->load()) break;
+        const size_t i = next.fetch_add(1);
+        if (i >= work.size()) break;
+        WorkResult r = ProcessFile(work[i]);
+        std::lock_guard<std::mutex> lock(mu);
+        results.push_back(std::move(r));
+        cv.notify_one();
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      --active;
+      cv.notify_one();
+    });
+  }
+
+  std::vector<WorkResult> batch;
+  auto last_commit = std::chrono::steady_clock::now();
+  Status write_status;
+  auto commit = [&]() -> Status {
+    if (batch.empty()) return Status::OK();
+    std::vector<std::pair<std::string, std::pair<IngestOutcome, std::string>>> events;
+    {
+      REEL_ASSIGN_OR_RETURN(Catalog::Transaction txn, catalog.Begin());
+      for (WorkResult& r : batch) {
+        VideoRecord& rec = r.record;
+        IngestOutcome outcome = r.item.known ? IngestOutcome::kUpdated : IngestOutcome::kAdded;
+        if (r.same_content) {
+          REEL_RETURN_IF_ERROR(
+              catalog.UpdateFileStamp(r.item.old_id, r.item.size, r.item.mtime_ns));
+          events.push_back({rec.path, {IngestOutcome::kUnchanged, ""}});
+          continue;
+        }
+        if (rec.status == VideoStatus::kOk) {
+          REEL_ASSIGN_OR_RETURN(auto original, catalog.FindVideoByHash(rec.content_hash));
+          if (original.has_value() && original->path != rec.path) {
+            rec.status = VideoStatus::kDuplicate;
+            rec.duplicate_of = original->id;
+            outcome = IngestOutcome::kDuplicate;
+          }
+        } else {
+          outcome = IngestOutcome::kFailed;
+        }
+        REEL_RETURN_IF_ERROR(catalog.UpsertVideo(rec).status());
+        events.push_back({rec.path, {outcome, rec.error}});
+      }
+      REEL_RETURN_IF_ERROR(txn.Commit());
+    }
+    batch.clear();
+    last_commit = std::chrono::steady_clock::now();
+    for (const auto& [path, ev] : events) {
+      switch (ev.first) {
+        case IngestOutcome::kAdded:
+          ++summary.added;
+          break;
+        case IngestOutcome::kUpdated:
+          ++summary.updated;
+          break;
+        case IngestOutcome::kUnchanged:
+          ++summary.unchanged;
+          break;
+        case IngestOutcome::kDuplicate:
+          ++summary.duplicates;
+          break;
+        case IngestOutcome::kFailed:
+          ++summary.failed;
+          summary.failures.emplace_back(path, ev.second);
+          break;
+      }
+      emit(path, ev.first, ev.second);
+    }
+    return Status::OK();
+  };
+
+  const auto batch_interval = std::chrono::duration<double>(options.batch_seconds);
+  while (true) {
+    std::unique_lock<std::mutex> lock(mu);
+    const auto deadline =
+        last_commit + std::chrono::duration_cast<std::chrono::steady_clock::duration>(batch_interval);
+    cv.wait_until(lock, deadline, [&] { return !results.empty() || active == 0; });
+    // A transaction holds at most batch_size files, however far the workers ran ahead:
+    // a crash then loses at most one batch.
+    while (!results.empty() && static_cast<int>(batch.size()) < options.batch_size) {
+      batch.push_back(std::move(results.front()));
+      results.pop_front();
+    }
+    const bool finished = active == 0 && results.empty();
+    lock.unlock();
+    const bool due = static_cast<int>(batch.size()) >= options.batch_size ||
+                     std::chrono::steady_clock::now() >= deadline;
+    if ((due || finished) && write_status.ok()) write_status = commit();
+    if (finished) break;
+    if (!write_status.ok()) {
+      // Stop the workers from taking more files; they finish what they hold.
+      next.store(work.size());
+    }
+  }
+  for (auto& t : workers) t.join();
+  if (!write_status.ok()) {
+    catalog.FinishRun(summary.run_id, RunStatus::kFailed, write_status.message()).IgnoreError();
+    return write_status;
+  }
+
+  summary.cancelled = options.cancel != nullptr && options.cancel->load() &&
+                      next.load() < work.size();
+  summary.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  {
+    REEL_ASSIGN_OR_RETURN(Catalog::Transaction txn, catalog.Begin());
+    const std::pair<const char*, int64_t> counters[] = {
+        {"ingest.found", summary.found},         {"ingest.added", summary.added},
+        {"ingest.updated", summary.updated},     {"ingest.unchanged", summary.unchanged},
+        {"ingest.duplicates", summary.duplicates}, {"ingest.failed", summary.failed},
+        {"ingest.missing", static_cast<int64_t>(summary.missing.size())},
+        {"ingest.known_errors", summary.known_errors}};
+    for (const auto& [name, value] : counters) {
+      REEL_RETURN_IF_ERROR(
+          catalog.AddMetric(summary.run_id, name, static_cast<double>(value)).status());
+    }
+    REEL_RETURN_IF_ERROR(catalog.AddMetric(summary.run_id, "ingest.seconds", summary.seconds).status());
+    REEL_RETURN_IF_ERROR(
+        catalog.FinishRun(summary.run_id,
+                          summary.cancelled ? RunStatus::kInterrupted : RunStatus::kOk,
+                          summary.cancelled ? "cancelled" : ""));
+    REEL_RETURN_IF_ERROR(txn.Commit());
+  }
+  return summary;
+}
+
+}  // namespace reel

@@ -1,0 +1,265 @@
+// Catalog: reel's SQLite file of videos, clips, captions, runs and metrics.
+//
+// One catalog is one SQLite database in WAL mode with foreign keys on. Its schema is
+// versioned with `PRAGMA user_version`; opening an older catalog read-write upgrades it
+// in place, one migration per transaction, so an interrupted upgrade leaves the last
+// complete version. A catalog newer than this build is refused rather than misread.
+//
+// Writes: every method that writes runs in the caller's open Transaction if there is
+// one, else in its own. Batch writers (ingest) open one Transaction per batch so a crash
+// loses at most the uncommitted batch and never leaves half of one.
+//
+// Failure: methods return Status/Result; messages name the catalog path or the row.
+//
+// Thread-safety: a Catalog is a single SQLite connection and must be used by one thread
+// at a time. Several Catalog objects (in one process or many) may open the same file;
+// SQLite serialises writers, and readers see the last committed state.
+
+#ifndef REEL_DB_CATALOG_H_
+#define REEL_DB_CATALOG_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "util/json.h"
+#include "util/rational.h"
+#include "util/status.h"
+
+struct sqlite3;
+
+namespace reel {
+
+enum class VideoStatus {
+  kOk,         // probed and decodable
+  kError,      // not a video, truncated or corrupt: `error` says why
+  kDuplicate,  // same content as another row (`duplicate_of`)
+};
+std::string_view VideoStatusName(VideoStatus s);
+Result<VideoStatus> ParseVideoStatus(std::string_view s);
+
+struct VideoRecord {
+  int64_t id = 0;  // 0 until stored
+  std::string path;  // absolute, normalised
+  int64_t size_bytes = 0;
+  int64_t mtime_ns = 0;
+  std::string content_hash;  // SHA-256 hex of the whole file; empty if unreadable
+  VideoStatus status = VideoStatus::kOk;
+  std::string error;  // cause, when status is kError
+  std::optional<int64_t> duplicate_of;
+
+  // Probed properties (meaningful when status is kOk).
+  std::string container;
+  std::string codec;
+  std::string pixel_format;
+  int width = 0;
+  int height = 0;
+  Rational sample_aspect_ratio{1, 1};
+  int rotation = 0;
+  Rational frame_rate;
+  Rational time_base;
+  bool variable_frame_rate = false;
+  int64_t frame_count = 0;
+  Rational start_time;
+  Rational duration;
+  bool has_audio = false;
+  int64_t bit_rate = 0;
+  std::map<std::string, std::string> metadata;  // container tags
+
+  std::string ingested_at;  // set by the catalog (UTC, ISO 8601)
+  std::string updated_at;
+};
+
+enum class ClipState { kCandidate, kAccepted, kRejected, kExported };
+std::string_view ClipStateName(ClipState s);
+Result<ClipState> ParseClipState(std::string_view s);
+
+// A clip is frames [start_frame, end_frame) of a video, with the exact times of those
+// frame boundaries.
+struct ClipRecord {
+  int64_t id = 0;
+  int64_t video_id = 0;
+  int64_t start_frame = 0;
+  int64_t end_frame = 0;  // exclusive
+  Rational start_time;
+  Rational end_time;
+  ClipState state = ClipState::kCandidate;
+  std::string created_at;
+};
+
+struct CaptionRecord {
+  int64_t id = 0;
+  int64_t clip_id = 0;
+  std::string text;
+  std::string source;  // backend: "original", "signals", "clip", "vlm", "merged", ...
+  std::string model;   // model name or file, "" when none
+  std::string prompt;  // prompt given to the model, "" when none
+  Json params;         // generation parameters
+  std::string created_at;
+};
+
+enum class RunStatus { kRunning, kOk, kFailed, kInterrupted };
+std::string_view RunStatusName(RunStatus s);
+Result<RunStatus> ParseRunStatus(std::string_view s);
+
+struct RunRecord {
+  int64_t id = 0;
+  std::string kind;  // "ingest", "scan", "eval", "train", ...
+  Json config;
+  std::string tool_version;
+  std::string started_at;
+  std::string finished_at;
+  RunStatus status = RunStatus::kRunning;
+  std::string error;
+  int64_t pid = 0;
+  std::string host;
+};
+
+struct MetricRecord {
+  int64_t id = 0;
+  int64_t run_id = 0;
+  std::string name;
+  double value = 0.0;
+  Json details;
+};
+
+// A cell from an ad-hoc query.
+using SqlValue = std::variant<std::nullptr_t, int64_t, double, std::string>;
+
+struct CatalogStats {
+  int schema_version = 0;
+  int64_t file_bytes = 0;  // main file plus WAL
+  int64_t videos = 0;
+  int64_t videos_ok = 0;
+  int64_t videos_error = 0;
+  int64_t videos_duplicate = 0;
+  int64_t video_bytes = 0;
+  Rational video_seconds;  // total duration of ok videos
+  int64_t clips = 0;
+  int64_t captions = 0;
+  int64_t runs = 0;
+  int64_t metrics = 0;
+};
+
+// The identity of a file as last ingested: enough to skip an unchanged file without
+// reading it again.
+struct FileStamp {
+  int64_t video_id = 0;
+  int64_t size_bytes = 0;
+  int64_t mtime_ns = 0;
+  VideoStatus status = VideoStatus::kOk;
+};
+
+class Catalog {
+ public:
+  static constexpr int kSchemaVersion = 2;
+
+  struct Options {
+    bool read_only = false;          // open without write access (no upgrade either)
+    bool create_if_missing = true;   // ignored when read_only
+    int busy_timeout_ms = 30000;     // wait this long for another writer
+  };
+
+  static Result<std::unique_ptr<Catalog>> Open(const std::string& path, const Options& options);
+  static Result<std::unique_ptr<Catalog>> Open(const std::string& path) {
+    return Open(path, Options());
+  }
+  ~Catalog();
+  Catalog(const Catalog&) = delete;
+  Catalog& operator=(const Catalog&) = delete;
+
+  const std::string& path() const { return path_; }
+  int schema_version() const { return schema_version_; }
+  bool read_only() const { return read_only_; }
+
+  // A write transaction (BEGIN IMMEDIATE). Commit() makes it durable; destroying an
+  // uncommitted one rolls it back. At most one per Catalog at a time.
+  class Transaction {
+   public:
+    Transaction(Transaction&& o) noexcept : catalog_(o.catalog_) { o.catalog_ = nullptr; }
+    Transaction& operator=(Transaction&&) = delete;
+    ~Transaction();
+    Status Commit();
+
+   private:
+    friend class Catalog;
+    explicit Transaction(Catalog* c) : catalog_(c) {}
+    Catalog* catalog_;
+  };
+  Result<Transaction> Begin();
+
+  // --- videos ---
+  // Inserts or, for an existing path, replaces the row; returns its id (stable across
+  // updates).
+  Result<int64_t> UpsertVideo(const VideoRecord& video);
+  Result<std::optional<VideoRecord>> FindVideoByPath(const std::string& path);
+  Result<std::optional<VideoRecord>> FindVideoById(int64_t id);
+  // The first row with this hash and status kOk, if any.
+  Result<std::optional<VideoRecord>> FindVideoByHash(const std::string& content_hash);
+  Result<std::vector<VideoRecord>> ListVideos(std::optional<VideoStatus> status = std::nullopt);
+  // Records a new size and mtime for a row whose content is unchanged.
+  Status UpdateFileStamp(int64_t video_id, int64_t size_bytes, int64_t mtime_ns);
+  // path -> stamp for every video row.
+  Result<std::unordered_map<std::string, FileStamp>> LoadFileStamps();
+
+  // --- clips, captions ---
+  Result<int64_t> AddClip(const ClipRecord& clip);
+  Result<std::vector<ClipRecord>> ListClips(std::optional<int64_t> video_id = std::nullopt);
+  Result<int64_t> AddCaption(const CaptionRecord& caption);
+  Result<std::vector<CaptionRecord>> ListCaptions(int64_t clip_id);
+
+  // --- runs, metrics ---
+  // Records a new run with status kRunning, this process's pid and host.
+  Result<int64_t> BeginRun(std::string_view kind, const Json& config);
+  Status FinishRun(int64_t run_id, RunStatus status, std::string_view error = {});
+  Result<std::optional<RunRecord>> FindRun(int64_t run_id);
+  Result<std::vector<RunRecord>> ListRuns(std::string_view kind = {});
+  // Marks kRunning runs of this host whose process is gone as kInterrupted; returns how
+  // many were marked.
+  Result<int> MarkInterruptedRuns();
+  Result<int64_t> AddMetric(int64_t run_id, std::string_view name, double value,
+                            const Json& details = Json());
+  Result<std::vector<MetricRecord>> ListMetrics(int64_t run_id);
+
+  // --- inspection ---
+  Result<CatalogStats> Stats();
+  // PRAGMA integrity_check + foreign_key_check; "ok" when both are clean.
+  Result<std::string> IntegrityCheck();
+
+  // Runs one read-only SQL statement (SELECT, WITH ... SELECT, EXPLAIN, reading PRAGMAs)
+  // and calls `on_row` for each row; `on_columns` first with the column names. Anything
+  // that could write (INSERT, UPDATE, DELETE, DDL, ATTACH, setting PRAGMAs, several
+  // statements) is refused with kInvalidArgument before it runs.
+  Status QueryReadOnly(std::string_view sql,
+                       const std::function<Status(const std::vector<std::string>&)>& on_columns,
+                       const std::function<Status(const std::vector<SqlValue>&)>& on_row);
+
+  // For tests and migrations: the raw connection. Not for general use.
+  sqlite3* raw() { return db_; }
+
+ private:
+  Catalog(std::string path, sqlite3* db, bool read_only);
+  Status Configure(const Options& options);
+  Status Migrate();
+  Status ExecInTransaction(const std::function<Status()>& body);
+
+  std::string path_;
+  sqlite3* db_;  // owned
+  bool read_only_;
+  int schema_version_ = 0;
+  bool in_transaction_ = false;
+};
+
+// The current UTC time as "YYYY-MM-DDTHH:MM:SS.mmmZ".
+std::string UtcNow();
+
+}  // namespace reel
+
+#endif  // REEL_DB_CATALOG_H_

@@ -1,0 +1,106 @@
+#include "db/schema.h"
+
+namespace reel {
+
+const std::vector<Migration>& CatalogMigrations() {
+  static const std::vector<Migration> kMigrations = {
+      {1, "videos, clips, captions, runs and metrics", R"sql(
+CREATE TABLE videos (
+  id            INTEGER PRIMARY KEY,
+  path          TEXT NOT NULL UNIQUE,
+  size_bytes    INTEGER NOT NULL,
+  content_hash  TEXT,
+  status        TEXT NOT NULL,
+  error         TEXT,
+  container     TEXT,
+  codec         TEXT,
+  pixel_format  TEXT,
+  width         INTEGER,
+  height        INTEGER,
+  sar_num       INTEGER,
+  sar_den       INTEGER,
+  rotation      INTEGER NOT NULL DEFAULT 0,
+  fps_num       INTEGER,
+  fps_den       INTEGER,
+  time_base_num INTEGER,
+  time_base_den INTEGER,
+  vfr           INTEGER NOT NULL DEFAULT 0,
+  frame_count   INTEGER,
+  start_num     INTEGER,
+  start_den     INTEGER,
+  duration_num  INTEGER,
+  duration_den  INTEGER,
+  has_audio     INTEGER NOT NULL DEFAULT 0,
+  bit_rate      INTEGER,
+  ingested_at   TEXT NOT NULL,
+  updated_at    TEXT NOT NULL
+) STRICT;
+CREATE INDEX videos_by_hash ON videos(content_hash);
+
+CREATE TABLE clips (
+  id          INTEGER PRIMARY KEY,
+  video_id    INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+  start_frame INTEGER NOT NULL,
+  end_frame   INTEGER NOT NULL,
+  start_num   INTEGER NOT NULL,
+  start_den   INTEGER NOT NULL,
+  end_num     INTEGER NOT NULL,
+  end_den     INTEGER NOT NULL,
+  state       TEXT NOT NULL DEFAULT 'candidate',
+  created_at  TEXT NOT NULL,
+  CHECK (start_frame >= 0 AND end_frame > start_frame),
+  UNIQUE (video_id, start_frame, end_frame)
+) STRICT;
+CREATE INDEX clips_by_video ON clips(video_id);
+
+CREATE TABLE captions (
+  id         INTEGER PRIMARY KEY,
+  clip_id    INTEGER NOT NULL REFERENCES clips(id) ON DELETE CASCADE,
+  text       TEXT NOT NULL,
+  source     TEXT NOT NULL,
+  model      TEXT NOT NULL DEFAULT '',
+  prompt     TEXT NOT NULL DEFAULT '',
+  params     TEXT NOT NULL DEFAULT '{}',
+  created_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX captions_by_clip ON captions(clip_id);
+
+CREATE TABLE runs (
+  id           INTEGER PRIMARY KEY,
+  kind         TEXT NOT NULL,
+  config       TEXT NOT NULL DEFAULT '{}',
+  tool_version TEXT NOT NULL,
+  started_at   TEXT NOT NULL,
+  finished_at  TEXT,
+  status       TEXT NOT NULL DEFAULT 'running',
+  error        TEXT
+) STRICT;
+
+CREATE TABLE metrics (
+  id      INTEGER PRIMARY KEY,
+  run_id  INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  name    TEXT NOT NULL,
+  value   REAL,
+  details TEXT NOT NULL DEFAULT '{}'
+) STRICT;
+CREATE INDEX metrics_by_run ON metrics(run_id, name);
+)sql"},
+
+      {2, "ingest bookkeeping: file stamps, duplicates, tags, run owners, durations", R"sql(
+ALTER TABLE videos ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE videos ADD COLUMN duplicate_of INTEGER REFERENCES videos(id) ON DELETE SET NULL;
+ALTER TABLE videos ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE videos ADD COLUMN duration_seconds REAL
+  GENERATED ALWAYS AS (CAST(duration_num AS REAL) / NULLIF(duration_den, 0)) VIRTUAL;
+ALTER TABLE clips ADD COLUMN duration_seconds REAL
+  GENERATED ALWAYS AS (CAST(end_num AS REAL) / end_den - CAST(start_num AS REAL) / start_den) VIRTUAL;
+ALTER TABLE runs ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT '';
+CREATE INDEX videos_by_status ON videos(status);
+CREATE INDEX runs_by_kind ON runs(kind, started_at);
+)sql"},
+  };
+  return kMigrations;
+}
+
+}  // namespace reel

@@ -1,0 +1,73 @@
+// Private to the db module: a thin RAII layer over sqlite3 statements.
+
+#ifndef REEL_DB_SQLITE_UTIL_H_
+#define REEL_DB_SQLITE_UTIL_H_
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "util/status.h"
+
+namespace reel::sql {
+
+// Status for the last error on `db`, prefixed with `context`.
+Status Error(sqlite3* db, std::string_view context);
+
+class Stmt {
+ public:
+  Stmt() = default;
+  Stmt(Stmt&& o) noexcept : stmt_(o.stmt_), db_(o.db_) { o.stmt_ = nullptr; }
+  Stmt& operator=(Stmt&& o) noexcept;
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() { sqlite3_finalize(stmt_); }
+
+  // Prepares exactly one statement; `tail` (if given) receives what follows it.
+  static Result<Stmt> Prepare(sqlite3* db, std::string_view sql,
+                              std::string_view* tail = nullptr);
+
+  Stmt& Bind(int index, int64_t v);
+  Stmt& Bind(int index, int v) { return Bind(index, static_cast<int64_t>(v)); }
+  Stmt& Bind(int index, bool v) { return Bind(index, static_cast<int64_t>(v ? 1 : 0)); }
+  Stmt& Bind(int index, double v);
+  Stmt& Bind(int index, std::string_view v);
+  Stmt& Bind(int index, const std::string& v) { return Bind(index, std::string_view(v)); }
+  Stmt& Bind(int index, const char* v) { return Bind(index, std::string_view(v)); }
+  Stmt& BindNull(int index);
+  template <typename T>
+  Stmt& Bind(int index, const std::optional<T>& v) {
+    return v.has_value() ? Bind(index, *v) : BindNull(index);
+  }
+
+  // Returns true when a row is available, false when done.
+  Result<bool> Step();
+  // Steps a statement that returns no rows.
+  Status Run();
+  void Reset();
+
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double Real(int col) const { return sqlite3_column_double(stmt_, col); }
+  std::string Text(int col) const;
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::optional<int64_t> OptInt(int col) const {
+    return IsNull(col) ? std::nullopt : std::optional<int64_t>(Int(col));
+  }
+  int columns() const { return sqlite3_column_count(stmt_); }
+  sqlite3_stmt* get() const { return stmt_; }
+
+ private:
+  Stmt(sqlite3_stmt* s, sqlite3* db) : stmt_(s), db_(db) {}
+  sqlite3_stmt* stmt_ = nullptr;
+  sqlite3* db_ = nullptr;
+};
+
+// Runs one or more statements that return no rows.
+Status Exec(sqlite3* db, const std::string& sql);
+
+}  // namespace reel::sql
+
+#endif  // REEL_DB_SQLITE_UTIL_H_

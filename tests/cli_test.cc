@@ -1,0 +1,225 @@
+// Tests for the `reel` command: help, usage errors (exit 2), failures (exit 1, one line
+// naming the object and the cause), and the output of the db and curate commands.
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+
+#include "tests/support/test_support.h"
+#include "util/json.h"
+#include "util/strings.h"
+#include "video/synthetic.h"
+
+namespace reel {
+namespace {
+
+using testing::RunReel;
+using testing::TempDir;
+
+bool Contains(const std::string& hay, const std::string& needle) {
+  return hay.find(needle) != std::string::npos;
+}
+
+TEST(CliTest, HelpAndVersion) {
+  auto r = RunReel({"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* cmd : {"curate ingest", "db info", "db export", "db query", "samples"}) {
+    EXPECT_TRUE(Contains(r.out, cmd)) << cmd;
+  }
+  r = RunReel({"--version"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(StartsWith(r.out, "reel ")) << r.out;
+
+  r = RunReel({});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(Contains(r.err, "Usage: reel"));
+}
+
+TEST(CliTest, EveryCommandHasHelp) {
+  for (const char* cmd :
+       {"curate ingest", "db info", "db export", "db query", "db upgrade", "samples"}) {
+    std::vector<std::string> args = Split(cmd, ' ');
+    args.push_back("--help");
+    auto r = RunReel(args);
+    EXPECT_EQ(r.exit_code, 0) << cmd << ": " << r.err;
+    EXPECT_TRUE(Contains(r.out, std::string("Usage: reel ") + cmd)) << r.out;
+    EXPECT_TRUE(Contains(r.out, "--verbose")) << cmd;  // shared options shown too
+  }
+  auto r = RunReel({"help", "db", "query"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.out, "read-only"));
+}
+
+TEST(CliTest, UsageErrorsExitTwo) {
+  TempDir dir;
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"frobnicate"}, "unknown command 'frobnicate'"},
+      {{"db", "frob"}, "unknown command 'reel db frob'"},
+      {{"db"}, "reel db info"},
+      {{"db", "info"}, "--db"},  // required option missing
+      {{"db", "info", "--db", "x.db", "--no-such-flag"}, "no-such-flag"},
+      {{"curate", "ingest", "--db", "x.db"}, "path"},  // no paths
+      {{"curate", "ingest", "--db", "x.db", "--jobs", "0", "."}, "--jobs"},
+      {{"curate", "ingest", "--db", "x.db", "--jobs", "many", "."}, "jobs"},
+      {{"db", "export", "--db", "x.db", "--format", "xml"}, "unknown format 'xml'"},
+      {{"db", "export", "--db", "x.db", "--what", "secrets"}, "unknown table 'secrets'"},
+      {{"db", "info", "--db", "x.db", "-v", "-q"}, "exclude"},
+  };
+  for (const Case& c : cases) {
+    auto r = RunReel(c.args);
+    EXPECT_EQ(r.exit_code, 2) << Join(c.args, " ") << "\n" << r.err;
+    EXPECT_TRUE(Contains(r.err, c.message)) << Join(c.args, " ") << ": " << r.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists("x.db"));  // parse first, work later
+}
+
+TEST(CliTest, FailuresExitOneWithOneClearLine) {
+  TempDir dir;
+  auto r = RunReel({"db", "info", "--db", dir.File("missing.db")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(StartsWith(r.err, "reel: error: " + dir.File("missing.db") + ": no catalog here"))
+      << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.File("missing.db")));
+}
+
+class CliCatalogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    videos_ = dir_.File("videos");
+    db_ = dir_.File("cat.db");
+    std::filesystem::create_directories(videos_);
+    auto r = RunReel({"samples", "--out", videos_, "--count", "4", "--width", "64", "--height",
+                      "48", "--quiet"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    testing::WriteFile(videos_ + "/notes.mp4", "just text");
+  }
+  TempDir dir_;
+  std::string videos_;
+  std::string db_;
+};
+
+TEST_F(CliCatalogTest, IngestReportsFailuresAndExitsOne) {
+  auto r = RunReel({"curate", "ingest", "--db", db_, videos_, "--jobs", "2"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(Contains(r.err, "reel: error: " + videos_ + "/notes.mp4: ")) << r.err;
+  EXPECT_TRUE(Contains(r.err, "4 added")) << r.err;
+  EXPECT_TRUE(Contains(r.err, "1 failed")) << r.err;
+  // Not a terminal: plain progress lines, no carriage returns.
+  EXPECT_FALSE(Contains(r.err, "\r"));
+
+  // A rerun skips everything; the known bad file is mentioned, not failed again.
+  r = RunReel({"curate", "ingest", "--db", db_, videos_});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.err, "1 known bad files skipped")) << r.err;
+  r = RunReel({"curate", "ingest", "--db", db_, videos_, "--json", "--retry-errors"});
+  EXPECT_EQ(r.exit_code, 1);  // probed again: still not a video
+  auto j = Json::Parse(r.out);
+  ASSERT_TRUE(j.ok()) << r.out;
+  EXPECT_EQ(j->Find("unchanged")->as_int(), 4);
+  EXPECT_EQ(j->Find("failed")->as_int(), 1);
+  EXPECT_EQ(j->Find("added")->as_int(), 0);
+  EXPECT_TRUE(r.err.empty() || !Contains(r.err, "ingest:")) << "--json prints no progress";
+
+  std::filesystem::remove(videos_ + "/notes.mp4");
+  r = RunReel({"curate", "ingest", "--db", db_, videos_ + "/sample_000.mp4"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(CliCatalogTest, InfoExportAndQuery) {
+  RunReel({"curate", "ingest", "--db", db_, videos_, "-q"});
+
+  auto r = RunReel({"db", "info", "--db", db_, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto info = Json::Parse(r.out);
+  ASSERT_TRUE(info.ok()) << r.out;
+  EXPECT_EQ(info->Find("videos")->Find("total")->as_int(), 5);
+  EXPECT_EQ(info->Find("videos")->Find("ok")->as_int(), 4);
+  EXPECT_EQ(info->Find("videos")->Find("error")->as_int(), 1);
+  EXPECT_EQ(info->Find("last_run")->Find("kind")->as_string(), "ingest");
+
+  r = RunReel({"db", "info", "--db", db_});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.out, "videos    5 (4 ok, 1 error, 0 duplicate)")) << r.out;
+
+  r = RunReel({"db", "export", "--db", db_, "--what", "videos", "--format", "jsonl"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto lines = Split(Trim(r.out), '\n');
+  ASSERT_EQ(lines.size(), 5u);
+  for (const auto& line : lines) EXPECT_TRUE(Json::Parse(line).ok()) << line;
+
+  const std::string csv = dir_.File("videos.csv");
+  r = RunReel({"db", "export", "--db", db_, "--out", csv});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Split(Trim(*ReadFile(csv)), '\n').size(), 6u);  // header + 5
+
+  r = RunReel({"db", "query", "--db", db_, "SELECT status, count(*) AS n FROM videos "
+                                             "GROUP BY status ORDER BY status"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "status,n\r\nerror,1\r\nok,4\r\n");
+  r = RunReel({"db", "query", "--db", db_, "--format", "table", "SELECT 1 AS one"});
+  EXPECT_EQ(r.out, "one\n---\n1\n(1 row)\n");
+}
+
+TEST_F(CliCatalogTest, QueryRefusesWrites) {
+  RunReel({"curate", "ingest", "--db", db_, videos_, "-q"});
+  for (const char* sql : {"DELETE FROM videos", "DROP TABLE videos",
+                          "UPDATE videos SET status = 'ok'", "SELECT 1; DELETE FROM videos",
+                          "PRAGMA user_version = 1"}) {
+    auto r = RunReel({"db", "query", "--db", db_, sql});
+    EXPECT_EQ(r.exit_code, 1) << sql;
+    EXPECT_TRUE(Contains(r.err, "reel: error: ")) << r.err;
+    EXPECT_TRUE(Contains(r.err, "not allowed") || Contains(r.err, "only one SQL statement") ||
+                Contains(r.err, "could write"))
+        << sql << ": " << r.err;
+  }
+  auto r = RunReel({"db", "query", "--db", db_, "SELECT count(*) FROM videos"});
+  EXPECT_EQ(r.out, "count(*)\r\n5\r\n");
+}
+
+TEST(CliUpgradeTest, OldCatalogNeedsAnUpgradeBeforeExport) {
+  TempDir dir;
+  const std::string db = dir.File("old.db");
+  const std::string fixture = *ReadFile(testing::SourceDir() + "/tests/data/catalog_v1.sql");
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, fixture.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(raw);
+
+  auto r = RunReel({"db", "export", "--db", db});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(Contains(r.err, "reel db upgrade")) << r.err;
+  r = RunReel({"db", "info", "--db", db});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "version 1 (older")) << r.out;
+  r = RunReel({"db", "upgrade", "--db", db});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "upgraded schema version 1 -> 2")) << r.out;
+  r = RunReel({"db", "export", "--db", db, "--what", "clips"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "/data/raw/harbour.mp4,0,150,150,0,1001/200")) << r.out;
+}
+
+TEST(CliSamplesTest, WritesSamplesAndKeepsExistingOnes) {
+  TempDir dir;
+  auto r = RunReel({"samples", "--out", dir.File("s"), "--count", "3", "--width", "32",
+                    "--height", "32"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(dir.File("s/sample_000.mp4")));
+  EXPECT_TRUE(std::filesystem::exists(dir.File("s/sample_001.mkv")));
+  EXPECT_TRUE(std::filesystem::exists(dir.File("s/sample_002.webm")));
+  r = RunReel({"samples", "--out", dir.File("s"), "--count", "3"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.out, "3 sample videos already present"));
+  r = RunReel({"samples", "--out", dir.File("s"), "--fps", "29.97"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(Contains(r.err, "not a rational number")) << r.err;
+}
+
+}  // namespace
+}  // namespace reel
