@@ -254,10 +254,11 @@ Result<IngestSummary> Ingest(Catalog& catalog, const std::vector<std::string>& p
   std::condition_variable cv;
   std::deque<WorkResult> results;
   std::atomic<size_t> next{0};
-  int active = std::max(1, std::min<int>(options.jobs, static_cast<int>(work.size())));
-  if (work.empty()) active = 0;
+  const int thread_count =
+      work.empty() ? 0 : std::max(1, std::min<int>(options.jobs, static_cast<int>(work.size())));
+  int active = thread_count;  // workers still running; guarded by mu
   std::vector<std::thread> workers;
-  for (int w = 0; w < active; ++w) {
+  for (int w = 0; w < thread_count; ++w) {
     workers.emplace_back([&] {
       while (true) {
         if (options.cancel != nullptr && options.cancel->load()) break;
@@ -332,12 +333,21 @@ Result<IngestSummary> Ingest(Catalog& catalog, const std::vector<std::string>& p
     return Status::OK();
   };
 
-  const auto batch_interval = std::chrono::duration<double>(options.batch_seconds);
+  const auto batch_interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(options.batch_seconds));
   while (true) {
     std::unique_lock<std::mutex> lock(mu);
-    const auto deadline =
-        last_commit + std::chrono::duration_cast<std::chrono::steady_clock::duration>(batch_interval);
+    const auto deadline = last_commit + batch_interval;
     cv.wait_until(lock, deadline, [&] { return !results.empty() || active == 0; });
+    if (!write_status.ok()) {
+      // The catalog refused a write: stop taking files, drop what is queued (it was not
+      // recorded, so a rerun redoes it) and wait for the workers to finish their file.
+      next.store(work.size());
+      results.clear();
+      if (active == 0) break;
+      cv.wait(lock, [&] { return !results.empty() || active == 0; });
+      continue;
+    }
     // A transaction holds at most batch_size files, however far the workers ran ahead:
     // a crash then loses at most one batch.
     while (!results.empty() && static_cast<int>(batch.size()) < options.batch_size) {
@@ -346,14 +356,15 @@ Result<IngestSummary> Ingest(Catalog& catalog, const std::vector<std::string>& p
     }
     const bool finished = active == 0 && results.empty();
     lock.unlock();
+    const auto now = std::chrono::steady_clock::now();
     const bool due = static_cast<int>(batch.size()) >= options.batch_size ||
-                     std::chrono::steady_clock::now() >= deadline;
-    if ((due || finished) && write_status.ok()) write_status = commit();
-    if (finished) break;
-    if (!write_status.ok()) {
-      // Stop the workers from taking more files; they finish what they hold.
-      next.store(work.size());
+                     (now >= deadline && !batch.empty());
+    if (due || finished) {
+      write_status = commit();
+    } else if (now >= deadline) {
+      last_commit = now;  // nothing to write yet: wait a full interval, do not spin
     }
+    if (finished && write_status.ok()) break;
   }
   for (auto& t : workers) t.join();
   if (!write_status.ok()) {

@@ -228,8 +228,10 @@ TEST(IngestTest, ParallelProbingGivesTheSameCatalog) {
   IngestOptions one, four;
   four.jobs = 4;
   four.batch_size = 2;
-  ASSERT_TRUE(Ingest(**serial, {root}, one).ok());
-  ASSERT_TRUE(Ingest(**parallel, {root}, four).ok());
+  auto a_run = Ingest(**serial, {root}, one);
+  ASSERT_TRUE(a_run.ok()) << a_run.status().ToString();
+  auto b_run = Ingest(**parallel, {root}, four);
+  ASSERT_TRUE(b_run.ok()) << b_run.status().ToString();
   const auto a = ByName(**serial, root), b = ByName(**parallel, root);
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, v] : a) {
@@ -247,22 +249,24 @@ TEST(IngestTest, CancelStopsAndMarksTheRunInterrupted) {
   const std::string root = dir.File("videos");
   MakeCorpus(root);
   auto catalog = Catalog::Open(dir.File("cat.db"));
+  // Cancelled once the walk is done and before any worker starts (as Ctrl-C would be at
+  // that moment): no file is taken, the run says interrupted.
   std::atomic<bool> cancel{false};
   IngestOptions o;
   o.cancel = &cancel;
-  o.batch_size = 1;
-  o.on_file = [&](const IngestEvent& e) {
-    if (e.done == 2) cancel.store(true);
-  };
+  o.on_found = [&](int64_t) { cancel.store(true); };
   auto s = Ingest(**catalog, {root}, o);
   ASSERT_TRUE(s.ok());
   EXPECT_TRUE(s->cancelled);
-  EXPECT_LT((*catalog)->ListVideos()->size(), 8u);
+  EXPECT_FALSE(s->all_ok());
+  EXPECT_EQ((*catalog)->ListVideos()->size(), 0u);
   EXPECT_EQ((*catalog)->ListRuns()->back().status, RunStatus::kInterrupted);
-  // A rerun finishes the job.
+  // A rerun does the job.
   auto rest = Ingest(**catalog, {root}, {});
   ASSERT_TRUE(rest.ok());
+  EXPECT_FALSE(rest->cancelled);
   EXPECT_EQ((*catalog)->ListVideos()->size(), 8u);
+  EXPECT_EQ((*catalog)->ListRuns()->back().status, RunStatus::kOk);
 }
 
 // The child ingests slowly (its progress callback sleeps); the parent waits until some
