@@ -10,7 +10,6 @@
 //   reel_probe          ProbeVideo(): demux every packet, decode the first frame
 //   reel_ingest/jobs:N  the whole ingest: stat, SHA-256, probe, catalog write
 
-#include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -21,6 +20,8 @@
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include <benchmark/benchmark.h>
 
 #include "curate/ingest.h"
 #include "db/catalog.h"
@@ -112,8 +113,7 @@ void BM_FfprobeStreams(benchmark::State& state) {
 
 void BM_FfprobeCountPackets(benchmark::State& state) {
   RunFfprobe(state, {"-count_packets", "-select_streams", "v:0", "-show_entries",
-                     "stream=nb_read_packets,width,height,r_frame_rate,duration",
-                     "-show_format"});
+                     "stream=nb_read_packets,width,height,r_frame_rate,duration", "-show_format"});
 }
 
 void BM_ReelProbe(benchmark::State& state) {
@@ -176,7 +176,11 @@ BENCHMARK(BM_FfprobeCountPackets)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1)
     ->UseRealTime();
-BENCHMARK(BM_ReelProbe)->Name("reel_probe")->Unit(benchmark::kMillisecond)->Iterations(5)->UseRealTime();
+BENCHMARK(BM_ReelProbe)
+    ->Name("reel_probe")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5)
+    ->UseRealTime();
 BENCHMARK(BM_ReelIngest)
     ->Name("reel_ingest")
     ->ArgName("jobs")

@@ -68,10 +68,10 @@ void PrintGroupHelp(std::ostream& out, const std::string& group) {
 }
 
 void AddCommonOptions(po::options_description& options, CommonOptions* common, bool* help) {
-  options.add_options()                                                    //
-      ("help,h", po::bool_switch(help), "show this help")                  //
-      ("verbose,v", po::bool_switch(&common->verbose), "say more (debug messages, libav's log)")
-      ("quiet,q", po::bool_switch(&common->quiet), "print only errors");
+  options.add_options()                                    //
+      ("help,h", po::bool_switch(help), "show this help")  //
+      ("verbose,v", po::bool_switch(&common->verbose), "say more (debug messages, libav's log)")(
+          "quiet,q", po::bool_switch(&common->quiet), "print only errors");
 }
 
 void PrintVersion() {
@@ -201,7 +201,8 @@ int Main(int argc, char** argv) {
     return UsageError(e.what(), info->name);
   }
   const CommonOptions& c = command->common();
-  if (c.verbose && c.quiet) return UsageError("--verbose and --quiet exclude each other", info->name);
+  if (c.verbose && c.quiet)
+    return UsageError("--verbose and --quiet exclude each other", info->name);
   SetLogLevel(c.verbose ? LogLevel::kDebug : (c.quiet ? LogLevel::kError : LogLevel::kInfo));
   Status setup = command->Setup(vm);
   if (!setup.ok()) return UsageError(setup.message(), info->name);

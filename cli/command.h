@@ -9,13 +9,13 @@
 #ifndef REEL_CLI_COMMAND_H_
 #define REEL_CLI_COMMAND_H_
 
-#include <boost/program_options.hpp>
-
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <boost/program_options.hpp>
 
 #include "util/status.h"
 

@@ -18,7 +18,9 @@ namespace {
 
 std::atomic<bool> g_cancel{false};
 
-extern "C" void OnInterrupt(int) { g_cancel.store(true); }
+extern "C" void OnInterrupt(int) {
+  g_cancel.store(true);
+}
 
 // First Ctrl-C asks the job to stop after committing what is done; a second one kills.
 class InterruptGuard {
@@ -52,13 +54,14 @@ class CurateIngestCommand : public Command {
         ("path", po::value<std::vector<std::string>>(&paths_)->value_name("PATH")->required(),
          "video files and folders (positional)")  //
         ("all-files", po::bool_switch(&all_files_),
-         "in folders, try every file, not only video extensions")  //
+         "in folders, try every file, not only video extensions")                             //
         ("no-recursive", po::bool_switch(&no_recursive_), "do not descend into sub-folders")  //
         ("retry-errors", po::bool_switch(&retry_errors_),
          "probe again files that failed before even if unchanged")  //
         ("batch", po::value<int>(&batch_)->value_name("N")->default_value(64),
          "files per catalog transaction")  //
-        ("progress-every", po::value<int64_t>(&progress_every_)->value_name("N")->default_value(100),
+        ("progress-every",
+         po::value<int64_t>(&progress_every_)->value_name("N")->default_value(100),
          "when not on a terminal, print a progress line every N files");
     p.add("path", -1);
   }

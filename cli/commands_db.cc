@@ -241,8 +241,7 @@ void RegisterDbCommands(std::vector<CommandInfo>* out) {
                   "refused before they run.",
                   [] { return std::make_unique<DbQueryCommand>(); }});
   out->push_back({"db upgrade", "upgrade a catalog written by an older reel to this schema",
-                  "db upgrade --db FILE", "",
-                  [] { return std::make_unique<DbUpgradeCommand>(); }});
+                  "db upgrade --db FILE", "", [] { return std::make_unique<DbUpgradeCommand>(); }});
 }
 
 }  // namespace reel::cli

@@ -16,10 +16,11 @@ class SamplesCommand : public Command {
   void AddOptions(po::options_description& o, po::positional_options_description&) override {
     o.add_options()  //
         ("out,o", po::value<std::string>(&out_)->value_name("DIR")->required(),
-         "folder to write the videos into")  //
+         "folder to write the videos into")                                                       //
         ("count", po::value<int>(&count_)->value_name("N")->default_value(8), "how many videos")  //
-        ("width", po::value<int>(&width_)->value_name("W")->default_value(320), "frame width")  //
-        ("height", po::value<int>(&height_)->value_name("H")->default_value(240), "frame height")  //
+        ("width", po::value<int>(&width_)->value_name("W")->default_value(320), "frame width")    //
+        ("height", po::value<int>(&height_)->value_name("H")->default_value(240),
+         "frame height")  //
         ("fps", po::value<std::string>(&fps_)->value_name("RATE")->default_value("25"),
          "frame rate as a rational (\"30000/1001\")");
   }

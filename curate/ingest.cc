@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <mutex>
@@ -357,8 +357,8 @@ Result<IngestSummary> Ingest(Catalog& catalog, const std::vector<std::string>& p
     const bool finished = active == 0 && results.empty();
     lock.unlock();
     const auto now = std::chrono::steady_clock::now();
-    const bool due = static_cast<int>(batch.size()) >= options.batch_size ||
-                     (now >= deadline && !batch.empty());
+    const bool due =
+        static_cast<int>(batch.size()) >= options.batch_size || (now >= deadline && !batch.empty());
     if (due || finished) {
       write_status = commit();
     } else if (now >= deadline) {
@@ -372,27 +372,29 @@ Result<IngestSummary> Ingest(Catalog& catalog, const std::vector<std::string>& p
     return write_status;
   }
 
-  summary.cancelled = options.cancel != nullptr && options.cancel->load() &&
-                      next.load() < work.size();
-  summary.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary.cancelled =
+      options.cancel != nullptr && options.cancel->load() && next.load() < work.size();
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   {
     REEL_ASSIGN_OR_RETURN(Catalog::Transaction txn, catalog.Begin());
     const std::pair<const char*, int64_t> counters[] = {
-        {"ingest.found", summary.found},         {"ingest.added", summary.added},
-        {"ingest.updated", summary.updated},     {"ingest.unchanged", summary.unchanged},
-        {"ingest.duplicates", summary.duplicates}, {"ingest.failed", summary.failed},
+        {"ingest.found", summary.found},
+        {"ingest.added", summary.added},
+        {"ingest.updated", summary.updated},
+        {"ingest.unchanged", summary.unchanged},
+        {"ingest.duplicates", summary.duplicates},
+        {"ingest.failed", summary.failed},
         {"ingest.missing", static_cast<int64_t>(summary.missing.size())},
         {"ingest.known_errors", summary.known_errors}};
     for (const auto& [name, value] : counters) {
       REEL_RETURN_IF_ERROR(
           catalog.AddMetric(summary.run_id, name, static_cast<double>(value)).status());
     }
-    REEL_RETURN_IF_ERROR(catalog.AddMetric(summary.run_id, "ingest.seconds", summary.seconds).status());
     REEL_RETURN_IF_ERROR(
-        catalog.FinishRun(summary.run_id,
-                          summary.cancelled ? RunStatus::kInterrupted : RunStatus::kOk,
-                          summary.cancelled ? "cancelled" : ""));
+        catalog.AddMetric(summary.run_id, "ingest.seconds", summary.seconds).status());
+    REEL_RETURN_IF_ERROR(catalog.FinishRun(
+        summary.run_id, summary.cancelled ? RunStatus::kInterrupted : RunStatus::kOk,
+        summary.cancelled ? "cancelled" : ""));
     REEL_RETURN_IF_ERROR(txn.Commit());
   }
   return summary;

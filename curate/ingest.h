@@ -50,11 +50,11 @@ struct IngestEvent {
 };
 
 struct IngestOptions {
-  int jobs = 1;              // files hashed and probed in parallel
-  bool recursive = true;     // descend into sub-folders
-  bool all_files = false;    // in folders, try every file, not only video extensions
-  bool retry_errors = false; // re-probe unchanged files that failed before
-  int batch_size = 64;       // files per transaction
+  int jobs = 1;                // files hashed and probed in parallel
+  bool recursive = true;       // descend into sub-folders
+  bool all_files = false;      // in folders, try every file, not only video extensions
+  bool retry_errors = false;   // re-probe unchanged files that failed before
+  int batch_size = 64;         // files per transaction
   double batch_seconds = 2.0;  // commit at least this often
   // Called after each file is committed or skipped, in order of completion.
   std::function<void(const IngestEvent&)> on_file;

@@ -38,7 +38,9 @@ std::string HostName() {
   return buf;
 }
 
-std::string ToolVersion() { return std::string("reel ") + REEL_VERSION + " (" + REEL_GIT_COMMIT + ")"; }
+std::string ToolVersion() {
+  return std::string("reel ") + REEL_VERSION + " (" + REEL_GIT_COMMIT + ")";
+}
 
 Rational ReadRational(const Stmt& s, int num_col, int den_col) {
   if (s.IsNull(num_col) || s.IsNull(den_col)) return Rational();
@@ -149,8 +151,8 @@ Result<int64_t> ScalarInt(sqlite3* db, const std::string& sql) {
 // ---- read-only query guard ----
 
 struct QueryGuard {
-  std::string refused;   // what was refused, for the message
-  bool pragma = false;   // the statement is a PRAGMA the authorizer allowed
+  std::string refused;  // what was refused, for the message
+  bool pragma = false;  // the statement is a PRAGMA the authorizer allowed
 };
 
 int ReadOnlyAuthorizer(void* user, int action, const char* arg1, const char* arg2, const char*,
@@ -171,14 +173,14 @@ int ReadOnlyAuthorizer(void* user, int action, const char* arg1, const char* arg
       // pragmas whose argument names a table or index may have one; any other pragma
       // may only be read.
       static const char* kNameArgument[] = {
-          "table_info",   "table_xinfo",       "index_list",      "index_info",
-          "index_xinfo",  "foreign_key_list",  "foreign_key_check", "integrity_check",
-          "quick_check",  "table_list"};
+          "table_info",       "table_xinfo",       "index_list",      "index_info",  "index_xinfo",
+          "foreign_key_list", "foreign_key_check", "integrity_check", "quick_check", "table_list"};
       if (arg1 == nullptr) return refuse("this PRAGMA");
       guard->pragma = true;
       if (arg2 == nullptr) {
         if (std::strcmp(arg1, "optimize") == 0 || std::strcmp(arg1, "wal_checkpoint") == 0 ||
-            std::strcmp(arg1, "shrink_memory") == 0 || std::strcmp(arg1, "incremental_vacuum") == 0) {
+            std::strcmp(arg1, "shrink_memory") == 0 ||
+            std::strcmp(arg1, "incremental_vacuum") == 0) {
           return refuse("this PRAGMA");
         }
         return SQLITE_OK;
@@ -292,7 +294,9 @@ std::string UtcNow() {
 Catalog::Catalog(std::string path, sqlite3* db, bool read_only)
     : path_(std::move(path)), db_(db), read_only_(read_only) {}
 
-Catalog::~Catalog() { sqlite3_close_v2(db_); }
+Catalog::~Catalog() {
+  sqlite3_close_v2(db_);
+}
 
 Result<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path, const Options& options) {
   struct stat st {};
@@ -302,8 +306,8 @@ Result<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path, const Op
     return Status::NotFound(path + ": no catalog here (create one with `reel curate ingest --db " +
                             path + " ...`)");
   }
-  const int flags = options.read_only ? SQLITE_OPEN_READONLY
-                                      : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  const int flags =
+      options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   std::unique_ptr<Catalog> catalog(new Catalog(path, db, options.read_only));
@@ -328,10 +332,10 @@ Status Catalog::Configure(const Options& options) {
   }
   schema_version_ = static_cast<int>(*version);
   if (schema_version_ > kSchemaVersion) {
-    return Status::FailedPrecondition(
-        path_ + ": catalog schema version " + std::to_string(schema_version_) +
-        " is newer than this reel understands (" + std::to_string(kSchemaVersion) +
-        "); use a newer reel");
+    return Status::FailedPrecondition(path_ + ": catalog schema version " +
+                                      std::to_string(schema_version_) +
+                                      " is newer than this reel understands (" +
+                                      std::to_string(kSchemaVersion) + "); use a newer reel");
   }
   REEL_RETURN_IF_ERROR(sql::Exec(db_, "PRAGMA foreign_keys = ON"));
   if (read_only_) {
@@ -488,9 +492,8 @@ Result<int64_t> Catalog::UpsertVideo(const VideoRecord& v) {
 }
 
 Result<std::optional<VideoRecord>> Catalog::FindVideoByPath(const std::string& path) {
-  REEL_ASSIGN_OR_RETURN(
-      Stmt s, Stmt::Prepare(db_, std::string("SELECT ") + kVideoColumns +
-                                     " FROM videos WHERE path = ?1"));
+  REEL_ASSIGN_OR_RETURN(Stmt s, Stmt::Prepare(db_, std::string("SELECT ") + kVideoColumns +
+                                                       " FROM videos WHERE path = ?1"));
   s.Bind(1, path);
   return ReadOne<VideoRecord>(s, ReadVideo);
 }
@@ -552,8 +555,8 @@ Result<std::unordered_map<std::string, FileStamp>> Catalog::LoadFileStamps() {
 
 Result<int64_t> Catalog::AddClip(const ClipRecord& c) {
   if (c.start_frame < 0 || c.end_frame <= c.start_frame) {
-    return Status::InvalidArgument("clip of video " + std::to_string(c.video_id) +
-                                   ": frames [" + std::to_string(c.start_frame) + ", " +
+    return Status::InvalidArgument("clip of video " + std::to_string(c.video_id) + ": frames [" +
+                                   std::to_string(c.start_frame) + ", " +
                                    std::to_string(c.end_frame) + ") are empty or negative");
   }
   if (!c.start_time.valid() || !c.end_time.valid()) {
@@ -632,10 +635,10 @@ Result<int64_t> Catalog::BeginRun(std::string_view kind, const Json& config) {
 }
 
 Status Catalog::FinishRun(int64_t run_id, RunStatus status, std::string_view error) {
-  REEL_ASSIGN_OR_RETURN(
-      Stmt s, Stmt::Prepare(db_,
-                            "UPDATE runs SET status = ?2, error = ?3, finished_at = ?4 "
-                            "WHERE id = ?1"));
+  REEL_ASSIGN_OR_RETURN(Stmt s,
+                        Stmt::Prepare(db_,
+                                      "UPDATE runs SET status = ?2, error = ?3, finished_at = ?4 "
+                                      "WHERE id = ?1"));
   s.Bind(1, run_id).Bind(2, RunStatusName(status));
   if (error.empty()) {
     s.BindNull(3);
@@ -666,7 +669,8 @@ Result<std::vector<RunRecord>> Catalog::ListRuns(std::string_view kind) {
 
 Result<int> Catalog::MarkInterruptedRuns() {
   REEL_ASSIGN_OR_RETURN(
-      Stmt s, Stmt::Prepare(db_, "SELECT id, pid FROM runs WHERE status = 'running' AND host = ?1"));
+      Stmt s,
+      Stmt::Prepare(db_, "SELECT id, pid FROM runs WHERE status = 'running' AND host = ?1"));
   s.Bind(1, HostName());
   std::vector<int64_t> gone;
   while (true) {
@@ -686,10 +690,9 @@ Result<int> Catalog::MarkInterruptedRuns() {
 
 Result<int64_t> Catalog::AddMetric(int64_t run_id, std::string_view name, double value,
                                    const Json& details) {
-  REEL_ASSIGN_OR_RETURN(
-      Stmt s, Stmt::Prepare(db_,
-                            "INSERT INTO metrics (run_id, name, value, details) "
-                            "VALUES (?1, ?2, ?3, ?4) RETURNING id"));
+  REEL_ASSIGN_OR_RETURN(Stmt s, Stmt::Prepare(db_,
+                                              "INSERT INTO metrics (run_id, name, value, details) "
+                                              "VALUES (?1, ?2, ?3, ?4) RETURNING id"));
   s.Bind(1, run_id).Bind(2, name).Bind(3, value);
   s.Bind(4, details.is_null() ? std::string("{}") : details.Dump());
   REEL_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -698,10 +701,10 @@ Result<int64_t> Catalog::AddMetric(int64_t run_id, std::string_view name, double
 }
 
 Result<std::vector<MetricRecord>> Catalog::ListMetrics(int64_t run_id) {
-  REEL_ASSIGN_OR_RETURN(
-      Stmt s, Stmt::Prepare(db_,
-                            "SELECT id, run_id, name, value, details FROM metrics "
-                            "WHERE run_id = ?1 ORDER BY id"));
+  REEL_ASSIGN_OR_RETURN(Stmt s,
+                        Stmt::Prepare(db_,
+                                      "SELECT id, run_id, name, value, details FROM metrics "
+                                      "WHERE run_id = ?1 ORDER BY id"));
   s.Bind(1, run_id);
   return ReadAll<MetricRecord>(s, [](const Stmt& r) -> Result<MetricRecord> {
     MetricRecord m;
@@ -738,10 +741,9 @@ Result<CatalogStats> Catalog::Stats() {
     st.video_bytes = s.Int(4);
   }
   // Exact total duration: sum the rationals in C++ (SQLite would round through doubles).
-  REEL_ASSIGN_OR_RETURN(
-      Stmt d, Stmt::Prepare(db_,
-                            "SELECT duration_num, duration_den FROM videos "
-                            "WHERE status = 'ok' AND duration_den > 0"));
+  REEL_ASSIGN_OR_RETURN(Stmt d, Stmt::Prepare(db_,
+                                              "SELECT duration_num, duration_den FROM videos "
+                                              "WHERE status = 'ok' AND duration_den > 0"));
   Rational total;
   while (true) {
     REEL_ASSIGN_OR_RETURN(bool more, d.Step());
@@ -749,8 +751,8 @@ Result<CatalogStats> Catalog::Stats() {
     const Rational next = total + Rational(d.Int(0), d.Int(1));
     // Unrelated time bases can overflow an exact sum; fall back to microseconds then.
     total = next.valid() ? next
-                         : Rational::Approximate(total.ToDouble() + Rational(d.Int(0), d.Int(1)).ToDouble(),
-                                                 1000000);
+                         : Rational::Approximate(
+                               total.ToDouble() + Rational(d.Int(0), d.Int(1)).ToDouble(), 1000000);
   }
   st.video_seconds = total;
   REEL_ASSIGN_OR_RETURN(st.clips, ScalarInt(db_, "SELECT count(*) FROM clips"));

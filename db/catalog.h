@@ -46,7 +46,7 @@ std::string_view VideoStatusName(VideoStatus s);
 Result<VideoStatus> ParseVideoStatus(std::string_view s);
 
 struct VideoRecord {
-  int64_t id = 0;  // 0 until stored
+  int64_t id = 0;    // 0 until stored
   std::string path;  // absolute, normalised
   int64_t size_bytes = 0;
   int64_t mtime_ns = 0;
@@ -162,9 +162,9 @@ class Catalog {
   static constexpr int kSchemaVersion = 2;
 
   struct Options {
-    bool read_only = false;          // open without write access (no upgrade either)
-    bool create_if_missing = true;   // ignored when read_only
-    int busy_timeout_ms = 30000;     // wait this long for another writer
+    bool read_only = false;         // open without write access (no upgrade either)
+    bool create_if_missing = true;  // ignored when read_only
+    int busy_timeout_ms = 30000;    // wait this long for another writer
   };
 
   static Result<std::unique_ptr<Catalog>> Open(const std::string& path, const Options& options);

@@ -161,8 +161,7 @@ class TextTableWriter : public RowWriter {
 // SQL text for a rational stored as two columns: "num/den", or "num" when den is 1.
 std::string RationalSql(const std::string& num, const std::string& den, const std::string& as) {
   return "CASE WHEN " + den + " IS NULL OR " + den + " = 0 THEN NULL WHEN " + den +
-         " = 1 THEN CAST(" + num + " AS TEXT) ELSE " + num + " || '/' || " + den + " END AS " +
-         as;
+         " = 1 THEN CAST(" + num + " AS TEXT) ELSE " + num + " || '/' || " + den + " END AS " + as;
 }
 
 std::string SecondsSql(const std::string& num, const std::string& den, const std::string& as) {

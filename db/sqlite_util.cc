@@ -38,14 +38,14 @@ Stmt& Stmt::operator=(Stmt&& o) noexcept {
 Result<Stmt> Stmt::Prepare(sqlite3* db, std::string_view sql, std::string_view* tail) {
   sqlite3_stmt* s = nullptr;
   const char* rest = nullptr;
-  const int rc =
-      sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &s, &rest);
+  const int rc = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &s, &rest);
   if (rc != SQLITE_OK) {
     sqlite3_finalize(s);
     return Error(db, "SQL error");
   }
   if (tail != nullptr) {
-    *tail = rest != nullptr ? sql.substr(static_cast<size_t>(rest - sql.data())) : std::string_view();
+    *tail =
+        rest != nullptr ? sql.substr(static_cast<size_t>(rest - sql.data())) : std::string_view();
   }
   if (s == nullptr) return Status::InvalidArgument("empty SQL statement");
   return Stmt(s, db);

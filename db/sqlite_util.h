@@ -3,12 +3,12 @@
 #ifndef REEL_DB_SQLITE_UTIL_H_
 #define REEL_DB_SQLITE_UTIL_H_
 
-#include <sqlite3.h>
-
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include <sqlite3.h>
 
 #include "util/status.h"
 
@@ -27,8 +27,7 @@ class Stmt {
   ~Stmt() { sqlite3_finalize(stmt_); }
 
   // Prepares exactly one statement; `tail` (if given) receives what follows it.
-  static Result<Stmt> Prepare(sqlite3* db, std::string_view sql,
-                              std::string_view* tail = nullptr);
+  static Result<Stmt> Prepare(sqlite3* db, std::string_view sql, std::string_view* tail = nullptr);
 
   Stmt& Bind(int index, int64_t v);
   Stmt& Bind(int index, int v) { return Bind(index, static_cast<int64_t>(v)); }

@@ -1,10 +1,10 @@
 // Tests for the `reel` command: help, usage errors (exit 2), failures (exit 1, one line
 // naming the object and the cause), and the output of the db and curate commands.
 
+#include <filesystem>
+
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-
-#include <filesystem>
 
 #include "tests/support/test_support.h"
 #include "util/json.h"
@@ -158,8 +158,9 @@ TEST_F(CliCatalogTest, InfoExportAndQuery) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Split(Trim(*ReadFile(csv)), '\n').size(), 6u);  // header + 5
 
-  r = RunReel({"db", "query", "--db", db_, "SELECT status, count(*) AS n FROM videos "
-                                             "GROUP BY status ORDER BY status"});
+  r = RunReel({"db", "query", "--db", db_,
+               "SELECT status, count(*) AS n FROM videos "
+               "GROUP BY status ORDER BY status"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "status,n\r\nerror,1\r\nok,4\r\n");
   r = RunReel({"db", "query", "--db", db_, "--format", "table", "SELECT 1 AS one"});
@@ -168,9 +169,9 @@ TEST_F(CliCatalogTest, InfoExportAndQuery) {
 
 TEST_F(CliCatalogTest, QueryRefusesWrites) {
   RunReel({"curate", "ingest", "--db", db_, videos_, "-q"});
-  for (const char* sql : {"DELETE FROM videos", "DROP TABLE videos",
-                          "UPDATE videos SET status = 'ok'", "SELECT 1; DELETE FROM videos",
-                          "PRAGMA user_version = 1"}) {
+  for (const char* sql :
+       {"DELETE FROM videos", "DROP TABLE videos", "UPDATE videos SET status = 'ok'",
+        "SELECT 1; DELETE FROM videos", "PRAGMA user_version = 1"}) {
     auto r = RunReel({"db", "query", "--db", db_, sql});
     EXPECT_EQ(r.exit_code, 1) << sql;
     EXPECT_TRUE(Contains(r.err, "reel: error: ")) << r.err;
@@ -207,8 +208,8 @@ TEST(CliUpgradeTest, OldCatalogNeedsAnUpgradeBeforeExport) {
 
 TEST(CliSamplesTest, WritesSamplesAndKeepsExistingOnes) {
   TempDir dir;
-  auto r = RunReel({"samples", "--out", dir.File("s"), "--count", "3", "--width", "32",
-                    "--height", "32"});
+  auto r = RunReel(
+      {"samples", "--out", dir.File("s"), "--count", "3", "--width", "32", "--height", "32"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(std::filesystem::exists(dir.File("s/sample_000.mp4")));
   EXPECT_TRUE(std::filesystem::exists(dir.File("s/sample_001.mkv")));

@@ -1,7 +1,6 @@
 // Tests for curate/ingest: statuses and causes, reruns, duplicates, parallel probing,
 // and recovery from an ingest killed half-way.
 
-#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +10,8 @@
 #include <map>
 #include <set>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "curate/ingest.h"
 #include "db/catalog.h"
@@ -39,8 +40,9 @@ Corpus MakeCorpus(const std::string& dir) {
     const char* codec;
     int64_t frames;
   };
-  for (const Item& it : {Item{"a.mp4", "", 12}, Item{"b.mkv", "", 9}, Item{"c.webm", "libvpx-vp9", 7},
-                         Item{"sub/d.avi", "mpeg4", 10}, Item{"sub/deeper/e.mov", "mpeg4", 5}}) {
+  for (const Item& it :
+       {Item{"a.mp4", "", 12}, Item{"b.mkv", "", 9}, Item{"c.webm", "libvpx-vp9", 7},
+        Item{"sub/d.avi", "mpeg4", 10}, Item{"sub/deeper/e.mov", "mpeg4", 5}}) {
     const std::string path = dir + "/" + it.name;
     fs::create_directories(fs::path(path).parent_path());
     EncodeOptions enc;

@@ -1,12 +1,13 @@
 // Tests for db/: the catalog, its migrations, the read-only query guard and exports.
 
-#include <gtest/gtest.h>
-#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <sstream>
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "db/catalog.h"
 #include "db/export.h"
@@ -435,9 +436,9 @@ TEST_F(ReadOnlyQueryTest, ReadsAreAllowed) {
   EXPECT_EQ(std::get<int64_t>(rows[0][1]), 1280);
   EXPECT_NEAR(std::get<double>(rows[0][2]), 24.024, 1e-9);
   EXPECT_TRUE(std::holds_alternative<std::nullptr_t>(rows[0][3]));
-  for (const char* ok : {"WITH t AS (SELECT 1 AS x) SELECT x FROM t",
-                         "PRAGMA table_info('videos')", "EXPLAIN SELECT * FROM videos",
-                         "SELECT 1;", "SELECT 1; -- trailing comment", "  select count(*) from clips  "}) {
+  for (const char* ok : {"WITH t AS (SELECT 1 AS x) SELECT x FROM t", "PRAGMA table_info('videos')",
+                         "EXPLAIN SELECT * FROM videos", "SELECT 1;",
+                         "SELECT 1; -- trailing comment", "  select count(*) from clips  "}) {
     EXPECT_TRUE(Run(ok).ok()) << ok << ": " << Run(ok).ToString();
   }
 }

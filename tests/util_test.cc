@@ -1,10 +1,10 @@
 // Tests for util/: Status, Rational, Json, SHA-256, strings, Progress.
 
-#include <gtest/gtest.h>
-
 #include <cstdio>
 #include <random>
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "tests/support/test_support.h"
 #include "util/json.h"
@@ -153,8 +153,12 @@ TEST(JsonTest, UnicodeEscapes) {
 }
 
 TEST(JsonTest, InvalidUtf8IsReplacedOnOutput) {
-  Json s(std::string("bad\xff" "byte"));
-  EXPECT_EQ(s.Dump(), "\"bad\xEF\xBF\xBD" "byte\"");
+  Json s(
+      std::string("bad\xff"
+                  "byte"));
+  EXPECT_EQ(s.Dump(),
+            "\"bad\xEF\xBF\xBD"
+            "byte\"");
   Json ctl(std::string("a\x01z"));
   EXPECT_EQ(ctl.Dump(), "\"a\\u0001z\"");
 }

@@ -1,11 +1,11 @@
 // Tests for video/: probing, decoding, encoding, image folders and synthetic videos.
 // Every input is made here with libav (or the ffmpeg CLI where noted).
 
-#include <gtest/gtest.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+
+#include <gtest/gtest.h>
 
 #include "tests/support/test_support.h"
 #include "util/strings.h"
@@ -120,22 +120,21 @@ TEST_P(RoundTripTest, ProbeAndDecodeAgreeWithWhatWasWritten) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Codecs, RoundTripTest,
-    ::testing::Values(Flavour{"a.mp4", "libx264", "h264", "mp4"},
-                      Flavour{"b.mkv", "libx264", "h264", "matroska"},
-                      Flavour{"c.webm", "libvpx-vp9", "vp9", "webm"},
-                      Flavour{"d.avi", "mpeg4", "mpeg4", "avi"},
-                      Flavour{"e.mov", "mpeg4", "mpeg4", "mov"},
-                      Flavour{"f.mkv", "ffv1", "ffv1", "matroska"},
-                      Flavour{"g.mp4", "libx265", "hevc", "mp4"}),
-    [](const ::testing::TestParamInfo<Flavour>& p) {
-      std::string name = std::string(p.param.codec) + "_" + p.param.file;
-      for (char& c : name) {
-        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-      }
-      return name;
-    });
+INSTANTIATE_TEST_SUITE_P(Codecs, RoundTripTest,
+                         ::testing::Values(Flavour{"a.mp4", "libx264", "h264", "mp4"},
+                                           Flavour{"b.mkv", "libx264", "h264", "matroska"},
+                                           Flavour{"c.webm", "libvpx-vp9", "vp9", "webm"},
+                                           Flavour{"d.avi", "mpeg4", "mpeg4", "avi"},
+                                           Flavour{"e.mov", "mpeg4", "mpeg4", "mov"},
+                                           Flavour{"f.mkv", "ffv1", "ffv1", "matroska"},
+                                           Flavour{"g.mp4", "libx265", "hevc", "mp4"}),
+                         [](const ::testing::TestParamInfo<Flavour>& p) {
+                           std::string name = std::string(p.param.codec) + "_" + p.param.file;
+                           for (char& c : name) {
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
+                           return name;
+                         });
 
 TEST(ProbeTest, NtscFrameRateIsExact) {
   TempDir dir;
@@ -219,9 +218,8 @@ TEST(ProbeTest, ConstantRateIsNotFlaggedVariable) {
   TempDir dir;
   const std::string path = dir.File("cfr_ms.mkv");
   EncodeOptions enc;
-  ASSERT_TRUE(WriteSyntheticVideo(path, testing::SimpleVideo(40, 64, 48, Rational(30000, 1001)),
-                                  enc)
-                  .ok());
+  ASSERT_TRUE(
+      WriteSyntheticVideo(path, testing::SimpleVideo(40, 64, 48, Rational(30000, 1001)), enc).ok());
   Result<VideoInfo> info = ProbeVideo(path);
   ASSERT_TRUE(info.ok()) << info.status().ToString();
   EXPECT_EQ(info->time_base, Rational(1, 1000));  // Matroska's millisecond time base
@@ -589,8 +587,7 @@ TEST(ImageSequenceTest, ReadsNumberedFramesInNaturalOrder) {
   TempDir dir;
   // frame1 .. frame12: lexical order would put frame10 before frame2.
   for (int i = 1; i <= 12; ++i) {
-    WritePpm(dir.File("frame" + std::to_string(i) + ".ppm"), 24, 16,
-             static_cast<uint8_t>(i * 20));
+    WritePpm(dir.File("frame" + std::to_string(i) + ".ppm"), 24, 16, static_cast<uint8_t>(i * 20));
   }
   testing::WriteFile(dir.File("notes.txt"), "not an image");
   DecodeOptions o;

@@ -358,7 +358,9 @@ void AppendIndent(std::string* out, int indent, int depth) {
 
 }  // namespace
 
-Result<Json> Json::Parse(std::string_view text) { return Parser(text).ParseDocument(); }
+Result<Json> Json::Parse(std::string_view text) {
+  return Parser(text).ParseDocument();
+}
 
 int64_t Json::as_int(int64_t fallback) const {
   if (type_ == Type::kInt) return int_;
@@ -375,9 +377,15 @@ double Json::as_double(double fallback) const {
   return fallback;
 }
 
-const std::string& Json::as_string() const { return is_string() ? string_ : kEmptyString; }
-const Json::Array& Json::as_array() const { return is_array() ? array_ : kEmptyArray; }
-const Json::Object& Json::as_object() const { return is_object() ? object_ : kEmptyObject; }
+const std::string& Json::as_string() const {
+  return is_string() ? string_ : kEmptyString;
+}
+const Json::Array& Json::as_array() const {
+  return is_array() ? array_ : kEmptyArray;
+}
+const Json::Object& Json::as_object() const {
+  return is_object() ? object_ : kEmptyObject;
+}
 
 Json& Json::operator[](std::string_view key) {
   if (type_ == Type::kNull) type_ = Type::kObject;

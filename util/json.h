@@ -28,12 +28,12 @@ class Json {
   using Object = std::vector<std::pair<std::string, Json>>;
 
   Json() = default;
-  Json(std::nullptr_t) {}                                       // NOLINT
-  Json(bool v) : type_(Type::kBool), int_(v) {}                 // NOLINT
-  Json(int v) : type_(Type::kInt), int_(v) {}                   // NOLINT
-  Json(int64_t v) : type_(Type::kInt), int_(v) {}               // NOLINT
-  Json(double v) : type_(Type::kDouble), double_(v) {}          // NOLINT
-  Json(const char* v) : type_(Type::kString), string_(v) {}     // NOLINT
+  Json(std::nullptr_t) {}                                               // NOLINT
+  Json(bool v) : type_(Type::kBool), int_(v) {}                         // NOLINT
+  Json(int v) : type_(Type::kInt), int_(v) {}                           // NOLINT
+  Json(int64_t v) : type_(Type::kInt), int_(v) {}                       // NOLINT
+  Json(double v) : type_(Type::kDouble), double_(v) {}                  // NOLINT
+  Json(const char* v) : type_(Type::kString), string_(v) {}             // NOLINT
   Json(std::string v) : type_(Type::kString), string_(std::move(v)) {}  // NOLINT
   Json(std::string_view v) : type_(Type::kString), string_(v) {}        // NOLINT
   Json(Array v) : type_(Type::kArray), array_(std::move(v)) {}          // NOLINT

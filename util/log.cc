@@ -13,9 +13,15 @@ std::mutex g_mu;
 
 }  // namespace
 
-void SetLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
-LogLevel GetLogLevel() { return static_cast<LogLevel>(g_level.load()); }
-bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
+void SetLogLevel(LogLevel level) {
+  g_level.store(static_cast<int>(level));
+}
+LogLevel GetLogLevel() {
+  return static_cast<LogLevel>(g_level.load());
+}
+bool LogEnabled(LogLevel level) {
+  return static_cast<int>(level) >= g_level.load();
+}
 
 void Log(LogLevel level, std::string_view message) {
   if (!LogEnabled(level) || level == LogLevel::kSilent) return;

@@ -21,7 +21,8 @@ int TerminalWidth(FILE* out) {
 
 Progress::Progress(Options options) : options_(std::move(options)), style_(options_.style) {
   if (style_ == Style::kAuto) {
-    style_ = (options_.out != nullptr && isatty(fileno(options_.out))) ? Style::kBar : Style::kLines;
+    style_ =
+        (options_.out != nullptr && isatty(fileno(options_.out))) ? Style::kBar : Style::kLines;
   }
   if (options_.out == nullptr) style_ = Style::kNone;
   start_ = last_draw_ = std::chrono::steady_clock::now();

@@ -139,12 +139,14 @@ int64_t Rational::Round() const {
 
 Rational operator+(const Rational& a, const Rational& b) {
   if (!a.valid() || !b.valid()) return Rational::Invalid();
-  return Rational::FromWide(static_cast<__int128>(a.num_) * b.den_ +
-                                static_cast<__int128>(b.num_) * a.den_,
-                            static_cast<__int128>(a.den_) * b.den_);
+  return Rational::FromWide(
+      static_cast<__int128>(a.num_) * b.den_ + static_cast<__int128>(b.num_) * a.den_,
+      static_cast<__int128>(a.den_) * b.den_);
 }
 
-Rational operator-(const Rational& a, const Rational& b) { return a + (-b); }
+Rational operator-(const Rational& a, const Rational& b) {
+  return a + (-b);
+}
 
 Rational operator*(const Rational& a, const Rational& b) {
   if (!a.valid() || !b.valid()) return Rational::Invalid();

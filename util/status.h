@@ -95,7 +95,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : data_(std::move(value)) {}  // NOLINT(runtime/explicit)
+  Result(T value) : data_(std::move(value)) {}        // NOLINT(runtime/explicit)
   Result(Status status) : data_(std::move(status)) {  // NOLINT(runtime/explicit)
     assert(!std::get<Status>(data_).ok() && "Result constructed from an OK status");
     if (std::get<Status>(data_).ok()) data_ = Status::Internal("Result built from OK status");

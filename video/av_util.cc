@@ -39,8 +39,12 @@ void InstallLogCallback() {
   std::call_once(once, [] { av_log_set_callback(LogCallback); });
 }
 
-void ClearLastError() { t_last_error.clear(); }
-std::string LastErrorMessage() { return t_last_error; }
+void ClearLastError() {
+  t_last_error.clear();
+}
+std::string LastErrorMessage() {
+  return t_last_error;
+}
 
 std::string ErrorText(int averror, const std::string& what) {
   char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
@@ -61,8 +65,7 @@ Status ErrorStatus(int averror, const std::string& path, const std::string& what
   StatusCode code = StatusCode::kCorruption;
   if (averror == AVERROR(ENOENT)) {
     code = StatusCode::kNotFound;
-  } else if (averror == AVERROR(EACCES) || averror == AVERROR(EIO) ||
-             averror == AVERROR(EISDIR)) {
+  } else if (averror == AVERROR(EACCES) || averror == AVERROR(EIO) || averror == AVERROR(EISDIR)) {
     code = StatusCode::kIOError;
   } else if (averror == AVERROR_DECODER_NOT_FOUND || averror == AVERROR_DEMUXER_NOT_FOUND ||
              averror == AVERROR_PATCHWELCOME) {
@@ -146,7 +149,8 @@ VideoInfo HeaderInfo(AVFormatContext* ctx, int vindex) {
   info.rotation = StreamRotation(vs);
   info.time_base = ToRational(vs->time_base);
   info.frame_count = vs->nb_frames;
-  if (vs->start_time != AV_NOPTS_VALUE) info.start_time = TicksToSeconds(vs->start_time, info.time_base);
+  if (vs->start_time != AV_NOPTS_VALUE)
+    info.start_time = TicksToSeconds(vs->start_time, info.time_base);
   if (vs->duration > 0) {
     info.duration = TicksToSeconds(vs->duration, info.time_base);
   } else if (ctx->duration > 0) {
@@ -241,7 +245,8 @@ Status FrameConverter::Convert(const AVFrame* in, Frame* out) {
   sws_.reset(ctx);
   sws_raw_ = ctx;
   const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(src_fmt);
-  const bool yuv = desc != nullptr && !(desc->flags & AV_PIX_FMT_FLAG_RGB) && desc->nb_components >= 3;
+  const bool yuv =
+      desc != nullptr && !(desc->flags & AV_PIX_FMT_FLAG_RGB) && desc->nb_components >= 3;
   const int key = yuv ? (SwsColorspace(in->colorspace) * 2 + (full_range ? 1 : 0)) : -2;
   if (yuv && key != color_key_) {
     const int* coeffs = sws_getCoefficients(SwsColorspace(in->colorspace));

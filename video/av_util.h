@@ -60,7 +60,9 @@ std::string ErrorText(int averror, const std::string& what);
 // (AVERROR_INVALIDDATA -> kCorruption, ENOENT -> kNotFound, ...).
 Status ErrorStatus(int averror, const std::string& path, const std::string& what);
 
-inline Rational ToRational(AVRational r) { return Rational(r.num, r.den); }
+inline Rational ToRational(AVRational r) {
+  return Rational(r.num, r.den);
+}
 inline AVRational ToAv(Rational r) {
   return AVRational{static_cast<int>(r.num()), static_cast<int>(r.den())};
 }
@@ -95,7 +97,10 @@ class FrameConverter {
  public:
   // `out_width` x `out_height` is the size after rotation.
   FrameConverter(int out_width, int out_height, PixelFormat format, int rotation, int sws_flags)
-      : out_width_(out_width), out_height_(out_height), format_(format), rotation_(rotation),
+      : out_width_(out_width),
+        out_height_(out_height),
+        format_(format),
+        rotation_(rotation),
         sws_flags_(sws_flags) {}
   Status Convert(const AVFrame* in, Frame* out);
 
@@ -106,7 +111,7 @@ class FrameConverter {
   int sws_flags_;
   SwsPtr sws_;
   const SwsContext* sws_raw_ = nullptr;  // identity of the context the colour key is for
-  int color_key_ = -1;                    // colour matrix and range last set on sws_
+  int color_key_ = -1;                   // colour matrix and range last set on sws_
   Frame scratch_;
 };
 

@@ -27,8 +27,8 @@ int SwsFlags(ResizeFilter f) {
 }
 
 bool IsImageFile(const std::string& name) {
-  static const char* kExt[] = {".png", ".jpg", ".jpeg", ".bmp", ".webp",
-                               ".tif", ".tiff", ".ppm", ".pgm"};
+  static const char* kExt[] = {".png", ".jpg",  ".jpeg", ".bmp", ".webp",
+                               ".tif", ".tiff", ".ppm",  ".pgm"};
   const std::string lower = ToLower(name);
   for (const char* e : kExt) {
     if (EndsWith(lower, e)) return true;
@@ -83,13 +83,13 @@ void ResolveOutputSize(int display_width, int display_height, int want_width, in
   } else if (want_width > 0) {
     *out_width = want_width;
     *out_height = std::max<int>(
-        1, static_cast<int>((Rational(want_width, 1) * Rational(display_height, display_width))
-                                .Round()));
+        1, static_cast<int>(
+               (Rational(want_width, 1) * Rational(display_height, display_width)).Round()));
   } else if (want_height > 0) {
     *out_height = want_height;
     *out_width = std::max<int>(
-        1, static_cast<int>((Rational(want_height, 1) * Rational(display_width, display_height))
-                                .Round()));
+        1, static_cast<int>(
+               (Rational(want_height, 1) * Rational(display_width, display_height)).Round()));
   } else {
     *out_width = display_width;
     *out_height = display_height;
@@ -144,8 +144,8 @@ Result<std::unique_ptr<VideoDecoder>> VideoDecoder::Open(const std::string& path
   if (impl->info.width <= 0 || impl->info.height <= 0) {
     return Status::Corruption(path + ": video stream has no picture size");
   }
-  REEL_ASSIGN_OR_RETURN(impl->dec, av::OpenDecoder(impl->stream, options.threads,
-                                                   options.skip_loop_filter, path));
+  REEL_ASSIGN_OR_RETURN(
+      impl->dec, av::OpenDecoder(impl->stream, options.threads, options.skip_loop_filter, path));
   if (options.keyframes_only) impl->dec->skip_frame = AVDISCARD_NONKEY;
 
   VideoInfo display = impl->info;
@@ -153,22 +153,29 @@ Result<std::unique_ptr<VideoDecoder>> VideoDecoder::Open(const std::string& path
   if (!options.autorotate) display.rotation = 0;
   ResolveOutputSize(display.display_width(), display.display_height(), options.width,
                     options.height, &impl->out_width, &impl->out_height);
-  impl->converter = std::make_unique<av::FrameConverter>(
-      impl->out_width, impl->out_height, options.format, display.rotation,
-      SwsFlags(options.filter));
+  impl->converter =
+      std::make_unique<av::FrameConverter>(impl->out_width, impl->out_height, options.format,
+                                           display.rotation, SwsFlags(options.filter));
   if (impl->stream->start_time != AV_NOPTS_VALUE) impl->origin = impl->stream->start_time;
   const Rational fr = impl->info.frame_rate;
   if (fr.valid() && !fr.is_zero()) {
-    impl->default_duration =
-        std::max<int64_t>(1, (fr.Inverse() / impl->info.time_base).Round());
+    impl->default_duration = std::max<int64_t>(1, (fr.Inverse() / impl->info.time_base).Round());
   }
   return std::unique_ptr<VideoDecoder>(new VideoDecoder(std::move(impl)));
 }
 
-const VideoInfo& VideoDecoder::info() const { return impl_->info; }
-int VideoDecoder::width() const { return impl_->out_width; }
-int VideoDecoder::height() const { return impl_->out_height; }
-int64_t VideoDecoder::decode_errors() const { return impl_->errors; }
+const VideoInfo& VideoDecoder::info() const {
+  return impl_->info;
+}
+int VideoDecoder::width() const {
+  return impl_->out_width;
+}
+int VideoDecoder::height() const {
+  return impl_->out_height;
+}
+int64_t VideoDecoder::decode_errors() const {
+  return impl_->errors;
+}
 
 Result<bool> VideoDecoder::Next(Frame* out) {
   Impl& d = *impl_;
@@ -294,10 +301,18 @@ Result<std::unique_ptr<ImageSequence>> ImageSequence::Open(const std::string& di
   return std::unique_ptr<ImageSequence>(new ImageSequence(std::move(impl)));
 }
 
-const VideoInfo& ImageSequence::info() const { return impl_->info; }
-int ImageSequence::width() const { return impl_->out_width; }
-int ImageSequence::height() const { return impl_->out_height; }
-int64_t ImageSequence::decode_errors() const { return impl_->errors; }
+const VideoInfo& ImageSequence::info() const {
+  return impl_->info;
+}
+int ImageSequence::width() const {
+  return impl_->out_width;
+}
+int ImageSequence::height() const {
+  return impl_->out_height;
+}
+int64_t ImageSequence::decode_errors() const {
+  return impl_->errors;
+}
 
 Result<bool> ImageSequence::Next(Frame* out) {
   Impl& s = *impl_;

@@ -36,9 +36,9 @@ struct DecodeOptions {
   int width = 0;
   int height = 0;
   ResizeFilter filter = ResizeFilter::kBilinear;
-  bool autorotate = true;     // apply the display matrix, as ffmpeg's CLI does
-  bool square_pixels = true;  // stretch non-square pixels to the display aspect ratio
-  int threads = 0;            // codec threads; 0 = automatic
+  bool autorotate = true;         // apply the display matrix, as ffmpeg's CLI does
+  bool square_pixels = true;      // stretch non-square pixels to the display aspect ratio
+  int threads = 0;                // codec threads; 0 = automatic
   bool skip_loop_filter = false;  // H.264/HEVC: skip deblocking (faster; for analysis passes)
   bool keyframes_only = false;
   bool strict = false;  // fail on the first damaged packet instead of skipping it
@@ -52,7 +52,7 @@ class FrameSource {
   // Stream description (for files, from the headers: frame_count may be an estimate;
   // use ProbeVideo() for exact counts).
   virtual const VideoInfo& info() const = 0;
-  virtual int width() const = 0;   // size of the frames Next() returns
+  virtual int width() const = 0;  // size of the frames Next() returns
   virtual int height() const = 0;
   // Decodes the next frame into *frame. Returns true with a frame, false at the end.
   virtual Result<bool> Next(Frame* frame) = 0;

@@ -82,8 +82,12 @@ struct VideoEncoder::Impl {
 VideoEncoder::VideoEncoder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 VideoEncoder::~VideoEncoder() = default;
 
-int64_t VideoEncoder::frames_written() const { return impl_->written; }
-const std::string& VideoEncoder::codec_name() const { return impl_->codec_name; }
+int64_t VideoEncoder::frames_written() const {
+  return impl_->written;
+}
+const std::string& VideoEncoder::codec_name() const {
+  return impl_->codec_name;
+}
 
 Result<std::unique_ptr<VideoEncoder>> VideoEncoder::Open(const std::string& path,
                                                          const EncodeOptions& options) {
@@ -100,9 +104,8 @@ Result<std::unique_ptr<VideoEncoder>> VideoEncoder::Open(const std::string& path
   impl->partial_path = path + ".partial";
   impl->options = options;
 
-  const AVOutputFormat* ofmt =
-      av_guess_format(options.format.empty() ? nullptr : options.format.c_str(), path.c_str(),
-                      nullptr);
+  const AVOutputFormat* ofmt = av_guess_format(
+      options.format.empty() ? nullptr : options.format.c_str(), path.c_str(), nullptr);
   if (ofmt == nullptr) {
     return Status::InvalidArgument(path + ": no container format for this file name");
   }
@@ -167,7 +170,8 @@ Result<std::unique_ptr<VideoEncoder>> VideoEncoder::Open(const std::string& path
     // A (checked against the ffmpeg CLI's autorotate in video_test).
     av_display_rotation_set(matrix, static_cast<double>(options.rotation));
   }
-  for (const auto& [k, v] : options.metadata) av_dict_set(&impl->oc->metadata, k.c_str(), v.c_str(), 0);
+  for (const auto& [k, v] : options.metadata)
+    av_dict_set(&impl->oc->metadata, k.c_str(), v.c_str(), 0);
 
   if (!(impl->oc->oformat->flags & AVFMT_NOFILE)) {
     err = avio_open(&impl->oc->pb, impl->partial_path.c_str(), AVIO_FLAG_WRITE);
@@ -177,11 +181,13 @@ Result<std::unique_ptr<VideoEncoder>> VideoEncoder::Open(const std::string& path
   for (const auto& [k, v] : options.muxer_options) av_dict_set(&mux_opts, k.c_str(), v.c_str(), 0);
   err = avformat_write_header(impl->oc, &mux_opts);
   const bool unused_option = av_dict_count(mux_opts) > 0;
-  const std::string first_unused = unused_option ? av_dict_get(mux_opts, "", nullptr, AV_DICT_IGNORE_SUFFIX)->key : "";
+  const std::string first_unused =
+      unused_option ? av_dict_get(mux_opts, "", nullptr, AV_DICT_IGNORE_SUFFIX)->key : "";
   av_dict_free(&mux_opts);
   if (err < 0) return av::ErrorStatus(err, path, "cannot write header");
   if (unused_option) {
-    return Status::InvalidArgument(path + ": the muxer does not know option '" + first_unused + "'");
+    return Status::InvalidArgument(path + ": the muxer does not know option '" + first_unused +
+                                   "'");
   }
   impl->header_written = true;
 
@@ -210,9 +216,9 @@ Status VideoEncoder::Write(const Frame& frame, std::optional<int64_t> pts) {
                                    ")");
   }
   const AVPixelFormat src = InputAvFormat(frame.format);
-  SwsContext* s = sws_getCachedContext(e.sws.release(), frame.width, frame.height, src, c->width,
-                                       c->height, c->pix_fmt, SWS_BICUBIC, nullptr, nullptr,
-                                       nullptr);
+  SwsContext* s =
+      sws_getCachedContext(e.sws.release(), frame.width, frame.height, src, c->width, c->height,
+                           c->pix_fmt, SWS_BICUBIC, nullptr, nullptr, nullptr);
   if (s == nullptr) return Status::NotSupported(e.path + ": cannot convert frame for encoder");
   e.sws.reset(s);
   int err = av_frame_make_writable(e.frame.get());
@@ -225,8 +231,8 @@ Status VideoEncoder::Write(const Frame& frame, std::optional<int64_t> pts) {
   e.next_pts = ts + 1;
   if (e.options.time_base.has_value()) {
     // With an explicit time base, "next" means one nominal frame duration later.
-    e.next_pts = ts + std::max<int64_t>(
-                          1, (e.options.frame_rate.Inverse() / *e.options.time_base).Round());
+    e.next_pts =
+        ts + std::max<int64_t>(1, (e.options.frame_rate.Inverse() / *e.options.time_base).Round());
   }
   err = avcodec_send_frame(c, e.frame.get());
   if (err < 0) return av::ErrorStatus(err, e.path, "encode failed");

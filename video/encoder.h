@@ -39,7 +39,7 @@ struct EncodeOptions {
   int rotation = 0;                   // clockwise display rotation stored as metadata
   Rational sample_aspect_ratio{1, 1};
   std::map<std::string, std::string> metadata;  // container tags, e.g. title, comment
-  std::string format;                 // container; "" = from the file extension
+  std::string format;                           // container; "" = from the file extension
   // Muxer private options, e.g. {"movflags", "+faststart"} for MP4 with the index first.
   std::map<std::string, std::string> muxer_options;
 };

@@ -22,9 +22,9 @@ int ChannelCount(PixelFormat format);
 // write into a caller-provided Frame and reuse its buffer, so a loop that decodes into
 // the same Frame object allocates once.
 struct Frame {
-  int64_t index = 0;    // 0-based position in display order among decoded frames
-  int64_t pts = 0;      // presentation timestamp in the stream's time base
-  Rational time;        // seconds since the stream's start: (pts - start_pts) * time_base
+  int64_t index = 0;  // 0-based position in display order among decoded frames
+  int64_t pts = 0;    // presentation timestamp in the stream's time base
+  Rational time;      // seconds since the stream's start: (pts - start_pts) * time_base
   bool key_frame = false;
   int width = 0;
   int height = 0;

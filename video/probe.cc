@@ -25,7 +25,8 @@ bool HasVariableSpacing(const std::vector<int64_t>& sorted_pts) {
   if (sorted_pts.size() < 3) return false;
   std::vector<int64_t> deltas;
   deltas.reserve(sorted_pts.size() - 1);
-  for (size_t i = 1; i < sorted_pts.size(); ++i) deltas.push_back(sorted_pts[i] - sorted_pts[i - 1]);
+  for (size_t i = 1; i < sorted_pts.size(); ++i)
+    deltas.push_back(sorted_pts[i] - sorted_pts[i - 1]);
   std::vector<int64_t> tmp = deltas;
   std::nth_element(tmp.begin(), tmp.begin() + tmp.size() / 2, tmp.end());
   const int64_t median = tmp[tmp.size() / 2];
@@ -66,10 +67,10 @@ int VideoInfo::display_height() const {
 }
 
 bool HasVideoExtension(const std::string& path) {
-  static const char* kExtensions[] = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi",
-                                      ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".flv",
-                                      ".wmv", ".3gp", ".ogv", ".mxf", ".y4m", ".gif",
-                                      ".vob", ".dv", ".asf", ".f4v", ".hevc", ".h264"};
+  static const char* kExtensions[] = {".mp4", ".m4v",  ".mov", ".mkv", ".webm", ".avi",
+                                      ".mpg", ".mpeg", ".ts",  ".mts", ".m2ts", ".flv",
+                                      ".wmv", ".3gp",  ".ogv", ".mxf", ".y4m",  ".gif",
+                                      ".vob", ".dv",   ".asf", ".f4v", ".hevc", ".h264"};
   const size_t dot = path.find_last_of('.');
   const size_t slash = path.find_last_of('/');
   if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return false;
@@ -226,9 +227,10 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
   }
   // Without count_frames, frame count, start and duration are the headers' (HeaderInfo).
 
-  const Rational measured = (info.frame_count > 0 && info.duration.valid() && !info.duration.is_zero())
-                                ? Rational::FromInt(info.frame_count) / info.duration
-                                : Rational::Invalid();
+  const Rational measured =
+      (info.frame_count > 0 && info.duration.valid() && !info.duration.is_zero())
+          ? Rational::FromInt(info.frame_count) / info.duration
+          : Rational::Invalid();
   const Rational avg = av::RationalOr(vs->avg_frame_rate, Rational::Invalid());
   const Rational real = av::RationalOr(vs->r_frame_rate, Rational::Invalid());
   if (avg.valid() && (!measured.valid() || Close(avg, measured, 0.005))) {

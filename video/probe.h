@@ -27,15 +27,15 @@ struct VideoInfo {
   int width = 0;             // coded picture size
   int height = 0;
   Rational sample_aspect_ratio{1, 1};  // pixel shape; 1/1 when square or unknown
-  int rotation = 0;          // clockwise degrees the picture is turned for display: 0/90/180/270
-  Rational frame_rate;       // average frame rate (frames per second)
-  Rational time_base;        // stream time base
+  int rotation = 0;     // clockwise degrees the picture is turned for display: 0/90/180/270
+  Rational frame_rate;  // average frame rate (frames per second)
+  Rational time_base;   // stream time base
   bool variable_frame_rate = false;
-  int64_t frame_count = 0;   // exact, from the packets (demuxer-discarded ones excluded)
-  Rational start_time;       // seconds: presentation time of the first frame
-  Rational duration;         // seconds: last frame's end minus first frame's start
+  int64_t frame_count = 0;  // exact, from the packets (demuxer-discarded ones excluded)
+  Rational start_time;      // seconds: presentation time of the first frame
+  Rational duration;        // seconds: last frame's end minus first frame's start
   bool has_audio = false;
-  int64_t bit_rate = 0;      // container bit rate (bits/s), 0 when unknown
+  int64_t bit_rate = 0;  // container bit rate (bits/s), 0 when unknown
   int video_stream_index = -1;
   std::map<std::string, std::string> metadata;  // container tags (title, comment, ...)
 

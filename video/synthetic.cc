@@ -17,7 +17,7 @@ uint64_t Mix(uint64_t x) {  // splitmix64 finaliser
 double ValueNoise(uint64_t seed, int64_t x, int64_t y, int cell) {
   auto lattice = [&](int64_t i, int64_t j) {
     return static_cast<double>(Mix(seed ^ Mix(static_cast<uint64_t>(i) * 0x100000001b3ULL ^
-                                               static_cast<uint64_t>(j))) >>
+                                              static_cast<uint64_t>(j))) >>
                                11) /
            static_cast<double>(1ULL << 53);
   };
@@ -135,9 +135,8 @@ Status WriteSyntheticVideo(const std::string& path, const SyntheticVideo& video,
 }
 
 SyntheticVideo SampleVideo(int variant, int width, int height, Rational frame_rate) {
-  static const Rgb kPalette[] = {{200, 60, 50},  {50, 140, 210}, {60, 170, 80},
-                                 {230, 190, 60}, {150, 80, 180}, {240, 240, 240},
-                                 {30, 30, 30},   {220, 120, 40}};
+  static const Rgb kPalette[] = {{200, 60, 50},  {50, 140, 210},  {60, 170, 80}, {230, 190, 60},
+                                 {150, 80, 180}, {240, 240, 240}, {30, 30, 30},  {220, 120, 40}};
   SyntheticVideo v;
   v.width = width;
   v.height = height;

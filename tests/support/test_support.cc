@@ -69,8 +69,12 @@ ProcessResult RunProcess(const std::vector<std::string>& argv) {
   return result;
 }
 
-std::string ReelBinary() { return REEL_BINARY; }
-std::string SourceDir() { return REEL_SOURCE_DIR; }
+std::string ReelBinary() {
+  return REEL_BINARY;
+}
+std::string SourceDir() {
+  return REEL_SOURCE_DIR;
+}
 
 ProcessResult RunReel(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {ReelBinary()};
