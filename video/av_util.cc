@@ -163,18 +163,6 @@ VideoInfo HeaderInfo(AVFormatContext* ctx, int vindex) {
   return info;
 }
 
-int StreamRotation(const AVStream* stream) {
-  const uint8_t* matrix = av_stream_get_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, nullptr);
-  if (matrix == nullptr) return 0;
-  double theta = -std::round(av_display_rotation_get(reinterpret_cast<const int32_t*>(matrix)));
-  if (std::isnan(theta)) return 0;
-  theta -= 360 * std::floor(theta / 360 + 0.9 / 360);
-  const int degrees = static_cast<int>(std::lround(theta / 90.0)) * 90 % 360;
-  return degrees;
-}
-
-namespace {
-
 AVPixelFormat ToAvPixelFormat(PixelFormat f) {
   switch (f) {
     case PixelFormat::kRgb24:
@@ -186,6 +174,18 @@ AVPixelFormat ToAvPixelFormat(PixelFormat f) {
   }
   return AV_PIX_FMT_RGB24;
 }
+
+int StreamRotation(const AVStream* stream) {
+  const uint8_t* matrix = av_stream_get_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, nullptr);
+  if (matrix == nullptr) return 0;
+  double theta = -std::round(av_display_rotation_get(reinterpret_cast<const int32_t*>(matrix)));
+  if (std::isnan(theta)) return 0;
+  theta -= 360 * std::floor(theta / 360 + 0.9 / 360);
+  const int degrees = static_cast<int>(std::lround(theta / 90.0)) * 90 % 360;
+  return degrees;
+}
+
+namespace {
 
 // Deprecated full-range "J" formats confuse swscale; map them to the plain ones and
 // say full range explicitly.

@@ -87,6 +87,9 @@ Result<FormatContextPtr> OpenInput(const std::string& path);
 Result<CodecContextPtr> OpenDecoder(const AVStream* stream, int threads, bool skip_loop_filter,
                                     const std::string& path);
 
+// The libav pixel format of a reel PixelFormat.
+AVPixelFormat ToAvPixelFormat(PixelFormat format);
+
 // Clockwise rotation in degrees (0, 90, 180 or 270) that the stream's display matrix
 // asks for, as ffmpeg's autorotate computes it.
 int StreamRotation(const AVStream* stream);

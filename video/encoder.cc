@@ -13,18 +13,6 @@ extern "C" {
 namespace reel {
 namespace {
 
-AVPixelFormat InputAvFormat(PixelFormat f) {
-  switch (f) {
-    case PixelFormat::kRgb24:
-      return AV_PIX_FMT_RGB24;
-    case PixelFormat::kBgr24:
-      return AV_PIX_FMT_BGR24;
-    case PixelFormat::kGray8:
-      return AV_PIX_FMT_GRAY8;
-  }
-  return AV_PIX_FMT_RGB24;
-}
-
 AVPixelFormat ChoosePixelFormat(const AVCodec* codec, const std::string& wanted) {
   if (!wanted.empty()) return av_get_pix_fmt(wanted.c_str());
   if (codec->pix_fmts == nullptr) return AV_PIX_FMT_YUV420P;
@@ -215,7 +203,7 @@ Status VideoEncoder::Write(const Frame& frame, std::optional<int64_t> pts) {
                                    std::to_string(ts) + " after " + std::to_string(e.last_pts) +
                                    ")");
   }
-  const AVPixelFormat src = InputAvFormat(frame.format);
+  const AVPixelFormat src = av::ToAvPixelFormat(frame.format);
   SwsContext* s =
       sws_getCachedContext(e.sws.release(), frame.width, frame.height, src, c->width, c->height,
                            c->pix_fmt, SWS_BICUBIC, nullptr, nullptr, nullptr);
