@@ -4,9 +4,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 
 #include "cli/command.h"
 #include "curate/ingest.h"
+#include "curate/scan.h"
+#include "curate/shard.h"
+#include "curate/split.h"
 #include "db/catalog.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -175,6 +179,267 @@ class CurateIngestCommand : public Command {
   bool retry_errors_ = false;
 };
 
+// Detector, clip-length and fade options shared by `curate scan` and `curate split`.
+class SplitFlags {
+ public:
+  void Add(po::options_description& o) {
+    o.add_options()  //
+        ("detector", po::value<std::string>(&detector_)->value_name("NAME")->default_value("content"),
+         "content, adaptive, threshold, histogram or hash")  //
+        ("threshold", po::value<double>(&threshold_)->value_name("X"),
+         "the detector's threshold (defaults: content 27, adaptive 3, threshold 12, "
+         "histogram 0.05, hash 0.395)")  //
+        ("min-scene-len", po::value<int64_t>(&min_scene_len_)->value_name("FRAMES")->default_value(15),
+         "frames before another cut may follow")  //
+        ("weights", po::value<std::string>(&weights_)->value_name("H,S,L,E"),
+         "content/adaptive component weights (default 1,1,1,0; E needs scan --edges)")  //
+        ("luma-only", po::bool_switch(&luma_only_), "content/adaptive: luma changes only")  //
+        ("filter-mode", po::value<std::string>(&filter_mode_)->value_name("MODE")->default_value("merge"),
+         "content: merge or suppress cuts closer than min-scene-len")  //
+        ("window-width", po::value<int>(&window_width_)->value_name("N")->default_value(2),
+         "adaptive: frames either side averaged")  //
+        ("min-content-val", po::value<double>(&min_content_val_)->value_name("X")->default_value(15.0),
+         "adaptive: minimum content score for a cut")  //
+        ("fade-bias", po::value<double>(&fade_bias_)->value_name("B")->default_value(0.0),
+         "threshold: cut placement in the dark stretch, -1 (start) .. +1 (end)")  //
+        ("no-fades", po::bool_switch(&no_fades_),
+         "do not cut inside fades to black nor trim black frames from clip ends")  //
+        ("no-gradual", po::bool_switch(&no_gradual_), "do not cut inside dissolves")  //
+        ("min-seconds", po::value<std::string>(&min_seconds_)->value_name("S")->default_value("1"),
+         "drop clips shorter than this")  //
+        ("max-seconds", po::value<std::string>(&max_seconds_)->value_name("S")->default_value("0"),
+         "split clips longer than this into equal parts (0: no limit)");
+  }
+
+  Result<SplitOptions> Resolve() const {
+    SplitOptions s;
+    REEL_ASSIGN_OR_RETURN(s.detector.kind, ParseDetectorKind(detector_));
+    s.detector.threshold = threshold_;
+    s.detector.min_scene_len = min_scene_len_;
+    s.detector.luma_only = luma_only_;
+    if (!weights_.empty()) {
+      const std::vector<std::string> parts = Split(weights_, ',');
+      if (parts.size() != 4) return Status::InvalidArgument("--weights needs four numbers H,S,L,E");
+      for (size_t i = 0; i < 4; ++i) {
+        char* end = nullptr;
+        s.detector.weights[i] = std::strtod(parts[i].c_str(), &end);
+        if (end == parts[i].c_str() || *end != '\0') {
+          return Status::InvalidArgument("--weights: '" + parts[i] + "' is not a number");
+        }
+      }
+    }
+    if (filter_mode_ == "merge") {
+      s.detector.flash_mode = FlashMode::kMerge;
+    } else if (filter_mode_ == "suppress") {
+      s.detector.flash_mode = FlashMode::kSuppress;
+    } else {
+      return Status::InvalidArgument("--filter-mode must be merge or suppress");
+    }
+    s.detector.window_width = window_width_;
+    s.detector.min_content_val = min_content_val_;
+    s.detector.fade_bias = fade_bias_;
+    s.fades = !no_fades_;
+    s.gradual = !no_gradual_;
+    REEL_ASSIGN_OR_RETURN(s.min_seconds, Rational::ParseDecimal(min_seconds_));
+    REEL_ASSIGN_OR_RETURN(s.max_seconds, Rational::ParseDecimal(max_seconds_));
+    if (s.min_seconds < Rational() || s.max_seconds < Rational()) {
+      return Status::InvalidArgument("--min-seconds and --max-seconds must not be negative");
+    }
+    if (s.max_seconds > Rational() && s.max_seconds < s.min_seconds) {
+      return Status::InvalidArgument("--max-seconds is below --min-seconds");
+    }
+    REEL_RETURN_IF_ERROR(s.detector.Validate());
+    return s;
+  }
+
+ private:
+  std::string detector_, weights_, filter_mode_, min_seconds_, max_seconds_;
+  double threshold_ = std::numeric_limits<double>::quiet_NaN();
+  int64_t min_scene_len_ = 15;
+  bool luma_only_ = false, no_fades_ = false, no_gradual_ = false;
+  int window_width_ = 2;
+  double min_content_val_ = 15.0, fade_bias_ = 0.0;
+};
+
+Result<ShardSpec> ResolveShard(const std::string& text) {
+  if (text.empty()) return ShardSpec();
+  return ParseShard(text);
+}
+
+class CurateScanCommand : public Command {
+ public:
+  void AddOptions(po::options_description& o, po::positional_options_description& p) override {
+    AddDbOption(o, &db_);
+    AddJobsOption(o, &jobs_, "videos scanned in parallel");
+    AddJsonOption(o, &json_);
+    o.add_options()  //
+        ("path", po::value<std::vector<std::string>>(&paths_)->value_name("PATH"),
+         "files or folders to ingest first (positional)")  //
+        ("analysis-width", po::value<int>(&analysis_width_)->value_name("W")->default_value(256),
+         "downscale wider frames to this width for analysis (0: native)")  //
+        ("resize", po::value<std::string>(&resize_)->value_name("MODE")->default_value("exact"),
+         "exact (PySceneDetect's frames) or fast (swscale area; differs on dark frames)")  //
+        ("skip-loop-filter", po::bool_switch(&skip_loop_filter_),
+         "skip H.264/HEVC deblocking while decoding (faster; scores change slightly)")  //
+        ("decode-threads", po::value<int>(&decode_threads_)->value_name("N")->default_value(0),
+         "codec threads per video (0: automatic)")  //
+        ("edges", po::bool_switch(&edges_), "also compute the content detector's edge component")  //
+        ("no-signals", po::bool_switch(&no_signals_),
+         "detector series only: no flow, sharpness, colour or text")  //
+        ("rescan", po::bool_switch(&rescan_), "scan again videos already scanned")  //
+        ("retry-errors", po::bool_switch(&retry_errors_), "scan again videos whose scan failed")  //
+        ("shard", po::value<std::string>(&shard_)->value_name("I/N"),
+         "process only shard I of N (or 'auto' from Slurm / Kubernetes variables)");
+    split_.Add(o);
+    p.add("path", -1);
+  }
+
+  Status Setup(const po::variables_map&) override {
+    if (jobs_ < 1) return Status::InvalidArgument("--jobs must be at least 1");
+    if (analysis_width_ < 0) return Status::InvalidArgument("--analysis-width must be >= 0");
+    if (resize_ == "exact") {
+      options_.resize = ResizeMode::kExact;
+    } else if (resize_ == "fast") {
+      options_.resize = ResizeMode::kFast;
+    } else {
+      return Status::InvalidArgument("--resize must be exact or fast");
+    }
+    REEL_ASSIGN_OR_RETURN(options_.split, split_.Resolve());
+    REEL_ASSIGN_OR_RETURN(options_.shard, ResolveShard(shard_));
+    options_.analysis_width = analysis_width_;
+    options_.skip_loop_filter = skip_loop_filter_;
+    options_.decode_threads = decode_threads_;
+    options_.analysis.edges = edges_;
+    options_.analysis.signals = !no_signals_;
+    options_.jobs = jobs_;
+    options_.rescan = rescan_;
+    options_.retry_errors = retry_errors_;
+    options_.ingest.jobs = jobs_;
+    return Status::OK();
+  }
+
+  int Run() override {
+    auto catalog = Catalog::Open(db_);
+    if (!catalog.ok()) return Fail(catalog.status());
+    Progress::Options popts;
+    popts.label = "scan";
+    popts.unit = "frames";
+    popts.line_every = 10000;
+    if (json_ || common().quiet) popts.style = Progress::Style::kNone;
+    Progress progress(popts);
+    options_.on_start = [&](int64_t, int64_t frames) { progress.SetTotal(frames); };
+    options_.on_frames = [&](int64_t n) { progress.Advance(n); };
+    options_.on_video = [&](const std::string& path, const Status& s, int64_t clips) {
+      if (common().verbose) {
+        Log(s.ok() ? LogLevel::kInfo : LogLevel::kWarning,
+            s.ok() ? path + ": " + std::to_string(clips) + " clips" : s.message());
+      }
+    };
+    options_.cancel = &g_cancel;
+    InterruptGuard guard;
+    auto result = Scan(**catalog, paths_, options_);
+    if (!result.ok()) {
+      progress.Finish();
+      return Fail(result.status());
+    }
+    const ScanSummary& s = *result;
+    const double fps = s.seconds > 0 ? s.frames / s.seconds : 0;
+    const std::string line =
+        "scan: " + std::to_string(s.scanned) + " videos scanned, " + std::to_string(s.failed) +
+        " failed, " + std::to_string(s.skipped) + " already done; " + std::to_string(s.frames) +
+        " frames (" + FormatFixed(fps, 0) + " fps), " + std::to_string(s.clips) + " clips in " +
+        FormatDuration(s.seconds) + (s.cancelled ? " (interrupted; rerun to finish)" : "");
+    progress.Finish(common().quiet || json_ ? "" : line);
+    if (json_) {
+      Json j = Json::MakeObject();
+      j["run_id"] = s.run_id;
+      j["videos"] = s.videos;
+      j["scanned"] = s.scanned;
+      j["failed"] = s.failed;
+      j["skipped"] = s.skipped;
+      j["frames"] = s.frames;
+      j["clips"] = s.clips;
+      j["seconds"] = s.seconds;
+      j["cancelled"] = s.cancelled;
+      Json failures = Json::MakeArray();
+      for (const auto& [path, why] : s.failures) {
+        Json f = Json::MakeObject();
+        f["path"] = path;
+        f["error"] = why;
+        failures.push_back(f);
+      }
+      j["failures"] = failures;
+      std::cout << j.Dump(2) << '\n';
+    }
+    for (const auto& [path, why] : s.ingest.failures) {
+      std::fprintf(stderr, "reel: error: %s: %s\n", path.c_str(), why.c_str());
+    }
+    for (const auto& [path, why] : s.failures) {
+      std::fprintf(stderr, "reel: error: %s\n", why.c_str());
+    }
+    return s.all_ok() ? kExitOk : kExitFailure;
+  }
+
+ private:
+  std::string db_, resize_, shard_;
+  std::vector<std::string> paths_;
+  int jobs_ = 1, analysis_width_ = 256, decode_threads_ = 0;
+  bool json_ = false, skip_loop_filter_ = false, edges_ = false, no_signals_ = false;
+  bool rescan_ = false, retry_errors_ = false;
+  SplitFlags split_;
+  ScanOptions options_;
+};
+
+class CurateSplitCommand : public Command {
+ public:
+  void AddOptions(po::options_description& o, po::positional_options_description&) override {
+    AddDbOption(o, &db_);
+    AddJsonOption(o, &json_);
+    o.add_options()("shard", po::value<std::string>(&shard_)->value_name("I/N"),
+                    "re-cut only shard I of N");
+    split_.Add(o);
+  }
+
+  Status Setup(const po::variables_map&) override {
+    REEL_ASSIGN_OR_RETURN(options_, split_.Resolve());
+    REEL_ASSIGN_OR_RETURN(shard_spec_, ResolveShard(shard_));
+    return Status::OK();
+  }
+
+  int Run() override {
+    auto catalog = Catalog::Open(db_);
+    if (!catalog.ok()) return Fail(catalog.status());
+    auto result = Split(**catalog, options_, shard_spec_);
+    if (!result.ok()) return Fail(result.status());
+    const SplitSummary& s = *result;
+    if (json_) {
+      Json j = Json::MakeObject();
+      j["run_id"] = s.run_id;
+      j["videos"] = s.videos;
+      j["clips"] = s.clips;
+      j["dropped_short"] = s.dropped_short;
+      j["split_long"] = s.split_long;
+      std::cout << j.Dump(2) << '\n';
+    } else if (!common().quiet) {
+      std::fprintf(stderr, "split: %lld videos re-cut (%s): %lld clips, %lld too short, %lld split\n",
+                   static_cast<long long>(s.videos), DescribeSplit(options_).c_str(),
+                   static_cast<long long>(s.clips), static_cast<long long>(s.dropped_short),
+                   static_cast<long long>(s.split_long));
+    }
+    for (const auto& [path, why] : s.failures) {
+      std::fprintf(stderr, "reel: error: %s: %s\n", path.c_str(), why.c_str());
+    }
+    return s.failures.empty() ? kExitOk : kExitFailure;
+  }
+
+ private:
+  std::string db_, shard_;
+  bool json_ = false;
+  SplitFlags split_;
+  SplitOptions options_;
+  ShardSpec shard_spec_;
+};
+
 }  // namespace
 
 void RegisterCurateCommands(std::vector<CommandInfo>* out) {
@@ -189,6 +454,22 @@ void RegisterCurateCommands(std::vector<CommandInfo>* out) {
        "goes on. Results are committed in batches, so an interrupted ingest resumes where\n"
        "it stopped when run again. Exit status 1 when any file failed.",
        [] { return std::make_unique<CurateIngestCommand>(); }});
+  out->push_back(
+      {"curate scan", "one decode pass per video: shot detection and clip signals",
+       "curate scan --db FILE [detector options] [--jobs N] [PATH...]",
+       "Scans every ingested video not yet scanned (PATHs are ingested first). One decode\n"
+       "pass computes the per-frame series of all five detectors (PySceneDetect's content,\n"
+       "adaptive, threshold, histogram and hash) and the signals (optical flow and camera\n"
+       "motion, sharpness, brightness, contrast, black frames, text area, colourfulness,\n"
+       "colours, perceptual hashes); the series are stored, so `reel curate split` can\n"
+       "re-cut with other settings without decoding. Clips get exact frame and time\n"
+       "boundaries. Each video is committed when done: an interrupted scan resumes.",
+       [] { return std::make_unique<CurateScanCommand>(); }});
+  out->push_back(
+      {"curate split", "re-cut scanned videos from stored scores, without decoding",
+       "curate split --db FILE [detector options]",
+       "Clips whose frame range does not change keep their ids and captions.",
+       [] { return std::make_unique<CurateSplitCommand>(); }});
 }
 
 }  // namespace reel::cli

@@ -5,14 +5,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <filesystem>
-#include <mutex>
 #include <set>
-#include <thread>
 
+#include "util/parallel.h"
 #include "util/sha256.h"
 #include "util/strings.h"
 #include "video/probe.h"
@@ -249,35 +246,9 @@ Result<IngestSummary> Ingest(Catalog& catalog, const std::vector<std::string>& p
     emit(path, IngestOutcome::kUnchanged, "");
   }
 
-  // Workers hash and probe; this thread writes.
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<WorkResult> results;
-  std::atomic<size_t> next{0};
-  const int thread_count =
-      work.empty() ? 0 : std::max(1, std::min<int>(options.jobs, static_cast<int>(work.size())));
-  int active = thread_count;  // workers still running; guarded by mu
-  std::vector<std::thread> workers;
-  for (int w = 0; w < thread_count; ++w) {
-    workers.emplace_back([&] {
-      while (true) {
-        if (options.cancel != nullptr && options.cancel->load()) break;
-        const size_t i = next.fetch_add(1);
-        if (i >= work.size()) break;
-        WorkResult r = ProcessFile(work[i]);
-        std::lock_guard<std::mutex> lock(mu);
-        results.push_back(std::move(r));
-        cv.notify_one();
-      }
-      std::lock_guard<std::mutex> lock(mu);
-      --active;
-      cv.notify_one();
-    });
-  }
-
+  // Workers hash and probe; this thread writes, one transaction per batch.
   std::vector<WorkResult> batch;
   auto last_commit = std::chrono::steady_clock::now();
-  Status write_status;
   auto commit = [&]() -> Status {
     if (batch.empty()) return Status::OK();
     std::vector<std::pair<std::string, std::pair<IngestOutcome, std::string>>> events;
@@ -333,47 +304,33 @@ Result<IngestSummary> Ingest(Catalog& catalog, const std::vector<std::string>& p
     return Status::OK();
   };
 
-  const auto batch_interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      std::chrono::duration<double>(options.batch_seconds));
-  while (true) {
-    std::unique_lock<std::mutex> lock(mu);
-    const auto deadline = last_commit + batch_interval;
-    cv.wait_until(lock, deadline, [&] { return !results.empty() || active == 0; });
-    if (!write_status.ok()) {
-      // The catalog refused a write: stop taking files, drop what is queued (it was not
-      // recorded, so a rerun redoes it) and wait for the workers to finish their file.
-      next.store(work.size());
-      results.clear();
-      if (active == 0) break;
-      cv.wait(lock, [&] { return !results.empty() || active == 0; });
-      continue;
-    }
-    // A transaction holds at most batch_size files, however far the workers ran ahead:
-    // a crash then loses at most one batch.
-    while (!results.empty() && static_cast<int>(batch.size()) < options.batch_size) {
-      batch.push_back(std::move(results.front()));
-      results.pop_front();
-    }
-    const bool finished = active == 0 && results.empty();
-    lock.unlock();
-    const auto now = std::chrono::steady_clock::now();
-    const bool due =
-        static_cast<int>(batch.size()) >= options.batch_size || (now >= deadline && !batch.empty());
-    if (due || finished) {
-      write_status = commit();
-    } else if (now >= deadline) {
-      last_commit = now;  // nothing to write yet: wait a full interval, do not spin
-    }
-    if (finished && write_status.ok()) break;
-  }
-  for (auto& t : workers) t.join();
+  const auto interval = std::chrono::duration<double>(options.batch_seconds);
+  ParallelOptions parallel;
+  parallel.jobs = options.jobs;
+  parallel.cancel = options.cancel;
+  parallel.idle_seconds = options.batch_seconds;
+  parallel.on_idle = commit;
+  size_t taken = 0;
+  Status write_status = ProcessInParallel<WorkResult>(
+      work.size(), parallel, [&](size_t i) { return ProcessFile(work[i]); },
+      [&](WorkResult&& r) -> Status {
+        ++taken;
+        batch.push_back(std::move(r));
+        // A transaction holds at most batch_size files (a crash loses at most one batch),
+        // and results are committed at least every batch_seconds.
+        if (static_cast<int>(batch.size()) >= options.batch_size ||
+            std::chrono::steady_clock::now() - last_commit >= interval) {
+          return commit();
+        }
+        return Status::OK();
+      });
+  if (write_status.ok()) write_status = commit();
   if (!write_status.ok()) {
     catalog.FinishRun(summary.run_id, RunStatus::kFailed, write_status.message()).IgnoreError();
     return write_status;
   }
 
-  summary.cancelled =
-      options.cancel != nullptr && options.cancel->load() && next.load() < work.size();
+  summary.cancelled = options.cancel != nullptr && options.cancel->load() && taken < work.size();
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   {
     REEL_ASSIGN_OR_RETURN(Catalog::Transaction txn, catalog.Begin());

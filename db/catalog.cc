@@ -17,6 +17,12 @@
 namespace reel {
 namespace {
 
+using sql::BindRational;
+using sql::ParseJsonOr;
+using sql::ReadAll;
+using sql::ReadOne;
+using sql::ReadRational;
+using sql::ScalarInt;
 using sql::Stmt;
 
 constexpr const char* kVideoColumns =
@@ -24,10 +30,6 @@ constexpr const char* kVideoColumns =
     "codec, pixel_format, width, height, sar_num, sar_den, rotation, fps_num, fps_den, "
     "time_base_num, time_base_den, vfr, frame_count, start_num, start_den, duration_num, "
     "duration_den, has_audio, bit_rate, metadata, ingested_at, updated_at";
-
-constexpr const char* kClipColumns =
-    "id, video_id, start_frame, end_frame, start_num, start_den, end_num, end_den, state, "
-    "created_at";
 
 constexpr const char* kRunColumns =
     "id, kind, config, tool_version, started_at, finished_at, status, error, pid, host";
@@ -40,25 +42,6 @@ std::string HostName() {
 
 std::string ToolVersion() {
   return std::string("reel ") + REEL_VERSION + " (" + REEL_GIT_COMMIT + ")";
-}
-
-Rational ReadRational(const Stmt& s, int num_col, int den_col) {
-  if (s.IsNull(num_col) || s.IsNull(den_col)) return Rational();
-  return Rational(s.Int(num_col), s.Int(den_col));
-}
-
-void BindRational(Stmt& s, int num_index, Rational r) {
-  if (r.valid()) {
-    s.Bind(num_index, r.num()).Bind(num_index + 1, r.den());
-  } else {
-    s.BindNull(num_index).BindNull(num_index + 1);
-  }
-}
-
-Json ParseJsonOr(const std::string& text, Json fallback) {
-  if (text.empty()) return fallback;
-  Result<Json> j = Json::Parse(text);
-  return j.ok() ? *j : fallback;
 }
 
 Result<VideoRecord> ReadVideo(const Stmt& s) {
@@ -93,19 +76,6 @@ Result<VideoRecord> ReadVideo(const Stmt& s) {
   return v;
 }
 
-Result<ClipRecord> ReadClip(const Stmt& s) {
-  ClipRecord c;
-  c.id = s.Int(0);
-  c.video_id = s.Int(1);
-  c.start_frame = s.Int(2);
-  c.end_frame = s.Int(3);
-  c.start_time = ReadRational(s, 4, 5);
-  c.end_time = ReadRational(s, 6, 7);
-  REEL_ASSIGN_OR_RETURN(c.state, ParseClipState(s.Text(8)));
-  c.created_at = s.Text(9);
-  return c;
-}
-
 Result<RunRecord> ReadRun(const Stmt& s) {
   RunRecord r;
   r.id = s.Int(0);
@@ -119,33 +89,6 @@ Result<RunRecord> ReadRun(const Stmt& s) {
   r.pid = s.Int(8);
   r.host = s.Text(9);
   return r;
-}
-
-template <typename T, typename Reader>
-Result<std::vector<T>> ReadAll(Stmt& s, Reader read) {
-  std::vector<T> out;
-  while (true) {
-    REEL_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    REEL_ASSIGN_OR_RETURN(T item, read(s));
-    out.push_back(std::move(item));
-  }
-  return out;
-}
-
-template <typename T, typename Reader>
-Result<std::optional<T>> ReadOne(Stmt& s, Reader read) {
-  REEL_ASSIGN_OR_RETURN(bool row, s.Step());
-  if (!row) return std::optional<T>();
-  REEL_ASSIGN_OR_RETURN(T item, read(s));
-  return std::optional<T>(std::move(item));
-}
-
-Result<int64_t> ScalarInt(sqlite3* db, const std::string& sql) {
-  REEL_ASSIGN_OR_RETURN(Stmt s, Stmt::Prepare(db, sql));
-  REEL_ASSIGN_OR_RETURN(bool row, s.Step());
-  if (!row) return int64_t{0};
-  return s.Int(0);
 }
 
 // ---- read-only query guard ----
@@ -551,40 +494,7 @@ Result<std::unordered_map<std::string, FileStamp>> Catalog::LoadFileStamps() {
   return out;
 }
 
-// ---- clips, captions ----
-
-Result<int64_t> Catalog::AddClip(const ClipRecord& c) {
-  if (c.start_frame < 0 || c.end_frame <= c.start_frame) {
-    return Status::InvalidArgument("clip of video " + std::to_string(c.video_id) + ": frames [" +
-                                   std::to_string(c.start_frame) + ", " +
-                                   std::to_string(c.end_frame) + ") are empty or negative");
-  }
-  if (!c.start_time.valid() || !c.end_time.valid()) {
-    return Status::InvalidArgument("clip of video " + std::to_string(c.video_id) +
-                                   ": invalid timestamps");
-  }
-  REEL_ASSIGN_OR_RETURN(
-      Stmt s, Stmt::Prepare(db_,
-                            "INSERT INTO clips (video_id, start_frame, end_frame, start_num, "
-                            "start_den, end_num, end_den, state, created_at) "
-                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id"));
-  s.Bind(1, c.video_id).Bind(2, c.start_frame).Bind(3, c.end_frame);
-  BindRational(s, 4, c.start_time);
-  BindRational(s, 6, c.end_time);
-  s.Bind(8, ClipStateName(c.state)).Bind(9, UtcNow());
-  REEL_ASSIGN_OR_RETURN(bool row, s.Step());
-  if (!row) return Status::Internal("insert returned no id");
-  return s.Int(0);
-}
-
-Result<std::vector<ClipRecord>> Catalog::ListClips(std::optional<int64_t> video_id) {
-  std::string q = std::string("SELECT ") + kClipColumns + " FROM clips";
-  if (video_id.has_value()) q += " WHERE video_id = ?1";
-  q += " ORDER BY video_id, start_frame";
-  REEL_ASSIGN_OR_RETURN(Stmt s, Stmt::Prepare(db_, q));
-  if (video_id.has_value()) s.Bind(1, *video_id);
-  return ReadAll<ClipRecord>(s, ReadClip);
-}
+// ---- captions ----
 
 Result<int64_t> Catalog::AddCaption(const CaptionRecord& c) {
   if (c.source.empty()) return Status::InvalidArgument("caption without a source");

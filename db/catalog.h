@@ -81,6 +81,23 @@ enum class ClipState { kCandidate, kAccepted, kRejected, kExported };
 std::string_view ClipStateName(ClipState s);
 Result<ClipState> ParseClipState(std::string_view s);
 
+// Signals measured on a clip (see curate/signals.h for their definitions). Unset
+// optionals are NULL in the catalog.
+struct ClipSignals {
+  std::optional<double> motion;        // mean optical-flow magnitude, % of frame diagonal
+  std::optional<double> static_ratio;  // fraction of frames without motion
+  std::string camera_motion;           // static, pan_left, pan_right, tilt_up, ... or ""
+  std::optional<double> sharpness;     // variance of the Laplacian
+  std::optional<double> brightness;    // mean luma, 0..1
+  std::optional<double> contrast;      // luma standard deviation, 0..1
+  std::optional<double> black_ratio;   // fraction of black or blank frames
+  std::optional<double> text_area;     // fraction of the frame covered by overlaid text
+  std::optional<double> colorfulness;  // Hasler-Suesstrunk
+  Json dominant_colors = Json::MakeArray();  // [{"name":"green","fraction":0.4}, ...]
+  std::string phash;                   // 64-bit perceptual hash of the middle frame (hex)
+  Json extra = Json::MakeObject();     // anything else (camera motion details, ...)
+};
+
 // A clip is frames [start_frame, end_frame) of a video, with the exact times of those
 // frame boundaries.
 struct ClipRecord {
@@ -91,7 +108,59 @@ struct ClipRecord {
   Rational start_time;
   Rational end_time;
   ClipState state = ClipState::kCandidate;
+  std::string detector;  // how the clip was cut, e.g. "content threshold=27 min_scene_len=15"
+  ClipSignals signals;
+  std::optional<int64_t> duplicate_of;
   std::string created_at;
+};
+
+enum class ScanStatus { kOk, kError };
+
+// The outcome of scanning one video: how it was decoded and analysed.
+struct ScanRecord {
+  int64_t video_id = 0;
+  std::optional<int64_t> run_id;
+  ScanStatus status = ScanStatus::kOk;
+  std::string error;
+  int64_t frames = 0;
+  int64_t decode_errors = 0;
+  int analysis_width = 0;
+  int analysis_height = 0;
+  Rational time_base;
+  int64_t start_pts = 0;
+  Json params = Json::MakeObject();
+  std::string scanned_at;
+};
+
+// Membership of a clip in a named subset, with the reason when it did not pass.
+struct SubsetMember {
+  int64_t clip_id = 0;
+  bool passed = false;
+  std::string reason;
+};
+
+struct SubsetRecord {
+  int64_t id = 0;
+  std::string name;
+  std::string expression;
+  std::string sql;
+  std::optional<int64_t> run_id;
+  std::string created_at;
+};
+
+// A clip written out by `reel curate export`.
+struct ClipExportRecord {
+  int64_t clip_id = 0;
+  std::string out_dir;
+  std::string path;
+  std::string mode;  // "reencode" or "copy"
+  int width = 0;
+  int height = 0;
+  Rational frame_rate;
+  int64_t frames = 0;
+  Rational start_time;  // the span actually written (copy mode snaps to keyframes)
+  Rational end_time;
+  std::string exported_at;
 };
 
 struct CaptionRecord {
@@ -107,6 +176,7 @@ struct CaptionRecord {
 
 enum class RunStatus { kRunning, kOk, kFailed, kInterrupted };
 std::string_view RunStatusName(RunStatus s);
+std::string_view ScanStatusName(ScanStatus s);
 Result<RunStatus> ParseRunStatus(std::string_view s);
 
 struct RunRecord {
@@ -159,7 +229,7 @@ struct FileStamp {
 
 class Catalog {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   struct Options {
     bool read_only = false;         // open without write access (no upgrade either)
@@ -212,8 +282,44 @@ class Catalog {
   // --- clips, captions ---
   Result<int64_t> AddClip(const ClipRecord& clip);
   Result<std::vector<ClipRecord>> ListClips(std::optional<int64_t> video_id = std::nullopt);
+  Result<std::optional<ClipRecord>> FindClip(int64_t clip_id);
+  // Makes `clips` the clips of `video_id`: a clip whose frame range already exists keeps
+  // its row (and so its id, captions and subset memberships) and gets the new detector
+  // and signals; clips of other ranges are deleted; new ranges are inserted. Returns the
+  // ids in the order of `clips`.
+  Result<std::vector<int64_t>> ReplaceClips(int64_t video_id, const std::vector<ClipRecord>& clips);
+  Status SetClipDuplicate(int64_t clip_id, std::optional<int64_t> duplicate_of);
   Result<int64_t> AddCaption(const CaptionRecord& caption);
   Result<std::vector<CaptionRecord>> ListCaptions(int64_t clip_id);
+
+  // --- scans and per-frame data ---
+  // Inserts or replaces the scan record of a video.
+  Status PutScan(const ScanRecord& scan);
+  Result<std::optional<ScanRecord>> FindScan(int64_t video_id);
+  // video id -> scan status, for every scanned video.
+  Result<std::unordered_map<int64_t, ScanStatus>> LoadScanStates();
+  // Per-frame arrays of a video, stored as little-endian blobs under `name`. `width` is
+  // the number of values per frame (e.g. 12 for a colour histogram).
+  Status PutFrameData(int64_t video_id, std::string_view name, const std::vector<float>& values,
+                      int width = 1);
+  Status PutFrameData(int64_t video_id, std::string_view name,
+                      const std::vector<int64_t>& values, int width = 1);
+  // NotFound when the video has no array of that name; Corruption on a type mismatch.
+  Result<std::vector<float>> GetFrameDataF32(int64_t video_id, std::string_view name);
+  Result<std::vector<int64_t>> GetFrameDataI64(int64_t video_id, std::string_view name);
+  Result<std::vector<std::string>> ListFrameData(int64_t video_id);
+
+  // --- subsets ---
+  // Creates subset `name` (replacing one of that name and its members) and returns its id.
+  Result<int64_t> PutSubset(const SubsetRecord& subset);
+  Result<std::optional<SubsetRecord>> FindSubset(std::string_view name);
+  Result<std::vector<SubsetRecord>> ListSubsets();
+  Status AddSubsetMembers(int64_t subset_id, const std::vector<SubsetMember>& members);
+  Result<std::vector<SubsetMember>> ListSubsetMembers(int64_t subset_id);
+
+  // --- exports ---
+  Status PutClipExport(const ClipExportRecord& record);
+  Result<std::optional<ClipExportRecord>> FindClipExport(int64_t clip_id, std::string_view out_dir);
 
   // --- runs, metrics ---
   // Records a new run with status kRunning, this process's pid and host.

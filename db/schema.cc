@@ -99,6 +99,85 @@ ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT '';
 CREATE INDEX videos_by_status ON videos(status);
 CREATE INDEX runs_by_kind ON runs(kind, started_at);
 )sql"},
+
+      {3, "scans, per-frame data, clip signals, subsets and exports", R"sql(
+CREATE TABLE scans (
+  video_id        INTEGER PRIMARY KEY REFERENCES videos(id) ON DELETE CASCADE,
+  run_id          INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+  status          TEXT NOT NULL,
+  error           TEXT,
+  frames          INTEGER NOT NULL DEFAULT 0,
+  decode_errors   INTEGER NOT NULL DEFAULT 0,
+  analysis_width  INTEGER,
+  analysis_height INTEGER,
+  time_base_num   INTEGER,
+  time_base_den   INTEGER,
+  start_pts       INTEGER,
+  params          TEXT NOT NULL DEFAULT '{}',
+  scanned_at      TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE frame_data (
+  video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+  name     TEXT NOT NULL,
+  dtype    TEXT NOT NULL,
+  width    INTEGER NOT NULL DEFAULT 1,
+  data     BLOB NOT NULL,
+  PRIMARY KEY (video_id, name)
+) STRICT;
+
+ALTER TABLE clips ADD COLUMN detector TEXT NOT NULL DEFAULT '';
+ALTER TABLE clips ADD COLUMN motion REAL;
+ALTER TABLE clips ADD COLUMN static_ratio REAL;
+ALTER TABLE clips ADD COLUMN camera_motion TEXT;
+ALTER TABLE clips ADD COLUMN sharpness REAL;
+ALTER TABLE clips ADD COLUMN brightness REAL;
+ALTER TABLE clips ADD COLUMN contrast REAL;
+ALTER TABLE clips ADD COLUMN black_ratio REAL;
+ALTER TABLE clips ADD COLUMN text_area REAL;
+ALTER TABLE clips ADD COLUMN colorfulness REAL;
+ALTER TABLE clips ADD COLUMN dominant_colors TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE clips ADD COLUMN phash TEXT;
+ALTER TABLE clips ADD COLUMN duplicate_of INTEGER REFERENCES clips(id) ON DELETE SET NULL;
+ALTER TABLE clips ADD COLUMN signals TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE clips ADD COLUMN frames INTEGER GENERATED ALWAYS AS (end_frame - start_frame) VIRTUAL;
+
+CREATE TABLE subsets (
+  id         INTEGER PRIMARY KEY,
+  name       TEXT NOT NULL UNIQUE,
+  expression TEXT NOT NULL,
+  sql        TEXT NOT NULL,
+  run_id     INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+  created_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE subset_clips (
+  subset_id INTEGER NOT NULL REFERENCES subsets(id) ON DELETE CASCADE,
+  clip_id   INTEGER NOT NULL REFERENCES clips(id) ON DELETE CASCADE,
+  passed    INTEGER NOT NULL,
+  reason    TEXT,
+  PRIMARY KEY (subset_id, clip_id)
+) STRICT;
+CREATE INDEX subset_clips_by_clip ON subset_clips(clip_id);
+
+CREATE TABLE clip_exports (
+  clip_id     INTEGER NOT NULL REFERENCES clips(id) ON DELETE CASCADE,
+  out_dir     TEXT NOT NULL,
+  path        TEXT NOT NULL,
+  mode        TEXT NOT NULL,
+  width       INTEGER NOT NULL,
+  height      INTEGER NOT NULL,
+  fps_num     INTEGER NOT NULL,
+  fps_den     INTEGER NOT NULL,
+  frames      INTEGER NOT NULL,
+  start_num   INTEGER NOT NULL,
+  start_den   INTEGER NOT NULL,
+  end_num     INTEGER NOT NULL,
+  end_den     INTEGER NOT NULL,
+  exported_at TEXT NOT NULL,
+  PRIMARY KEY (clip_id, out_dir)
+) STRICT;
+)sql"},
   };
   return kMigrations;
 }

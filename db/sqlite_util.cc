@@ -104,4 +104,38 @@ Status Exec(sqlite3* db, const std::string& sql) {
   return Status::OK();
 }
 
+Result<int64_t> ScalarInt(sqlite3* db, const std::string& sql) {
+  REEL_ASSIGN_OR_RETURN(Stmt s, Stmt::Prepare(db, sql));
+  REEL_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return int64_t{0};
+  return s.Int(0);
+}
+
+Rational ReadRational(const Stmt& s, int num_col, int den_col) {
+  if (s.IsNull(num_col) || s.IsNull(den_col)) return Rational();
+  return Rational(s.Int(num_col), s.Int(den_col));
+}
+
+void BindRational(Stmt& s, int num_index, Rational r) {
+  if (r.valid()) {
+    s.Bind(num_index, r.num()).Bind(num_index + 1, r.den());
+  } else {
+    s.BindNull(num_index).BindNull(num_index + 1);
+  }
+}
+
+void BindOptionalText(Stmt& s, int index, const std::string& text) {
+  if (text.empty()) {
+    s.BindNull(index);
+  } else {
+    s.Bind(index, text);
+  }
+}
+
+Json ParseJsonOr(const std::string& text, Json fallback) {
+  if (text.empty()) return fallback;
+  Result<Json> j = Json::Parse(text);
+  return j.ok() ? *j : fallback;
+}
+
 }  // namespace reel::sql

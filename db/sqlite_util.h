@@ -10,7 +10,10 @@
 
 #include <sqlite3.h>
 
+#include "util/json.h"
+#include "util/rational.h"
 #include "util/status.h"
+#include <vector>
 
 namespace reel::sql {
 
@@ -66,6 +69,37 @@ class Stmt {
 
 // Runs one or more statements that return no rows.
 Status Exec(sqlite3* db, const std::string& sql);
+
+// The first column of the first row as an integer (0 when there is no row).
+Result<int64_t> ScalarInt(sqlite3* db, const std::string& sql);
+
+// Rationals are stored as two INTEGER columns; NULL reads as 0/1 and invalid binds NULL.
+Rational ReadRational(const Stmt& s, int num_col, int den_col);
+void BindRational(Stmt& s, int num_index, Rational r);
+void BindOptionalText(Stmt& s, int index, const std::string& text);  // "" -> NULL
+
+// A JSON column, or `fallback` when empty or unparseable.
+Json ParseJsonOr(const std::string& text, Json fallback);
+
+template <typename T, typename Reader>
+Result<std::vector<T>> ReadAll(Stmt& s, Reader read) {
+  std::vector<T> out;
+  while (true) {
+    REEL_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    REEL_ASSIGN_OR_RETURN(T item, read(s));
+    out.push_back(std::move(item));
+  }
+  return out;
+}
+
+template <typename T, typename Reader>
+Result<std::optional<T>> ReadOne(Stmt& s, Reader read) {
+  REEL_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<T>();
+  REEL_ASSIGN_OR_RETURN(T item, read(s));
+  return std::optional<T>(std::move(item));
+}
 
 }  // namespace reel::sql
 

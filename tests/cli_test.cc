@@ -200,7 +200,7 @@ TEST(CliUpgradeTest, OldCatalogNeedsAnUpgradeBeforeExport) {
   EXPECT_TRUE(Contains(r.out, "version 1 (older")) << r.out;
   r = RunReel({"db", "upgrade", "--db", db});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(Contains(r.out, "upgraded schema version 1 -> 2")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "upgraded schema version 1 -> 3")) << r.out;
   r = RunReel({"db", "export", "--db", db, "--what", "clips"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Contains(r.out, "/data/raw/harbour.mp4,0,150,150,0,1001/200")) << r.out;

@@ -3,11 +3,13 @@
 #include <cstdio>
 #include <random>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "tests/support/test_support.h"
 #include "util/json.h"
+#include "util/parallel.h"
 #include "util/progress.h"
 #include "util/rational.h"
 #include "util/sha256.h"
@@ -113,6 +115,14 @@ TEST(RationalTest, ParseAndFormat) {
   EXPECT_FALSE(Rational::Parse("a/b").ok());
   EXPECT_EQ(Rational(30000, 1001).ToString(), "30000/1001");
   EXPECT_EQ(Rational(25, 1).ToString(), "25");
+  EXPECT_EQ(*Rational::ParseDecimal("1.5"), Rational(3, 2));
+  EXPECT_EQ(*Rational::ParseDecimal("-0.25"), Rational(-1, 4));
+  EXPECT_EQ(*Rational::ParseDecimal(".5"), Rational(1, 2));
+  EXPECT_EQ(*Rational::ParseDecimal("2"), Rational(2, 1));
+  EXPECT_EQ(*Rational::ParseDecimal("3/4"), Rational(3, 4));
+  EXPECT_FALSE(Rational::ParseDecimal("1.").ok());
+  EXPECT_FALSE(Rational::ParseDecimal("1.2.3").ok());
+  EXPECT_FALSE(Rational::ParseDecimal("x.5").ok());
   EXPECT_EQ(Rational::Approximate(29.97002997, 1001), Rational(30000, 1001));
   EXPECT_EQ(Rational::Approximate(0.5), Rational(1, 2));
   EXPECT_EQ(FormatTimecode(Rational(3661500, 1000)), "01:01:01.500");
@@ -280,6 +290,79 @@ TEST(StringsTest, AtomicWriteReplacesWhole) {
   ASSERT_TRUE(WriteFileAtomic(path, "second").ok());
   EXPECT_EQ(*ReadFile(path), "second");
   EXPECT_FALSE(WriteFileAtomic(dir.File("no/such/dir/f"), "x").ok());
+}
+
+// ---------------------------------------------------------------- ProcessInParallel
+
+TEST(ParallelTest, EveryItemOnceOnTheCallingThread) {
+  for (int jobs : {1, 2, 8, 100}) {
+    std::vector<int> seen(1000, 0);
+    const auto caller = std::this_thread::get_id();
+    ParallelOptions o;
+    o.jobs = jobs;
+    Status s = ProcessInParallel<size_t>(
+        seen.size(), o, [](size_t i) { return i; },
+        [&](size_t&& i) {
+          EXPECT_EQ(std::this_thread::get_id(), caller);
+          ++seen[i];
+          return Status::OK();
+        });
+    ASSERT_TRUE(s.ok());
+    for (int v : seen) ASSERT_EQ(v, 1) << "jobs " << jobs;
+  }
+  ParallelOptions o;
+  EXPECT_TRUE(ProcessInParallel<int>(0, o, [](size_t) { return 0; },
+                                     [](int&&) { return Status::OK(); })
+                  .ok());
+}
+
+TEST(ParallelTest, AConsumerErrorStopsTheWork) {
+  std::atomic<int> worked{0};
+  int consumed = 0;
+  ParallelOptions o;
+  o.jobs = 2;
+  Status s = ProcessInParallel<int>(
+      10000, o,
+      [&](size_t i) {
+        ++worked;
+        std::this_thread::sleep_for(std::chrono::microseconds(200));  // 10000 items: >= 1 s
+        return static_cast<int>(i);
+      },
+      [&](int&&) {
+        return ++consumed == 5 ? Status::IOError("disk full") : Status::OK();
+      });
+  EXPECT_EQ(s.code(), StatusCode::kIOError);
+  EXPECT_EQ(consumed, 5);
+  EXPECT_LT(worked.load(), 10000);
+}
+
+TEST(ParallelTest, CancelConsumesWhatIsInFlightAndIdleRuns) {
+  std::atomic<bool> cancel{false};
+  std::atomic<int> worked{0};
+  int consumed = 0, idle = 0;
+  ParallelOptions o;
+  o.jobs = 2;
+  o.cancel = &cancel;
+  o.idle_seconds = 0.01;
+  o.on_idle = [&] {
+    ++idle;
+    return Status::OK();
+  };
+  Status s = ProcessInParallel<int>(
+      1000, o,
+      [&](size_t i) {
+        if (++worked == 3) cancel.store(true);
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        return static_cast<int>(i);
+      },
+      [&](int&&) {
+        ++consumed;
+        return Status::OK();
+      });
+  EXPECT_TRUE(s.ok());
+  EXPECT_EQ(consumed, worked.load());  // nothing computed is lost
+  EXPECT_LT(worked.load(), 10);
+  EXPECT_GT(idle, 0);
 }
 
 // ---------------------------------------------------------------- Progress

@@ -113,6 +113,30 @@ Result<Rational> Rational::Parse(std::string_view text) {
   return Rational(num, den);
 }
 
+Result<Rational> Rational::ParseDecimal(std::string_view text) {
+  const size_t dot = text.find('.');
+  if (dot == std::string_view::npos) return Parse(text);
+  const std::string_view whole = text.substr(0, dot);
+  const std::string_view frac = text.substr(dot + 1);
+  if (frac.empty() || frac.size() > 15 || frac.find_first_not_of("0123456789") != frac.npos) {
+    return Status::InvalidArgument("not a decimal number: '" + std::string(text) + "'");
+  }
+  const bool negative = !whole.empty() && whole[0] == '-';
+  Result<Rational> w = whole.empty() || whole == "-" || whole == "+"
+                           ? Result<Rational>(Rational())
+                           : Parse(whole);
+  if (!w.ok()) return Status::InvalidArgument("not a decimal number: '" + std::string(text) + "'");
+  int64_t den = 1, num = 0;
+  for (char c : frac) {
+    den *= 10;
+    num = num * 10 + (c - '0');
+  }
+  const Rational f(negative ? -num : num, den);
+  const Rational r = *w + f;
+  if (!r.valid()) return Status::InvalidArgument("number out of range: '" + std::string(text) + "'");
+  return r;
+}
+
 std::string Rational::ToString() const {
   if (!valid()) return "invalid";
   if (den_ == 1) return std::to_string(num_);

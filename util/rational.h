@@ -32,6 +32,8 @@ class Rational {
   static Rational Approximate(double value, int64_t max_den = 1000000);
   // Parses "30000/1001", "25", "-3/4". Decimal notation is rejected (use Approximate).
   static Result<Rational> Parse(std::string_view text);
+  // Parses exact decimals as well: "1.5" is 3/2, "0.041" is 41/1000; also "num/den".
+  static Result<Rational> ParseDecimal(std::string_view text);
 
   constexpr int64_t num() const { return num_; }
   constexpr int64_t den() const { return den_; }

@@ -144,6 +144,7 @@ class [[nodiscard]] Result {
   } while (0)
 
 // `lhs = value of expr` (a Result<T>), or returns its Status from the enclosing function.
+// Expands to several statements: inside an `if` or a loop, use braces.
 #define REEL_ASSIGN_OR_RETURN(lhs, expr) \
   REEL_ASSIGN_OR_RETURN_IMPL(REEL_STATUS_CONCAT(_reel_result_, __LINE__), lhs, expr)
 #define REEL_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

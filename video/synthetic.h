@@ -22,10 +22,11 @@
 namespace reel {
 
 enum class SceneKind {
-  kSolid,      // one flat colour
-  kMovingBox,  // a box of `foreground` moving by (dx, dy) per frame over a gradient
-  kTexture,    // value noise in two colours, shifted by (dx, dy) per frame (camera pan)
-  kBars,       // vertical colour bars scrolling by dx per frame
+  kSolid,       // one flat colour
+  kMovingBox,   // a box of `foreground` moving by (dx, dy) per frame over a gradient
+  kTexture,     // value noise in two colours, shifted by (dx, dy) per frame (camera pan)
+  kBars,        // vertical colour bars scrolling by dx per frame
+  kStillImage,  // a camera over a fixed picture: pans by (dx, dy) px and zooms by `zoom`
 };
 
 using Rgb = std::array<uint8_t, 3>;
@@ -35,8 +36,15 @@ struct SceneSpec {
   int64_t frames = 30;
   Rgb background{40, 40, 40};
   Rgb foreground{230, 230, 230};
-  int dx = 4;  // motion in pixels per frame
-  int dy = 0;
+  // Motion per frame in pixels. For kTexture and kStillImage it is the camera's: positive
+  // dx pans right (the picture moves left), positive dy tilts down.
+  double dx = 4;
+  double dy = 0;
+  double zoom = 1.0;     // kStillImage: scale factor per frame (> 1 zooms in)
+  int fade_in = 0;       // frames rising from black at the start
+  int fade_out = 0;      // frames falling to black at the end
+  int dissolve_in = 0;   // frames cross-dissolving from the previous scene (which keeps moving)
+  int blur = 0;          // box-blur radius in pixels
 };
 
 struct SyntheticVideo {
@@ -49,6 +57,9 @@ struct SyntheticVideo {
   int64_t frame_count() const;
   // The first frame index of every scene after the first.
   std::vector<int64_t> cut_frames() const;
+  // The first frame index of every scene after the first that starts with a hard cut
+  // (no dissolve).
+  std::vector<int64_t> hard_cut_frames() const;
   // Renders frame `index` (0 <= index < frame_count()) as RGB24.
   void Render(int64_t index, Frame* out) const;
 };

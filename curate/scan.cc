@@ -1,0 +1,247 @@
+#include "curate/scan.h"
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <chrono>
+#include <cmath>
+
+#include "curate/split.h"
+#include "util/parallel.h"
+#include "video/decoder.h"
+
+namespace reel {
+namespace {
+
+struct ScanJob {
+  VideoRecord video;
+};
+
+struct ScanOutcome {
+  VideoRecord video;
+  Status status;
+  VideoScan scan;
+  std::vector<ClipRecord> clips;
+};
+
+}  // namespace
+
+Json ScanParams(const ScanOptions& o) {
+  Json p = Json::MakeObject();
+  p["analysis_width"] = o.analysis_width;
+  p["resize"] = o.resize == ResizeMode::kExact ? "exact" : "fast";
+  p["skip_loop_filter"] = o.skip_loop_filter;
+  p["signals"] = o.analysis.signals;
+  p["edges"] = o.analysis.edges;
+  p["hist_bins"] = o.analysis.hist_bins;
+  p["hash_size"] = o.analysis.hash_size;
+  p["hash_lowpass"] = o.analysis.hash_lowpass;
+  p["long_range"] = o.analysis.long_range;
+  return p;
+}
+
+Result<VideoScan> ScanFile(const std::string& path, const ScanOptions& options,
+                           const std::function<void(int64_t)>& on_frames,
+                           const std::atomic<bool>* cancel) {
+  DecodeOptions dec;
+  dec.format = PixelFormat::kBgr24;
+  dec.threads = options.decode_threads;
+  dec.skip_loop_filter = options.skip_loop_filter;
+  // First learn the display size to choose the analysis size.
+  REEL_ASSIGN_OR_RETURN(auto probe, VideoDecoder::Open(path, dec));
+  const int display_w = probe->width(), display_h = probe->height();
+  int aw = display_w, ah = display_h;
+  if (options.analysis_width > 0 && display_w > options.analysis_width) {
+    // PySceneDetect: factor = width / 256, size = (round(w / f), round(h / f)).
+    const Rational factor(display_w, options.analysis_width);
+    aw = static_cast<int>((Rational::FromInt(display_w) / factor).Round());
+    ah = std::max(1, static_cast<int>((Rational::FromInt(display_h) / factor).Round()));
+  }
+  std::unique_ptr<VideoDecoder> decoder;
+  if (options.resize == ResizeMode::kExact) {
+    dec.filter = ResizeFilter::kBicubic;  // as OpenCV's FFmpeg backend converts
+    decoder = std::move(probe);
+  } else {
+    dec.width = aw;
+    dec.height = ah;
+    dec.filter = ResizeFilter::kArea;
+    probe.reset();
+    REEL_ASSIGN_OR_RETURN(decoder, VideoDecoder::Open(path, dec));
+  }
+
+  VideoScan out;
+  out.time_base = decoder->info().time_base;
+  out.analysis_width = aw;
+  out.analysis_height = ah;
+  FrameAnalyzer analyzer(options.analysis);
+  Frame frame, small;
+  int64_t pending = 0;
+  while (true) {
+    if (cancel != nullptr && cancel->load()) return Status::Cancelled(path + ": scan cancelled");
+    REEL_ASSIGN_OR_RETURN(bool more, decoder->Next(&frame));
+    if (!more) break;
+    const Frame* input = &frame;
+    if (options.resize == ResizeMode::kExact && (frame.width != aw || frame.height != ah)) {
+      small.Allocate(aw, ah, PixelFormat::kBgr24);
+      small.pts = frame.pts;
+      small.index = frame.index;
+      const cv::Mat src(frame.height, frame.width, CV_8UC3, frame.data.data());
+      cv::Mat dst(ah, aw, CV_8UC3, small.data.data());
+      cv::resize(src, dst, cv::Size(aw, ah), 0, 0, cv::INTER_LINEAR);
+      input = &small;
+    }
+    REEL_RETURN_IF_ERROR(analyzer.Add(*input).WithContext(path));
+    if (on_frames && ++pending == 32) {
+      on_frames(pending);
+      pending = 0;
+    }
+  }
+  if (on_frames && pending > 0) on_frames(pending);
+  out.decode_errors = decoder->decode_errors();
+  out.series = analyzer.TakeSeries();
+  if (out.series.size() == 0) return Status::Corruption(path + ": no frame could be decoded");
+  return out;
+}
+
+Result<ScanSummary> Scan(Catalog& catalog, const std::vector<std::string>& paths,
+                         const ScanOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  ScanSummary summary;
+  REEL_RETURN_IF_ERROR(options.split.detector.Validate());
+  if (!paths.empty()) {
+    IngestOptions ingest = options.ingest;
+    ingest.cancel = options.cancel;
+    if (!options.shard.all()) {
+      // Each shard ingests only its own files.
+      std::vector<std::pair<std::string, std::string>> missing;
+      std::vector<std::string> mine;
+      for (const std::string& f : FindVideoFiles(paths, ingest, &missing)) {
+        if (options.shard.Contains(f)) mine.push_back(f);
+      }
+      REEL_ASSIGN_OR_RETURN(summary.ingest, Ingest(catalog, mine, ingest));
+      summary.ingest.missing.insert(summary.ingest.missing.end(), missing.begin(), missing.end());
+    } else {
+      REEL_ASSIGN_OR_RETURN(summary.ingest, Ingest(catalog, paths, ingest));
+    }
+  }
+  REEL_RETURN_IF_ERROR(catalog.MarkInterruptedRuns().status());
+
+  Json config = ScanParams(options);
+  config["detector"] = DescribeSplit(options.split);
+  config["fades"] = options.split.fades;
+  config["gradual"] = options.split.gradual;
+  config["min_seconds"] = options.split.min_seconds.ToString();
+  config["max_seconds"] = options.split.max_seconds.ToString();
+  config["shard"] = options.shard.ToString();
+  REEL_ASSIGN_OR_RETURN(summary.run_id, catalog.BeginRun("scan", config));
+
+  REEL_ASSIGN_OR_RETURN(auto states, catalog.LoadScanStates());
+  REEL_ASSIGN_OR_RETURN(std::vector<VideoRecord> videos, catalog.ListVideos(VideoStatus::kOk));
+  std::vector<ScanJob> jobs;
+  int64_t total_frames = 0;
+  for (VideoRecord& v : videos) {
+    if (!options.shard.Contains(v.path)) continue;
+    auto it = states.find(v.id);
+    const bool done = it != states.end() &&
+                      (it->second == ScanStatus::kOk ? !options.rescan
+                                                     : !(options.retry_errors || options.rescan));
+    if (done) {
+      ++summary.skipped;
+      continue;
+    }
+    total_frames += v.frame_count;
+    jobs.push_back({std::move(v)});
+  }
+  summary.videos = static_cast<int64_t>(jobs.size());
+  if (options.on_start) options.on_start(summary.videos, total_frames);
+
+  const Json params = ScanParams(options);
+  ParallelOptions parallel;
+  parallel.jobs = options.jobs;
+  parallel.cancel = options.cancel;
+  Status status = ProcessInParallel<ScanOutcome>(
+      jobs.size(), parallel,
+      [&](size_t i) {
+        ScanOutcome out;
+        out.video = jobs[i].video;
+        Result<VideoScan> scan = ScanFile(out.video.path, options, options.on_frames, options.cancel);
+        if (!scan.ok()) {
+          out.status = scan.status();
+          return out;
+        }
+        out.scan = std::move(scan).value();
+        Result<std::vector<ClipRecord>> clips =
+            MakeClips(out.video, out.scan.series, out.scan.time_base, options.split);
+        if (!clips.ok()) {
+          out.status = clips.status().WithContext(out.video.path);
+          return out;
+        }
+        out.clips = std::move(clips).value();
+        return out;
+      },
+      [&](ScanOutcome&& r) -> Status {
+        if (r.status.code() == StatusCode::kCancelled) return Status::OK();
+        ScanRecord rec;
+        rec.video_id = r.video.id;
+        rec.run_id = summary.run_id;
+        rec.params = params;
+        REEL_ASSIGN_OR_RETURN(Catalog::Transaction txn, catalog.Begin());
+        int64_t clip_count = 0;
+        if (!r.status.ok()) {
+          rec.status = ScanStatus::kError;
+          rec.error = r.status.message();
+          REEL_RETURN_IF_ERROR(catalog.PutScan(rec));
+        } else {
+          rec.status = ScanStatus::kOk;
+          rec.frames = static_cast<int64_t>(r.scan.series.size());
+          rec.decode_errors = r.scan.decode_errors;
+          rec.analysis_width = r.scan.analysis_width;
+          rec.analysis_height = r.scan.analysis_height;
+          rec.time_base = r.scan.time_base;
+          rec.start_pts = r.scan.series.pts.front();
+          REEL_RETURN_IF_ERROR(catalog.PutScan(rec));
+          REEL_RETURN_IF_ERROR(SaveFrameSeries(catalog, r.video.id, r.scan.series));
+          REEL_RETURN_IF_ERROR(catalog.ReplaceClips(r.video.id, r.clips).status());
+          clip_count = static_cast<int64_t>(r.clips.size());
+        }
+        REEL_RETURN_IF_ERROR(txn.Commit());
+        if (r.status.ok()) {
+          ++summary.scanned;
+          summary.frames += static_cast<int64_t>(r.scan.series.size());
+          summary.clips += clip_count;
+        } else {
+          ++summary.failed;
+          summary.failures.emplace_back(r.video.path, r.status.message());
+        }
+        if (options.on_video) options.on_video(r.video.path, r.status, clip_count);
+        return Status::OK();
+      });
+  summary.cancelled = options.cancel != nullptr && options.cancel->load() &&
+                      summary.scanned + summary.failed < summary.videos;
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!status.ok()) {
+    catalog.FinishRun(summary.run_id, RunStatus::kFailed, status.message()).IgnoreError();
+    return status;
+  }
+  {
+    REEL_ASSIGN_OR_RETURN(Catalog::Transaction txn, catalog.Begin());
+    const std::pair<const char*, double> counters[] = {
+        {"scan.videos", static_cast<double>(summary.videos)},
+        {"scan.scanned", static_cast<double>(summary.scanned)},
+        {"scan.failed", static_cast<double>(summary.failed)},
+        {"scan.frames", static_cast<double>(summary.frames)},
+        {"scan.clips", static_cast<double>(summary.clips)},
+        {"scan.seconds", summary.seconds},
+        {"scan.fps", summary.seconds > 0 ? summary.frames / summary.seconds : 0.0}};
+    for (const auto& [name, value] : counters) {
+      REEL_RETURN_IF_ERROR(catalog.AddMetric(summary.run_id, name, value).status());
+    }
+    REEL_RETURN_IF_ERROR(catalog.FinishRun(summary.run_id,
+                                           summary.cancelled ? RunStatus::kInterrupted : RunStatus::kOk,
+                                           summary.cancelled ? "cancelled" : ""));
+    REEL_RETURN_IF_ERROR(txn.Commit());
+  }
+  return summary;
+}
+
+}  // namespace reel

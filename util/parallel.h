@@ -1,0 +1,108 @@
+// ProcessInParallel: workers compute, the calling thread consumes.
+//
+// `work(i)` runs for every i in [0, count) on up to `jobs` worker threads; each result is
+// handed to `consume` on the calling thread as soon as it is ready (completion order).
+// This is the shape of every batch job in reel: workers decode, hash or score, and the
+// one thread that owns the catalog connection writes. `on_idle` runs on the calling
+// thread when no result has arrived for `idle_seconds` (e.g. to commit a partial batch).
+//
+// Stopping: when `cancel` becomes true, or `consume` / `on_idle` returns an error,
+// workers take no new items; results still in flight are dropped after an error and
+// consumed after a cancel. Returns the first error, or OK. `work` must not throw.
+//
+// Thread-safety: `work` runs concurrently on several threads; `consume` and `on_idle`
+// only on the calling thread.
+
+#ifndef REEL_UTIL_PARALLEL_H_
+#define REEL_UTIL_PARALLEL_H_
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "util/status.h"
+
+namespace reel {
+
+struct ParallelOptions {
+  int jobs = 1;
+  const std::atomic<bool>* cancel = nullptr;
+  double idle_seconds = 1.0;
+  std::function<Status()> on_idle;
+};
+
+template <typename R>
+Status ProcessInParallel(size_t count, const ParallelOptions& options,
+                         const std::function<R(size_t)>& work,
+                         const std::function<Status(R&&)>& consume) {
+  if (count == 0) return Status::OK();
+  const int threads = std::max(1, std::min<int>(options.jobs, static_cast<int>(count)));
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<R> ready;        // guarded by mu
+  int running = threads;      // guarded by mu
+  std::atomic<size_t> next{0};
+  std::atomic<bool> stop{false};
+  auto cancelled = [&] { return options.cancel != nullptr && options.cancel->load(); };
+
+  std::vector<std::thread> workers;
+  workers.reserve(static_cast<size_t>(threads));
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&] {
+      while (!stop.load() && !cancelled()) {
+        const size_t i = next.fetch_add(1);
+        if (i >= count) break;
+        R result = work(i);
+        std::lock_guard<std::mutex> lock(mu);
+        ready.push_back(std::move(result));
+        cv.notify_one();
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      --running;
+      cv.notify_one();
+    });
+  }
+
+  Status status;
+  const auto idle = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(options.idle_seconds));
+  auto last_activity = std::chrono::steady_clock::now();
+  while (true) {
+    std::unique_lock<std::mutex> lock(mu);
+    const bool woke = cv.wait_until(lock, last_activity + idle,
+                                    [&] { return !ready.empty() || running == 0; });
+    if (!ready.empty()) {
+      R result = std::move(ready.front());
+      ready.pop_front();
+      lock.unlock();
+      last_activity = std::chrono::steady_clock::now();
+      if (status.ok()) {
+        status = consume(std::move(result));
+        if (!status.ok()) stop.store(true);
+      }
+      continue;
+    }
+    if (running == 0) break;
+    lock.unlock();
+    if (!woke) {
+      last_activity = std::chrono::steady_clock::now();
+      if (status.ok() && options.on_idle) {
+        status = options.on_idle();
+        if (!status.ok()) stop.store(true);
+      }
+    }
+  }
+  for (auto& w : workers) w.join();
+  return status;
+}
+
+}  // namespace reel
+
+#endif  // REEL_UTIL_PARALLEL_H_
