@@ -7,6 +7,9 @@
 #include <limits>
 
 #include "cli/command.h"
+#include "curate/dedup.h"
+#include "curate/export.h"
+#include "curate/filter.h"
 #include "curate/ingest.h"
 #include "curate/scan.h"
 #include "curate/shard.h"
@@ -440,6 +443,214 @@ class CurateSplitCommand : public Command {
   ShardSpec shard_spec_;
 };
 
+class CurateFilterCommand : public Command {
+ public:
+  void AddOptions(po::options_description& o, po::positional_options_description&) override {
+    AddDbOption(o, &db_);
+    AddJsonOption(o, &json_);
+    o.add_options()  //
+        ("where", po::value<std::string>(&where_)->value_name("EXPR"),
+         "the condition clips must meet (see --columns and the README)")  //
+        ("subset", po::value<std::string>(&subset_)->value_name("NAME"),
+         "name of the subset to record (replaced if it exists)")  //
+        ("dry-run", po::bool_switch(&dry_run_), "count only; record nothing")  //
+        ("columns", po::bool_switch(&columns_), "list the names an expression can use");
+  }
+
+  Status Setup(const po::variables_map&) override {
+    if (columns_) return Status::OK();
+    if (where_.empty()) return Status::InvalidArgument("--where is required");
+    if (subset_.empty() && !dry_run_) return Status::InvalidArgument("--subset is required");
+    // Parse first, work later: a malformed expression is a usage error.
+    return CompileFilter(where_).status();
+  }
+
+  int Run() override {
+    if (columns_) {
+      for (const FilterColumn& c : FilterColumns()) {
+        const char* type = c.type == FilterType::kNumber ? "number"
+                           : c.type == FilterType::kText ? "text"
+                                                         : "bool";
+        std::printf("%-13s %-7s %s\n", c.name, type, c.doc);
+      }
+      std::printf("\nfunctions: abs(x) min(a, b) max(a, b) lower(s) length(s) contains(s, part)\n"
+                  "           color(name) in_subset(name)\n");
+      return kExitOk;
+    }
+    auto catalog = Catalog::Open(db_);
+    if (!catalog.ok()) return Fail(catalog.status());
+    auto result = ApplyFilter(**catalog, where_, subset_, dry_run_);
+    if (!result.ok()) return Fail(result.status());
+    const FilterSummary& s = *result;
+    if (json_) {
+      Json j = Json::MakeObject();
+      j["subset"] = subset_;
+      j["clips"] = s.clips;
+      j["passed"] = s.passed;
+      Json failed = Json::MakeObject();
+      for (const auto& [cond, n] : s.failed_at) failed[cond] = n;
+      j["failed_at"] = failed;
+      std::cout << j.Dump(2) << '\n';
+    } else if (!common().quiet) {
+      std::printf("%s%s: %lld of %lld clips pass\n", dry_run_ ? "(dry run) " : "subset ",
+                  dry_run_ ? "filter" : subset_.c_str(), static_cast<long long>(s.passed),
+                  static_cast<long long>(s.clips));
+      for (const auto& [cond, n] : s.failed_at) {
+        std::printf("  %6lld failed first at: %s\n", static_cast<long long>(n), cond.c_str());
+      }
+    }
+    return kExitOk;
+  }
+
+ private:
+  std::string db_, where_, subset_;
+  bool json_ = false, dry_run_ = false, columns_ = false;
+};
+
+class CurateDedupCommand : public Command {
+ public:
+  void AddOptions(po::options_description& o, po::positional_options_description&) override {
+    AddDbOption(o, &db_);
+    AddJsonOption(o, &json_);
+    o.add_options()  //
+        ("max-distance", po::value<int>(&options_.max_distance)->value_name("BITS")->default_value(10),
+         "largest pHash Hamming distance (of 64 bits) for near-duplicates")  //
+        ("dry-run", po::bool_switch(&options_.dry_run), "report groups, change nothing");
+  }
+
+  Status Setup(const po::variables_map&) override {
+    if (options_.max_distance < 0 || options_.max_distance > 64) {
+      return Status::InvalidArgument("--max-distance must be within 0..64");
+    }
+    return Status::OK();
+  }
+
+  int Run() override {
+    auto catalog = Catalog::Open(db_);
+    if (!catalog.ok()) return Fail(catalog.status());
+    auto result = Dedup(**catalog, options_);
+    if (!result.ok()) return Fail(result.status());
+    const DedupSummary& s = *result;
+    if (json_) {
+      Json j = Json::MakeObject();
+      j["clips"] = s.clips;
+      j["groups"] = s.groups;
+      j["duplicates"] = s.duplicates;
+      Json groups = Json::MakeArray();
+      for (const auto& g : s.group_ids) {
+        Json ids = Json::MakeArray();
+        for (int64_t id : g) ids.push_back(id);
+        groups.push_back(ids);
+      }
+      j["groups_kept_first"] = groups;
+      std::cout << j.Dump(2) << '\n';
+    } else if (!common().quiet) {
+      std::printf("%sdedup: %lld clips, %lld near-duplicate groups, %lld clips marked duplicate\n",
+                  options_.dry_run ? "(dry run) " : "", static_cast<long long>(s.clips),
+                  static_cast<long long>(s.groups), static_cast<long long>(s.duplicates));
+    }
+    return kExitOk;
+  }
+
+ private:
+  std::string db_;
+  bool json_ = false;
+  DedupOptions options_;
+};
+
+class CurateExportCommand : public Command {
+ public:
+  void AddOptions(po::options_description& o, po::positional_options_description&) override {
+    AddDbOption(o, &db_);
+    AddJobsOption(o, &jobs_, "clips encoded in parallel");
+    AddJsonOption(o, &json_);
+    o.add_options()  //
+        ("subset", po::value<std::string>(&options_.subset)->value_name("NAME")->required(),
+         "export the clips that passed this subset")  //
+        ("out", po::value<std::string>(&options_.out_dir)->value_name("DIR")->required(),
+         "output folder (clips and manifests)")  //
+        ("height", po::value<int>(&options_.height)->value_name("H")->default_value(0),
+         "scale to this height (width follows the aspect ratio); 0 keeps the source size")  //
+        ("fps", po::value<std::string>(&fps_)->value_name("RATE"),
+         "resample to this frame rate (rational or decimal); default keeps the source timing")  //
+        ("copy", po::bool_switch(&options_.copy),
+         "copy packets instead of re-encoding: starts at the keyframe at or before each clip")  //
+        ("codec", po::value<std::string>(&options_.codec)->value_name("NAME"),
+         "encoder (default libx264)")  //
+        ("crf", po::value<int>(&options_.crf)->value_name("Q")->default_value(20), "x264 quality")  //
+        ("shard", po::value<std::string>(&shard_)->value_name("I/N"),
+         "export only shard I of N; manifests are manifest-I-of-N.*")  //
+        ("manifest-only", po::bool_switch(&options_.manifest_only),
+         "rewrite the manifests from what is exported, encode nothing");
+  }
+
+  Status Setup(const po::variables_map&) override {
+    if (jobs_ < 1) return Status::InvalidArgument("--jobs must be at least 1");
+    if (options_.height < 0) return Status::InvalidArgument("--height must be >= 0");
+    if (!fps_.empty()) {
+      REEL_ASSIGN_OR_RETURN(options_.fps, Rational::ParseDecimal(fps_));
+      if (options_.fps <= Rational()) return Status::InvalidArgument("--fps must be positive");
+    }
+    if (options_.copy && (options_.height > 0 || !fps_.empty())) {
+      return Status::InvalidArgument("--copy cannot scale or resample (drop --height/--fps)");
+    }
+    REEL_ASSIGN_OR_RETURN(options_.shard, ResolveShard(shard_));
+    options_.jobs = jobs_;
+    return Status::OK();
+  }
+
+  int Run() override {
+    auto catalog = Catalog::Open(db_);
+    if (!catalog.ok()) return Fail(catalog.status());
+    Progress::Options popts;
+    popts.label = "export";
+    popts.unit = "clips";
+    popts.line_every = 50;
+    if (json_ || common().quiet) popts.style = Progress::Style::kNone;
+    Progress progress(popts);
+    options_.on_start = [&](int64_t n) { progress.SetTotal(n); };
+    options_.on_clip = [&](const std::string& file, const Status&) {
+      progress.Advance(1, std::filesystem::path(file).filename().string());
+    };
+    options_.cancel = &g_cancel;
+    InterruptGuard guard;
+    auto result = Export(**catalog, options_);
+    if (!result.ok()) {
+      progress.Finish();
+      return Fail(result.status());
+    }
+    const ExportSummary& s = *result;
+    progress.Finish(json_ || common().quiet
+                        ? ""
+                        : "export: " + std::to_string(s.exported) + " clips written (" +
+                              (options_.copy ? "copied at keyframes" : "re-encoded, frame-exact") +
+                              "), " + std::to_string(s.skipped) + " already done, " +
+                              std::to_string(s.failed) + " failed; manifest " + s.manifest_csv +
+                              " (" + std::to_string(s.manifest_rows) + " rows)");
+    if (json_) {
+      Json j = Json::MakeObject();
+      j["clips"] = s.clips;
+      j["exported"] = s.exported;
+      j["skipped"] = s.skipped;
+      j["failed"] = s.failed;
+      j["manifest_csv"] = s.manifest_csv;
+      j["manifest_jsonl"] = s.manifest_jsonl;
+      j["manifest_rows"] = s.manifest_rows;
+      std::cout << j.Dump(2) << '\n';
+    }
+    for (const auto& [path, why] : s.failures) {
+      std::fprintf(stderr, "reel: error: %s: %s\n", path.c_str(), why.c_str());
+    }
+    return s.failed == 0 && !s.cancelled ? kExitOk : kExitFailure;
+  }
+
+ private:
+  std::string db_, fps_, shard_;
+  int jobs_ = 1;
+  bool json_ = false;
+  ExportOptions options_;
+};
+
 }  // namespace
 
 void RegisterCurateCommands(std::vector<CommandInfo>* out) {
@@ -470,6 +681,29 @@ void RegisterCurateCommands(std::vector<CommandInfo>* out) {
        "curate split --db FILE [detector options]",
        "Clips whose frame range does not change keep their ids and captions.",
        [] { return std::make_unique<CurateSplitCommand>(); }});
+  out->push_back(
+      {"curate filter", "record the clips that meet a condition as a named subset",
+       "curate filter --db FILE --where EXPR --subset NAME [--dry-run]",
+       "EXPR is a small expression language over clip columns, compiled to parameterised\n"
+       "SQL, e.g. \"duration >= 2 and motion > 0.3 and not duplicate\". Each clip is\n"
+       "recorded as passing or with the first condition it failed and its values. Scores\n"
+       "are stored, so new thresholds apply instantly. `--columns` lists the names.",
+       [] { return std::make_unique<CurateFilterCommand>(); }});
+  out->push_back(
+      {"curate dedup", "mark near-duplicate clips by perceptual-hash distance",
+       "curate dedup --db FILE [--max-distance BITS]",
+       "Clips whose first, middle and last frame pHashes are all within --max-distance are\n"
+       "grouped; each group keeps the clip with the least black, then the longest, then\n"
+       "the largest frame, then the sharpest, then the lowest id. The others get\n"
+       "duplicate_of (filter them with `not duplicate`).",
+       [] { return std::make_unique<CurateDedupCommand>(); }});
+  out->push_back(
+      {"curate export", "write a subset's clips and Open-Sora/JSONL manifests",
+       "curate export --db FILE --subset NAME --out DIR [--height H] [--fps R] [--copy]",
+       "Re-encoding (default) cuts frame-exactly by presentation timestamps; --copy copies\n"
+       "packets from the keyframe at or before each clip (and says so). Finished clips are\n"
+       "never overwritten and a rerun resumes. DIR/manifest.csv is Open-Sora's format.",
+       [] { return std::make_unique<CurateExportCommand>(); }});
 }
 
 }  // namespace reel::cli

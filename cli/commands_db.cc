@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "db/catalog.h"
 #include "db/export.h"
+#include "db/merge.h"
 #include "util/json.h"
 #include "util/strings.h"
 
@@ -220,6 +221,56 @@ class DbUpgradeCommand : public Command {
 
  private:
   std::string db_;
+};
+
+class DbMergeCommand : public Command {
+ public:
+  void AddOptions(po::options_description& o, po::positional_options_description& p) override {
+    AddJsonOption(o, &json_);
+    o.add_options()("catalogs", po::value<std::vector<std::string>>(&paths_)->value_name("FILE"),
+                    "OUT then IN... (positional)");
+    p.add("catalogs", -1);
+  }
+
+  Status Setup(const po::variables_map&) override {
+    if (paths_.size() < 2) return Status::InvalidArgument("usage: reel db merge OUT IN...");
+    return Status::OK();
+  }
+
+  int Run() override {
+    auto out = Catalog::Open(paths_[0]);
+    if (!out.ok()) return Fail(out.status());
+    std::vector<std::string> inputs(paths_.begin() + 1, paths_.end());
+    auto result = MergeCatalogs(**out, inputs);
+    if (!result.ok()) return Fail(result.status());
+    const MergeSummary& s = *result;
+    if (json_) {
+      Json j = Json::MakeObject();
+      j["inputs"] = s.inputs;
+      j["videos_added"] = s.videos_added;
+      j["videos_updated"] = s.videos_updated;
+      j["scans"] = s.scans;
+      j["clips"] = s.clips;
+      j["captions"] = s.captions;
+      j["subset_members"] = s.subset_members;
+      j["exports"] = s.exports;
+      j["runs"] = s.runs;
+      std::cout << j.Dump(2) << '\n';
+    } else if (!common().quiet) {
+      std::printf("merged %lld catalogs into %s: %lld videos added, %lld updated, %lld scans, "
+                  "%lld clips, %lld captions, %lld subset members, %lld exports, %lld runs\n",
+                  static_cast<long long>(s.inputs), paths_[0].c_str(),
+                  static_cast<long long>(s.videos_added), static_cast<long long>(s.videos_updated),
+                  static_cast<long long>(s.scans), static_cast<long long>(s.clips),
+                  static_cast<long long>(s.captions), static_cast<long long>(s.subset_members),
+                  static_cast<long long>(s.exports), static_cast<long long>(s.runs));
+    }
+    return kExitOk;
+  }
+
+ private:
+  std::vector<std::string> paths_;
+  bool json_ = false;
 };
 
 }  // namespace

@@ -101,7 +101,7 @@ struct QueryGuard {
 int ReadOnlyAuthorizer(void* user, int action, const char* arg1, const char* arg2, const char*,
                        const char*) {
   auto* guard = static_cast<QueryGuard*>(user);
-  auto refuse = [&](const char* what) {
+  auto refuse = [&](const std::string& what) {
     if (guard->refused.empty()) guard->refused = what;
     return SQLITE_DENY;
   };
@@ -134,11 +134,11 @@ int ReadOnlyAuthorizer(void* user, int action, const char* arg1, const char* arg
       return refuse("setting a PRAGMA");
     }
     case SQLITE_INSERT:
-      return refuse("INSERT");
+      return refuse(std::string("INSERT into ") + (arg1 ? arg1 : "?"));
     case SQLITE_UPDATE:
-      return refuse("UPDATE");
+      return refuse(std::string("UPDATE of ") + (arg1 ? arg1 : "?") + "." + (arg2 ? arg2 : "?"));
     case SQLITE_DELETE:
-      return refuse("DELETE");
+      return refuse(std::string("DELETE from ") + (arg1 ? arg1 : "?"));
     case SQLITE_ATTACH:
       return refuse("ATTACH");
     case SQLITE_DETACH:
@@ -281,6 +281,10 @@ Status Catalog::Configure(const Options& options) {
                                       std::to_string(kSchemaVersion) + "); use a newer reel");
   }
   REEL_RETURN_IF_ERROR(sql::Exec(db_, "PRAGMA foreign_keys = ON"));
+  // The JSON table-valued functions create their virtual tables on first use, a step the
+  // read-only query guard would see as a schema write; create them now, unguarded.
+  REEL_RETURN_IF_ERROR(
+      sql::Exec(db_, "SELECT count(*) FROM json_each('[]'); SELECT count(*) FROM json_tree('[]')"));
   if (read_only_) {
     if (schema_version_ == 0) {
       return Status::FailedPrecondition(path_ + ": empty catalog (nothing ingested yet)");
@@ -610,6 +614,32 @@ Result<int64_t> Catalog::AddMetric(int64_t run_id, std::string_view name, double
   return s.Int(0);
 }
 
+Result<int64_t> Catalog::ImportRun(const RunRecord& r) {
+  {
+    REEL_ASSIGN_OR_RETURN(
+        Stmt s, Stmt::Prepare(db_,
+                              "SELECT id FROM runs WHERE kind = ?1 AND started_at = ?2 AND "
+                              "host = ?3 AND pid = ?4"));
+    s.Bind(1, r.kind).Bind(2, r.started_at).Bind(3, r.host).Bind(4, r.pid);
+    REEL_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) return s.Int(0);
+  }
+  REEL_ASSIGN_OR_RETURN(
+      Stmt s, Stmt::Prepare(db_,
+                            "INSERT INTO runs (kind, config, tool_version, started_at, finished_at, "
+                            "status, error, pid, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+                            "RETURNING id"));
+  s.Bind(1, r.kind).Bind(2, r.config.is_null() ? std::string("{}") : r.config.Dump());
+  s.Bind(3, r.tool_version).Bind(4, r.started_at);
+  sql::BindOptionalText(s, 5, r.finished_at);
+  s.Bind(6, RunStatusName(r.status));
+  sql::BindOptionalText(s, 7, r.error);
+  s.Bind(8, r.pid).Bind(9, r.host);
+  REEL_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::Internal("insert returned no id");
+  return s.Int(0);
+}
+
 Result<std::vector<MetricRecord>> Catalog::ListMetrics(int64_t run_id) {
   REEL_ASSIGN_OR_RETURN(Stmt s,
                         Stmt::Prepare(db_,
@@ -700,6 +730,13 @@ Status Catalog::QueryReadOnly(
     std::string_view sql_text,
     const std::function<Status(const std::vector<std::string>&)>& on_columns,
     const std::function<Status(const std::vector<SqlValue>&)>& on_row) {
+  return QueryReadOnly(sql_text, {}, on_columns, on_row);
+}
+
+Status Catalog::QueryReadOnly(
+    std::string_view sql_text, const std::vector<SqlValue>& params,
+    const std::function<Status(const std::vector<std::string>&)>& on_columns,
+    const std::function<Status(const std::vector<SqlValue>&)>& on_row) {
   QueryGuard guard;
   sqlite3_set_authorizer(db_, ReadOnlyAuthorizer, &guard);
   std::string_view tail;
@@ -729,6 +766,23 @@ Status Catalog::QueryReadOnly(
   if (!guard.pragma && !sqlite3_stmt_readonly(stmt.get())) {
     return Status::InvalidArgument(
         "read-only query: this statement could write; `reel db query` only reads the catalog");
+  }
+  if (static_cast<int>(params.size()) != sqlite3_bind_parameter_count(stmt.get())) {
+    return Status::InvalidArgument("query has " +
+                                   std::to_string(sqlite3_bind_parameter_count(stmt.get())) +
+                                   " parameters, " + std::to_string(params.size()) + " given");
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    const int index = static_cast<int>(i) + 1;
+    if (const auto* v = std::get_if<int64_t>(&params[i])) {
+      stmt.Bind(index, *v);
+    } else if (const auto* d = std::get_if<double>(&params[i])) {
+      stmt.Bind(index, *d);
+    } else if (const auto* t = std::get_if<std::string>(&params[i])) {
+      stmt.Bind(index, *t);
+    } else {
+      stmt.BindNull(index);
+    }
   }
   const int n = stmt.columns();
   std::vector<std::string> names;

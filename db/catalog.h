@@ -308,6 +308,16 @@ class Catalog {
   Result<std::vector<float>> GetFrameDataF32(int64_t video_id, std::string_view name);
   Result<std::vector<int64_t>> GetFrameDataI64(int64_t video_id, std::string_view name);
   Result<std::vector<std::string>> ListFrameData(int64_t video_id);
+  // Raw arrays with their element type ("f32", "i64") and values per frame, for copying
+  // between catalogs.
+  struct FrameArray {
+    std::string name;
+    std::string dtype;
+    int width = 1;
+    std::string bytes;
+  };
+  Result<std::vector<FrameArray>> GetFrameArrays(int64_t video_id);
+  Status PutFrameArray(int64_t video_id, const FrameArray& array);
 
   // --- subsets ---
   // Creates subset `name` (replacing one of that name and its members) and returns its id.
@@ -320,6 +330,7 @@ class Catalog {
   // --- exports ---
   Status PutClipExport(const ClipExportRecord& record);
   Result<std::optional<ClipExportRecord>> FindClipExport(int64_t clip_id, std::string_view out_dir);
+  Result<std::vector<ClipExportRecord>> ListClipExports(int64_t clip_id);
 
   // --- runs, metrics ---
   // Records a new run with status kRunning, this process's pid and host.
@@ -332,6 +343,9 @@ class Catalog {
   Result<int> MarkInterruptedRuns();
   Result<int64_t> AddMetric(int64_t run_id, std::string_view name, double value,
                             const Json& details = Json());
+  // Copies a run from another catalog with its own times, status, pid and host (used by
+  // merging); returns the id of an identical run already present instead of a copy.
+  Result<int64_t> ImportRun(const RunRecord& run);
   Result<std::vector<MetricRecord>> ListMetrics(int64_t run_id);
 
   // --- inspection ---
@@ -344,6 +358,10 @@ class Catalog {
   // that could write (INSERT, UPDATE, DELETE, DDL, ATTACH, setting PRAGMAs, several
   // statements) is refused with kInvalidArgument before it runs.
   Status QueryReadOnly(std::string_view sql,
+                       const std::function<Status(const std::vector<std::string>&)>& on_columns,
+                       const std::function<Status(const std::vector<SqlValue>&)>& on_row);
+  // The same with `?` parameters bound in order.
+  Status QueryReadOnly(std::string_view sql, const std::vector<SqlValue>& params,
                        const std::function<Status(const std::vector<std::string>&)>& on_columns,
                        const std::function<Status(const std::vector<SqlValue>&)>& on_row);
 

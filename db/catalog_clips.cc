@@ -326,6 +326,34 @@ Result<std::vector<std::string>> Catalog::ListFrameData(int64_t video_id) {
   return ReadAll<std::string>(s, [](const Stmt& r) -> Result<std::string> { return r.Text(0); });
 }
 
+Result<std::vector<Catalog::FrameArray>> Catalog::GetFrameArrays(int64_t video_id) {
+  REEL_ASSIGN_OR_RETURN(
+      Stmt s, Stmt::Prepare(db_,
+                            "SELECT name, dtype, width, data FROM frame_data WHERE video_id = ?1 "
+                            "ORDER BY name"));
+  s.Bind(1, video_id);
+  return ReadAll<FrameArray>(s, [](const Stmt& r) -> Result<FrameArray> {
+    FrameArray a;
+    a.name = r.Text(0);
+    a.dtype = r.Text(1);
+    a.width = static_cast<int>(r.Int(2));
+    const void* blob = sqlite3_column_blob(r.get(), 3);
+    const int n = sqlite3_column_bytes(r.get(), 3);
+    if (blob != nullptr && n > 0) a.bytes.assign(static_cast<const char*>(blob), static_cast<size_t>(n));
+    return a;
+  });
+}
+
+Status Catalog::PutFrameArray(int64_t video_id, const FrameArray& a) {
+  REEL_ASSIGN_OR_RETURN(
+      Stmt s, Stmt::Prepare(db_,
+                            "INSERT OR REPLACE INTO frame_data (video_id, name, dtype, width, data) "
+                            "VALUES (?1, ?2, ?3, ?4, ?5)"));
+  s.Bind(1, video_id).Bind(2, a.name).Bind(3, a.dtype).Bind(4, a.width);
+  sqlite3_bind_blob64(s.get(), 5, a.bytes.data(), a.bytes.size(), SQLITE_TRANSIENT);
+  return s.Run();
+}
+
 // ---- subsets ----
 
 Result<int64_t> Catalog::PutSubset(const SubsetRecord& subset) {
@@ -437,29 +465,45 @@ Status Catalog::PutClipExport(const ClipExportRecord& r) {
   return s.Run();
 }
 
+namespace {
+
+Result<ClipExportRecord> ReadClipExport(const Stmt& r) {
+  ClipExportRecord x;
+  x.clip_id = r.Int(0);
+  x.out_dir = r.Text(1);
+  x.path = r.Text(2);
+  x.mode = r.Text(3);
+  x.width = static_cast<int>(r.Int(4));
+  x.height = static_cast<int>(r.Int(5));
+  x.frame_rate = ReadRational(r, 6, 7);
+  x.frames = r.Int(8);
+  x.start_time = ReadRational(r, 9, 10);
+  x.end_time = ReadRational(r, 11, 12);
+  x.exported_at = r.Text(13);
+  return x;
+}
+
+constexpr const char* kExportColumns =
+    "clip_id, out_dir, path, mode, width, height, fps_num, fps_den, frames, start_num, "
+    "start_den, end_num, end_den, exported_at";
+
+}  // namespace
+
 Result<std::optional<ClipExportRecord>> Catalog::FindClipExport(int64_t clip_id,
                                                                 std::string_view out_dir) {
   REEL_ASSIGN_OR_RETURN(
-      Stmt s, Stmt::Prepare(db_,
-                            "SELECT clip_id, out_dir, path, mode, width, height, fps_num, fps_den, "
-                            "frames, start_num, start_den, end_num, end_den, exported_at FROM "
-                            "clip_exports WHERE clip_id = ?1 AND out_dir = ?2"));
+      Stmt s, Stmt::Prepare(db_, std::string("SELECT ") + kExportColumns +
+                                     " FROM clip_exports WHERE clip_id = ?1 AND out_dir = ?2"));
   s.Bind(1, clip_id).Bind(2, out_dir);
-  return ReadOne<ClipExportRecord>(s, [](const Stmt& r) -> Result<ClipExportRecord> {
-    ClipExportRecord x;
-    x.clip_id = r.Int(0);
-    x.out_dir = r.Text(1);
-    x.path = r.Text(2);
-    x.mode = r.Text(3);
-    x.width = static_cast<int>(r.Int(4));
-    x.height = static_cast<int>(r.Int(5));
-    x.frame_rate = ReadRational(r, 6, 7);
-    x.frames = r.Int(8);
-    x.start_time = ReadRational(r, 9, 10);
-    x.end_time = ReadRational(r, 11, 12);
-    x.exported_at = r.Text(13);
-    return x;
-  });
+  return ReadOne<ClipExportRecord>(s, ReadClipExport);
+}
+
+Result<std::vector<ClipExportRecord>> Catalog::ListClipExports(int64_t clip_id) {
+  REEL_ASSIGN_OR_RETURN(
+      Stmt s, Stmt::Prepare(db_, std::string("SELECT ") + kExportColumns +
+                                     " FROM clip_exports WHERE clip_id = ?1 ORDER BY out_dir"));
+  s.Bind(1, clip_id);
+  return ReadAll<ClipExportRecord>(s, ReadClipExport);
 }
 
 }  // namespace reel

@@ -102,8 +102,11 @@ class [[nodiscard]] Result {
   }
 
   bool ok() const { return std::holds_alternative<T>(data_); }
-  // OK when a value is held.
-  Status status() const { return ok() ? Status::OK() : std::get<Status>(data_); }
+  // OK when a value is held. The reference lives as long as this Result.
+  const Status& status() const {
+    static const Status kOk;
+    return ok() ? kOk : std::get<Status>(data_);
+  }
 
   T& value() & {
     assert(ok());

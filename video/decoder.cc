@@ -241,6 +241,18 @@ Result<bool> VideoDecoder::Next(Frame* out) {
   }
 }
 
+Status VideoDecoder::SeekToPts(int64_t pts) {
+  Impl& d = *impl_;
+  av::ClearLastError();
+  const int err = av_seek_frame(d.fmt.get(), d.vindex, pts, AVSEEK_FLAG_BACKWARD);
+  if (err < 0) return av::ErrorStatus(err, d.path, "seek failed");
+  avcodec_flush_buffers(d.dec.get());
+  d.input_eof = false;
+  d.next_index = 0;
+  d.last_pts = AV_NOPTS_VALUE;
+  return Status::OK();
+}
+
 // ---------------------------------------------------------------------------------------
 // ImageSequence
 

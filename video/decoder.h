@@ -72,6 +72,12 @@ class VideoDecoder : public FrameSource {
   Result<bool> Next(Frame* frame) override;
   int64_t decode_errors() const override;
 
+  // Seeks to the keyframe at or before `pts` (stream time base); the next frames come
+  // from there, so callers skip frames before the one they want. Frame indices count
+  // again from 0 after a seek. Some containers land after `pts`: callers that need an
+  // exact start check the first frame's pts and seek earlier if needed.
+  Status SeekToPts(int64_t pts);
+
  private:
   struct Impl;
   explicit VideoDecoder(std::unique_ptr<Impl> impl);

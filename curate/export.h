@@ -1,0 +1,81 @@
+// Export: writing a subset's clips as files with manifests for training.
+//
+// Re-encoding (the default) cuts frame-exactly: the clip's first and last frames are
+// found by their stored presentation timestamps, so the file holds exactly frames
+// [start_frame, end_frame) of the source, optionally scaled to `height` (width follows
+// the display aspect ratio, rounded to even) and resampled to `fps` (each output frame
+// shows the source frame on screen at its time). `copy` instead copies packets without
+// re-encoding; that can only start at a keyframe, so the clip starts at the keyframe at
+// or before its start and may end a few frames late: the span actually written is
+// recorded and shown.
+//
+// Each written clip is probed and recorded in the catalog (clip_exports). A rerun skips
+// recorded clips whose file is present and never overwrites a finished file (output is
+// written to "<file>.partial" and renamed when complete). Manifests list every exported
+// clip of the subset in DIR: manifest.csv in Open-Sora's format (path, text, num_frames,
+// height, width, aspect_ratio = height / width, fps, resolution = height x width, then
+// reel's scores) and manifest.jsonl with the same fields and the exact times. With a
+// shard, the manifests are manifest-I-of-N.csv/.jsonl and hold that shard's clips.
+//
+// The caption in `text` is the clip's newest caption from the first source present in
+// kCaptionPreference (vlm, merged, clip, signals, original); empty when none.
+//
+// Thread-safety: uses the catalog on the calling thread only.
+
+#ifndef REEL_CURATE_EXPORT_H_
+#define REEL_CURATE_EXPORT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "curate/shard.h"
+#include "db/catalog.h"
+#include "util/rational.h"
+
+namespace reel {
+
+extern const char* const kCaptionPreference[5];
+
+struct ExportOptions {
+  std::string out_dir;
+  std::string subset;        // clips that passed this subset
+  int height = 0;            // 0: the source height
+  Rational fps;              // 0: keep the source timing
+  bool copy = false;         // stream copy at keyframes instead of re-encoding
+  std::string codec;         // "" = libx264 (or mpeg4)
+  int crf = 20;
+  std::string preset = "veryfast";
+  int jobs = 1;
+  int threads_per_clip = 1;
+  ShardSpec shard;
+  bool manifest_only = false;  // write manifests for what is exported, encode nothing
+  std::function<void(int64_t total)> on_start;
+  std::function<void(const std::string& file, const Status& status)> on_clip;
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct ExportSummary {
+  int64_t run_id = 0;
+  int64_t clips = 0;     // selected (in the subset and the shard)
+  int64_t exported = 0;
+  int64_t skipped = 0;   // already exported
+  int64_t failed = 0;
+  int64_t manifest_rows = 0;
+  std::string manifest_csv;
+  std::string manifest_jsonl;
+  std::vector<std::pair<std::string, std::string>> failures;
+  bool cancelled = false;
+};
+
+Result<ExportSummary> Export(Catalog& catalog, const ExportOptions& options);
+
+// The file name of an exported clip: "<stem>_<video id>_<start>-<end>.mp4".
+std::string ExportFileName(const VideoRecord& video, const ClipRecord& clip);
+
+}  // namespace reel
+
+#endif  // REEL_CURATE_EXPORT_H_

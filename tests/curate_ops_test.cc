@@ -1,0 +1,409 @@
+// Tests for curate dedup, export and db merge.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+
+#include "curate/dedup.h"
+#include "curate/export.h"
+#include "curate/filter.h"
+#include "curate/scan.h"
+#include "db/catalog.h"
+#include "db/merge.h"
+#include "tests/support/test_support.h"
+#include "util/strings.h"
+#include "video/decoder.h"
+#include "video/encoder.h"
+#include "video/probe.h"
+#include "video/synthetic.h"
+
+namespace reel {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+SceneSpec Still(int64_t frames, Rgb lo, Rgb hi, double dx) {
+  SceneSpec s;
+  s.kind = SceneKind::kStillImage;
+  s.frames = frames;
+  s.background = lo;
+  s.foreground = hi;
+  s.dx = dx;
+  return s;
+}
+
+// Frame i is flat grey, level 20 + 7 i before `cut` and 235 - 7 (i - cut) from it: each
+// frame's level identifies it after encoding, and the jump at `cut` is a scene cut.
+int Level(int i, int cut) { return i < cut ? 20 + 7 * i : 235 - 7 * (i - cut); }
+
+Status WriteIndexedVideo(const std::string& path, int frames, int cut, EncodeOptions o = {}) {
+  o.width = 96;
+  o.height = 64;
+  if (!o.time_base.has_value()) o.frame_rate = Rational(25, 1);
+  REEL_ASSIGN_OR_RETURN(auto enc, VideoEncoder::Open(path, o));
+  Frame f;
+  f.Allocate(96, 64, PixelFormat::kRgb24);
+  for (int i = 0; i < frames; ++i) {
+    std::fill(f.data.begin(), f.data.end(), static_cast<uint8_t>(Level(i, cut)));
+    // A textured stripe keeps the frame from being "blank".
+    for (int y = 0; y < 64; ++y) {
+      for (int x = 0; x < 8; ++x) {
+        const uint8_t t = static_cast<uint8_t>((x * 37 + y * 11) % 255);
+        f.row(y)[3 * x] = f.row(y)[3 * x + 1] = f.row(y)[3 * x + 2] = t;
+      }
+    }
+    REEL_RETURN_IF_ERROR(enc->Write(f));
+  }
+  return enc->Finish();
+}
+
+double MeanLevel(const Frame& f) {
+  double s = 0;
+  int n = 0;
+  for (int y = 8; y < f.height - 8; ++y) {
+    for (int x = f.width / 2; x < f.width - 8; ++x) {
+      s += f.row(y)[3 * x + 1];
+      ++n;
+    }
+  }
+  return s / n;
+}
+
+// ---------------------------------------------------------------- dedup
+
+TEST(DedupTest, NearDuplicatesAcrossVideosKeepTheBestByTheRule) {
+  TempDir dir;
+  const std::string root = dir.File("v");
+  fs::create_directories(root);
+  const SceneSpec shared = Still(40, {200, 60, 40}, {240, 220, 60}, 1);
+  SyntheticVideo big;
+  big.width = 320;
+  big.height = 180;
+  big.seed = 5;
+  big.scenes = {shared, Still(40, {30, 60, 200}, {200, 230, 250}, -1)};
+  ASSERT_TRUE(WriteSyntheticVideo(root + "/big.mp4", big).ok());
+  // small.mp4: the first scene downscaled 2x (a re-upload at lower quality), then another
+  // scene.
+  SyntheticVideo other = big;
+  other.scenes = {Still(80, {40, 160, 60}, {220, 240, 120}, 0.5)};
+  other.seed = 9;
+  {
+    EncodeOptions low;
+    low.crf = 30;
+    low.width = 160;
+    low.height = 90;
+    auto enc = VideoEncoder::Open(root + "/small.mp4", low);
+    ASSERT_TRUE(enc.ok());
+    Frame full, half;
+    half.Allocate(160, 90, PixelFormat::kRgb24);
+    for (int i = 0; i < 80; ++i) {
+      if (i < 40) {
+        big.Render(i, &full);
+      } else {
+        other.Render(i, &full);
+      }
+      for (int y = 0; y < 90; ++y) {
+        for (int x = 0; x < 160; ++x) {
+          for (int k = 0; k < 3; ++k) {
+            const int sum = full.row(2 * y)[6 * x + k] + full.row(2 * y)[6 * x + 3 + k] +
+                            full.row(2 * y + 1)[6 * x + k] + full.row(2 * y + 1)[6 * x + 3 + k];
+            half.row(y)[3 * x + k] = static_cast<uint8_t>(sum / 4);
+          }
+        }
+      }
+      ASSERT_TRUE((*enc)->Write(half).ok());
+    }
+    ASSERT_TRUE((*enc)->Finish().ok());
+  }
+  auto catalog = *Catalog::Open(dir.File("cat.db"));
+  ASSERT_TRUE(Scan(*catalog, {root}, {}).ok());
+  ASSERT_EQ(catalog->ListClips()->size(), 4u);
+
+  auto s = Dedup(*catalog, {});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->groups, 1) << "groups: " << s->group_ids.size();
+  EXPECT_EQ(s->duplicates, 1);
+  const auto big_video = **catalog->FindVideoByPath(root + "/big.mp4");
+  const auto kept = **catalog->FindClip(s->group_ids[0][0]);
+  const auto dropped = **catalog->FindClip(s->group_ids[0][1]);
+  EXPECT_EQ(kept.video_id, big_video.id);  // same length and black: the larger frame wins
+  EXPECT_EQ(kept.start_frame, 0);
+  EXPECT_EQ(dropped.duplicate_of, kept.id);
+  // Filters see it.
+  auto f = ApplyFilter(*catalog, "not duplicate", "unique");
+  EXPECT_EQ(f->passed, 3);
+
+  // A stricter distance re-decides: nothing is a duplicate of anything.
+  DedupOptions strict;
+  strict.max_distance = 0;
+  auto s0 = Dedup(*catalog, strict);
+  ASSERT_TRUE(s0.ok());
+  EXPECT_EQ(s0->groups, 0);
+  EXPECT_FALSE((**catalog->FindClip(dropped.id)).duplicate_of.has_value());
+}
+
+// ---------------------------------------------------------------- export
+
+class ExportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = dir_.File("videos");
+    fs::create_directories(root_);
+    ASSERT_TRUE(WriteIndexedVideo(root_ + "/indexed.mp4", 32, 16).ok());
+    catalog_ = *Catalog::Open(dir_.File("cat.db"));
+    ScanOptions o;
+    o.split.min_seconds = Rational(2, 5);
+    o.split.gradual = false;  // the brightness ramp would read as a slow fade
+    ASSERT_TRUE(Scan(*catalog_, {root_}, o).ok());
+    clips_ = *catalog_->ListClips();
+    ASSERT_EQ(clips_.size(), 2u);
+    ASSERT_EQ(clips_[0].end_frame, 16);
+    ASSERT_TRUE(ApplyFilter(*catalog_, "duration > 0", "all").ok());
+  }
+
+  ExportOptions Options(const std::string& out) {
+    ExportOptions o;
+    o.out_dir = dir_.File(out);
+    o.subset = "all";
+    return o;
+  }
+
+  TempDir dir_;
+  std::string root_;
+  std::unique_ptr<Catalog> catalog_;
+  std::vector<ClipRecord> clips_;
+};
+
+TEST_F(ExportTest, ReencodingIsFrameExact) {
+  auto s = Export(*catalog_, Options("out"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->exported, 2);
+  EXPECT_EQ(s->failed, 0);
+  for (const ClipRecord& c : clips_) {
+    auto rec = **catalog_->FindClipExport(c.id, fs::absolute(dir_.File("out")).string());
+    EXPECT_EQ(rec.mode, "reencode");
+    EXPECT_EQ(rec.frames, c.end_frame - c.start_frame);
+    auto src = OpenFrameSource(rec.path);
+    ASSERT_TRUE(src.ok());
+    Frame f;
+    int64_t k = 0;
+    while (*(*src)->Next(&f)) {
+      // Frame k of the clip is frame start + k of the source: its level says which (the
+      // levels of neighbouring frames are 7 apart).
+      const int64_t i = c.start_frame + k;
+      EXPECT_NEAR(MeanLevel(f), Level(static_cast<int>(i), 16), 3.0)
+          << "clip " << c.id << " frame " << k;
+      ++k;
+    }
+    EXPECT_EQ(k, c.end_frame - c.start_frame);
+    EXPECT_EQ(f.time + Rational(1, 25), c.end_time - c.start_time);
+  }
+}
+
+TEST_F(ExportTest, ScalingResamplingAndManifests) {
+  ExportOptions o = Options("small");
+  o.height = 32;
+  o.fps = Rational(10, 1);
+  auto s = Export(*catalog_, o);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->exported, 2);
+  // Each clip is 16 frames at 25 fps = 0.64 s -> ceil(6.4) = 7 frames at 10 fps.
+  auto info0 = ProbeVideo(dir_.File("small/" + ExportFileName(**catalog_->FindVideoById(clips_[0].video_id), clips_[0])));
+  ASSERT_TRUE(info0.ok()) << info0.status().ToString();
+  EXPECT_EQ(info0->frame_count, 7);
+  EXPECT_EQ(info0->height, 32);
+  EXPECT_EQ(info0->width, 48);  // 96x64 at height 32
+  EXPECT_EQ(info0->frame_rate, Rational(10, 1));
+
+  const std::string csv = *ReadFile(s->manifest_csv);
+  const auto lines = Split(Trim(csv), '\n');
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_TRUE(StartsWith(lines[0], "path,text,num_frames,height,width,aspect_ratio,fps,resolution"))
+      << lines[0];
+  EXPECT_NE(lines[1].find(",7,32,48,0.6666666666666666,10.0,1536,"), std::string::npos) << lines[1];
+  const auto jsonl = Split(Trim(*ReadFile(s->manifest_jsonl)), '\n');
+  ASSERT_EQ(jsonl.size(), 2u);
+  auto row = Json::Parse(jsonl[1]);
+  ASSERT_TRUE(row.ok());
+  EXPECT_EQ(row->Find("num_frames")->as_int(), 7);
+  EXPECT_EQ(row->Find("start_time")->as_string(), "16/25");
+  EXPECT_TRUE(fs::exists(row->Find("path")->as_string()));
+}
+
+TEST_F(ExportTest, ResumesAndNeverOverwrites) {
+  ASSERT_TRUE(Export(*catalog_, Options("out")).ok());
+  auto again = Export(*catalog_, Options("out"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->exported, 0);
+  EXPECT_EQ(again->skipped, 2);
+  EXPECT_EQ(again->manifest_rows, 2);
+  // A file that is not ours at a target path is left alone and reported.
+  const std::string foreign =
+      dir_.File("other/" + ExportFileName(**catalog_->FindVideoById(clips_[0].video_id), clips_[0]));
+  fs::create_directories(dir_.File("other"));
+  testing::WriteFile(foreign, "precious");
+  auto s = Export(*catalog_, Options("other"));
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->exported, 1);
+  EXPECT_EQ(s->failed, 1);
+  EXPECT_EQ(*ReadFile(foreign), "precious");
+  ExportOptions missing = Options("x");
+  missing.subset = "nope";
+  EXPECT_EQ(Export(*catalog_, missing).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(ExportTest, CopyModeStartsAtAKeyframeAndSaysSo) {
+  // One 32-frame shot with keyframes every 8 frames, split into three clips by
+  // max_seconds: the middle clip starts at frame 10, between keyframes 8 and 16.
+  TempDir d;
+  EncodeOptions gop;
+  gop.gop = 8;
+  ASSERT_TRUE(WriteIndexedVideo(d.File("gop.mp4"), 32, 1000, gop).ok());
+  auto catalog = *Catalog::Open(d.File("cat.db"));
+  ScanOptions o;
+  o.split.min_seconds = Rational(1, 5);
+  o.split.max_seconds = Rational(11, 25);
+  o.split.gradual = false;
+  ASSERT_TRUE(Scan(*catalog, {d.File("gop.mp4")}, o).ok());
+  ASSERT_EQ(catalog->ListClips()->size(), 3u);
+  ASSERT_TRUE(ApplyFilter(*catalog, "start > 0 and start < 0.5", "middle").ok());
+  ExportOptions e;
+  e.out_dir = d.File("copy");
+  e.subset = "middle";
+  e.copy = true;
+  auto s = Export(*catalog, e);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->exported, 1) << (s->failures.empty() ? "" : s->failures[0].second);
+  const auto clip = catalog->ListClips()->at(1);
+  ASSERT_EQ(clip.start_frame, 10);
+  // The source's keyframes, and the last one at or before the clip's start.
+  DecodeOptions keys;
+  keys.keyframes_only = true;
+  auto src = OpenFrameSource(d.File("gop.mp4"), keys);
+  ASSERT_TRUE(src.ok());
+  Frame f;
+  Rational last_key;
+  while (*(*src)->Next(&f)) {
+    if (f.time <= clip.start_time) last_key = f.time;
+  }
+  const auto rec = **catalog->FindClipExport(clip.id, fs::absolute(d.File("copy")).string());
+  EXPECT_EQ(rec.mode, "copy");
+  EXPECT_EQ(rec.start_time, last_key);
+  EXPECT_LE(rec.start_time, clip.start_time);
+  EXPECT_GE(rec.end_time, clip.end_time);
+  EXPECT_LT(rec.start_time, clip.start_time);  // snapped back to a keyframe
+  EXPECT_GE(rec.frames, clip.end_frame - clip.start_frame);
+}
+
+TEST_F(ExportTest, ShardsSplitTheWorkAndTheManifests) {
+  TempDir d;
+  const std::string root = d.File("v");
+  fs::create_directories(root);
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(WriteIndexedVideo(root + "/v" + std::to_string(i) + ".mp4", 30, 15).ok());
+  }
+  auto catalog = *Catalog::Open(d.File("cat.db"));
+  ScanOptions o;
+  o.split.min_seconds = Rational(1, 2);
+  o.split.gradual = false;
+  ASSERT_TRUE(Scan(*catalog, {root}, o).ok());
+  ASSERT_TRUE(ApplyFilter(*catalog, "duration > 0", "all").ok());
+  std::set<std::string> paths;
+  int64_t rows = 0;
+  for (int i = 0; i < 2; ++i) {
+    ExportOptions e;
+    e.out_dir = d.File("out");
+    e.subset = "all";
+    e.shard = ShardSpec{i, 2};
+    auto s = Export(*catalog, e);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_TRUE(EndsWith(s->manifest_csv, "manifest-" + std::to_string(i) + "-of-2.csv"));
+    rows += s->manifest_rows;
+    const auto lines = Split(Trim(*ReadFile(s->manifest_jsonl)), '\n', true);
+    for (const auto& l : lines) EXPECT_TRUE(paths.insert(Json::Parse(l)->Find("path")->as_string()).second);
+  }
+  EXPECT_EQ(rows, static_cast<int64_t>(catalog->ListClips()->size()));
+  // One manifest for everything afterwards.
+  ExportOptions all;
+  all.out_dir = d.File("out");
+  all.subset = "all";
+  all.manifest_only = true;
+  auto m = Export(*catalog, all);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->manifest_rows, rows);
+  EXPECT_EQ(m->exported, 0);
+}
+
+// ---------------------------------------------------------------- merge
+
+TEST(MergeTest, ShardCatalogsMergeWithoutDuplicates) {
+  TempDir dir;
+  const std::string root = dir.File("v");
+  fs::create_directories(root);
+  for (int i = 0; i < 6; ++i) {
+    SyntheticVideo v;
+    v.width = 96;
+    v.height = 64;
+    v.seed = 40 + static_cast<uint64_t>(i);
+    v.scenes = {Still(30, {200, 60, 40}, {240, 220, 60}, 1), Still(30, {30, 60, 200}, {200, 230, 250}, -1)};
+    ASSERT_TRUE(WriteSyntheticVideo(root + "/m" + std::to_string(i) + ".mp4", v).ok());
+  }
+  std::vector<std::string> shards;
+  int64_t clips = 0;
+  for (int i = 0; i < 3; ++i) {
+    const std::string db = dir.File("shard" + std::to_string(i) + ".db");
+    auto c = *Catalog::Open(db);
+    ScanOptions o;
+    o.shard = ShardSpec{i, 3};
+    auto s = Scan(*c, {root}, o);
+    ASSERT_TRUE(s.ok());
+    clips += s->clips;
+    // Caption every clip of this shard, and record a subset.
+    for (const auto& clip : *c->ListClips()) {
+      CaptionRecord k;
+      k.clip_id = clip.id;
+      k.text = "clip " + std::to_string(clip.start_frame);
+      k.source = "original";
+      ASSERT_TRUE(c->AddCaption(k).ok());
+    }
+    ASSERT_TRUE(ApplyFilter(*c, "start = 0", "firsts").ok());
+    shards.push_back(db);
+  }
+  auto out = *Catalog::Open(dir.File("merged.db"));
+  auto m = MergeCatalogs(*out, shards);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->videos_added, 6);
+  EXPECT_EQ(m->scans, 6);
+  EXPECT_EQ(m->clips, clips);
+  EXPECT_EQ(m->captions, clips);
+  EXPECT_EQ(out->ListVideos()->size(), 6u);
+  EXPECT_EQ(static_cast<int64_t>(out->ListClips()->size()), clips);
+  auto firsts = **out->FindSubset("firsts");
+  int passed = 0;
+  for (const auto& member : *out->ListSubsetMembers(firsts.id)) passed += member.passed;
+  EXPECT_EQ(passed, 6);
+  for (const auto& v : *out->ListVideos()) {
+    auto series = LoadFrameSeries(*out, v.id);
+    ASSERT_TRUE(series.ok()) << series.status().ToString();
+    EXPECT_EQ(static_cast<int64_t>(series->size()), v.frame_count);
+  }
+  const size_t runs = out->ListRuns()->size();
+
+  // Merging again changes nothing.
+  auto again = MergeCatalogs(*out, shards);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->videos_added, 0);
+  EXPECT_EQ(again->captions, 0);
+  EXPECT_EQ(again->runs, 0);
+  EXPECT_EQ(static_cast<int64_t>(out->ListClips()->size()), clips);
+  EXPECT_EQ(out->ListRuns()->size(), runs);
+  int64_t captions = 0;
+  for (const auto& clip : *out->ListClips()) captions += out->ListCaptions(clip.id)->size();
+  EXPECT_EQ(captions, clips);
+  EXPECT_EQ(*out->IntegrityCheck(), "ok");
+}
+
+}  // namespace
+}  // namespace reel

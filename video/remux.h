@@ -1,0 +1,34 @@
+// Cutting a segment out of a video without re-encoding (stream copy).
+//
+// Packets can only be copied from a keyframe on, so the segment starts at the last
+// keyframe at or before `start_pts`, and it takes every packet decoded before `end_pts`
+// (so B-frames keep their references), which can run a few frames past the end; the span
+// actually written is returned. Only the video stream is copied. Output goes to "<path>.partial" and is
+// renamed into place when complete.
+//
+// Thread-safety: independent calls may run concurrently.
+
+#ifndef REEL_VIDEO_REMUX_H_
+#define REEL_VIDEO_REMUX_H_
+
+#include <cstdint>
+#include <string>
+
+#include "util/rational.h"
+#include "util/status.h"
+
+namespace reel {
+
+struct RemuxResult {
+  int64_t first_pts = 0;  // of the first packet written (input time base)
+  int64_t end_pts = 0;    // end of the last packet written
+  int64_t packets = 0;
+  Rational time_base;
+};
+
+Result<RemuxResult> CopySegment(const std::string& input, const std::string& output,
+                                int64_t start_pts, int64_t end_pts);
+
+}  // namespace reel
+
+#endif  // REEL_VIDEO_REMUX_H_
