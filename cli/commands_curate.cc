@@ -287,8 +287,8 @@ class CurateScanCommand : public Command {
         ("decode-threads", po::value<int>(&decode_threads_)->value_name("N")->default_value(0),
          "codec threads per video (0: automatic)")  //
         ("edges", po::bool_switch(&edges_), "also compute the content detector's edge component")  //
-        ("no-signals", po::bool_switch(&no_signals_),
-         "detector series only: no flow, sharpness, colour or text")  //
+        ("signals", po::value<std::string>(&signals_)->value_name("LIST")->default_value("all"),
+         "signals besides shot detection: all, none, or a list of motion, sharpness, color, text")  //
         ("rescan", po::bool_switch(&rescan_), "scan again videos already scanned")  //
         ("retry-errors", po::bool_switch(&retry_errors_), "scan again videos whose scan failed")  //
         ("shard", po::value<std::string>(&shard_)->value_name("I/N"),
@@ -313,7 +313,7 @@ class CurateScanCommand : public Command {
     options_.skip_loop_filter = skip_loop_filter_;
     options_.decode_threads = decode_threads_;
     options_.analysis.edges = edges_;
-    options_.analysis.signals = !no_signals_;
+    REEL_ASSIGN_OR_RETURN(options_.analysis.groups, ParseSignalGroups(signals_));
     options_.jobs = jobs_;
     options_.rescan = rescan_;
     options_.retry_errors = retry_errors_;
@@ -387,7 +387,8 @@ class CurateScanCommand : public Command {
   std::string db_, resize_, shard_;
   std::vector<std::string> paths_;
   int jobs_ = 1, analysis_width_ = 256, decode_threads_ = 0;
-  bool json_ = false, skip_loop_filter_ = false, edges_ = false, no_signals_ = false;
+  std::string signals_;
+  bool json_ = false, skip_loop_filter_ = false, edges_ = false;
   bool rescan_ = false, retry_errors_ = false;
   SplitFlags split_;
   ScanOptions options_;

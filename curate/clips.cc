@@ -181,8 +181,7 @@ ClipSignals ComputeClipSignals(const FrameSeries& s, int64_t start, int64_t end,
   g.phash = HashToHex(static_cast<uint64_t>(s.phash[static_cast<size_t>(start + n / 2)]));
   g.extra["phash_first"] = HashToHex(static_cast<uint64_t>(s.phash[static_cast<size_t>(start)]));
   g.extra["phash_last"] = HashToHex(static_cast<uint64_t>(s.phash[static_cast<size_t>(end - 1)]));
-  if (!s.has_signals()) return g;
-
+  // Each signal needs its analysis group; a group not computed leaves its signals unset.
   g.sharpness = MeanOr(s.sharpness, start, end);
   g.colorfulness = MeanOr(s.colorfulness, start, end);
   g.text_area = MeanOr(s.text_area, start, end);
@@ -190,7 +189,7 @@ ClipSignals ComputeClipSignals(const FrameSeries& s, int64_t start, int64_t end,
   // the cut, so motion uses frames (start, end).
   const double diag = std::hypot(s.width, s.height);
   const int64_t from = start + 1;
-  if (end > from && diag > 0) {
+  if (s.has_motion() && end > from && diag > 0) {
     g.motion = Mean(s.flow_mag, from, end) / diag * 100.0;
     int64_t still = 0;
     for (int64_t i = from; i < end; ++i) still += s.flow_mag[static_cast<size_t>(i)] < 0.001 * diag;
@@ -198,11 +197,12 @@ ClipSignals ComputeClipSignals(const FrameSeries& s, int64_t start, int64_t end,
     CameraMotion cam = ClassifyCamera(s, from, end);
     g.camera_motion = cam.label;
     g.extra["camera"] = cam.details;
-  } else {
+  } else if (s.has_motion()) {
     g.motion = 0.0;
     g.static_ratio = 1.0;
     g.camera_motion = "static";
   }
+  if (s.colors.empty()) return g;
   // Colours: average the per-frame histograms.
   std::array<double, kColorBins> avg{};
   for (int64_t i = start; i < end; ++i) {

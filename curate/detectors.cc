@@ -309,7 +309,7 @@ std::vector<int64_t> DetectGradual(const FrameSeries& s, const std::vector<Ratio
                                    const std::vector<int64_t>& existing, const GradualParams& p) {
   std::vector<int64_t> cuts;
   const int64_t n = static_cast<int64_t>(s.size());
-  if (!s.has_signals() || s.delta_long.size() != static_cast<size_t>(n) || n < 2) return cuts;
+  if (!s.has_motion() || s.delta_long.size() != static_cast<size_t>(n) || n < 2) return cuts;
   const double diagonal = std::hypot(s.width, s.height);
   const int k = std::max(1, p.long_range);
   // Candidate frames: a large change over k frames with little motion across them.

@@ -87,7 +87,7 @@ struct GradualParams {
 // or a zoom changes the picture too, but the global motion fit of the optical flow,
 // translation plus zoom at the frame's half diagonal, explains it). One cut per transition,
 // at its middle; transitions within min_scene_len of a cut in `existing` are skipped.
-// Needs the signal series (flow); returns no cuts without them.
+// Needs the motion series (flow); returns no cuts without them.
 std::vector<int64_t> DetectGradual(const FrameSeries& series, const std::vector<Rational>& times,
                                    Rational frame_rate, int64_t min_scene_len,
                                    const std::vector<int64_t>& existing, const GradualParams& params);

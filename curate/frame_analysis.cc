@@ -275,103 +275,107 @@ Status FrameAnalyzer::Add(const Frame& frame) {
   const bool first = d.index == 0;
   s.pts.push_back(frame.pts);
 
-  // ContentDetector components.
-  cv::cvtColor(bgr, d.hsv, cv::COLOR_BGR2HSV);
-  cv::split(d.hsv, d.hsv_planes);
-  if (first) {
-    s.delta_hue.push_back(0);
-    s.delta_sat.push_back(0);
-    s.delta_lum.push_back(0);
-  } else {
-    s.delta_hue.push_back(static_cast<float>(MeanPixelDistance(d.hsv_planes[0], d.prev_planes[0])));
-    s.delta_sat.push_back(static_cast<float>(MeanPixelDistance(d.hsv_planes[1], d.prev_planes[1])));
-    s.delta_lum.push_back(static_cast<float>(MeanPixelDistance(d.hsv_planes[2], d.prev_planes[2])));
-  }
-  if (o.edges) {
-    if (d.edge_kernel.empty()) {
-      const int k = o.edge_kernel >= 3 ? o.edge_kernel : EstimatedKernelSize(frame.width, frame.height);
-      d.edge_kernel = cv::Mat::ones(k, k, CV_8U);
-    }
-    const double median = Median8u(d.hsv_planes[2]);
-    const double sigma = 1.0 / 3.0;
-    const int low = static_cast<int>(std::max(0.0, (1.0 - sigma) * median));
-    const int high = static_cast<int>(std::min(255.0, (1.0 + sigma) * median));
-    cv::Mat canny;
-    cv::Canny(d.hsv_planes[2], canny, low, high);
-    cv::dilate(canny, d.edges, d.edge_kernel);
-    s.delta_edges.push_back(first ? 0.0f
-                                  : static_cast<float>(MeanPixelDistance(d.edges, d.prev_edges)));
-    d.edges.copyTo(d.prev_edges);
-  }
-  // Content distance to the frame long_range back (or the first frame early on).
-  if (first) {
-    s.delta_long.push_back(0);
-  } else {
-    const std::vector<cv::Mat>& back = d.history.front();
-    const double dl = (MeanPixelDistance(d.hsv_planes[0], back[0]) +
-                       MeanPixelDistance(d.hsv_planes[1], back[1]) +
-                       MeanPixelDistance(d.hsv_planes[2], back[2])) /
-                      3.0;
-    s.delta_long.push_back(static_cast<float>(dl));
-  }
-  if (static_cast<int>(d.history.size()) == o.long_range) d.history.pop_front();
-  d.history.push_back({d.hsv_planes[0].clone(), d.hsv_planes[1].clone(), d.hsv_planes[2].clone()});
-  d.prev_planes = d.history.back();
-
-  // ThresholdDetector: numpy.mean over every channel value.
-  const cv::Scalar m = cv::mean(bgr);
-  s.mean_bgr.push_back(static_cast<float>((m[0] + m[1] + m[2]) / 3.0));
-
-  // HistogramDetector (luma histogram, L2-normalised, correlation with the previous).
-  cv::cvtColor(bgr, d.gray, cv::COLOR_BGR2GRAY);
-  {
-    const int channels[] = {0};
-    const int hist_size[] = {o.hist_bins};
-    const float range[] = {0, 256};
-    const float* ranges[] = {range};
-    cv::Mat hist;
-    cv::calcHist(&d.gray, 1, channels, cv::Mat(), hist, 1, hist_size, ranges);
-    cv::normalize(hist, hist);
-    s.hist_corr.push_back(first ? 1.0f
-                                : static_cast<float>(cv::compareHist(d.prev_hist, hist, cv::HISTCMP_CORREL)));
-    d.prev_hist = hist;
-  }
-
-  // HashDetector and the perceptual hash.
-  {
-    cv::Mat dct;
-    std::vector<uint8_t> bits = DctHashBits(d.gray, o.hash_size, o.hash_lowpass, &dct);
+  if (o.groups & kAnalyzeShots) {
+    // ContentDetector components.
+    cv::cvtColor(bgr, d.hsv, cv::COLOR_BGR2HSV);
+    cv::split(d.hsv, d.hsv_planes);
     if (first) {
-      s.hash_dist.push_back(0);
+      s.delta_hue.push_back(0);
+      s.delta_sat.push_back(0);
+      s.delta_lum.push_back(0);
     } else {
-      int diff = 0;
-      for (size_t i = 0; i < bits.size(); ++i) diff += bits[i] != d.prev_hash[i];
-      s.hash_dist.push_back(static_cast<float>(diff) / static_cast<float>(bits.size()));
+      s.delta_hue.push_back(static_cast<float>(MeanPixelDistance(d.hsv_planes[0], d.prev_planes[0])));
+      s.delta_sat.push_back(static_cast<float>(MeanPixelDistance(d.hsv_planes[1], d.prev_planes[1])));
+      s.delta_lum.push_back(static_cast<float>(MeanPixelDistance(d.hsv_planes[2], d.prev_planes[2])));
     }
-    d.prev_hash = std::move(bits);
-    if (o.hash_size * o.hash_lowpass != 32) {
-      cv::Mat small, f;
-      cv::resize(d.gray, small, cv::Size(32, 32), 0, 0, cv::INTER_AREA);
-      small.convertTo(f, CV_32F);
-      cv::dct(f, dct);
+    if (o.edges) {
+      if (d.edge_kernel.empty()) {
+        const int k = o.edge_kernel >= 3 ? o.edge_kernel : EstimatedKernelSize(frame.width, frame.height);
+        d.edge_kernel = cv::Mat::ones(k, k, CV_8U);
+      }
+      const double median = Median8u(d.hsv_planes[2]);
+      const double sigma = 1.0 / 3.0;
+      const int low = static_cast<int>(std::max(0.0, (1.0 - sigma) * median));
+      const int high = static_cast<int>(std::min(255.0, (1.0 + sigma) * median));
+      cv::Mat canny;
+      cv::Canny(d.hsv_planes[2], canny, low, high);
+      cv::dilate(canny, d.edges, d.edge_kernel);
+      s.delta_edges.push_back(first ? 0.0f
+                                    : static_cast<float>(MeanPixelDistance(d.edges, d.prev_edges)));
+      d.edges.copyTo(d.prev_edges);
     }
-    s.phash.push_back(static_cast<int64_t>(PerceptualHash(dct)));
+    // Content distance to the frame long_range back (or the first frame early on).
+    if (first) {
+      s.delta_long.push_back(0);
+    } else {
+      const std::vector<cv::Mat>& back = d.history.front();
+      const double dl = (MeanPixelDistance(d.hsv_planes[0], back[0]) +
+                         MeanPixelDistance(d.hsv_planes[1], back[1]) +
+                         MeanPixelDistance(d.hsv_planes[2], back[2])) /
+                        3.0;
+      s.delta_long.push_back(static_cast<float>(dl));
+    }
+    if (static_cast<int>(d.history.size()) == o.long_range) d.history.pop_front();
+    d.history.push_back({d.hsv_planes[0].clone(), d.hsv_planes[1].clone(), d.hsv_planes[2].clone()});
+    d.prev_planes = d.history.back();
+
+    // ThresholdDetector: numpy.mean over every channel value.
+    const cv::Scalar m = cv::mean(bgr);
+    s.mean_bgr.push_back(static_cast<float>((m[0] + m[1] + m[2]) / 3.0));
+
+    // HistogramDetector (luma histogram, L2-normalised, correlation with the previous).
+    cv::cvtColor(bgr, d.gray, cv::COLOR_BGR2GRAY);
+    {
+      const int channels[] = {0};
+      const int hist_size[] = {o.hist_bins};
+      const float range[] = {0, 256};
+      const float* ranges[] = {range};
+      cv::Mat hist;
+      cv::calcHist(&d.gray, 1, channels, cv::Mat(), hist, 1, hist_size, ranges);
+      cv::normalize(hist, hist);
+      s.hist_corr.push_back(first ? 1.0f
+                                  : static_cast<float>(cv::compareHist(d.prev_hist, hist, cv::HISTCMP_CORREL)));
+      d.prev_hist = hist;
+    }
+
+    // HashDetector and the perceptual hash.
+    {
+      cv::Mat dct;
+      std::vector<uint8_t> bits = DctHashBits(d.gray, o.hash_size, o.hash_lowpass, &dct);
+      if (first) {
+        s.hash_dist.push_back(0);
+      } else {
+        int diff = 0;
+        for (size_t i = 0; i < bits.size(); ++i) diff += bits[i] != d.prev_hash[i];
+        s.hash_dist.push_back(static_cast<float>(diff) / static_cast<float>(bits.size()));
+      }
+      d.prev_hash = std::move(bits);
+      if (o.hash_size * o.hash_lowpass != 32) {
+        cv::Mat small, f;
+        cv::resize(d.gray, small, cv::Size(32, 32), 0, 0, cv::INTER_AREA);
+        small.convertTo(f, CV_32F);
+        cv::dct(f, dct);
+      }
+      s.phash.push_back(static_cast<int64_t>(PerceptualHash(dct)));
+    }
+
+    // Brightness and contrast.
+    cv::Scalar mean, stddev;
+    cv::meanStdDev(d.gray, mean, stddev);
+    s.luma_mean.push_back(static_cast<float>(mean[0]));
+    s.luma_std.push_back(static_cast<float>(stddev[0]));
   }
 
-  // Brightness and contrast.
-  cv::Scalar mean, stddev;
-  cv::meanStdDev(d.gray, mean, stddev);
-  s.luma_mean.push_back(static_cast<float>(mean[0]));
-  s.luma_std.push_back(static_cast<float>(stddev[0]));
-
-  if (o.signals) {
+  const bool need_gray = o.groups & (kAnalyzeMotion | kAnalyzeSharpness | kAnalyzeText);
+  if (need_gray && !(o.groups & kAnalyzeShots)) cv::cvtColor(bgr, d.gray, cv::COLOR_BGR2GRAY);
+  if (o.groups & kAnalyzeSharpness) {
     cv::Mat lap;
     cv::Laplacian(d.gray, lap, CV_16S);
     cv::Scalar lm, ls;
     cv::meanStdDev(lap, lm, ls);
     s.sharpness.push_back(static_cast<float>(ls[0] * ls[0]));
-    s.colorfulness.push_back(static_cast<float>(Colorfulness(bgr)));
-
+  }
+  if (o.groups & kAnalyzeMotion) {
     MotionFit fit;
     if (!first) {
       if (!d.dis) d.dis = cv::DISOpticalFlow::create(cv::DISOpticalFlow::PRESET_ULTRAFAST);
@@ -384,11 +388,16 @@ Status FrameAnalyzer::Add(const Frame& frame) {
     s.cam_zoom.push_back(static_cast<float>(fit.zoom));
     s.cam_rot.push_back(static_cast<float>(fit.rot));
     s.cam_residual.push_back(static_cast<float>(fit.residual));
-
+    d.gray.copyTo(d.prev_gray);
+  }
+  if (o.groups & kAnalyzeText) {
     if (d.index % o.text_every == 0) d.last_text = static_cast<float>(TextArea(d.gray));
     s.text_area.push_back(d.last_text);
-
+  }
+  if (o.groups & kAnalyzeColor) {
+    s.colorfulness.push_back(static_cast<float>(Colorfulness(bgr)));
     if (d.index % o.color_every == 0) {
+      if (!(o.groups & kAnalyzeShots)) cv::cvtColor(bgr, d.hsv, cv::COLOR_BGR2HSV);
       std::array<int64_t, kColorBins> counts{};
       int64_t n = 0;
       for (int y = 0; y < d.hsv.rows; y += 2) {
@@ -402,10 +411,36 @@ Status FrameAnalyzer::Add(const Frame& frame) {
       }
     }
     s.colors.insert(s.colors.end(), d.last_colors.begin(), d.last_colors.end());
-    d.gray.copyTo(d.prev_gray);
   }
   ++d.index;
   return Status::OK();
+}
+
+Result<unsigned> ParseSignalGroups(std::string_view text) {
+  if (text == "all") return kAnalyzeAll;
+  if (text == "none") return kAnalyzeShots;
+  unsigned groups = kAnalyzeShots;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find(',', start);
+    const std::string_view name =
+        text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
+    if (name == "motion") {
+      groups |= kAnalyzeMotion;
+    } else if (name == "sharpness") {
+      groups |= kAnalyzeSharpness;
+    } else if (name == "color") {
+      groups |= kAnalyzeColor;
+    } else if (name == "text") {
+      groups |= kAnalyzeText;
+    } else {
+      return Status::InvalidArgument("unknown signal '" + std::string(name) +
+                                     "' (expected all, none, or motion, sharpness, color, text)");
+    }
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return groups;
 }
 
 // ---------------------------------------------------------------- storage

@@ -35,8 +35,22 @@ namespace reel {
 constexpr int kColorBins = 12;
 extern const char* const kColorNames[kColorBins];
 
+// Groups of per-frame analysis; each can be switched off.
+enum AnalysisGroup : unsigned {
+  kAnalyzeShots = 1,      // detector series, luma statistics, hashes
+  kAnalyzeMotion = 2,     // optical flow and the global motion fit
+  kAnalyzeSharpness = 4,  // variance of the Laplacian
+  kAnalyzeColor = 8,      // colourfulness and the colour histogram
+  kAnalyzeText = 16,      // text area
+};
+constexpr unsigned kAnalyzeAll = 31;
+constexpr unsigned kAnalyzeSignals = kAnalyzeMotion | kAnalyzeSharpness | kAnalyzeColor | kAnalyzeText;
+
+// Parses "all", "none" (shots only) or a comma list of motion, sharpness, color, text.
+Result<unsigned> ParseSignalGroups(std::string_view text);
+
 struct AnalysisOptions {
-  bool signals = true;   // flow, sharpness, colour, text; false computes detector series only
+  unsigned groups = kAnalyzeAll;
   bool edges = false;    // ContentDetector's edge component (Canny + dilate)
   int edge_kernel = 0;   // dilation kernel for edges; 0 = PySceneDetect's estimate
   int hist_bins = 256;   // HistogramDetector bins
@@ -48,8 +62,8 @@ struct AnalysisOptions {
 };
 
 // Columnar per-frame data of one video. All series have size() entries except those
-// not computed (empty): delta_edges without `edges`, the signal series without
-// `signals`. `colors` holds kColorBins values per frame.
+// not computed (empty): delta_edges without `edges`, and the series of analysis groups
+// switched off. `colors` holds kColorBins values per frame.
 struct FrameSeries {
   std::vector<int64_t> pts;  // presentation timestamps (stream time base)
   std::vector<float> delta_hue, delta_sat, delta_lum, delta_edges;
@@ -68,7 +82,7 @@ struct FrameSeries {
   int height = 0;
 
   size_t size() const { return pts.size(); }
-  bool has_signals() const { return !flow_mag.empty(); }
+  bool has_motion() const { return !flow_mag.empty(); }
 };
 
 class FrameAnalyzer {

@@ -3,8 +3,13 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 
 #include "curate/split.h"
 #include "util/parallel.h"
@@ -31,7 +36,16 @@ Json ScanParams(const ScanOptions& o) {
   p["analysis_width"] = o.analysis_width;
   p["resize"] = o.resize == ResizeMode::kExact ? "exact" : "fast";
   p["skip_loop_filter"] = o.skip_loop_filter;
-  p["signals"] = o.analysis.signals;
+  Json groups = Json::MakeArray();
+  const std::pair<unsigned, const char*> names[] = {{kAnalyzeShots, "shots"},
+                                                    {kAnalyzeMotion, "motion"},
+                                                    {kAnalyzeSharpness, "sharpness"},
+                                                    {kAnalyzeColor, "color"},
+                                                    {kAnalyzeText, "text"}};
+  for (const auto& [bit, name] : names) {
+    if (o.analysis.groups & bit) groups.push_back(name);
+  }
+  p["analysis"] = groups;
   p["edges"] = o.analysis.edges;
   p["hist_bins"] = o.analysis.hist_bins;
   p["hash_size"] = o.analysis.hash_size;
@@ -59,8 +73,7 @@ Result<VideoScan> ScanFile(const std::string& path, const ScanOptions& options,
   }
   std::unique_ptr<VideoDecoder> decoder;
   if (options.resize == ResizeMode::kExact) {
-    dec.filter = ResizeFilter::kBicubic;  // as OpenCV's FFmpeg backend converts
-    decoder = std::move(probe);
+    decoder = std::move(probe);  // full size; resized below with OpenCV
   } else {
     dec.width = aw;
     dec.height = ah;
@@ -73,29 +86,94 @@ Result<VideoScan> ScanFile(const std::string& path, const ScanOptions& options,
   out.time_base = decoder->info().time_base;
   out.analysis_width = aw;
   out.analysis_height = ah;
+
+  // Two stages overlap: a producer thread decodes, converts and resizes frames into a
+  // small queue of recycled buffers while this thread analyses them, so the decoder is
+  // kept fed while analysis runs (and the other way round).
+  constexpr size_t kDepth = 4;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Frame> ready, spare(kDepth);
+  bool producer_done = false;
+  Status producer_status;
+  std::atomic<bool> stop{false};
+  const bool exact = options.resize == ResizeMode::kExact;
+  std::thread producer([&] {
+    Frame frame;
+    Status status;
+    while (!stop.load()) {
+      Result<bool> more = decoder->Next(&frame);
+      if (!more.ok()) {
+        status = more.status();
+        break;
+      }
+      if (!*more) break;
+      Frame slot;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return !spare.empty() || stop.load(); });
+        if (stop.load()) break;
+        slot = std::move(spare.front());
+        spare.pop_front();
+      }
+      if (exact && (frame.width != aw || frame.height != ah)) {
+        slot.Allocate(aw, ah, PixelFormat::kBgr24);
+        const cv::Mat src(frame.height, frame.width, CV_8UC3, frame.data.data());
+        cv::Mat dst(ah, aw, CV_8UC3, slot.data.data());
+        cv::resize(src, dst, cv::Size(aw, ah), 0, 0, cv::INTER_LINEAR);
+        slot.pts = frame.pts;
+        slot.index = frame.index;
+        slot.time = frame.time;
+      } else {
+        std::swap(slot, frame);
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      ready.push_back(std::move(slot));
+      cv.notify_all();
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    producer_status = status;
+    producer_done = true;
+    cv.notify_all();
+  });
+  auto finish = [&](Status s) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop.store(true);
+      cv.notify_all();
+    }
+    producer.join();
+    return s;
+  };
+
   FrameAnalyzer analyzer(options.analysis);
-  Frame frame, small;
   int64_t pending = 0;
   while (true) {
-    if (cancel != nullptr && cancel->load()) return Status::Cancelled(path + ": scan cancelled");
-    REEL_ASSIGN_OR_RETURN(bool more, decoder->Next(&frame));
-    if (!more) break;
-    const Frame* input = &frame;
-    if (options.resize == ResizeMode::kExact && (frame.width != aw || frame.height != ah)) {
-      small.Allocate(aw, ah, PixelFormat::kBgr24);
-      small.pts = frame.pts;
-      small.index = frame.index;
-      const cv::Mat src(frame.height, frame.width, CV_8UC3, frame.data.data());
-      cv::Mat dst(ah, aw, CV_8UC3, small.data.data());
-      cv::resize(src, dst, cv::Size(aw, ah), 0, 0, cv::INTER_LINEAR);
-      input = &small;
+    if (cancel != nullptr && cancel->load()) {
+      return finish(Status::Cancelled(path + ": scan cancelled"));
     }
-    REEL_RETURN_IF_ERROR(analyzer.Add(*input).WithContext(path));
+    Frame frame;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return !ready.empty() || producer_done; });
+      if (ready.empty()) break;  // producer finished and everything is analysed
+      frame = std::move(ready.front());
+      ready.pop_front();
+    }
+    Status s = analyzer.Add(frame).WithContext(path);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      spare.push_back(std::move(frame));
+      cv.notify_all();
+    }
+    if (!s.ok()) return finish(s);
     if (on_frames && ++pending == 32) {
       on_frames(pending);
       pending = 0;
     }
   }
+  REEL_RETURN_IF_ERROR(finish(Status::OK()));
+  REEL_RETURN_IF_ERROR(producer_status);
   if (on_frames && pending > 0) on_frames(pending);
   out.decode_errors = decoder->decode_errors();
   out.series = analyzer.TakeSeries();

@@ -287,7 +287,7 @@ TEST(ShotDetectionTest, SharedFootageMatchesPySceneDetect) {
     GTEST_SKIP() << "../shared/data/video/testvideo.mp4 not present; PySceneDetect comparison skipped";
   }
   ScanOptions o;
-  o.analysis.signals = false;
+  o.analysis.groups = kAnalyzeShots;
   const Scanned s = ScanVideo(path, o);
   ASSERT_EQ(s.scan.series.size(), 720u);
   EXPECT_EQ(s.scan.analysis_width, 256);
