@@ -102,9 +102,10 @@ const std::vector<CommandInfo>& Commands() {
   return kCommands;
 }
 
-void AddDbOption(po::options_description& options, std::string* db) {
-  options.add_options()("db", po::value<std::string>(db)->value_name("FILE")->required(),
-                        "the catalog file (SQLite)");
+void AddDbOption(po::options_description& options, std::string* db, bool required) {
+  auto* value = po::value<std::string>(db)->value_name("FILE");
+  if (required) value->required();
+  options.add_options()("db", value, "the catalog file (SQLite)");
 }
 
 void AddJobsOption(po::options_description& options, int* jobs, const char* what) {

@@ -68,7 +68,7 @@ struct CommandInfo {
 const std::vector<CommandInfo>& Commands();
 
 // --- shared option groups (osmium-tool style) ---
-void AddDbOption(po::options_description& options, std::string* db);
+void AddDbOption(po::options_description& options, std::string* db, bool required = true);
 void AddJobsOption(po::options_description& options, int* jobs, const char* what);
 void AddJsonOption(po::options_description& options, bool* json);
 

@@ -447,7 +447,7 @@ class CurateSplitCommand : public Command {
 class CurateFilterCommand : public Command {
  public:
   void AddOptions(po::options_description& o, po::positional_options_description&) override {
-    AddDbOption(o, &db_);
+    AddDbOption(o, &db_, /*required=*/false);  // not needed for --columns
     AddJsonOption(o, &json_);
     o.add_options()  //
         ("where", po::value<std::string>(&where_)->value_name("EXPR"),
@@ -460,6 +460,7 @@ class CurateFilterCommand : public Command {
 
   Status Setup(const po::variables_map&) override {
     if (columns_) return Status::OK();
+    if (db_.empty()) return Status::InvalidArgument("the option '--db' is required but missing");
     if (where_.empty()) return Status::InvalidArgument("--where is required");
     if (subset_.empty() && !dry_run_) return Status::InvalidArgument("--subset is required");
     // Parse first, work later: a malformed expression is a usage error.

@@ -293,6 +293,12 @@ void RegisterDbCommands(std::vector<CommandInfo>* out) {
                   [] { return std::make_unique<DbQueryCommand>(); }});
   out->push_back({"db upgrade", "upgrade a catalog written by an older reel to this schema",
                   "db upgrade --db FILE", "", [] { return std::make_unique<DbUpgradeCommand>(); }});
+  out->push_back({"db merge", "merge shard catalogs into one, without duplicates",
+                  "db merge OUT IN...",
+                  "Videos match by path, clips by frame range, captions by (clip, source, model,\n"
+                  "text), subsets by name, runs by (kind, start, host, pid); ids are remapped.\n"
+                  "Merging the same input twice changes nothing. OUT is created if missing.",
+                  [] { return std::make_unique<DbMergeCommand>(); }});
 }
 
 }  // namespace reel::cli

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The demo `make demo` runs: reel makes its own sample videos, ingests them into a
-# catalog and shows what it recorded. Rerunning it reuses what is already there.
+# The demo `make demo` runs: reel makes its own sample videos, then curates them into
+# training clips: ingest, one-pass scan (shot detection + clip signals), dedup, filter,
+# export with an Open-Sora manifest. Rerunning it reuses what is already done.
 #   scripts/demo.sh REEL_BINARY DEMO_DIR
 set -euo pipefail
 reel=${1:?reel binary}
 dir=${2:?demo folder}
+db="$dir/catalog.db"
 jobs=$(nproc 2>/dev/null || echo 2)
 mkdir -p "$dir"
 
@@ -12,18 +14,37 @@ echo "== 1. sample videos (synthetic, with known scene cuts) -> $dir/videos"
 "$reel" samples --out "$dir/videos" --count 8
 
 echo
-echo "== 2. ingest into the catalog $dir/catalog.db"
-"$reel" curate ingest --db "$dir/catalog.db" --jobs "$jobs" "$dir/videos"
+echo "== 2. ingest into the catalog $db"
+"$reel" curate ingest --db "$db" --jobs "$jobs" "$dir/videos"
 
 echo
-echo "== 3. the catalog"
-"$reel" db info --db "$dir/catalog.db"
+echo "== 3. scan: one decode pass per video, shot detection and clip signals"
+"$reel" curate scan --db "$db" --jobs "$jobs"
+
 echo
-"$reel" db query --db "$dir/catalog.db" --format table \
-  "SELECT id, substr(path, length(rtrim(path, replace(path, '/', ''))) + 1) AS file,
-          status, codec, width || 'x' || height AS size,
-          fps_num || '/' || fps_den AS fps, frame_count AS frames,
-          round(duration_seconds, 3) AS seconds
-   FROM videos ORDER BY path"
+echo "== 4. near-duplicates, then a training subset"
+"$reel" curate dedup --db "$db"
+"$reel" curate filter --db "$db" --subset train \
+  --where "duration >= 1 and black < 0.5 and not duplicate"
+
 echo
-echo "Try: $reel db export --db $dir/catalog.db --format jsonl"
+echo "== 5. export the subset (frame-exact, 128 px high) with manifests"
+"$reel" curate export --db "$db" --subset train --out "$dir/clips" --height 128 --jobs "$jobs"
+
+echo
+echo "== the catalog"
+"$reel" db info --db "$db"
+echo
+"$reel" db query --db "$db" --format table \
+  "SELECT c.id, substr(v.path, length(rtrim(v.path, replace(v.path, '/', ''))) + 1) AS video,
+          c.start_frame AS start, c.end_frame AS end, round(c.duration_seconds, 2) AS seconds,
+          round(c.motion, 2) AS motion, c.camera_motion AS camera,
+          round(c.sharpness) AS sharpness, json_extract(c.dominant_colors, '\$[0].name') AS colour,
+          coalesce(sc.reason, 'pass') AS train
+   FROM clips c JOIN videos v ON v.id = c.video_id
+   LEFT JOIN subset_clips sc ON sc.clip_id = c.id
+     AND sc.subset_id = (SELECT id FROM subsets WHERE name = 'train')
+   ORDER BY v.path, c.start_frame"
+echo
+echo "Manifest for training: $dir/clips/manifest.csv"
+head -n 3 "$dir/clips/manifest.csv" | cut -c 1-160

@@ -37,8 +37,9 @@ TEST(CliTest, HelpAndVersion) {
 }
 
 TEST(CliTest, EveryCommandHasHelp) {
-  for (const char* cmd :
-       {"curate ingest", "db info", "db export", "db query", "db upgrade", "samples"}) {
+  for (const char* cmd : {"curate ingest", "curate scan", "curate split", "curate filter",
+                          "curate dedup", "curate export", "db info", "db export", "db query",
+                          "db upgrade", "db merge", "samples"}) {
     std::vector<std::string> args = Split(cmd, ' ');
     args.push_back("--help");
     auto r = RunReel(args);
@@ -181,6 +182,85 @@ TEST_F(CliCatalogTest, QueryRefusesWrites) {
   }
   auto r = RunReel({"db", "query", "--db", db_, "SELECT count(*) FROM videos"});
   EXPECT_EQ(r.out, "count(*)\r\n5\r\n");
+}
+
+TEST_F(CliCatalogTest, CurationFromScanToExport) {
+  std::filesystem::remove(videos_ + "/notes.mp4");
+  auto r = RunReel({"curate", "scan", "--db", db_, videos_, "--json", "--min-seconds", "0.5"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto scan = Json::Parse(r.out);
+  ASSERT_TRUE(scan.ok()) << r.out;
+  EXPECT_EQ(scan->Find("scanned")->as_int(), 4);
+  const int64_t clips = scan->Find("clips")->as_int();
+  EXPECT_GE(clips, 8);
+
+  // Re-cut without decoding: a huge threshold leaves one clip per video.
+  r = RunReel({"curate", "split", "--db", db_, "--threshold", "250", "--no-gradual", "--no-fades",
+               "--min-seconds", "0.5", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Json::Parse(r.out)->Find("clips")->as_int(), 4);
+  r = RunReel({"curate", "split", "--db", db_, "--min-seconds", "0.5", "--json"});
+  EXPECT_EQ(Json::Parse(r.out)->Find("clips")->as_int(), clips);
+
+  r = RunReel({"curate", "dedup", "--db", db_, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = RunReel({"curate", "filter", "--db", db_, "--where", "duration >= 1 and not duplicate",
+               "--subset", "train", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const int64_t passed = Json::Parse(r.out)->Find("passed")->as_int();
+  EXPECT_GT(passed, 0);
+
+  const std::string out = dir_.File("export");
+  r = RunReel({"curate", "export", "--db", db_, "--subset", "train", "--out", out, "--height",
+               "32", "--json", "-j", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto e = Json::Parse(r.out);
+  EXPECT_EQ(e->Find("exported")->as_int(), passed);
+  EXPECT_EQ(Split(Trim(*ReadFile(out + "/manifest.csv")), '\n').size(),
+            static_cast<size_t>(passed) + 1);
+
+  // Merging into a new catalog, twice, gives one copy of everything.
+  const std::string merged = dir_.File("merged.db");
+  ASSERT_EQ(RunReel({"db", "merge", merged, db_}).exit_code, 0);
+  r = RunReel({"db", "merge", merged, db_, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Json::Parse(r.out)->Find("videos_added")->as_int(), 0);
+  r = RunReel({"db", "query", "--db", merged, "SELECT count(*) FROM clips"});
+  EXPECT_EQ(r.out, "count(*)\r\n" + std::to_string(clips) + "\r\n");
+}
+
+TEST_F(CliCatalogTest, CurationUsageErrorsAndFailures) {
+  struct Case {
+    std::vector<std::string> args;
+    int exit;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"curate", "filter", "--db", db_, "--where", "motion >", "--subset", "s"}, 2,
+       "at column 9: expected a value"},
+      {{"curate", "filter", "--db", db_, "--where", "duration > 1"}, 2, "--subset is required"},
+      {{"curate", "scan", "--db", db_, "--resize", "huge"}, 2, "--resize must be exact or fast"},
+      {{"curate", "scan", "--db", db_, "--detector", "magic"}, 2, "unknown detector 'magic'"},
+      {{"curate", "scan", "--db", db_, "--shard", "3/3"}, 2, "need 0 <= I < N"},
+      {{"curate", "scan", "--db", db_, "--signals", "smell"}, 2, "unknown signal 'smell'"},
+      {{"curate", "split", "--db", db_, "--max-seconds", "1", "--min-seconds", "2"}, 2,
+       "below --min-seconds"},
+      {{"curate", "export", "--db", db_, "--subset", "nope", "--out", dir_.File("x")}, 1,
+       "no subset 'nope'"},
+      {{"curate", "export", "--db", db_, "--subset", "s", "--out", dir_.File("x"), "--copy",
+        "--height", "64"},
+       2, "--copy cannot scale"},
+      {{"db", "merge", db_}, 2, "usage: reel db merge OUT IN"},
+  };
+  ASSERT_EQ(RunReel({"curate", "ingest", "--db", db_, videos_, "-q"}).exit_code, 1);
+  for (const Case& c : cases) {
+    auto r = RunReel(c.args);
+    EXPECT_EQ(r.exit_code, c.exit) << Join(c.args, " ") << "\n" << r.err;
+    EXPECT_TRUE(Contains(r.err, c.message)) << Join(c.args, " ") << ": " << r.err;
+  }
+  auto r = RunReel({"curate", "filter", "--columns"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.out, "motion"));
 }
 
 TEST(CliUpgradeTest, OldCatalogNeedsAnUpgradeBeforeExport) {

@@ -1,6 +1,7 @@
 // Tests for curate dedup, export and db merge.
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <filesystem>
 #include <set>
@@ -403,6 +404,47 @@ TEST(MergeTest, ShardCatalogsMergeWithoutDuplicates) {
   for (const auto& clip : *out->ListClips()) captions += out->ListCaptions(clip.id)->size();
   EXPECT_EQ(captions, clips);
   EXPECT_EQ(*out->IntegrityCheck(), "ok");
+}
+
+TEST(MergeTest, ExportRecordsFromCatalogCopiesComeHome) {
+  TempDir dir;
+  const std::string root = dir.File("v");
+  fs::create_directories(root);
+  ASSERT_TRUE(WriteIndexedVideo(root + "/a.mp4", 32, 16).ok());
+  const std::string main_db = dir.File("main.db");
+  {
+    auto c = *Catalog::Open(main_db);
+    ScanOptions o;
+    o.split.min_seconds = Rational(2, 5);
+    o.split.gradual = false;
+    ASSERT_TRUE(Scan(*c, {root}, o).ok());
+    ASSERT_TRUE(ApplyFilter(*c, "duration > 0", "all").ok());
+  }
+  // A task copies the catalog (checkpointed), exports with the copy, and the copy is
+  // merged back.
+  {
+    auto c = *Catalog::Open(main_db);
+    ASSERT_EQ(sqlite3_wal_checkpoint_v2(c->raw(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr),
+              SQLITE_OK);
+  }
+  fs::copy_file(main_db, dir.File("task.db"));
+  {
+    auto task = *Catalog::Open(dir.File("task.db"));
+    ExportOptions e;
+    e.out_dir = dir.File("clips");
+    e.subset = "all";
+    ASSERT_EQ(Export(*task, e)->exported, 2);
+  }
+  auto main_catalog = *Catalog::Open(main_db);
+  ASSERT_TRUE(MergeCatalogs(*main_catalog, {dir.File("task.db")}).ok());
+  ExportOptions manifest;
+  manifest.out_dir = dir.File("clips");
+  manifest.subset = "all";
+  manifest.manifest_only = true;
+  auto m = Export(*main_catalog, manifest);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->manifest_rows, 2);
+  EXPECT_EQ(main_catalog->ListClips()->size(), 2u);
 }
 
 }  // namespace
