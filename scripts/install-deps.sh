@@ -13,7 +13,7 @@ packages=(
   libtorch-dev libopenblas0-pthread
   libopencv-dev libopencv-contrib-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev ffmpeg
-  libsqlite3-dev
+  libsqlite3-dev zlib1g-dev
   libboost-program-options-dev
   libcurl4-openssl-dev
   # tests and benchmarks
