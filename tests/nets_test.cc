@@ -7,6 +7,10 @@
 #include <filesystem>
 #include <memory>
 
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "nets/clip.h"
 #include "nets/clip_tokenizer.h"
 #include "util/strings.h"
 
@@ -139,6 +143,300 @@ TEST(TokenizerLoadTest, BadVocabularyFiles) {
   auto t = ClipTokenizer::Load(path);
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), StatusCode::kCorruption);
+}
+
+// ---------------------------------------------------------------- CLIP model
+
+namespace F = torch::nn::functional;
+
+struct TinyClip {
+  int64_t vw = 128, vlayers = 2, patch = 8, grid = 4;  // 32x32 images
+  int64_t tw = 128, tlayers = 2, context = 77, vocab = 1000, embed = 64;
+};
+
+void AddBlock(std::map<std::string, torch::Tensor>* s, const std::string& p, int64_t w) {
+  auto r = [](std::vector<int64_t> shape, double scale) { return torch::randn(shape) * scale; };
+  (*s)[p + "attn.in_proj_weight"] = r({3 * w, w}, 0.08);
+  (*s)[p + "attn.in_proj_bias"] = r({3 * w}, 0.02);
+  (*s)[p + "attn.out_proj.weight"] = r({w, w}, 0.08);
+  (*s)[p + "attn.out_proj.bias"] = r({w}, 0.02);
+  (*s)[p + "ln_1.weight"] = 1 + r({w}, 0.1);
+  (*s)[p + "ln_1.bias"] = r({w}, 0.1);
+  (*s)[p + "mlp.c_fc.weight"] = r({4 * w, w}, 0.08);
+  (*s)[p + "mlp.c_fc.bias"] = r({4 * w}, 0.02);
+  (*s)[p + "mlp.c_proj.weight"] = r({w, 4 * w}, 0.05);
+  (*s)[p + "mlp.c_proj.bias"] = r({w}, 0.02);
+  (*s)[p + "ln_2.weight"] = 1 + r({w}, 0.1);
+  (*s)[p + "ln_2.bias"] = r({w}, 0.1);
+}
+
+// The parameters of an OpenAI-style ViT CLIP, with OpenAI's names.
+std::map<std::string, torch::Tensor> TinyState(const TinyClip& c) {
+  torch::manual_seed(7);
+  std::map<std::string, torch::Tensor> s;
+  s["visual.conv1.weight"] = torch::randn({c.vw, 3, c.patch, c.patch}) * 0.05;
+  s["visual.class_embedding"] = torch::randn({c.vw}) * 0.1;
+  s["visual.positional_embedding"] = torch::randn({c.grid * c.grid + 1, c.vw}) * 0.1;
+  s["visual.ln_pre.weight"] = torch::ones({c.vw});
+  s["visual.ln_pre.bias"] = torch::zeros({c.vw});
+  for (int64_t i = 0; i < c.vlayers; ++i) {
+    AddBlock(&s, "visual.transformer.resblocks." + std::to_string(i) + ".", c.vw);
+  }
+  s["visual.ln_post.weight"] = 1 + torch::randn({c.vw}) * 0.1;
+  s["visual.ln_post.bias"] = torch::randn({c.vw}) * 0.1;
+  s["visual.proj"] = torch::randn({c.vw, c.embed}) * 0.08;
+  s["token_embedding.weight"] = torch::randn({c.vocab, c.tw}) * 0.1;
+  s["positional_embedding"] = torch::randn({c.context, c.tw}) * 0.05;
+  for (int64_t i = 0; i < c.tlayers; ++i) {
+    AddBlock(&s, "transformer.resblocks." + std::to_string(i) + ".", c.tw);
+  }
+  s["ln_final.weight"] = 1 + torch::randn({c.tw}) * 0.1;
+  s["ln_final.bias"] = torch::randn({c.tw}) * 0.1;
+  s["text_projection"] = torch::randn({c.tw, c.embed}) * 0.08;
+  s["logit_scale"] = torch::tensor(std::log(1 / 0.07));
+  return s;
+}
+
+// Writes `state` as a TorchScript archive whose modules and parameters carry the dotted
+// names, as OpenAI's released .pt files do.
+void SaveArchive(const std::map<std::string, torch::Tensor>& state, const std::string& path) {
+  int counter = 0;
+  torch::jit::Module root("__torch__.CLIP");
+  for (const auto& [name, tensor] : state) {
+    std::vector<std::string> parts = Split(name, '.');
+    torch::jit::Module m = root;
+    for (size_t i = 0; i + 1 < parts.size(); ++i) {
+      if (m.hasattr(parts[i])) {
+        m = m.attr(parts[i]).toModule();
+      } else {
+        torch::jit::Module sub("__torch__.M" + std::to_string(counter++));
+        m.register_module(parts[i], sub);
+        m = sub;
+      }
+    }
+    m.register_parameter(parts.back(), tensor, /*is_buffer=*/false);
+  }
+  root.save(path);
+}
+
+// An independent forward pass built from torch::nn modules (sequence-first, as OpenAI).
+torch::Tensor RefTransformer(torch::Tensor x, const std::map<std::string, torch::Tensor>& s,
+                             const std::string& prefix, int64_t layers, int64_t width,
+                             const torch::Tensor& mask) {
+  torch::NoGradGuard no_grad;
+  const int64_t heads = width / 64;
+  for (int64_t i = 0; i < layers; ++i) {
+    const std::string p = prefix + std::to_string(i) + ".";
+    torch::nn::LayerNorm ln1(torch::nn::LayerNormOptions({width})), ln2(torch::nn::LayerNormOptions({width}));
+    ln1->weight.copy_(s.at(p + "ln_1.weight"));
+    ln1->bias.copy_(s.at(p + "ln_1.bias"));
+    ln2->weight.copy_(s.at(p + "ln_2.weight"));
+    ln2->bias.copy_(s.at(p + "ln_2.bias"));
+    torch::nn::MultiheadAttention mha(torch::nn::MultiheadAttentionOptions(width, heads));
+    mha->in_proj_weight.copy_(s.at(p + "attn.in_proj_weight"));
+    mha->in_proj_bias.copy_(s.at(p + "attn.in_proj_bias"));
+    mha->out_proj->weight.copy_(s.at(p + "attn.out_proj.weight"));
+    mha->out_proj->bias.copy_(s.at(p + "attn.out_proj.bias"));
+    torch::nn::Linear fc(width, 4 * width), proj(4 * width, width);
+    fc->weight.copy_(s.at(p + "mlp.c_fc.weight"));
+    fc->bias.copy_(s.at(p + "mlp.c_fc.bias"));
+    proj->weight.copy_(s.at(p + "mlp.c_proj.weight"));
+    proj->bias.copy_(s.at(p + "mlp.c_proj.bias"));
+    torch::Tensor h = ln1(x);
+    x = x + std::get<0>(mha->forward(h, h, h, torch::Tensor(), false, mask));
+    h = fc(ln2(x));
+    x = x + proj(h * torch::sigmoid(1.702 * h));
+  }
+  return x;
+}
+
+torch::Tensor RefImage(const torch::Tensor& images, const std::map<std::string, torch::Tensor>& s,
+                       const TinyClip& c) {
+  torch::NoGradGuard no_grad;
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(3, c.vw, c.patch).stride(c.patch).bias(false));
+  conv->weight.copy_(s.at("visual.conv1.weight"));
+  torch::Tensor x = conv(images);                                     // [N, W, g, g]
+  x = x.reshape({x.size(0), x.size(1), -1}).permute({2, 0, 1});       // [g*g, N, W]
+  torch::Tensor cls = s.at("visual.class_embedding").expand({1, x.size(1), c.vw});
+  x = torch::cat({cls, x}, 0) + s.at("visual.positional_embedding").unsqueeze(1);
+  x = F::layer_norm(x, F::LayerNormFuncOptions({c.vw}).weight(s.at("visual.ln_pre.weight")).bias(s.at("visual.ln_pre.bias")));
+  x = RefTransformer(x, s, "visual.transformer.resblocks.", c.vlayers, c.vw, {});
+  x = F::layer_norm(x[0], F::LayerNormFuncOptions({c.vw}).weight(s.at("visual.ln_post.weight")).bias(s.at("visual.ln_post.bias")));
+  return x.mm(s.at("visual.proj"));
+}
+
+torch::Tensor RefText(const torch::Tensor& tokens, const std::map<std::string, torch::Tensor>& s,
+                      const TinyClip& c) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor x = F::embedding(tokens, s.at("token_embedding.weight")) + s.at("positional_embedding");
+  x = x.permute({1, 0, 2});
+  torch::Tensor mask = torch::full({c.context, c.context}, -std::numeric_limits<float>::infinity()).triu(1);
+  x = RefTransformer(x, s, "transformer.resblocks.", c.tlayers, c.tw, mask).permute({1, 0, 2});
+  x = F::layer_norm(x, F::LayerNormFuncOptions({c.tw}).weight(s.at("ln_final.weight")).bias(s.at("ln_final.bias")));
+  std::vector<torch::Tensor> rows;
+  const torch::Tensor eot = tokens.argmax(-1);
+  for (int64_t i = 0; i < tokens.size(0); ++i) rows.push_back(x[i][eot[i].item<int64_t>()]);
+  return torch::stack(rows).mm(s.at("text_projection"));
+}
+
+class ClipModelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    state_ = TinyState(config_);
+    path_ = ::testing::TempDir() + "/tiny_clip.pt";
+    SaveArchive(state_, path_);
+  }
+  TinyClip config_;
+  std::map<std::string, torch::Tensor> state_;
+  std::string path_;
+};
+
+TEST_F(ClipModelTest, InfersTheArchitectureFromShapes) {
+  auto m = ClipModel::Load(path_);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  const ClipConfig& c = (*m)->config();
+  EXPECT_EQ(c.vision_width, 128);
+  EXPECT_EQ(c.vision_layers, 2);
+  EXPECT_EQ(c.vision_heads(), 2);
+  EXPECT_EQ(c.vision_patch_size, 8);
+  EXPECT_EQ(c.image_resolution, 32);
+  EXPECT_EQ(c.transformer_width, 128);
+  EXPECT_EQ(c.transformer_layers, 2);
+  EXPECT_EQ(c.transformer_heads, 2);
+  EXPECT_EQ(c.context_length, 77);
+  EXPECT_EQ(c.vocab_size, 1000);
+  EXPECT_EQ(c.embed_dim, 64);
+  EXPECT_NEAR((*m)->logit_scale(), 1 / 0.07, 1e-4);
+}
+
+TEST_F(ClipModelTest, FeaturesMatchAnIndependentComputation) {
+  auto m = ClipModel::Load(path_);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  torch::manual_seed(11);
+  const torch::Tensor images = torch::randn({3, 3, 32, 32});
+  const torch::Tensor got = (*m)->EncodeImage(images);
+  const torch::Tensor want = RefImage(images, state_, config_);
+  ASSERT_EQ(got.sizes(), want.sizes());
+  EXPECT_LT((got - want).abs().max().item<float>(), 1e-5) << (got - want).abs().max().item<float>();
+
+  torch::Tensor tokens = torch::zeros({2, 77}, torch::kLong);
+  const std::vector<std::vector<int64_t>> texts = {{998, 5, 17, 400, 999}, {998, 42, 999}};
+  for (size_t i = 0; i < texts.size(); ++i) {
+    for (size_t j = 0; j < texts[i].size(); ++j) tokens[i][j] = texts[i][j];
+  }
+  const torch::Tensor tgot = (*m)->EncodeText(tokens);
+  const torch::Tensor twant = RefText(tokens, state_, config_);
+  EXPECT_LT((tgot - twant).abs().max().item<float>(), 1e-5)
+      << (tgot - twant).abs().max().item<float>();
+  // Padding after the end token does not change the features.
+  torch::Tensor padded = tokens.clone();
+  padded[1][10] = 3;
+  EXPECT_LT(((*m)->EncodeText(padded)[1] - tgot[1]).abs().max().item<float>(), 1e-6);
+}
+
+TEST_F(ClipModelTest, Bfloat16RunsCloseToFloat) {
+  ClipLoadOptions bf16;
+  bf16.dtype = torch::kBFloat16;
+  auto a = ClipModel::Load(path_);
+  auto b = ClipModel::Load(path_, bf16);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  torch::manual_seed(3);
+  const torch::Tensor images = torch::randn({2, 3, 32, 32});
+  const torch::Tensor fa = F::normalize((*a)->EncodeImage(images), F::NormalizeFuncOptions().dim(-1));
+  const torch::Tensor fb = F::normalize((*b)->EncodeImage(images), F::NormalizeFuncOptions().dim(-1));
+  EXPECT_GT((fa * fb).sum(-1).min().item<float>(), 0.99);
+}
+
+TEST_F(ClipModelTest, MissingOrMisshapedParametersAreNamed) {
+  auto missing = state_;
+  missing.erase("visual.transformer.resblocks.1.mlp.c_fc.bias");
+  SaveArchive(missing, path_);
+  auto r = ClipModel::Load(path_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("missing parameter 'visual.transformer.resblocks.1.mlp.c_fc.bias'"),
+            std::string::npos)
+      << r.status().message();
+
+  auto wrong = state_;
+  wrong["text_projection"] = torch::randn({128, 64});
+  wrong["ln_final.bias"] = torch::randn({127});
+  SaveArchive(wrong, path_);
+  r = ClipModel::Load(path_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("'ln_final.bias' has shape [127], expected [128]"),
+            std::string::npos)
+      << r.status().message();
+
+  auto resnet = state_;
+  resnet["visual.layer1.0.conv1.weight"] = torch::randn({4, 4, 1, 1});
+  SaveArchive(resnet, path_);
+  EXPECT_EQ(ClipModel::Load(path_).status().code(), StatusCode::kNotSupported);
+
+  const std::string junk = ::testing::TempDir() + "/junk.pt";
+  std::FILE* f = std::fopen(junk.c_str(), "w");
+  std::fputs("not an archive", f);
+  std::fclose(f);
+  r = ClipModel::Load(junk);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("junk.pt"), std::string::npos);
+}
+
+// Pillow 9.4.0, Image.resize(size, Image.BICUBIC) on a 37x23 RGB test image whose values
+// are (7x + 13y + 50c) % 256: output size, byte sum, first 12 and last 6 bytes.
+struct PillowCase {
+  int w, h;
+  int64_t sum;
+  std::vector<int> head, tail;
+};
+
+TEST(ClipPreprocessTest, ResizeMatchesPillowByteForByte) {
+  const int w = 37, h = 23;
+  std::vector<uint8_t> img(static_cast<size_t>(w) * h * 3);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      for (int c = 0; c < 3; ++c) img[(y * w + x) * 3 + c] = static_cast<uint8_t>((x * 7 + y * 13 + c * 50) % 256);
+    }
+  }
+  const std::vector<PillowCase> cases = {
+      {11, 7, 29403, {25, 75, 125, 47, 97, 147, 71, 121, 171, 95, 145, 200}, {225, 28, 79, 128, 41, 101}},
+      {80, 50, 1527344, {0, 48, 98, 0, 50, 100, 3, 53, 103, 7, 57, 107}, {27, 76, 126, 28, 78, 128}},
+      {37, 9, 127115, {11, 61, 111, 18, 68, 118, 25, 75, 125, 32, 82, 132}, {71, 58, 108, 14, 65, 115}},
+      {20, 23, 175652, {3, 53, 103, 16, 66, 116, 29, 79, 129, 42, 92, 142}, {7, 60, 110, 22, 73, 123}},
+  };
+  for (const PillowCase& c : cases) {
+    std::vector<uint8_t> out(static_cast<size_t>(c.w) * c.h * 3);
+    PillowResizeBicubic(img.data(), w, h, out.data(), c.w, c.h);
+    int64_t sum = 0;
+    for (uint8_t v : out) sum += v;
+    EXPECT_EQ(sum, c.sum) << c.w << "x" << c.h;
+    EXPECT_EQ(std::vector<int>(out.begin(), out.begin() + 12), c.head) << c.w << "x" << c.h;
+    EXPECT_EQ(std::vector<int>(out.end() - 6, out.end()), c.tail) << c.w << "x" << c.h;
+  }
+}
+
+TEST(ClipPreprocessTest, OpenAIPipelineOnAWideImage) {
+  // 300x200 -> resize to 336x224 (Pillow bicubic) -> centre crop at x 56 -> normalise.
+  // Pillow 9.4.0 reference: crop byte sum 19188503, first pixels 149 219 33 ..., last 219 33 103.
+  const int w = 300, h = 200;
+  std::vector<uint8_t> img(static_cast<size_t>(w) * h * 3);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      for (int c = 0; c < 3; ++c) {
+        img[(y * w + x) * 3 + c] = static_cast<uint8_t>((x * 3 + y * 5 + c * 70 + (x * y) % 17) % 256);
+      }
+    }
+  }
+  const torch::Tensor t = PreprocessImage(img.data(), w, h, 224);
+  ASSERT_EQ(t.sizes(), (std::vector<int64_t>{3, 224, 224}));
+  // Undo the normalisation to recover the bytes.
+  torch::Tensor bytes = torch::empty_like(t);
+  for (int c = 0; c < 3; ++c) bytes[c] = ((t[c] * kClipStd[c] + kClipMean[c]) * 255).round();
+  EXPECT_EQ(bytes.to(torch::kDouble).sum().item<double>(), 19188503.0);
+  EXPECT_EQ(bytes[0][0][0].item<float>(), 149);
+  EXPECT_EQ(bytes[1][0][0].item<float>(), 219);
+  EXPECT_EQ(bytes[2][0][0].item<float>(), 33);
+  EXPECT_EQ(bytes[0][223][223].item<float>(), 219);
+  EXPECT_EQ(bytes[2][223][223].item<float>(), 103);
 }
 
 }  // namespace
