@@ -96,6 +96,7 @@ const std::vector<CommandInfo>& Commands() {
     std::vector<CommandInfo> all;
     RegisterCurateCommands(&all);
     RegisterDbCommands(&all);
+    RegisterModelsCommands(&all);
     RegisterMiscCommands(&all);
     return all;
   }();

@@ -79,6 +79,7 @@ int Main(int argc, char** argv);
 void RegisterCurateCommands(std::vector<CommandInfo>* out);
 void RegisterDbCommands(std::vector<CommandInfo>* out);
 void RegisterMiscCommands(std::vector<CommandInfo>* out);
+void RegisterModelsCommands(std::vector<CommandInfo>* out);
 
 }  // namespace reel::cli
 
