@@ -1,6 +1,7 @@
 #include "cli/command.h"
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -95,6 +96,7 @@ const std::vector<CommandInfo>& Commands() {
   static const std::vector<CommandInfo> kCommands = [] {
     std::vector<CommandInfo> all;
     RegisterCurateCommands(&all);
+    RegisterCaptionCommands(&all);
     RegisterDbCommands(&all);
     RegisterModelsCommands(&all);
     RegisterMiscCommands(&all);
@@ -214,6 +216,35 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "reel: internal error: %s\n", e.what());
     return kExitFailure;
   }
+}
+
+namespace {
+std::atomic<bool> g_cancel{false};
+extern "C" void OnInterrupt(int) {
+  g_cancel.store(true);
+}
+}  // namespace
+
+const std::atomic<bool>* CancelFlag() {
+  return &g_cancel;
+}
+
+InterruptGuard::InterruptGuard()
+    : old_int_(new struct sigaction()), old_term_(new struct sigaction()) {
+  g_cancel.store(false);
+  struct sigaction sa {};
+  sa.sa_handler = OnInterrupt;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, old_int_);
+  sigaction(SIGTERM, &sa, old_term_);
+}
+
+InterruptGuard::~InterruptGuard() {
+  sigaction(SIGINT, old_int_, nullptr);
+  sigaction(SIGTERM, old_term_, nullptr);
+  delete old_int_;
+  delete old_term_;
 }
 
 }  // namespace reel::cli

@@ -9,6 +9,7 @@
 #ifndef REEL_CLI_COMMAND_H_
 #define REEL_CLI_COMMAND_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,6 +17,8 @@
 #include <vector>
 
 #include <boost/program_options.hpp>
+
+struct sigaction;
 
 #include "util/status.h"
 
@@ -72,10 +75,27 @@ void AddDbOption(po::options_description& options, std::string* db, bool require
 void AddJobsOption(po::options_description& options, int* jobs, const char* what);
 void AddJsonOption(po::options_description& options, bool* json);
 
+// Ctrl-C for long jobs: while an InterruptGuard lives, the first SIGINT or SIGTERM sets
+// the flag CancelFlag() points to (jobs stop taking work, commit what is done and mark
+// their run interrupted); a second one kills the process as usual.
+const std::atomic<bool>* CancelFlag();
+class InterruptGuard {
+ public:
+  InterruptGuard();
+  ~InterruptGuard();
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+ private:
+  struct sigaction* old_int_;
+  struct sigaction* old_term_;
+};
+
 // Entry point for the binary.
 int Main(int argc, char** argv);
 
 // Registration hooks, one per file of commands.
+void RegisterCaptionCommands(std::vector<CommandInfo>* out);
 void RegisterCurateCommands(std::vector<CommandInfo>* out);
 void RegisterDbCommands(std::vector<CommandInfo>* out);
 void RegisterMiscCommands(std::vector<CommandInfo>* out);

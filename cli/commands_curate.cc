@@ -1,6 +1,5 @@
 // reel curate ingest
 
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -22,34 +21,6 @@
 
 namespace reel::cli {
 namespace {
-
-std::atomic<bool> g_cancel{false};
-
-extern "C" void OnInterrupt(int) {
-  g_cancel.store(true);
-}
-
-// First Ctrl-C asks the job to stop after committing what is done; a second one kills.
-class InterruptGuard {
- public:
-  InterruptGuard() {
-    g_cancel.store(false);
-    struct sigaction sa {};
-    sa.sa_handler = OnInterrupt;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int_);
-    sigaction(SIGTERM, &sa, &old_term_);
-  }
-  ~InterruptGuard() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-
- private:
-  struct sigaction old_int_ {};
-  struct sigaction old_term_ {};
-};
 
 class CurateIngestCommand : public Command {
  public:
@@ -97,7 +68,7 @@ class CurateIngestCommand : public Command {
     options.all_files = all_files_;
     options.retry_errors = retry_errors_;
     options.batch_size = batch_;
-    options.cancel = &g_cancel;
+    options.cancel = CancelFlag();
     options.on_found = [&](int64_t total) { progress.SetTotal(total); };
     options.on_file = [&](const IngestEvent& ev) {
       progress.Advance(1, std::filesystem::path(ev.path).filename().string());
@@ -150,7 +121,19 @@ class CurateIngestCommand : public Command {
         missing.push_back(f);
       }
       j["missing"] = missing;
+      Json warnings = Json::MakeArray();
+      for (const auto& [path, why] : s.warnings) {
+        Json f = Json::MakeObject();
+        f["path"] = path;
+        f["warning"] = why;
+        warnings.push_back(f);
+      }
+      j["warnings"] = warnings;
+      j["sidecar_updates"] = s.sidecar_updates;
       std::cout << j.Dump(2) << '\n';
+    }
+    for (const auto& [path, why] : s.warnings) {
+      std::fprintf(stderr, "reel: warning: %s\n", why.c_str());
     }
     // Failures are stored in the catalog; list the first few here.
     constexpr size_t kShown = 20;
@@ -187,26 +170,30 @@ class SplitFlags {
  public:
   void Add(po::options_description& o) {
     o.add_options()  //
-        ("detector", po::value<std::string>(&detector_)->value_name("NAME")->default_value("content"),
+        ("detector",
+         po::value<std::string>(&detector_)->value_name("NAME")->default_value("content"),
          "content, adaptive, threshold, histogram or hash")  //
         ("threshold", po::value<double>(&threshold_)->value_name("X"),
          "the detector's threshold (defaults: content 27, adaptive 3, threshold 12, "
          "histogram 0.05, hash 0.395)")  //
-        ("min-scene-len", po::value<int64_t>(&min_scene_len_)->value_name("FRAMES")->default_value(15),
+        ("min-scene-len",
+         po::value<int64_t>(&min_scene_len_)->value_name("FRAMES")->default_value(15),
          "frames before another cut may follow")  //
         ("weights", po::value<std::string>(&weights_)->value_name("H,S,L,E"),
-         "content/adaptive component weights (default 1,1,1,0; E needs scan --edges)")  //
+         "content/adaptive component weights (default 1,1,1,0; E needs scan --edges)")      //
         ("luma-only", po::bool_switch(&luma_only_), "content/adaptive: luma changes only")  //
-        ("filter-mode", po::value<std::string>(&filter_mode_)->value_name("MODE")->default_value("merge"),
+        ("filter-mode",
+         po::value<std::string>(&filter_mode_)->value_name("MODE")->default_value("merge"),
          "content: merge or suppress cuts closer than min-scene-len")  //
         ("window-width", po::value<int>(&window_width_)->value_name("N")->default_value(2),
          "adaptive: frames either side averaged")  //
-        ("min-content-val", po::value<double>(&min_content_val_)->value_name("X")->default_value(15.0),
+        ("min-content-val",
+         po::value<double>(&min_content_val_)->value_name("X")->default_value(15.0),
          "adaptive: minimum content score for a cut")  //
         ("fade-bias", po::value<double>(&fade_bias_)->value_name("B")->default_value(0.0),
          "threshold: cut placement in the dark stretch, -1 (start) .. +1 (end)")  //
         ("no-fades", po::bool_switch(&no_fades_),
-         "do not cut inside fades to black nor trim black frames from clip ends")  //
+         "do not cut inside fades to black nor trim black frames from clip ends")     //
         ("no-gradual", po::bool_switch(&no_gradual_), "do not cut inside dissolves")  //
         ("min-seconds", po::value<std::string>(&min_seconds_)->value_name("S")->default_value("1"),
          "drop clips shorter than this")  //
@@ -286,10 +273,12 @@ class CurateScanCommand : public Command {
          "skip H.264/HEVC deblocking while decoding (faster; scores change slightly)")  //
         ("decode-threads", po::value<int>(&decode_threads_)->value_name("N")->default_value(0),
          "codec threads per video (0: automatic)")  //
-        ("edges", po::bool_switch(&edges_), "also compute the content detector's edge component")  //
+        ("edges", po::bool_switch(&edges_),
+         "also compute the content detector's edge component")  //
         ("signals", po::value<std::string>(&signals_)->value_name("LIST")->default_value("all"),
-         "signals besides shot detection: all, none, or a list of motion, sharpness, color, text")  //
-        ("rescan", po::bool_switch(&rescan_), "scan again videos already scanned")  //
+         "signals besides shot detection: all, none, or a list of motion, sharpness, color, "
+         "text")                                                                                  //
+        ("rescan", po::bool_switch(&rescan_), "scan again videos already scanned")                //
         ("retry-errors", po::bool_switch(&retry_errors_), "scan again videos whose scan failed")  //
         ("shard", po::value<std::string>(&shard_)->value_name("I/N"),
          "process only shard I of N (or 'auto' from Slurm / Kubernetes variables)");
@@ -338,7 +327,7 @@ class CurateScanCommand : public Command {
             s.ok() ? path + ": " + std::to_string(clips) + " clips" : s.message());
       }
     };
-    options_.cancel = &g_cancel;
+    options_.cancel = CancelFlag();
     InterruptGuard guard;
     auto result = Scan(**catalog, paths_, options_);
     if (!result.ok()) {
@@ -425,7 +414,8 @@ class CurateSplitCommand : public Command {
       j["split_long"] = s.split_long;
       std::cout << j.Dump(2) << '\n';
     } else if (!common().quiet) {
-      std::fprintf(stderr, "split: %lld videos re-cut (%s): %lld clips, %lld too short, %lld split\n",
+      std::fprintf(stderr,
+                   "split: %lld videos re-cut (%s): %lld clips, %lld too short, %lld split\n",
                    static_cast<long long>(s.videos), DescribeSplit(options_).c_str(),
                    static_cast<long long>(s.clips), static_cast<long long>(s.dropped_short),
                    static_cast<long long>(s.split_long));
@@ -453,7 +443,7 @@ class CurateFilterCommand : public Command {
         ("where", po::value<std::string>(&where_)->value_name("EXPR"),
          "the condition clips must meet (see --columns and the README)")  //
         ("subset", po::value<std::string>(&subset_)->value_name("NAME"),
-         "name of the subset to record (replaced if it exists)")  //
+         "name of the subset to record (replaced if it exists)")               //
         ("dry-run", po::bool_switch(&dry_run_), "count only; record nothing")  //
         ("columns", po::bool_switch(&columns_), "list the names an expression can use");
   }
@@ -475,8 +465,9 @@ class CurateFilterCommand : public Command {
                                                          : "bool";
         std::printf("%-13s %-7s %s\n", c.name, type, c.doc);
       }
-      std::printf("\nfunctions: abs(x) min(a, b) max(a, b) lower(s) length(s) contains(s, part)\n"
-                  "           color(name) in_subset(name)\n");
+      std::printf(
+          "\nfunctions: abs(x) min(a, b) max(a, b) lower(s) length(s) contains(s, part)\n"
+          "           color(name) in_subset(name)\n");
       return kExitOk;
     }
     auto catalog = Catalog::Open(db_);
@@ -515,7 +506,8 @@ class CurateDedupCommand : public Command {
     AddDbOption(o, &db_);
     AddJsonOption(o, &json_);
     o.add_options()  //
-        ("max-distance", po::value<int>(&options_.max_distance)->value_name("BITS")->default_value(10),
+        ("max-distance",
+         po::value<int>(&options_.max_distance)->value_name("BITS")->default_value(10),
          "largest pHash Hamming distance (of 64 bits) for near-duplicates")  //
         ("dry-run", po::bool_switch(&options_.dry_run), "report groups, change nothing");
   }
@@ -579,9 +571,15 @@ class CurateExportCommand : public Command {
          "copy packets instead of re-encoding: starts at the keyframe at or before each clip")  //
         ("codec", po::value<std::string>(&options_.codec)->value_name("NAME"),
          "encoder (default libx264)")  //
-        ("crf", po::value<int>(&options_.crf)->value_name("Q")->default_value(20), "x264 quality")  //
+        ("crf", po::value<int>(&options_.crf)->value_name("Q")->default_value(20),
+         "x264 quality")  //
         ("shard", po::value<std::string>(&shard_)->value_name("I/N"),
          "export only shard I of N; manifests are manifest-I-of-N.*")  //
+        ("prefer",
+         po::value<std::string>(&prefer_)->value_name("SOURCES")->default_value(
+             "vlm,merged,clip,signals,original"),
+         "which caption goes into the manifests: the clip's newest caption from the first "
+         "source it has (an entry may name a model, as vlm:MODEL)")  //
         ("manifest-only", po::bool_switch(&options_.manifest_only),
          "rewrite the manifests from what is exported, encode nothing");
   }
@@ -597,6 +595,7 @@ class CurateExportCommand : public Command {
       return Status::InvalidArgument("--copy cannot scale or resample (drop --height/--fps)");
     }
     REEL_ASSIGN_OR_RETURN(options_.shard, ResolveShard(shard_));
+    REEL_ASSIGN_OR_RETURN(options_.prefer, ParseCaptionPreference(prefer_));
     options_.jobs = jobs_;
     return Status::OK();
   }
@@ -614,7 +613,7 @@ class CurateExportCommand : public Command {
     options_.on_clip = [&](const std::string& file, const Status&) {
       progress.Advance(1, std::filesystem::path(file).filename().string());
     };
-    options_.cancel = &g_cancel;
+    options_.cancel = CancelFlag();
     InterruptGuard guard;
     auto result = Export(**catalog, options_);
     if (!result.ok()) {
@@ -647,7 +646,7 @@ class CurateExportCommand : public Command {
   }
 
  private:
-  std::string db_, fps_, shard_;
+  std::string db_, fps_, shard_, prefer_;
   int jobs_ = 1;
   bool json_ = false;
   ExportOptions options_;
@@ -678,11 +677,10 @@ void RegisterCurateCommands(std::vector<CommandInfo>* out) {
        "re-cut with other settings without decoding. Clips get exact frame and time\n"
        "boundaries. Each video is committed when done: an interrupted scan resumes.",
        [] { return std::make_unique<CurateScanCommand>(); }});
-  out->push_back(
-      {"curate split", "re-cut scanned videos from stored scores, without decoding",
-       "curate split --db FILE [detector options]",
-       "Clips whose frame range does not change keep their ids and captions.",
-       [] { return std::make_unique<CurateSplitCommand>(); }});
+  out->push_back({"curate split", "re-cut scanned videos from stored scores, without decoding",
+                  "curate split --db FILE [detector options]",
+                  "Clips whose frame range does not change keep their ids and captions.",
+                  [] { return std::make_unique<CurateSplitCommand>(); }});
   out->push_back(
       {"curate filter", "record the clips that meet a condition as a named subset",
        "curate filter --db FILE --where EXPR --subset NAME [--dry-run]",

@@ -15,10 +15,9 @@
 #include "video/encoder.h"
 #include "video/probe.h"
 #include "video/remux.h"
+#include "video/sampler.h"
 
 namespace reel {
-
-const char* const kCaptionPreference[5] = {"vlm", "merged", "clip", "signals", "original"};
 
 namespace {
 
@@ -39,16 +38,14 @@ struct ExportOutcome {
   ClipExportRecord record;
 };
 
-int Even(int v) { return std::max(2, v - (v % 2)); }
+int Even(int v) {
+  return std::max(2, v - (v % 2));
+}
 
 // The output size: `height` (or the source's) with the display aspect ratio, both even.
 void OutputSize(const VideoRecord& v, int height, int* w, int* h) {
-  VideoInfo info;
-  info.width = v.width;
-  info.height = v.height;
-  info.sample_aspect_ratio = v.sample_aspect_ratio;
-  info.rotation = v.rotation;
-  const int dw = info.display_width(), dh = info.display_height();
+  int dw = 0, dh = 0;
+  DisplaySize(v.width, v.height, v.sample_aspect_ratio, v.rotation, &dw, &dh);
   if (height <= 0) {
     *w = Even(dw);
     *h = Even(dh);
@@ -67,22 +64,9 @@ Status ReencodeClip(const ExportJob& job, const ExportOptions& o, ClipExportReco
   dec.height = h;
   dec.filter = ResizeFilter::kArea;
   dec.threads = o.threads_per_clip;
-  REEL_ASSIGN_OR_RETURN(auto decoder, VideoDecoder::Open(v.path, dec));
-
   // Position the decoder at or before the clip's first frame.
   Frame frame;
-  bool have = false;
-  for (int attempt = 0; attempt < 3 && !have; ++attempt) {
-    if (attempt == 2) {
-      REEL_ASSIGN_OR_RETURN(decoder, VideoDecoder::Open(v.path, dec));  // from the start
-    } else {
-      const int64_t back = attempt == 0 ? 0 : (Rational(10, 1) / v.time_base).Round();
-      REEL_RETURN_IF_ERROR(decoder->SeekToPts(job.start_pts - back));
-    }
-    REEL_ASSIGN_OR_RETURN(bool more, decoder->Next(&frame));
-    if (!more) return Status::Corruption(v.path + ": no frames after seeking to the clip");
-    have = frame.pts <= job.start_pts || attempt == 2;
-  }
+  REEL_ASSIGN_OR_RETURN(auto decoder, OpenVideoAt(v.path, dec, job.start_pts, &frame));
 
   EncodeOptions enc;
   enc.width = w;
@@ -95,7 +79,8 @@ Status ReencodeClip(const ExportJob& job, const ExportOptions& o, ClipExportReco
   if (resample) {
     enc.frame_rate = o.fps;
   } else {
-    enc.frame_rate = v.frame_rate.valid() && v.frame_rate > Rational() ? v.frame_rate : Rational(25, 1);
+    enc.frame_rate =
+        v.frame_rate.valid() && v.frame_rate > Rational() ? v.frame_rate : Rational(25, 1);
     enc.time_base = v.time_base;
   }
   REEL_ASSIGN_OR_RETURN(auto encoder, VideoEncoder::Open(job.out_path, enc));
@@ -145,7 +130,8 @@ Status ReencodeClip(const ExportJob& job, const ExportOptions& o, ClipExportReco
 
 Status CopyClip(const ExportJob& job, ClipExportRecord* rec) {
   const VideoRecord& v = job.video;
-  REEL_ASSIGN_OR_RETURN(RemuxResult r, CopySegment(v.path, job.out_path, job.start_pts, job.end_pts));
+  REEL_ASSIGN_OR_RETURN(RemuxResult r,
+                        CopySegment(v.path, job.out_path, job.start_pts, job.end_pts));
   int w = 0, h = 0;
   OutputSize(v, 0, &w, &h);
   rec->mode = "copy";
@@ -197,20 +183,10 @@ std::string SafeStem(const std::string& path) {
   return stem.empty() ? "clip" : stem;
 }
 
-std::string CaptionSql() {
-  std::string order = "CASE k.source";
-  for (int i = 0; i < 5; ++i) {
-    order += std::string(" WHEN '") + kCaptionPreference[i] + "' THEN " + std::to_string(i);
-  }
-  order += " ELSE 5 END";
-  return "coalesce((SELECT k.text FROM captions k WHERE k.clip_id = c.id ORDER BY " + order +
-         ", k.id DESC LIMIT 1), '')";
-}
-
 Status WriteManifests(Catalog& catalog, const ExportOptions& o, const std::string& subset,
                       ExportSummary* summary) {
   const std::string sql =
-      "SELECT e.path, " + CaptionSql() +
+      "SELECT e.path, coalesce(" + SelectedCaptionSql(o.prefer, "c.id") + ", '')" +
       ", e.frames, e.height, e.width, CAST(e.fps_num AS REAL) / e.fps_den, c.duration_seconds, "
       "c.motion, c.static_ratio, c.camera_motion, c.sharpness, c.brightness, c.contrast, "
       "c.black_ratio, c.text_area, c.colorfulness, c.id, v.path, c.start_frame, c.end_frame, "
@@ -219,10 +195,11 @@ Status WriteManifests(Catalog& catalog, const ExportOptions& o, const std::strin
       "WHERE e.out_dir = ? AND c.id IN (SELECT sc.clip_id FROM subset_clips sc "
       "JOIN subsets s ON s.id = sc.subset_id WHERE s.name = ? AND sc.passed = 1) ORDER BY c.id";
   const std::vector<std::string> columns = {
-      "path", "text", "num_frames", "height", "width", "aspect_ratio", "fps", "resolution",
-      "duration", "motion", "static_ratio", "camera_motion", "sharpness", "brightness",
-      "contrast", "black_ratio", "text_area", "colorfulness", "clip_id", "video",
-      "start_frame", "end_frame", "start_time", "end_time", "mode"};
+      "path",         "text",          "num_frames",   "height",     "width",
+      "aspect_ratio", "fps",           "resolution",   "duration",   "motion",
+      "static_ratio", "camera_motion", "sharpness",    "brightness", "contrast",
+      "black_ratio",  "text_area",     "colorfulness", "clip_id",    "video",
+      "start_frame",  "end_frame",     "start_time",   "end_time",   "mode"};
   std::ostringstream csv, jsonl;
   auto csv_writer = MakeRowWriter(TableFormat::kCsv, csv);
   auto json_writer = MakeRowWriter(TableFormat::kJsonl, jsonl);
@@ -239,10 +216,30 @@ Status WriteManifests(Catalog& catalog, const ExportOptions& o, const std::strin
           return Rational(std::get<int64_t>(r[i]), std::get<int64_t>(r[i + 1])).ToString();
         };
         std::vector<SqlValue> row = {
-            r[0], r[1], r[2], r[3], r[4],
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
             SqlValue(width > 0 ? static_cast<double>(height) / width : 0.0),
-            r[5], SqlValue(height * width), r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
-            r[14], r[15], r[16], r[17], r[18], r[19], SqlValue(rational(20)), SqlValue(rational(22)),
+            r[5],
+            SqlValue(height * width),
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            r[11],
+            r[12],
+            r[13],
+            r[14],
+            r[15],
+            r[16],
+            r[17],
+            r[18],
+            r[19],
+            SqlValue(rational(20)),
+            SqlValue(rational(22)),
             r[24]};
         ++summary->manifest_rows;
         REEL_RETURN_IF_ERROR(csv_writer->Row(row));
@@ -250,9 +247,9 @@ Status WriteManifests(Catalog& catalog, const ExportOptions& o, const std::strin
       }));
   REEL_RETURN_IF_ERROR(csv_writer->Finish());
   REEL_RETURN_IF_ERROR(json_writer->Finish());
-  const std::string base =
-      o.shard.all() ? "manifest"
-                    : "manifest-" + std::to_string(o.shard.index) + "-of-" + std::to_string(o.shard.count);
+  const std::string base = o.shard.all() ? "manifest"
+                                         : "manifest-" + std::to_string(o.shard.index) + "-of-" +
+                                               std::to_string(o.shard.count);
   summary->manifest_csv = (fs::path(o.out_dir) / (base + ".csv")).string();
   summary->manifest_jsonl = (fs::path(o.out_dir) / (base + ".jsonl")).string();
   REEL_RETURN_IF_ERROR(WriteFileAtomic(summary->manifest_csv, csv.str()));
@@ -309,8 +306,8 @@ Result<ExportSummary> Export(Catalog& catalog, const ExportOptions& in) {
       job.video = v;
       job.out_path = (fs::path(o.out_dir) / ExportFileName(v, *clip)).string();
       if (clip->end_frame > static_cast<int64_t>(pts.size())) {
-        summary.failures.emplace_back(v.path, "clip " + std::to_string(clip->id) +
-                                                  " lies past the scanned frames");
+        summary.failures.emplace_back(
+            v.path, "clip " + std::to_string(clip->id) + " lies past the scanned frames");
         ++summary.failed;
         continue;
       }
@@ -365,15 +362,16 @@ Result<ExportSummary> Export(Catalog& catalog, const ExportOptions& in) {
         if (o.on_clip) o.on_clip(r.job.out_path, r.status);
         return Status::OK();
       });
-  summary.cancelled = o.cancel != nullptr && o.cancel->load() &&
-                      taken < static_cast<int64_t>(jobs.size());
+  summary.cancelled =
+      o.cancel != nullptr && o.cancel->load() && taken < static_cast<int64_t>(jobs.size());
   if (status.ok()) status = WriteManifests(catalog, o, o.subset, &summary);
   if (!status.ok()) {
     catalog.FinishRun(summary.run_id, RunStatus::kFailed, status.message()).IgnoreError();
     return status;
   }
   REEL_RETURN_IF_ERROR(
-      catalog.AddMetric(summary.run_id, "export.clips", static_cast<double>(summary.exported)).status());
+      catalog.AddMetric(summary.run_id, "export.clips", static_cast<double>(summary.exported))
+          .status());
   REEL_RETURN_IF_ERROR(catalog.FinishRun(
       summary.run_id, summary.cancelled ? RunStatus::kInterrupted : RunStatus::kOk,
       summary.cancelled ? "cancelled" : ""));

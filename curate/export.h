@@ -17,8 +17,8 @@
 // reel's scores) and manifest.jsonl with the same fields and the exact times. With a
 // shard, the manifests are manifest-I-of-N.csv/.jsonl and hold that shard's clips.
 //
-// The caption in `text` is the clip's newest caption from the first source present in
-// kCaptionPreference (vlm, merged, clip, signals, original); empty when none.
+// The caption in `text` is the one the caption policy `prefer` selects (see
+// SelectedCaptionSql; by default vlm, merged, clip, signals, original); empty when none.
 //
 // Thread-safety: uses the catalog on the calling thread only.
 
@@ -38,21 +38,20 @@
 
 namespace reel {
 
-extern const char* const kCaptionPreference[5];
-
 struct ExportOptions {
   std::string out_dir;
-  std::string subset;        // clips that passed this subset
-  int height = 0;            // 0: the source height
-  Rational fps;              // 0: keep the source timing
-  bool copy = false;         // stream copy at keyframes instead of re-encoding
-  std::string codec;         // "" = libx264 (or mpeg4)
+  std::string subset;  // clips that passed this subset
+  int height = 0;      // 0: the source height
+  Rational fps;        // 0: keep the source timing
+  bool copy = false;   // stream copy at keyframes instead of re-encoding
+  std::string codec;   // "" = libx264 (or mpeg4)
   int crf = 20;
   std::string preset = "veryfast";
   int jobs = 1;
   int threads_per_clip = 1;
   ShardSpec shard;
   bool manifest_only = false;  // write manifests for what is exported, encode nothing
+  std::vector<std::string> prefer = DefaultCaptionPreference();  // caption policy
   std::function<void(int64_t total)> on_start;
   std::function<void(const std::string& file, const Status& status)> on_clip;
   const std::atomic<bool>* cancel = nullptr;
@@ -60,9 +59,9 @@ struct ExportOptions {
 
 struct ExportSummary {
   int64_t run_id = 0;
-  int64_t clips = 0;     // selected (in the subset and the shard)
+  int64_t clips = 0;  // selected (in the subset and the shard)
   int64_t exported = 0;
-  int64_t skipped = 0;   // already exported
+  int64_t skipped = 0;  // already exported
   int64_t failed = 0;
   int64_t manifest_rows = 0;
   std::string manifest_csv;

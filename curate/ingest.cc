@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <set>
 
+#include "curate/sidecar.h"
 #include "util/parallel.h"
 #include "util/sha256.h"
 #include "util/strings.h"
@@ -27,12 +28,15 @@ struct WorkItem {
   std::string old_hash;
   VideoStatus old_status = VideoStatus::kOk;
   int64_t old_id = 0;
+  std::string old_sidecar_stamp;
+  bool sidecars_only = false;  // unchanged video whose sidecar files changed
 };
 
 struct WorkResult {
   WorkItem item;
   VideoRecord record;
   bool same_content = false;  // hash equals the stored one: only the stamp changes
+  SidecarTexts sidecars;
 };
 
 bool IsHidden(const fs::path& p) {
@@ -72,6 +76,8 @@ WorkResult ProcessFile(const WorkItem& item) {
   r.path = item.path;
   r.size_bytes = item.size;
   r.mtime_ns = item.mtime_ns;
+  out.sidecars = ReadSidecars(item.path);
+  if (item.sidecars_only) return out;
   Result<std::string> hash = Sha256File(item.path);
   if (!hash.ok()) {
     r.status = VideoStatus::kError;
@@ -224,10 +230,19 @@ Result<IngestSummary> Ingest(Catalog& catalog, const std::vector<std::string>& p
       const bool same_stamp = stamp.size_bytes == item.size && stamp.mtime_ns == item.mtime_ns;
       const bool retry = options.retry_errors && stamp.status == VideoStatus::kError;
       if (same_stamp && !retry) {
+        if (stamp.status != VideoStatus::kError && SidecarStamp(path) != stamp.sidecar_stamp) {
+          item.known = true;
+          item.old_id = stamp.video_id;
+          item.old_status = stamp.status;
+          item.sidecars_only = true;
+          work.push_back(std::move(item));
+          continue;
+        }
         unchanged.push_back(path);
         if (stamp.status == VideoStatus::kError) ++summary.known_errors;
         continue;
       }
+      item.old_sidecar_stamp = stamp.sidecar_stamp;
       item.known = true;
       item.old_id = stamp.video_id;
       item.old_status = stamp.status;
@@ -236,7 +251,7 @@ Result<IngestSummary> Ingest(Catalog& catalog, const std::vector<std::string>& p
   }
   // Stored hashes of known paths, to recognise touched-but-identical files.
   for (WorkItem& item : work) {
-    if (!item.known) continue;
+    if (!item.known || item.sidecars_only) continue;
     REEL_ASSIGN_OR_RETURN(auto row, catalog.FindVideoById(item.old_id));
     if (row.has_value()) item.old_hash = row->content_hash;
   }
@@ -247,19 +262,31 @@ Result<IngestSummary> Ingest(Catalog& catalog, const std::vector<std::string>& p
   }
 
   // Workers hash and probe; this thread writes, one transaction per batch.
-  std::vector<WorkResult> batch;
-  auto last_commit = std::chrono::steady_clock::now();
-  auto commit = [&]() -> Status {
-    if (batch.empty()) return Status::OK();
+  auto write = [&](std::vector<WorkResult>& batch) -> Status {
     std::vector<std::pair<std::string, std::pair<IngestOutcome, std::string>>> events;
     {
       REEL_ASSIGN_OR_RETURN(Catalog::Transaction txn, catalog.Begin());
       for (WorkResult& r : batch) {
         VideoRecord& rec = r.record;
         IngestOutcome outcome = r.item.known ? IngestOutcome::kUpdated : IngestOutcome::kAdded;
+        for (const std::string& w : r.sidecars.warnings) summary.warnings.emplace_back(rec.path, w);
+        auto store_texts = [&](int64_t video_id) -> Status {
+          if (r.item.known && r.sidecars.stamp == r.item.old_sidecar_stamp &&
+              !r.item.sidecars_only) {
+            return Status::OK();
+          }
+          ++summary.sidecar_updates;
+          return catalog.ReplaceVideoTexts(video_id, r.sidecars.texts, r.sidecars.stamp);
+        };
+        if (r.item.sidecars_only) {
+          REEL_RETURN_IF_ERROR(store_texts(r.item.old_id));
+          events.push_back({rec.path, {IngestOutcome::kUnchanged, ""}});
+          continue;
+        }
         if (r.same_content) {
           REEL_RETURN_IF_ERROR(
               catalog.UpdateFileStamp(r.item.old_id, r.item.size, r.item.mtime_ns));
+          REEL_RETURN_IF_ERROR(store_texts(r.item.old_id));
           events.push_back({rec.path, {IngestOutcome::kUnchanged, ""}});
           continue;
         }
@@ -273,13 +300,12 @@ Result<IngestSummary> Ingest(Catalog& catalog, const std::vector<std::string>& p
         } else {
           outcome = IngestOutcome::kFailed;
         }
-        REEL_RETURN_IF_ERROR(catalog.UpsertVideo(rec).status());
+        REEL_ASSIGN_OR_RETURN(int64_t video_id, catalog.UpsertVideo(rec));
+        if (rec.status != VideoStatus::kError) REEL_RETURN_IF_ERROR(store_texts(video_id));
         events.push_back({rec.path, {outcome, rec.error}});
       }
       REEL_RETURN_IF_ERROR(txn.Commit());
     }
-    batch.clear();
-    last_commit = std::chrono::steady_clock::now();
     for (const auto& [path, ev] : events) {
       switch (ev.first) {
         case IngestOutcome::kAdded:
@@ -304,27 +330,16 @@ Result<IngestSummary> Ingest(Catalog& catalog, const std::vector<std::string>& p
     return Status::OK();
   };
 
-  const auto interval = std::chrono::duration<double>(options.batch_seconds);
-  ParallelOptions parallel;
-  parallel.jobs = options.jobs;
-  parallel.cancel = options.cancel;
-  parallel.idle_seconds = options.batch_seconds;
-  parallel.on_idle = commit;
+  BatchOptions batching;
+  batching.jobs = options.jobs;
+  batching.cancel = options.cancel;
+  batching.batch_size = options.batch_size;
+  batching.batch_seconds = options.batch_seconds;
   size_t taken = 0;
-  Status write_status = ProcessInParallel<WorkResult>(
-      work.size(), parallel, [&](size_t i) { return ProcessFile(work[i]); },
-      [&](WorkResult&& r) -> Status {
-        ++taken;
-        batch.push_back(std::move(r));
-        // A transaction holds at most batch_size files (a crash loses at most one batch),
-        // and results are committed at least every batch_seconds.
-        if (static_cast<int>(batch.size()) >= options.batch_size ||
-            std::chrono::steady_clock::now() - last_commit >= interval) {
-          return commit();
-        }
-        return Status::OK();
-      });
-  if (write_status.ok()) write_status = commit();
+  // A transaction holds at most batch_size files (a crash loses at most one batch), and
+  // results are committed at least every batch_seconds.
+  Status write_status = ProcessInBatches<WorkResult>(
+      work.size(), batching, [&](size_t i) { return ProcessFile(work[i]); }, write, &taken);
   if (!write_status.ok()) {
     catalog.FinishRun(summary.run_id, RunStatus::kFailed, write_status.message()).IgnoreError();
     return write_status;
@@ -332,28 +347,20 @@ Result<IngestSummary> Ingest(Catalog& catalog, const std::vector<std::string>& p
 
   summary.cancelled = options.cancel != nullptr && options.cancel->load() && taken < work.size();
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  {
-    REEL_ASSIGN_OR_RETURN(Catalog::Transaction txn, catalog.Begin());
-    const std::pair<const char*, int64_t> counters[] = {
-        {"ingest.found", summary.found},
-        {"ingest.added", summary.added},
-        {"ingest.updated", summary.updated},
-        {"ingest.unchanged", summary.unchanged},
-        {"ingest.duplicates", summary.duplicates},
-        {"ingest.failed", summary.failed},
-        {"ingest.missing", static_cast<int64_t>(summary.missing.size())},
-        {"ingest.known_errors", summary.known_errors}};
-    for (const auto& [name, value] : counters) {
-      REEL_RETURN_IF_ERROR(
-          catalog.AddMetric(summary.run_id, name, static_cast<double>(value)).status());
-    }
-    REEL_RETURN_IF_ERROR(
-        catalog.AddMetric(summary.run_id, "ingest.seconds", summary.seconds).status());
-    REEL_RETURN_IF_ERROR(catalog.FinishRun(
-        summary.run_id, summary.cancelled ? RunStatus::kInterrupted : RunStatus::kOk,
-        summary.cancelled ? "cancelled" : ""));
-    REEL_RETURN_IF_ERROR(txn.Commit());
-  }
+  auto count = [](int64_t v) { return static_cast<double>(v); };
+  REEL_RETURN_IF_ERROR(catalog.FinishRunWithMetrics(
+      summary.run_id, summary.cancelled,
+      {{"ingest.found", count(summary.found)},
+       {"ingest.added", count(summary.added)},
+       {"ingest.updated", count(summary.updated)},
+       {"ingest.unchanged", count(summary.unchanged)},
+       {"ingest.duplicates", count(summary.duplicates)},
+       {"ingest.failed", count(summary.failed)},
+       {"ingest.missing", count(static_cast<int64_t>(summary.missing.size()))},
+       {"ingest.known_errors", count(summary.known_errors)},
+       {"ingest.sidecar_updates", count(summary.sidecar_updates)},
+       {"ingest.sidecar_warnings", count(static_cast<int64_t>(summary.warnings.size()))},
+       {"ingest.seconds", summary.seconds}}));
   return summary;
 }
 

@@ -5,7 +5,9 @@
 //     (no read at all), or when its content hash equals the stored one;
 //   - otherwise hashes it (SHA-256) and probes it (ProbeVideo) on one of `jobs` worker
 //     threads, and records the result: status ok, error (with the cause), or duplicate
-//     (same content as a video already in the catalog, linked by duplicate_of).
+//     (same content as a video already in the catalog, linked by duplicate_of);
+//   - reads its sidecar files (name.txt, name.json, name.srt; see curate/sidecar.h) into
+//     video_texts, again whenever they change even if the video does not.
 // Results are committed in batches, one transaction each, by the calling thread; a crash
 // or SIGKILL loses at most the uncommitted batch, and a rerun completes the work with
 // every file recorded exactly once. The run itself is recorded in `runs` (kind
@@ -73,13 +75,17 @@ struct IngestSummary {
   int64_t unchanged = 0;
   int64_t duplicates = 0;
   int64_t failed = 0;
-  int64_t known_errors = 0;  // of `unchanged`: files recorded as bad before, not retried
+  int64_t known_errors = 0;     // of `unchanged`: files recorded as bad before, not retried
+  int64_t sidecar_updates = 0;  // videos whose sidecar texts were (re)read and stored
   bool cancelled = false;
   double seconds = 0.0;
   // Paths given that do not exist or cannot be walked (not recorded in the catalog).
   std::vector<std::pair<std::string, std::string>> missing;
   // Files recorded with status error, and why.
   std::vector<std::pair<std::string, std::string>> failures;
+  // Sidecar files that could not be read (video path, "sidecar: cause"); the videos are
+  // recorded all the same.
+  std::vector<std::pair<std::string, std::string>> warnings;
 
   bool all_ok() const { return failed == 0 && missing.empty() && !cancelled; }
 };

@@ -1,8 +1,5 @@
 #include "curate/scan.h"
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -10,6 +7,9 @@
 #include <deque>
 #include <mutex>
 #include <thread>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "curate/split.h"
 #include "util/parallel.h"
@@ -242,7 +242,8 @@ Result<ScanSummary> Scan(Catalog& catalog, const std::vector<std::string>& paths
       [&](size_t i) {
         ScanOutcome out;
         out.video = jobs[i].video;
-        Result<VideoScan> scan = ScanFile(out.video.path, options, options.on_frames, options.cancel);
+        Result<VideoScan> scan =
+            ScanFile(out.video.path, options, options.on_frames, options.cancel);
         if (!scan.ok()) {
           out.status = scan.status();
           return out;
@@ -301,24 +302,15 @@ Result<ScanSummary> Scan(Catalog& catalog, const std::vector<std::string>& paths
     catalog.FinishRun(summary.run_id, RunStatus::kFailed, status.message()).IgnoreError();
     return status;
   }
-  {
-    REEL_ASSIGN_OR_RETURN(Catalog::Transaction txn, catalog.Begin());
-    const std::pair<const char*, double> counters[] = {
-        {"scan.videos", static_cast<double>(summary.videos)},
-        {"scan.scanned", static_cast<double>(summary.scanned)},
-        {"scan.failed", static_cast<double>(summary.failed)},
-        {"scan.frames", static_cast<double>(summary.frames)},
-        {"scan.clips", static_cast<double>(summary.clips)},
-        {"scan.seconds", summary.seconds},
-        {"scan.fps", summary.seconds > 0 ? summary.frames / summary.seconds : 0.0}};
-    for (const auto& [name, value] : counters) {
-      REEL_RETURN_IF_ERROR(catalog.AddMetric(summary.run_id, name, value).status());
-    }
-    REEL_RETURN_IF_ERROR(catalog.FinishRun(summary.run_id,
-                                           summary.cancelled ? RunStatus::kInterrupted : RunStatus::kOk,
-                                           summary.cancelled ? "cancelled" : ""));
-    REEL_RETURN_IF_ERROR(txn.Commit());
-  }
+  REEL_RETURN_IF_ERROR(catalog.FinishRunWithMetrics(
+      summary.run_id, summary.cancelled,
+      {{"scan.videos", static_cast<double>(summary.videos)},
+       {"scan.scanned", static_cast<double>(summary.scanned)},
+       {"scan.failed", static_cast<double>(summary.failed)},
+       {"scan.frames", static_cast<double>(summary.frames)},
+       {"scan.clips", static_cast<double>(summary.clips)},
+       {"scan.seconds", summary.seconds},
+       {"scan.fps", summary.seconds > 0 ? summary.frames / summary.seconds : 0.0}}));
   return summary;
 }
 

@@ -483,7 +483,8 @@ Status Catalog::UpdateFileStamp(int64_t video_id, int64_t size_bytes, int64_t mt
 
 Result<std::unordered_map<std::string, FileStamp>> Catalog::LoadFileStamps() {
   REEL_ASSIGN_OR_RETURN(
-      Stmt s, Stmt::Prepare(db_, "SELECT path, id, size_bytes, mtime_ns, status FROM videos"));
+      Stmt s, Stmt::Prepare(
+                  db_, "SELECT path, id, size_bytes, mtime_ns, status, sidecar_stamp FROM videos"));
   std::unordered_map<std::string, FileStamp> out;
   while (true) {
     REEL_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -493,44 +494,10 @@ Result<std::unordered_map<std::string, FileStamp>> Catalog::LoadFileStamps() {
     stamp.size_bytes = s.Int(2);
     stamp.mtime_ns = s.Int(3);
     REEL_ASSIGN_OR_RETURN(stamp.status, ParseVideoStatus(s.Text(4)));
+    stamp.sidecar_stamp = s.Text(5);
     out.emplace(s.Text(0), stamp);
   }
   return out;
-}
-
-// ---- captions ----
-
-Result<int64_t> Catalog::AddCaption(const CaptionRecord& c) {
-  if (c.source.empty()) return Status::InvalidArgument("caption without a source");
-  REEL_ASSIGN_OR_RETURN(
-      Stmt s, Stmt::Prepare(db_,
-                            "INSERT INTO captions (clip_id, text, source, model, prompt, params, "
-                            "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id"));
-  s.Bind(1, c.clip_id).Bind(2, c.text).Bind(3, c.source).Bind(4, c.model).Bind(5, c.prompt);
-  s.Bind(6, c.params.is_null() ? std::string("{}") : c.params.Dump()).Bind(7, UtcNow());
-  REEL_ASSIGN_OR_RETURN(bool row, s.Step());
-  if (!row) return Status::Internal("insert returned no id");
-  return s.Int(0);
-}
-
-Result<std::vector<CaptionRecord>> Catalog::ListCaptions(int64_t clip_id) {
-  REEL_ASSIGN_OR_RETURN(
-      Stmt s, Stmt::Prepare(db_,
-                            "SELECT id, clip_id, text, source, model, prompt, params, created_at "
-                            "FROM captions WHERE clip_id = ?1 ORDER BY id"));
-  s.Bind(1, clip_id);
-  return ReadAll<CaptionRecord>(s, [](const Stmt& r) -> Result<CaptionRecord> {
-    CaptionRecord c;
-    c.id = r.Int(0);
-    c.clip_id = r.Int(1);
-    c.text = r.Text(2);
-    c.source = r.Text(3);
-    c.model = r.Text(4);
-    c.prompt = r.Text(5);
-    c.params = ParseJsonOr(r.Text(6), Json::MakeObject());
-    c.created_at = r.Text(7);
-    return c;
-  });
 }
 
 // ---- runs, metrics ----
@@ -563,6 +530,17 @@ Status Catalog::FinishRun(int64_t run_id, RunStatus status, std::string_view err
   REEL_RETURN_IF_ERROR(s.Run());
   if (sqlite3_changes(db_) != 1) return Status::NotFound("run " + std::to_string(run_id));
   return Status::OK();
+}
+
+Status Catalog::FinishRunWithMetrics(int64_t run_id, bool cancelled,
+                                     const std::vector<std::pair<std::string, double>>& metrics) {
+  return ExecInTransaction([&]() -> Status {
+    for (const auto& [name, value] : metrics) {
+      REEL_RETURN_IF_ERROR(AddMetric(run_id, name, value).status());
+    }
+    return FinishRun(run_id, cancelled ? RunStatus::kInterrupted : RunStatus::kOk,
+                     cancelled ? "cancelled" : "");
+  });
 }
 
 Result<std::optional<RunRecord>> Catalog::FindRun(int64_t run_id) {
@@ -625,10 +603,11 @@ Result<int64_t> Catalog::ImportRun(const RunRecord& r) {
     if (row) return s.Int(0);
   }
   REEL_ASSIGN_OR_RETURN(
-      Stmt s, Stmt::Prepare(db_,
-                            "INSERT INTO runs (kind, config, tool_version, started_at, finished_at, "
-                            "status, error, pid, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
-                            "RETURNING id"));
+      Stmt s,
+      Stmt::Prepare(db_,
+                    "INSERT INTO runs (kind, config, tool_version, started_at, finished_at, "
+                    "status, error, pid, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+                    "RETURNING id"));
   s.Bind(1, r.kind).Bind(2, r.config.is_null() ? std::string("{}") : r.config.Dump());
   s.Bind(3, r.tool_version).Bind(4, r.started_at);
   sql::BindOptionalText(s, 5, r.finished_at);

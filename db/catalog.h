@@ -84,18 +84,18 @@ Result<ClipState> ParseClipState(std::string_view s);
 // Signals measured on a clip (see curate/signals.h for their definitions). Unset
 // optionals are NULL in the catalog.
 struct ClipSignals {
-  std::optional<double> motion;        // mean optical-flow magnitude, % of frame diagonal
-  std::optional<double> static_ratio;  // fraction of frames without motion
-  std::string camera_motion;           // static, pan_left, pan_right, tilt_up, ... or ""
-  std::optional<double> sharpness;     // variance of the Laplacian
-  std::optional<double> brightness;    // mean luma, 0..1
-  std::optional<double> contrast;      // luma standard deviation, 0..1
-  std::optional<double> black_ratio;   // fraction of black or blank frames
-  std::optional<double> text_area;     // fraction of the frame covered by overlaid text
-  std::optional<double> colorfulness;  // Hasler-Suesstrunk
+  std::optional<double> motion;              // mean optical-flow magnitude, % of frame diagonal
+  std::optional<double> static_ratio;        // fraction of frames without motion
+  std::string camera_motion;                 // static, pan_left, pan_right, tilt_up, ... or ""
+  std::optional<double> sharpness;           // variance of the Laplacian
+  std::optional<double> brightness;          // mean luma, 0..1
+  std::optional<double> contrast;            // luma standard deviation, 0..1
+  std::optional<double> black_ratio;         // fraction of black or blank frames
+  std::optional<double> text_area;           // fraction of the frame covered by overlaid text
+  std::optional<double> colorfulness;        // Hasler-Suesstrunk
   Json dominant_colors = Json::MakeArray();  // [{"name":"green","fraction":0.4}, ...]
-  std::string phash;                   // 64-bit perceptual hash of the middle frame (hex)
-  Json extra = Json::MakeObject();     // anything else (camera motion details, ...)
+  std::string phash;                         // 64-bit perceptual hash of the middle frame (hex)
+  Json extra = Json::MakeObject();           // anything else (camera motion details, ...)
 };
 
 // A clip is frames [start_frame, end_frame) of a video, with the exact times of those
@@ -111,6 +111,9 @@ struct ClipRecord {
   std::string detector;  // how the clip was cut, e.g. "content threshold=27 min_scene_len=15"
   ClipSignals signals;
   std::optional<int64_t> duplicate_of;
+  // LAION aesthetic score (caption --backend clip with a predictor); not written by
+  // AddClip/ReplaceClips, see SetClipAesthetic.
+  std::optional<double> aesthetic;
   std::string created_at;
 };
 
@@ -163,16 +166,74 @@ struct ClipExportRecord {
   std::string exported_at;
 };
 
+// A caption of a clip with its provenance. A clip has at most one caption per
+// (source, model): captioning again with the same backend and model replaces or keeps
+// it, never adds a second.
 struct CaptionRecord {
   int64_t id = 0;
   int64_t clip_id = 0;
   std::string text;
-  std::string source;  // backend: "original", "signals", "clip", "vlm", "merged", ...
-  std::string model;   // model name or file, "" when none
-  std::string prompt;  // prompt given to the model, "" when none
-  Json params;         // generation parameters
+  std::string source;             // backend: "original", "signals", "clip", "vlm", "merged", ...
+  std::string model;              // model name or file, "" when none
+  std::string prompt;             // prompt given to the model, "" when none
+  Json params;                    // generation parameters, where the text came from, timings
+  std::optional<int64_t> run_id;  // the run that wrote it
   std::string created_at;
 };
+
+// What AddCaption does when the clip already has a caption of that source and model.
+enum class CaptionConflict {
+  kFail,     // AlreadyExists
+  kKeep,     // leave it; return its id
+  kReplace,  // overwrite text, prompt, params, run and time (its scores are dropped)
+};
+
+// A score of one caption, e.g. CLIP's text-clip matching score ("clip_match").
+struct CaptionScore {
+  int64_t caption_id = 0;
+  std::string name;
+  std::string model;
+  double value = 0.0;
+  std::string created_at;
+};
+
+// The last failure to caption a clip with a backend and model (cleared on success).
+struct CaptionError {
+  int64_t clip_id = 0;
+  std::string source;
+  std::string model;
+  std::optional<int64_t> run_id;
+  std::string error;
+  int attempts = 1;
+  std::string failed_at;
+};
+
+// Text that came with a video in a sidecar file (name.txt, name.json, name.srt): the
+// material of "original" captions. Subtitle cues carry their time span.
+struct VideoText {
+  int64_t video_id = 0;
+  std::string origin;                  // "txt", "json", "srt"
+  std::string field;                   // JSON key ("caption", "title", ...); "" otherwise
+  int64_t seq = 0;                     // cue number (srt); 0 otherwise
+  std::optional<Rational> start_time;  // cue span in seconds (srt only)
+  std::optional<Rational> end_time;
+  std::string text;
+  std::string file;  // the sidecar's path
+};
+
+// The caption selection policy: which of a clip's captions generation, evaluation and
+// export use. `prefer` lists sources in order ("vlm", "merged", ...), each optionally
+// narrowed to one model as "source:model"; the clip's caption from the first entry it
+// has wins, the newest among equals. Sources not listed are never selected.
+const std::vector<std::string>& DefaultCaptionPreference();  // vlm,merged,clip,signals,original
+// Parses "vlm,merged,clip" (entries: a source name of letters, digits, '_' or '-',
+// optionally ":model").
+Result<std::vector<std::string>> ParseCaptionPreference(std::string_view list);
+// An SQL expression giving the selected caption's `column` (text, id, source, ...) for the
+// clip whose id is `clip_id_sql` (e.g. "c.id"); NULL when it has none. `prefer` must come
+// from ParseCaptionPreference (its entries are quoted as SQL literals).
+std::string SelectedCaptionSql(const std::vector<std::string>& prefer, std::string_view clip_id_sql,
+                               std::string_view column = "text");
 
 enum class RunStatus { kRunning, kOk, kFailed, kInterrupted };
 std::string_view RunStatusName(RunStatus s);
@@ -225,11 +286,12 @@ struct FileStamp {
   int64_t size_bytes = 0;
   int64_t mtime_ns = 0;
   VideoStatus status = VideoStatus::kOk;
+  std::string sidecar_stamp;  // see ReplaceVideoTexts
 };
 
 class Catalog {
  public:
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   struct Options {
     bool read_only = false;         // open without write access (no upgrade either)
@@ -289,8 +351,37 @@ class Catalog {
   // ids in the order of `clips`.
   Result<std::vector<int64_t>> ReplaceClips(int64_t video_id, const std::vector<ClipRecord>& clips);
   Status SetClipDuplicate(int64_t clip_id, std::optional<int64_t> duplicate_of);
-  Result<int64_t> AddCaption(const CaptionRecord& caption);
+  Status SetClipAesthetic(int64_t clip_id, std::optional<double> score);
+  Result<std::optional<double>> GetClipAesthetic(int64_t clip_id);
+
+  // --- captions ---
+  // Adds a caption (created_at set by the catalog); see CaptionConflict for a clip that
+  // already has one of that source and model. Returns the caption's id.
+  Result<int64_t> AddCaption(const CaptionRecord& caption,
+                             CaptionConflict on_conflict = CaptionConflict::kFail);
   Result<std::vector<CaptionRecord>> ListCaptions(int64_t clip_id);
+  Result<std::optional<CaptionRecord>> FindCaption(int64_t clip_id, std::string_view source,
+                                                   std::string_view model);
+  // The caption `prefer` selects for a clip (see SelectedCaptionSql).
+  Result<std::optional<CaptionRecord>> SelectCaption(int64_t clip_id,
+                                                     const std::vector<std::string>& prefer);
+  // Inserts or replaces a score of a caption.
+  Status PutCaptionScore(const CaptionScore& score);
+  Result<std::vector<CaptionScore>> ListCaptionScores(int64_t caption_id);
+  // The scores of all captions of a clip.
+  Result<std::vector<CaptionScore>> ListClipCaptionScores(int64_t clip_id);
+  // Inserts or replaces the failure of (clip, source, model); ClearCaptionError forgets it.
+  Status PutCaptionError(const CaptionError& error);
+  Status ClearCaptionError(int64_t clip_id, std::string_view source, std::string_view model);
+  // Failures of a source (all sources when empty), by clip.
+  Result<std::vector<CaptionError>> ListCaptionErrors(std::string_view source = {});
+
+  // --- sidecar texts ---
+  // Makes `texts` the sidecar texts of a video and records `stamp` (the sidecar files'
+  // identity, so unchanged sidecars are not read again).
+  Status ReplaceVideoTexts(int64_t video_id, const std::vector<VideoText>& texts,
+                           std::string_view stamp);
+  Result<std::vector<VideoText>> ListVideoTexts(int64_t video_id);
 
   // --- scans and per-frame data ---
   // Inserts or replaces the scan record of a video.
@@ -302,8 +393,8 @@ class Catalog {
   // the number of values per frame (e.g. 12 for a colour histogram).
   Status PutFrameData(int64_t video_id, std::string_view name, const std::vector<float>& values,
                       int width = 1);
-  Status PutFrameData(int64_t video_id, std::string_view name,
-                      const std::vector<int64_t>& values, int width = 1);
+  Status PutFrameData(int64_t video_id, std::string_view name, const std::vector<int64_t>& values,
+                      int width = 1);
   // NotFound when the video has no array of that name; Corruption on a type mismatch.
   Result<std::vector<float>> GetFrameDataF32(int64_t video_id, std::string_view name);
   Result<std::vector<int64_t>> GetFrameDataI64(int64_t video_id, std::string_view name);
@@ -336,6 +427,10 @@ class Catalog {
   // Records a new run with status kRunning, this process's pid and host.
   Result<int64_t> BeginRun(std::string_view kind, const Json& config);
   Status FinishRun(int64_t run_id, RunStatus status, std::string_view error = {});
+  // Records `metrics` and finishes the run in one transaction: kInterrupted ("cancelled")
+  // when `cancelled`, else kOk.
+  Status FinishRunWithMetrics(int64_t run_id, bool cancelled,
+                              const std::vector<std::pair<std::string, double>>& metrics);
   Result<std::optional<RunRecord>> FindRun(int64_t run_id);
   Result<std::vector<RunRecord>> ListRuns(std::string_view kind = {});
   // Marks kRunning runs of this host whose process is gone as kInterrupted; returns how

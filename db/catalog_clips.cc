@@ -25,7 +25,7 @@ constexpr const char* kClipColumns =
     "id, video_id, start_frame, end_frame, start_num, start_den, end_num, end_den, state, "
     "created_at, detector, motion, static_ratio, camera_motion, sharpness, brightness, "
     "contrast, black_ratio, text_area, colorfulness, dominant_colors, phash, duplicate_of, "
-    "signals";
+    "signals, aesthetic";
 
 std::optional<double> OptReal(const Stmt& s, int col) {
   return s.IsNull(col) ? std::nullopt : std::optional<double>(s.Real(col));
@@ -56,6 +56,7 @@ Result<ClipRecord> ReadClip(const Stmt& s) {
   g.phash = s.Text(21);
   c.duplicate_of = s.OptInt(22);
   g.extra = ParseJsonOr(s.Text(23), Json::MakeObject());
+  c.aesthetic = OptReal(s, 24);
   return c;
 }
 
@@ -112,9 +113,9 @@ Status PutArray(sqlite3* db, int64_t video_id, std::string_view name, const char
                 const std::vector<T>& values, int width) {
   static_assert(std::is_trivially_copyable_v<T>);
   if (width < 1 || values.size() % static_cast<size_t>(width) != 0) {
-    return Status::InvalidArgument("frame data '" + std::string(name) + "': " +
-                                   std::to_string(values.size()) + " values is not a multiple of " +
-                                   std::to_string(width));
+    return Status::InvalidArgument("frame data '" + std::string(name) +
+                                   "': " + std::to_string(values.size()) +
+                                   " values is not a multiple of " + std::to_string(width));
   }
   REEL_ASSIGN_OR_RETURN(
       Stmt s, Stmt::Prepare(db,
@@ -132,7 +133,8 @@ template <typename T>
 Result<std::vector<T>> GetArray(sqlite3* db, int64_t video_id, std::string_view name,
                                 const char* dtype) {
   REEL_ASSIGN_OR_RETURN(
-      Stmt s, Stmt::Prepare(db, "SELECT dtype, data FROM frame_data WHERE video_id = ?1 AND name = ?2"));
+      Stmt s,
+      Stmt::Prepare(db, "SELECT dtype, data FROM frame_data WHERE video_id = ?1 AND name = ?2"));
   s.Bind(1, video_id).Bind(2, name);
   REEL_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) {
@@ -148,27 +150,31 @@ Result<std::vector<T>> GetArray(sqlite3* db, int64_t video_id, std::string_view 
     return Status::Corruption("frame data '" + std::string(name) + "' has a partial value");
   }
   std::vector<T> out(static_cast<size_t>(bytes) / sizeof(T));
-  if (bytes > 0) std::memcpy(out.data(), sqlite3_column_blob(s.get(), 1), static_cast<size_t>(bytes));
+  if (bytes > 0)
+    std::memcpy(out.data(), sqlite3_column_blob(s.get(), 1), static_cast<size_t>(bytes));
   return out;
 }
 
 }  // namespace
 
-std::string_view ScanStatusName(ScanStatus s) { return s == ScanStatus::kOk ? "ok" : "error"; }
+std::string_view ScanStatusName(ScanStatus s) {
+  return s == ScanStatus::kOk ? "ok" : "error";
+}
 
 // ---- clips ----
 
 Result<int64_t> Catalog::AddClip(const ClipRecord& c) {
   REEL_RETURN_IF_ERROR(ValidateClip(c));
   REEL_ASSIGN_OR_RETURN(
-      Stmt s, Stmt::Prepare(db_,
-                            "INSERT INTO clips (video_id, start_frame, end_frame, start_num, "
-                            "start_den, end_num, end_den, state, created_at, detector, motion, "
-                            "static_ratio, camera_motion, sharpness, brightness, contrast, "
-                            "black_ratio, text_area, colorfulness, dominant_colors, phash, signals, "
-                            "duplicate_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-                            "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23) "
-                            "RETURNING id"));
+      Stmt s,
+      Stmt::Prepare(db_,
+                    "INSERT INTO clips (video_id, start_frame, end_frame, start_num, "
+                    "start_den, end_num, end_den, state, created_at, detector, motion, "
+                    "static_ratio, camera_motion, sharpness, brightness, contrast, "
+                    "black_ratio, text_area, colorfulness, dominant_colors, phash, signals, "
+                    "duplicate_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+                    "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23) "
+                    "RETURNING id"));
   s.Bind(1, c.video_id).Bind(2, c.start_frame).Bind(3, c.end_frame);
   BindRational(s, 4, c.start_time);
   BindRational(s, 6, c.end_time);
@@ -203,7 +209,8 @@ Result<std::vector<int64_t>> Catalog::ReplaceClips(int64_t video_id,
     std::map<std::pair<int64_t, int64_t>, int64_t> existing;  // (start, end) -> id
     {
       REEL_ASSIGN_OR_RETURN(
-          Stmt s, Stmt::Prepare(db_, "SELECT id, start_frame, end_frame FROM clips WHERE video_id = ?1"));
+          Stmt s,
+          Stmt::Prepare(db_, "SELECT id, start_frame, end_frame FROM clips WHERE video_id = ?1"));
       s.Bind(1, video_id);
       while (true) {
         REEL_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -255,22 +262,20 @@ Result<std::vector<int64_t>> Catalog::ReplaceClips(int64_t video_id,
 }
 
 Status Catalog::SetClipDuplicate(int64_t clip_id, std::optional<int64_t> duplicate_of) {
-  REEL_ASSIGN_OR_RETURN(Stmt s, Stmt::Prepare(db_, "UPDATE clips SET duplicate_of = ?2 WHERE id = ?1"));
-  s.Bind(1, clip_id).Bind(2, duplicate_of);
-  REEL_RETURN_IF_ERROR(s.Run());
-  if (sqlite3_changes(db_) != 1) return Status::NotFound("clip " + std::to_string(clip_id));
-  return Status::OK();
+  return sql::UpdateById(db_, "UPDATE clips SET duplicate_of = ?2 WHERE id = ?1", clip_id,
+                         duplicate_of, "clip");
 }
 
 // ---- scans and per-frame data ----
 
 Status Catalog::PutScan(const ScanRecord& r) {
   REEL_ASSIGN_OR_RETURN(
-      Stmt s, Stmt::Prepare(db_,
-                            "INSERT OR REPLACE INTO scans (video_id, run_id, status, error, frames, "
-                            "decode_errors, analysis_width, analysis_height, time_base_num, "
-                            "time_base_den, start_pts, params, scanned_at) VALUES (?1, ?2, ?3, ?4, "
-                            "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"));
+      Stmt s,
+      Stmt::Prepare(db_,
+                    "INSERT OR REPLACE INTO scans (video_id, run_id, status, error, frames, "
+                    "decode_errors, analysis_width, analysis_height, time_base_num, "
+                    "time_base_den, start_pts, params, scanned_at) VALUES (?1, ?2, ?3, ?4, "
+                    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"));
   s.Bind(1, r.video_id).Bind(2, r.run_id).Bind(3, ScanStatusName(r.status));
   BindOptionalText(s, 4, r.error);
   s.Bind(5, r.frames).Bind(6, r.decode_errors).Bind(7, r.analysis_width).Bind(8, r.analysis_height);
@@ -339,16 +344,18 @@ Result<std::vector<Catalog::FrameArray>> Catalog::GetFrameArrays(int64_t video_i
     a.width = static_cast<int>(r.Int(2));
     const void* blob = sqlite3_column_blob(r.get(), 3);
     const int n = sqlite3_column_bytes(r.get(), 3);
-    if (blob != nullptr && n > 0) a.bytes.assign(static_cast<const char*>(blob), static_cast<size_t>(n));
+    if (blob != nullptr && n > 0)
+      a.bytes.assign(static_cast<const char*>(blob), static_cast<size_t>(n));
     return a;
   });
 }
 
 Status Catalog::PutFrameArray(int64_t video_id, const FrameArray& a) {
   REEL_ASSIGN_OR_RETURN(
-      Stmt s, Stmt::Prepare(db_,
-                            "INSERT OR REPLACE INTO frame_data (video_id, name, dtype, width, data) "
-                            "VALUES (?1, ?2, ?3, ?4, ?5)"));
+      Stmt s,
+      Stmt::Prepare(db_,
+                    "INSERT OR REPLACE INTO frame_data (video_id, name, dtype, width, data) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5)"));
   s.Bind(1, video_id).Bind(2, a.name).Bind(3, a.dtype).Bind(4, a.width);
   sqlite3_bind_blob64(s.get(), 5, a.bytes.data(), a.bytes.size(), SQLITE_TRANSIENT);
   return s.Run();

@@ -190,7 +190,9 @@ std::string ExportSql(ExportWhat what) {
              "FROM clips c JOIN videos v ON v.id = c.video_id ORDER BY c.video_id, c.start_frame";
     case ExportWhat::kCaptions:
       return "SELECT k.id, k.clip_id, v.path, c.start_frame, c.end_frame, k.text, k.source, "
-             "k.model, k.prompt, k.params, k.created_at FROM captions k "
+             "k.model, k.prompt, k.params, k.run_id, k.created_at, "
+             "(SELECT json_group_object(s.name || ':' || s.model, s.value) FROM caption_scores s "
+             "WHERE s.caption_id = k.id) AS scores FROM captions k "
              "JOIN clips c ON c.id = k.clip_id JOIN videos v ON v.id = c.video_id ORDER BY k.id";
     case ExportWhat::kRuns:
       return "SELECT id, kind, status, error, started_at, finished_at, tool_version, pid, host, "

@@ -103,18 +103,39 @@ Status MergeOne(Catalog& in, Catalog& out, MergeSummary* s) {
     REEL_RETURN_IF_ERROR(out.SetClipDuplicate(clip_map[c.id], clip_map[*c.duplicate_of]));
   }
 
-  // Captions, deduplicated.
+  // Captions by (clip, source, model), the newer one winning, with their scores; clip
+  // aesthetic scores where the catalog has none.
   for (const auto& [in_clip, out_clip] : clip_map) {
-    REEL_ASSIGN_OR_RETURN(std::vector<CaptionRecord> have, out.ListCaptions(out_clip));
-    std::set<std::tuple<std::string, std::string, std::string>> keys;
-    for (const CaptionRecord& k : have) keys.insert({k.source, k.model, k.text});
     REEL_ASSIGN_OR_RETURN(std::vector<CaptionRecord> caps, in.ListCaptions(in_clip));
     for (CaptionRecord k : caps) {
-      if (!keys.insert({k.source, k.model, k.text}).second) continue;
+      REEL_ASSIGN_OR_RETURN(auto have, out.FindCaption(out_clip, k.source, k.model));
+      if (have.has_value() && have->created_at >= k.created_at) continue;
+      REEL_ASSIGN_OR_RETURN(std::vector<CaptionScore> scores, in.ListCaptionScores(k.id));
       k.clip_id = out_clip;
-      REEL_RETURN_IF_ERROR(out.AddCaption(k).status());
+      k.run_id = k.run_id.has_value() && run_map.count(*k.run_id)
+                     ? std::optional<int64_t>(run_map[*k.run_id])
+                     : std::nullopt;
+      REEL_ASSIGN_OR_RETURN(int64_t id, out.AddCaption(k, CaptionConflict::kReplace));
+      for (CaptionScore score : scores) {
+        score.caption_id = id;
+        REEL_RETURN_IF_ERROR(out.PutCaptionScore(score));
+      }
       ++s->captions;
     }
+    REEL_ASSIGN_OR_RETURN(std::optional<double> in_aes, in.GetClipAesthetic(in_clip));
+    REEL_ASSIGN_OR_RETURN(std::optional<double> out_aes, out.GetClipAesthetic(out_clip));
+    if (in_aes.has_value() && !out_aes.has_value()) {
+      REEL_RETURN_IF_ERROR(out.SetClipAesthetic(out_clip, in_aes));
+    }
+  }
+  // Sidecar texts follow the video row that won.
+  for (const auto& [in_id, out_id] : video_map) {
+    REEL_ASSIGN_OR_RETURN(std::vector<VideoText> in_texts, in.ListVideoTexts(in_id));
+    if (in_texts.empty()) continue;
+    REEL_ASSIGN_OR_RETURN(std::vector<VideoText> out_texts, out.ListVideoTexts(out_id));
+    if (!out_texts.empty()) continue;
+    for (VideoText& t : in_texts) t.video_id = out_id;
+    REEL_RETURN_IF_ERROR(out.ReplaceVideoTexts(out_id, in_texts, ""));
   }
 
   // Subsets by name, members unioned.

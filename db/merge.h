@@ -5,7 +5,8 @@
 //   videos        by path (the more recently updated row wins)
 //   scans         per video, the more recent scan wins, with its per-frame data and clips
 //   clips         by (video, start frame, end frame)
-//   captions      by (clip, source, model, text)
+//   captions      by (clip, source, model), the newer winning, with their scores
+//   sidecar texts with their video, where the catalog has none
 //   subsets       by name; members are added for the clips they name
 //   clip exports  by (clip, output folder)
 //   runs          by (kind, start time, host, pid), with their metrics

@@ -178,6 +178,52 @@ CREATE TABLE clip_exports (
   PRIMARY KEY (clip_id, out_dir)
 ) STRICT;
 )sql"},
+
+      {4, "caption provenance: runs, uniqueness, scores, errors; sidecar texts; aesthetics", R"sql(
+ALTER TABLE captions ADD COLUMN run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL;
+-- One caption per (clip, backend, model): older duplicates keep their text under a
+-- distinguishable model name rather than being dropped.
+UPDATE captions SET model = model || '#' || id
+  WHERE id NOT IN (SELECT min(id) FROM captions GROUP BY clip_id, source, model);
+CREATE UNIQUE INDEX captions_by_backend ON captions(clip_id, source, model);
+
+CREATE TABLE caption_scores (
+  caption_id INTEGER NOT NULL REFERENCES captions(id) ON DELETE CASCADE,
+  name       TEXT NOT NULL,
+  model      TEXT NOT NULL,
+  value      REAL NOT NULL,
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (caption_id, name, model)
+) STRICT;
+
+CREATE TABLE caption_errors (
+  clip_id   INTEGER NOT NULL REFERENCES clips(id) ON DELETE CASCADE,
+  source    TEXT NOT NULL,
+  model     TEXT NOT NULL,
+  run_id    INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+  error     TEXT NOT NULL,
+  attempts  INTEGER NOT NULL DEFAULT 1,
+  failed_at TEXT NOT NULL,
+  PRIMARY KEY (clip_id, source, model)
+) STRICT;
+
+CREATE TABLE video_texts (
+  video_id  INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+  origin    TEXT NOT NULL,
+  field     TEXT NOT NULL DEFAULT '',
+  seq       INTEGER NOT NULL DEFAULT 0,
+  start_num INTEGER,
+  start_den INTEGER,
+  end_num   INTEGER,
+  end_den   INTEGER,
+  text      TEXT NOT NULL,
+  file      TEXT NOT NULL,
+  PRIMARY KEY (video_id, origin, field, seq)
+) STRICT;
+ALTER TABLE videos ADD COLUMN sidecar_stamp TEXT NOT NULL DEFAULT '';
+
+ALTER TABLE clips ADD COLUMN aesthetic REAL;
+)sql"},
   };
   return kMigrations;
 }

@@ -7,13 +7,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <sqlite3.h>
 
 #include "util/json.h"
 #include "util/rational.h"
 #include "util/status.h"
-#include <vector>
 
 namespace reel::sql {
 
@@ -77,6 +77,18 @@ Result<int64_t> ScalarInt(sqlite3* db, const std::string& sql);
 Rational ReadRational(const Stmt& s, int num_col, int den_col);
 void BindRational(Stmt& s, int num_index, Rational r);
 void BindOptionalText(Stmt& s, int index, const std::string& text);  // "" -> NULL
+
+// Runs `sql`, an "UPDATE ... SET x = ?2 WHERE id = ?1"; NotFound naming `what` when no row
+// has that id.
+template <typename T>
+Status UpdateById(sqlite3* db, const char* sql, int64_t id, const T& value,
+                  const std::string& what) {
+  REEL_ASSIGN_OR_RETURN(Stmt s, Stmt::Prepare(db, sql));
+  s.Bind(1, id).Bind(2, value);
+  REEL_RETURN_IF_ERROR(s.Run());
+  if (sqlite3_changes(db) != 1) return Status::NotFound(what + " " + std::to_string(id));
+  return Status::OK();
+}
 
 // A JSON column, or `fallback` when empty or unparseable.
 Json ParseJsonOr(const std::string& text, Json fallback);

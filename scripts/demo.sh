@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo `make demo` runs: reel makes its own sample videos, then curates them into
-# training clips: ingest, one-pass scan (shot detection + clip signals), dedup, filter,
-# export with an Open-Sora manifest. Rerunning it reuses what is already done.
+# training clips: ingest, one-pass scan (shot detection + clip signals), captions from the
+# signals (no model needed), dedup, filter, export with an Open-Sora manifest. Rerunning it
+# reuses what is already done.
 #   scripts/demo.sh REEL_BINARY DEMO_DIR
 set -euo pipefail
 reel=${1:?reel binary}
@@ -22,13 +23,17 @@ echo "== 3. scan: one decode pass per video, shot detection and clip signals"
 "$reel" curate scan --db "$db" --jobs "$jobs"
 
 echo
-echo "== 4. near-duplicates, then a training subset"
+echo "== 4. captions written from the clip signals (no model weights needed)"
+"$reel" caption --db "$db" --backend signals
+
+echo
+echo "== 5. near-duplicates, then a training subset"
 "$reel" curate dedup --db "$db"
 "$reel" curate filter --db "$db" --subset train \
   --where "duration >= 1 and black < 0.5 and not duplicate"
 
 echo
-echo "== 5. export the subset (frame-exact, 128 px high) with manifests"
+echo "== 6. export the subset (frame-exact, 128 px high) with manifests"
 "$reel" curate export --db "$db" --subset train --out "$dir/clips" --height 128 --jobs "$jobs"
 
 echo
@@ -45,6 +50,10 @@ echo
    LEFT JOIN subset_clips sc ON sc.clip_id = c.id
      AND sc.subset_id = (SELECT id FROM subsets WHERE name = 'train')
    ORDER BY v.path, c.start_frame"
+echo
+"$reel" db query --db "$db" --format table \
+  "SELECT k.clip_id AS clip, k.text AS caption FROM captions k
+   WHERE k.source = 'signals' ORDER BY k.clip_id LIMIT 8"
 echo
 echo "Manifest for training: $dir/clips/manifest.csv"
 head -n 3 "$dir/clips/manifest.csv" | cut -c 1-160

@@ -1,10 +1,10 @@
 // Tests for curate dedup, export and db merge.
 
-#include <gtest/gtest.h>
-#include <sqlite3.h>
-
 #include <filesystem>
 #include <set>
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "curate/dedup.h"
 #include "curate/export.h"
@@ -25,19 +25,13 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-SceneSpec Still(int64_t frames, Rgb lo, Rgb hi, double dx) {
-  SceneSpec s;
-  s.kind = SceneKind::kStillImage;
-  s.frames = frames;
-  s.background = lo;
-  s.foreground = hi;
-  s.dx = dx;
-  return s;
-}
+using testing::StillScene;
 
 // Frame i is flat grey, level 20 + 7 i before `cut` and 235 - 7 (i - cut) from it: each
 // frame's level identifies it after encoding, and the jump at `cut` is a scene cut.
-int Level(int i, int cut) { return i < cut ? 20 + 7 * i : 235 - 7 * (i - cut); }
+int Level(int i, int cut) {
+  return i < cut ? 20 + 7 * i : 235 - 7 * (i - cut);
+}
 
 Status WriteIndexedVideo(const std::string& path, int frames, int cut, EncodeOptions o = {}) {
   o.width = 96;
@@ -78,17 +72,17 @@ TEST(DedupTest, NearDuplicatesAcrossVideosKeepTheBestByTheRule) {
   TempDir dir;
   const std::string root = dir.File("v");
   fs::create_directories(root);
-  const SceneSpec shared = Still(40, {200, 60, 40}, {240, 220, 60}, 1);
+  const SceneSpec shared = StillScene(40, {200, 60, 40}, {240, 220, 60}, 1);
   SyntheticVideo big;
   big.width = 320;
   big.height = 180;
   big.seed = 5;
-  big.scenes = {shared, Still(40, {30, 60, 200}, {200, 230, 250}, -1)};
+  big.scenes = {shared, StillScene(40, {30, 60, 200}, {200, 230, 250}, -1)};
   ASSERT_TRUE(WriteSyntheticVideo(root + "/big.mp4", big).ok());
   // small.mp4: the first scene downscaled 2x (a re-upload at lower quality), then another
   // scene.
   SyntheticVideo other = big;
-  other.scenes = {Still(80, {40, 160, 60}, {220, 240, 120}, 0.5)};
+  other.scenes = {StillScene(80, {40, 160, 60}, {220, 240, 120}, 0.5)};
   other.seed = 9;
   {
     EncodeOptions low;
@@ -211,7 +205,8 @@ TEST_F(ExportTest, ScalingResamplingAndManifests) {
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   ASSERT_EQ(s->exported, 2);
   // Each clip is 16 frames at 25 fps = 0.64 s -> ceil(6.4) = 7 frames at 10 fps.
-  auto info0 = ProbeVideo(dir_.File("small/" + ExportFileName(**catalog_->FindVideoById(clips_[0].video_id), clips_[0])));
+  auto info0 = ProbeVideo(dir_.File(
+      "small/" + ExportFileName(**catalog_->FindVideoById(clips_[0].video_id), clips_[0])));
   ASSERT_TRUE(info0.ok()) << info0.status().ToString();
   EXPECT_EQ(info0->frame_count, 7);
   EXPECT_EQ(info0->height, 32);
@@ -241,8 +236,8 @@ TEST_F(ExportTest, ResumesAndNeverOverwrites) {
   EXPECT_EQ(again->skipped, 2);
   EXPECT_EQ(again->manifest_rows, 2);
   // A file that is not ours at a target path is left alone and reported.
-  const std::string foreign =
-      dir_.File("other/" + ExportFileName(**catalog_->FindVideoById(clips_[0].video_id), clips_[0]));
+  const std::string foreign = dir_.File(
+      "other/" + ExportFileName(**catalog_->FindVideoById(clips_[0].video_id), clips_[0]));
   fs::create_directories(dir_.File("other"));
   testing::WriteFile(foreign, "precious");
   auto s = Export(*catalog_, Options("other"));
@@ -323,7 +318,8 @@ TEST_F(ExportTest, ShardsSplitTheWorkAndTheManifests) {
     EXPECT_TRUE(EndsWith(s->manifest_csv, "manifest-" + std::to_string(i) + "-of-2.csv"));
     rows += s->manifest_rows;
     const auto lines = Split(Trim(*ReadFile(s->manifest_jsonl)), '\n', true);
-    for (const auto& l : lines) EXPECT_TRUE(paths.insert(Json::Parse(l)->Find("path")->as_string()).second);
+    for (const auto& l : lines)
+      EXPECT_TRUE(paths.insert(Json::Parse(l)->Find("path")->as_string()).second);
   }
   EXPECT_EQ(rows, static_cast<int64_t>(catalog->ListClips()->size()));
   // One manifest for everything afterwards.
@@ -348,7 +344,8 @@ TEST(MergeTest, ShardCatalogsMergeWithoutDuplicates) {
     v.width = 96;
     v.height = 64;
     v.seed = 40 + static_cast<uint64_t>(i);
-    v.scenes = {Still(30, {200, 60, 40}, {240, 220, 60}, 1), Still(30, {30, 60, 200}, {200, 230, 250}, -1)};
+    v.scenes = {StillScene(30, {200, 60, 40}, {240, 220, 60}, 1),
+                StillScene(30, {30, 60, 200}, {200, 230, 250}, -1)};
     ASSERT_TRUE(WriteSyntheticVideo(root + "/m" + std::to_string(i) + ".mp4", v).ok());
   }
   std::vector<std::string> shards;
@@ -424,8 +421,9 @@ TEST(MergeTest, ExportRecordsFromCatalogCopiesComeHome) {
   // merged back.
   {
     auto c = *Catalog::Open(main_db);
-    ASSERT_EQ(sqlite3_wal_checkpoint_v2(c->raw(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr),
-              SQLITE_OK);
+    ASSERT_EQ(
+        sqlite3_wal_checkpoint_v2(c->raw(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr),
+        SQLITE_OK);
   }
   fs::copy_file(main_db, dir.File("task.db"));
   {

@@ -210,6 +210,39 @@ TEST(MigrationTest, VersionOneCatalogIsUpgradedInPlaceKeepingEveryRow) {
   EXPECT_TRUE(c->UpsertVideo(SampleVideoRecord("/data/raw/new.mp4")).ok());
 }
 
+TEST(MigrationTest, DuplicateCaptionsSurviveTheUniquenessUpgrade) {
+  TempDir dir;
+  const std::string path = dir.File("old.db");
+  {
+    const std::string fixture = *ReadFile(testing::SourceDir() + "/tests/data/catalog_v1.sql");
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, fixture.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    // Old catalogs allowed several captions of one source and model per clip.
+    ASSERT_EQ(sqlite3_exec(db,
+                           "INSERT INTO captions VALUES (2, 1, 'Boats again.', 'original', '', '', "
+                           "'{}', '2026-01-06T00:00:00.000Z')",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto c = OpenOrDie(path);
+  ASSERT_NE(c, nullptr);
+  auto captions = c->ListCaptions(1);
+  ASSERT_TRUE(captions.ok());
+  ASSERT_EQ(captions->size(), 2u) << "no caption is dropped by the upgrade";
+  EXPECT_EQ((*captions)[0].model, "");
+  EXPECT_EQ((*captions)[1].model, "#2");
+  EXPECT_EQ((*captions)[1].text, "Boats again.");
+  // From now on the catalog refuses a second caption of the same backend and model.
+  CaptionRecord k;
+  k.clip_id = 1;
+  k.source = "original";
+  k.text = "third";
+  EXPECT_EQ(c->AddCaption(k).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(*c->IntegrityCheck(), "ok");
+}
+
 TEST(MigrationTest, MigrationsAreNumberedInOrder) {
   const auto& m = CatalogMigrations();
   ASSERT_EQ(static_cast<int>(m.size()), Catalog::kSchemaVersion);

@@ -1,21 +1,26 @@
 // Tests for nets/: the CLIP tokenizer (with the real vocabulary) and the CLIP model.
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 
+#include <gtest/gtest.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include "nets/aesthetic.h"
 #include "nets/clip.h"
 #include "nets/clip_tokenizer.h"
+#include "tests/support/tiny_clip.h"
 #include "util/strings.h"
 
 namespace reel {
 namespace {
+
+using testing::SaveArchive;
+using testing::TinyClip;
+using testing::TinyState;
 
 std::string VocabPath() {
   const std::string dir = std::string(REEL_SOURCE_DIR) + "/../shared/data/clip";
@@ -86,17 +91,18 @@ TEST_F(TokenizerTest, CaseWhitespaceAndEntities) {
   EXPECT_EQ(Enc("fish &amp;amp; chips"), Enc("fish & chips"));  // unescaped twice
   EXPECT_EQ(Enc("&lt;b&gt;bold&lt;/b&gt;"), Enc("<b>bold</b>"));
   EXPECT_EQ(Enc("caf&eacute; &#233; &#xE9;"), Enc("caf\xC3\xA9 \xC3\xA9 \xC3\xA9"));
-  EXPECT_EQ(Enc("\xEF\xAC\x81sh"), Enc("fish"));  // the fi ligature
+  EXPECT_EQ(Enc("\xEF\xAC\x81sh"), Enc("fish"));          // the fi ligature
   EXPECT_EQ(Enc("\xEF\xBC\xA1\xEF\xBC\xA2"), Enc("ab"));  // full-width letters
   EXPECT_EQ(ClipTokenizer::HtmlUnescape("&notit; &amp &#0; &#x110000;"),
             "\xC2\xACit; & \xEF\xBF\xBD \xEF\xBF\xBD");
 }
 
 TEST_F(TokenizerTest, NonAsciiRoundTrips) {
-  for (const char* text : {"caf\xC3\xA9 cr\xC3\xA8me br\xC3\xBBl\xC3\xA9",
-                           "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E\xE3\x81\xAE\xE5\x8B\x95\xE7\x94\xBB",
-                           "\xD0\xBA\xD0\xBE\xD1\x82 \xD0\xBD\xD0\xB0 \xD0\xBA\xD1\x80\xD1\x8B\xD1\x88\xD0\xB5",
-                           "emoji \xF0\x9F\x8E\xAC time"}) {
+  for (const char* text :
+       {"caf\xC3\xA9 cr\xC3\xA8me br\xC3\xBBl\xC3\xA9",
+        "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E\xE3\x81\xAE\xE5\x8B\x95\xE7\x94\xBB",
+        "\xD0\xBA\xD0\xBE\xD1\x82 \xD0\xBD\xD0\xB0 \xD0\xBA\xD1\x80\xD1\x8B\xD1\x88\xD0\xB5",
+        "emoji \xF0\x9F\x8E\xAC time"}) {
     const std::vector<int> ids = Enc(text);
     EXPECT_FALSE(ids.empty()) << text;
     // Decode joins pieces with spaces after each word; compare without spaces.
@@ -106,7 +112,10 @@ TEST_F(TokenizerTest, NonAsciiRoundTrips) {
     EXPECT_EQ(decoded, original) << text;
   }
   // A letter run is one piece even across scripts' letters.
-  EXPECT_EQ(tokenizer_->Decode(Enc("Stra\xC3\x9F" "e")), "stra\xC3\x9F" "e ");
+  EXPECT_EQ(tokenizer_->Decode(Enc("Stra\xC3\x9F"
+                                   "e")),
+            "stra\xC3\x9F"
+            "e ");
 }
 
 TEST_F(TokenizerTest, SpecialTokensAndContextLength) {
@@ -125,11 +134,11 @@ TEST_F(TokenizerTest, SpecialTokensAndContextLength) {
   EXPECT_EQ((*cut)[1], Enc("cat")[0]);
   EXPECT_EQ(tokenizer_->Decode(*tokenizer_->Tokenize("a photo of a cat!")), "a photo of a cat ! ");
   EXPECT_EQ(*tokenizer_->Tokenize(""), std::vector<int>([] {
-              std::vector<int> v(77, 0);
-              v[0] = 49406;
-              v[1] = 49407;
-              return v;
-            }()));
+    std::vector<int> v(77, 0);
+    v[0] = 49406;
+    v[1] = 49407;
+    return v;
+  }()));
 }
 
 TEST(TokenizerLoadTest, BadVocabularyFiles) {
@@ -149,76 +158,6 @@ TEST(TokenizerLoadTest, BadVocabularyFiles) {
 
 namespace F = torch::nn::functional;
 
-struct TinyClip {
-  int64_t vw = 128, vlayers = 2, patch = 8, grid = 4;  // 32x32 images
-  int64_t tw = 128, tlayers = 2, context = 77, vocab = 1000, embed = 64;
-};
-
-void AddBlock(std::map<std::string, torch::Tensor>* s, const std::string& p, int64_t w) {
-  auto r = [](std::vector<int64_t> shape, double scale) { return torch::randn(shape) * scale; };
-  (*s)[p + "attn.in_proj_weight"] = r({3 * w, w}, 0.08);
-  (*s)[p + "attn.in_proj_bias"] = r({3 * w}, 0.02);
-  (*s)[p + "attn.out_proj.weight"] = r({w, w}, 0.08);
-  (*s)[p + "attn.out_proj.bias"] = r({w}, 0.02);
-  (*s)[p + "ln_1.weight"] = 1 + r({w}, 0.1);
-  (*s)[p + "ln_1.bias"] = r({w}, 0.1);
-  (*s)[p + "mlp.c_fc.weight"] = r({4 * w, w}, 0.08);
-  (*s)[p + "mlp.c_fc.bias"] = r({4 * w}, 0.02);
-  (*s)[p + "mlp.c_proj.weight"] = r({w, 4 * w}, 0.05);
-  (*s)[p + "mlp.c_proj.bias"] = r({w}, 0.02);
-  (*s)[p + "ln_2.weight"] = 1 + r({w}, 0.1);
-  (*s)[p + "ln_2.bias"] = r({w}, 0.1);
-}
-
-// The parameters of an OpenAI-style ViT CLIP, with OpenAI's names.
-std::map<std::string, torch::Tensor> TinyState(const TinyClip& c) {
-  torch::manual_seed(7);
-  std::map<std::string, torch::Tensor> s;
-  s["visual.conv1.weight"] = torch::randn({c.vw, 3, c.patch, c.patch}) * 0.05;
-  s["visual.class_embedding"] = torch::randn({c.vw}) * 0.1;
-  s["visual.positional_embedding"] = torch::randn({c.grid * c.grid + 1, c.vw}) * 0.1;
-  s["visual.ln_pre.weight"] = torch::ones({c.vw});
-  s["visual.ln_pre.bias"] = torch::zeros({c.vw});
-  for (int64_t i = 0; i < c.vlayers; ++i) {
-    AddBlock(&s, "visual.transformer.resblocks." + std::to_string(i) + ".", c.vw);
-  }
-  s["visual.ln_post.weight"] = 1 + torch::randn({c.vw}) * 0.1;
-  s["visual.ln_post.bias"] = torch::randn({c.vw}) * 0.1;
-  s["visual.proj"] = torch::randn({c.vw, c.embed}) * 0.08;
-  s["token_embedding.weight"] = torch::randn({c.vocab, c.tw}) * 0.1;
-  s["positional_embedding"] = torch::randn({c.context, c.tw}) * 0.05;
-  for (int64_t i = 0; i < c.tlayers; ++i) {
-    AddBlock(&s, "transformer.resblocks." + std::to_string(i) + ".", c.tw);
-  }
-  s["ln_final.weight"] = 1 + torch::randn({c.tw}) * 0.1;
-  s["ln_final.bias"] = torch::randn({c.tw}) * 0.1;
-  s["text_projection"] = torch::randn({c.tw, c.embed}) * 0.08;
-  s["logit_scale"] = torch::tensor(std::log(1 / 0.07));
-  return s;
-}
-
-// Writes `state` as a TorchScript archive whose modules and parameters carry the dotted
-// names, as OpenAI's released .pt files do.
-void SaveArchive(const std::map<std::string, torch::Tensor>& state, const std::string& path) {
-  int counter = 0;
-  torch::jit::Module root("__torch__.CLIP");
-  for (const auto& [name, tensor] : state) {
-    std::vector<std::string> parts = Split(name, '.');
-    torch::jit::Module m = root;
-    for (size_t i = 0; i + 1 < parts.size(); ++i) {
-      if (m.hasattr(parts[i])) {
-        m = m.attr(parts[i]).toModule();
-      } else {
-        torch::jit::Module sub("__torch__.M" + std::to_string(counter++));
-        m.register_module(parts[i], sub);
-        m = sub;
-      }
-    }
-    m.register_parameter(parts.back(), tensor, /*is_buffer=*/false);
-  }
-  root.save(path);
-}
-
 // An independent forward pass built from torch::nn modules (sequence-first, as OpenAI).
 torch::Tensor RefTransformer(torch::Tensor x, const std::map<std::string, torch::Tensor>& s,
                              const std::string& prefix, int64_t layers, int64_t width,
@@ -227,7 +166,8 @@ torch::Tensor RefTransformer(torch::Tensor x, const std::map<std::string, torch:
   const int64_t heads = width / 64;
   for (int64_t i = 0; i < layers; ++i) {
     const std::string p = prefix + std::to_string(i) + ".";
-    torch::nn::LayerNorm ln1(torch::nn::LayerNormOptions({width})), ln2(torch::nn::LayerNormOptions({width}));
+    torch::nn::LayerNorm ln1(torch::nn::LayerNormOptions({width})),
+        ln2(torch::nn::LayerNormOptions({width}));
     ln1->weight.copy_(s.at(p + "ln_1.weight"));
     ln1->bias.copy_(s.at(p + "ln_1.bias"));
     ln2->weight.copy_(s.at(p + "ln_2.weight"));
@@ -255,24 +195,32 @@ torch::Tensor RefImage(const torch::Tensor& images, const std::map<std::string, 
   torch::NoGradGuard no_grad;
   torch::nn::Conv2d conv(torch::nn::Conv2dOptions(3, c.vw, c.patch).stride(c.patch).bias(false));
   conv->weight.copy_(s.at("visual.conv1.weight"));
-  torch::Tensor x = conv(images);                                     // [N, W, g, g]
-  x = x.reshape({x.size(0), x.size(1), -1}).permute({2, 0, 1});       // [g*g, N, W]
+  torch::Tensor x = conv(images);                                // [N, W, g, g]
+  x = x.reshape({x.size(0), x.size(1), -1}).permute({2, 0, 1});  // [g*g, N, W]
   torch::Tensor cls = s.at("visual.class_embedding").expand({1, x.size(1), c.vw});
   x = torch::cat({cls, x}, 0) + s.at("visual.positional_embedding").unsqueeze(1);
-  x = F::layer_norm(x, F::LayerNormFuncOptions({c.vw}).weight(s.at("visual.ln_pre.weight")).bias(s.at("visual.ln_pre.bias")));
+  x = F::layer_norm(x, F::LayerNormFuncOptions({c.vw})
+                           .weight(s.at("visual.ln_pre.weight"))
+                           .bias(s.at("visual.ln_pre.bias")));
   x = RefTransformer(x, s, "visual.transformer.resblocks.", c.vlayers, c.vw, {});
-  x = F::layer_norm(x[0], F::LayerNormFuncOptions({c.vw}).weight(s.at("visual.ln_post.weight")).bias(s.at("visual.ln_post.bias")));
+  x = F::layer_norm(x[0], F::LayerNormFuncOptions({c.vw})
+                              .weight(s.at("visual.ln_post.weight"))
+                              .bias(s.at("visual.ln_post.bias")));
   return x.mm(s.at("visual.proj"));
 }
 
 torch::Tensor RefText(const torch::Tensor& tokens, const std::map<std::string, torch::Tensor>& s,
                       const TinyClip& c) {
   torch::NoGradGuard no_grad;
-  torch::Tensor x = F::embedding(tokens, s.at("token_embedding.weight")) + s.at("positional_embedding");
+  torch::Tensor x =
+      F::embedding(tokens, s.at("token_embedding.weight")) + s.at("positional_embedding");
   x = x.permute({1, 0, 2});
-  torch::Tensor mask = torch::full({c.context, c.context}, -std::numeric_limits<float>::infinity()).triu(1);
+  torch::Tensor mask =
+      torch::full({c.context, c.context}, -std::numeric_limits<float>::infinity()).triu(1);
   x = RefTransformer(x, s, "transformer.resblocks.", c.tlayers, c.tw, mask).permute({1, 0, 2});
-  x = F::layer_norm(x, F::LayerNormFuncOptions({c.tw}).weight(s.at("ln_final.weight")).bias(s.at("ln_final.bias")));
+  x = F::layer_norm(
+      x,
+      F::LayerNormFuncOptions({c.tw}).weight(s.at("ln_final.weight")).bias(s.at("ln_final.bias")));
   std::vector<torch::Tensor> rows;
   const torch::Tensor eot = tokens.argmax(-1);
   for (int64_t i = 0; i < tokens.size(0); ++i) rows.push_back(x[i][eot[i].item<int64_t>()]);
@@ -342,8 +290,10 @@ TEST_F(ClipModelTest, Bfloat16RunsCloseToFloat) {
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   torch::manual_seed(3);
   const torch::Tensor images = torch::randn({2, 3, 32, 32});
-  const torch::Tensor fa = F::normalize((*a)->EncodeImage(images), F::NormalizeFuncOptions().dim(-1));
-  const torch::Tensor fb = F::normalize((*b)->EncodeImage(images), F::NormalizeFuncOptions().dim(-1));
+  const torch::Tensor fa =
+      F::normalize((*a)->EncodeImage(images), F::NormalizeFuncOptions().dim(-1));
+  const torch::Tensor fb =
+      F::normalize((*b)->EncodeImage(images), F::NormalizeFuncOptions().dim(-1));
   EXPECT_GT((fa * fb).sum(-1).min().item<float>(), 0.99);
 }
 
@@ -353,8 +303,9 @@ TEST_F(ClipModelTest, MissingOrMisshapedParametersAreNamed) {
   SaveArchive(missing, path_);
   auto r = ClipModel::Load(path_);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("missing parameter 'visual.transformer.resblocks.1.mlp.c_fc.bias'"),
-            std::string::npos)
+  EXPECT_NE(
+      r.status().message().find("missing parameter 'visual.transformer.resblocks.1.mlp.c_fc.bias'"),
+      std::string::npos)
       << r.status().message();
 
   auto wrong = state_;
@@ -389,19 +340,88 @@ struct PillowCase {
   std::vector<int> head, tail;
 };
 
+// ---------------------------------------------------------------- aesthetic predictor
+
+TEST(AestheticTest, StateDictRoundTripAndTheReleasedArchitecture) {
+  const std::string path = ::testing::TempDir() + "/aesthetic.pth";
+  const auto state = testing::TinyAestheticState(768);
+  ASSERT_TRUE(SaveStateDict(state, path).ok());
+  auto p = AestheticPredictor::Load(path);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ((*p)->input_dim(), 768);
+  torch::manual_seed(1);
+  torch::Tensor x = torch::randn({4, 768});
+  x = x / x.norm(2, -1, true);
+  // nn.Sequential(Linear, Dropout, Linear, Dropout, Linear, Dropout, Linear, Linear) in eval.
+  torch::nn::Sequential ref(torch::nn::Linear(768, 1024), torch::nn::Dropout(0.2),
+                            torch::nn::Linear(1024, 128), torch::nn::Dropout(0.2),
+                            torch::nn::Linear(128, 64), torch::nn::Dropout(0.1),
+                            torch::nn::Linear(64, 16), torch::nn::Linear(16, 1));
+  {
+    torch::NoGradGuard g;
+    for (auto& item : ref->named_parameters()) item.value().copy_(state.at("layers." + item.key()));
+  }
+  ref->eval();
+  const torch::Tensor want = ref->forward(x).squeeze(-1);
+  const torch::Tensor got = (*p)->Predict(x);
+  EXPECT_LT((got - want).abs().max().item<double>(), 1e-5);
+}
+
+TEST(AestheticTest, MissingOrMisshapedTensorsAreNamed) {
+  auto state = testing::TinyAestheticState(512);
+  state.erase("layers.4.bias");
+  auto missing = AestheticPredictor::FromStateDict(state, torch::kCPU, "a.pth");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("missing parameter 'layers.4.bias'"),
+            std::string::npos);
+  state = testing::TinyAestheticState(512);
+  state["layers.2.weight"] = torch::zeros({128, 1000});
+  auto shaped = AestheticPredictor::FromStateDict(state, torch::kCPU, "a.pth");
+  ASSERT_FALSE(shaped.ok());
+  EXPECT_NE(shaped.status().message().find("'layers.2.weight' has shape [128, 1000]"),
+            std::string::npos)
+      << shaped.status().message();
+  const std::string text = ::testing::TempDir() + "/not-a-zip.pth";
+  {
+    std::FILE* f = std::fopen(text.c_str(), "w");
+    std::fputs("legacy pickle", f);
+    std::fclose(f);
+  }
+  auto legacy = AestheticPredictor::Load(text);
+  ASSERT_FALSE(legacy.ok());
+  EXPECT_EQ(legacy.status().code(), StatusCode::kNotSupported);
+}
+
 TEST(ClipPreprocessTest, ResizeMatchesPillowByteForByte) {
   const int w = 37, h = 23;
   std::vector<uint8_t> img(static_cast<size_t>(w) * h * 3);
   for (int y = 0; y < h; ++y) {
     for (int x = 0; x < w; ++x) {
-      for (int c = 0; c < 3; ++c) img[(y * w + x) * 3 + c] = static_cast<uint8_t>((x * 7 + y * 13 + c * 50) % 256);
+      for (int c = 0; c < 3; ++c)
+        img[(y * w + x) * 3 + c] = static_cast<uint8_t>((x * 7 + y * 13 + c * 50) % 256);
     }
   }
   const std::vector<PillowCase> cases = {
-      {11, 7, 29403, {25, 75, 125, 47, 97, 147, 71, 121, 171, 95, 145, 200}, {225, 28, 79, 128, 41, 101}},
-      {80, 50, 1527344, {0, 48, 98, 0, 50, 100, 3, 53, 103, 7, 57, 107}, {27, 76, 126, 28, 78, 128}},
-      {37, 9, 127115, {11, 61, 111, 18, 68, 118, 25, 75, 125, 32, 82, 132}, {71, 58, 108, 14, 65, 115}},
-      {20, 23, 175652, {3, 53, 103, 16, 66, 116, 29, 79, 129, 42, 92, 142}, {7, 60, 110, 22, 73, 123}},
+      {11,
+       7,
+       29403,
+       {25, 75, 125, 47, 97, 147, 71, 121, 171, 95, 145, 200},
+       {225, 28, 79, 128, 41, 101}},
+      {80,
+       50,
+       1527344,
+       {0, 48, 98, 0, 50, 100, 3, 53, 103, 7, 57, 107},
+       {27, 76, 126, 28, 78, 128}},
+      {37,
+       9,
+       127115,
+       {11, 61, 111, 18, 68, 118, 25, 75, 125, 32, 82, 132},
+       {71, 58, 108, 14, 65, 115}},
+      {20,
+       23,
+       175652,
+       {3, 53, 103, 16, 66, 116, 29, 79, 129, 42, 92, 142},
+       {7, 60, 110, 22, 73, 123}},
   };
   for (const PillowCase& c : cases) {
     std::vector<uint8_t> out(static_cast<size_t>(c.w) * c.h * 3);
@@ -422,7 +442,8 @@ TEST(ClipPreprocessTest, OpenAIPipelineOnAWideImage) {
   for (int y = 0; y < h; ++y) {
     for (int x = 0; x < w; ++x) {
       for (int c = 0; c < 3; ++c) {
-        img[(y * w + x) * 3 + c] = static_cast<uint8_t>((x * 3 + y * 5 + c * 70 + (x * y) % 17) % 256);
+        img[(y * w + x) * 3 + c] =
+            static_cast<uint8_t>((x * 3 + y * 5 + c * 70 + (x * y) % 17) % 256);
       }
     }
   }

@@ -283,6 +283,29 @@ TEST(StringsTest, SplitTrimFormat) {
   EXPECT_EQ(FormatDuration(185), "3m05s");
 }
 
+TEST(StringsTest, Base64RoundTripsAndRejectsGarbage) {
+  // RFC 4648 test vectors.
+  const std::pair<const char*, const char*> vectors[] = {{"", ""},
+                                                         {"f", "Zg=="},
+                                                         {"fo", "Zm8="},
+                                                         {"foo", "Zm9v"},
+                                                         {"foob", "Zm9vYg=="},
+                                                         {"fooba", "Zm9vYmE="},
+                                                         {"foobar", "Zm9vYmFy"}};
+  for (const auto& [plain, encoded] : vectors) {
+    EXPECT_EQ(Base64Encode(plain), encoded);
+    auto back = Base64Decode(encoded);
+    ASSERT_TRUE(back.ok()) << encoded;
+    EXPECT_EQ(*back, plain);
+  }
+  std::string bytes;
+  for (int i = 0; i < 256; ++i) bytes += static_cast<char>(i);
+  EXPECT_EQ(*Base64Decode(Base64Encode(bytes)), bytes);
+  EXPECT_FALSE(Base64Decode("Zm9v!").ok());
+  EXPECT_FALSE(Base64Decode("Zg==Zg").ok());
+  EXPECT_FALSE(Base64Decode("Z").ok());
+}
+
 TEST(StringsTest, AtomicWriteReplacesWhole) {
   testing::TempDir dir;
   const std::string path = dir.File("out.txt");
@@ -311,8 +334,8 @@ TEST(ParallelTest, EveryItemOnceOnTheCallingThread) {
     for (int v : seen) ASSERT_EQ(v, 1) << "jobs " << jobs;
   }
   ParallelOptions o;
-  EXPECT_TRUE(ProcessInParallel<int>(0, o, [](size_t) { return 0; },
-                                     [](int&&) { return Status::OK(); })
+  EXPECT_TRUE(ProcessInParallel<int>(
+                  0, o, [](size_t) { return 0; }, [](int&&) { return Status::OK(); })
                   .ok());
 }
 
@@ -328,9 +351,7 @@ TEST(ParallelTest, AConsumerErrorStopsTheWork) {
         std::this_thread::sleep_for(std::chrono::microseconds(200));  // 10000 items: >= 1 s
         return static_cast<int>(i);
       },
-      [&](int&&) {
-        return ++consumed == 5 ? Status::IOError("disk full") : Status::OK();
-      });
+      [&](int&&) { return ++consumed == 5 ? Status::IOError("disk full") : Status::OK(); });
   EXPECT_EQ(s.code(), StatusCode::kIOError);
   EXPECT_EQ(consumed, 5);
   EXPECT_LT(worked.load(), 10000);

@@ -12,6 +12,7 @@
 #include "video/decoder.h"
 #include "video/encoder.h"
 #include "video/probe.h"
+#include "video/sampler.h"
 #include "video/synthetic.h"
 
 namespace reel {
@@ -544,6 +545,48 @@ TEST(DecoderTest, ThreadsAndSkippedLoopFilterKeepEveryFrame) {
 }
 
 // ---------------------------------------------------------------- encoder
+
+TEST(SamplerTest, ReadsExactFramesByPtsAcrossSeeks) {
+  testing::TempDir dir;
+  const std::string path = dir.File("indexed.mp4");
+  // 300 frames at 25 fps, keyframe every 50: frame i is flat grey at level 10 + (i % 80) * 3.
+  EncodeOptions o;
+  o.width = 64;
+  o.height = 48;
+  o.frame_rate = Rational(25, 1);
+  o.gop = 50;
+  {
+    auto enc = VideoEncoder::Open(path, o);
+    ASSERT_TRUE(enc.ok()) << enc.status().ToString();
+    Frame f;
+    f.Allocate(64, 48, PixelFormat::kRgb24);
+    for (int i = 0; i < 300; ++i) {
+      std::fill(f.data.begin(), f.data.end(), static_cast<uint8_t>(10 + (i % 80) * 3));
+      ASSERT_TRUE((*enc)->Write(f).ok());
+    }
+    ASSERT_TRUE((*enc)->Finish().ok());
+  }
+  std::vector<Frame> all = DecodeAll(path);
+  ASSERT_EQ(all.size(), 300u);
+  // Targets inside GOPs, one far ahead (a seek), and past the end (the last frame).
+  const std::vector<int> wanted = {7, 8, 61, 260, 299};
+  std::vector<int64_t> pts;
+  for (int i : wanted) pts.push_back(all[static_cast<size_t>(i)].pts);
+  pts.push_back(all.back().pts + 1000);
+  auto frames = ReadFramesAtPts(path, pts, {}, /*seek_gap_seconds=*/2.0);
+  ASSERT_TRUE(frames.ok()) << frames.status().ToString();
+  ASSERT_EQ(frames->size(), pts.size());
+  for (size_t k = 0; k < wanted.size(); ++k) {
+    EXPECT_EQ((*frames)[k].pts, pts[k]) << "frame " << wanted[k];
+    EXPECT_NEAR(MeanColour((*frames)[k], 32, 24)[0], 10 + (wanted[k] % 80) * 3, 3) << wanted[k];
+  }
+  EXPECT_EQ(frames->back().pts, all.back().pts);
+  Frame first;
+  auto at = OpenVideoAt(path, {}, all[120].pts, &first);
+  ASSERT_TRUE(at.ok());
+  EXPECT_LE(first.pts, all[120].pts);
+  EXPECT_FALSE(ReadFramesAtPts(path, {5, 3}, {}).ok()) << "targets must ascend";
+}
 
 TEST(EncoderTest, RejectsBadInputAndLeavesNoPartialFile) {
   TempDir dir;

@@ -46,8 +46,8 @@ Status ProcessInParallel(size_t count, const ParallelOptions& options,
   const int threads = std::max(1, std::min<int>(options.jobs, static_cast<int>(count)));
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<R> ready;        // guarded by mu
-  int running = threads;      // guarded by mu
+  std::deque<R> ready;    // guarded by mu
+  int running = threads;  // guarded by mu
   std::atomic<size_t> next{0};
   std::atomic<bool> stop{false};
   auto cancelled = [&] { return options.cancel != nullptr && options.cancel->load(); };
@@ -76,8 +76,8 @@ Status ProcessInParallel(size_t count, const ParallelOptions& options,
   auto last_activity = std::chrono::steady_clock::now();
   while (true) {
     std::unique_lock<std::mutex> lock(mu);
-    const bool woke = cv.wait_until(lock, last_activity + idle,
-                                    [&] { return !ready.empty() || running == 0; });
+    const bool woke =
+        cv.wait_until(lock, last_activity + idle, [&] { return !ready.empty() || running == 0; });
     if (!ready.empty()) {
       R result = std::move(ready.front());
       ready.pop_front();
@@ -100,6 +100,55 @@ Status ProcessInParallel(size_t count, const ParallelOptions& options,
     }
   }
   for (auto& w : workers) w.join();
+  return status;
+}
+
+struct BatchOptions {
+  int jobs = 1;
+  const std::atomic<bool>* cancel = nullptr;
+  int batch_size = 64;         // results per batch
+  double batch_seconds = 2.0;  // a partial batch is written at least this often
+};
+
+// ProcessInParallel with the results grouped for writing: `write` gets batches of at most
+// `batch_size` results, at least every `batch_seconds` while results arrive, and the rest
+// at the end; the batch is cleared after each successful write. The usual shape is one
+// catalog transaction per batch, so a crash loses at most one batch. `keep` (optional)
+// drops results that should not be written (they are not counted in *taken). Returns the
+// first error of `write`.
+template <typename R>
+Status ProcessInBatches(size_t count, const BatchOptions& options,
+                        const std::function<R(size_t)>& work,
+                        const std::function<Status(std::vector<R>&)>& write,
+                        size_t* taken = nullptr, const std::function<bool(const R&)>& keep = {}) {
+  std::vector<R> batch;
+  auto last_write = std::chrono::steady_clock::now();
+  auto flush = [&]() -> Status {
+    if (batch.empty()) return Status::OK();
+    REEL_RETURN_IF_ERROR(write(batch));
+    batch.clear();
+    last_write = std::chrono::steady_clock::now();
+    return Status::OK();
+  };
+  const auto interval = std::chrono::duration<double>(options.batch_seconds);
+  ParallelOptions parallel;
+  parallel.jobs = std::max(1, options.jobs);
+  parallel.cancel = options.cancel;
+  parallel.idle_seconds = options.batch_seconds;
+  parallel.on_idle = flush;
+  size_t kept = 0;
+  Status status = ProcessInParallel<R>(count, parallel, work, [&](R&& r) -> Status {
+    if (keep && !keep(r)) return Status::OK();
+    ++kept;
+    batch.push_back(std::move(r));
+    if (static_cast<int>(batch.size()) >= options.batch_size ||
+        std::chrono::steady_clock::now() - last_write >= interval) {
+      return flush();
+    }
+    return Status::OK();
+  });
+  if (status.ok()) status = flush();
+  if (taken != nullptr) *taken = kept;
   return status;
 }
 

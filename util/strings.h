@@ -29,6 +29,11 @@ std::string FormatFixed(double v, int digits);
 // Natural order: "frame2.png" < "frame10.png" (digit runs compare by value).
 bool NaturalLess(std::string_view a, std::string_view b);
 
+// Standard base64 (RFC 4648, with padding), as used in data: URIs; Base64Decode fails
+// on characters outside the alphabet.
+std::string Base64Encode(std::string_view bytes);
+Result<std::string> Base64Decode(std::string_view text);
+
 // Whole-file read, and an atomic write (temporary file in the same folder, fsync, rename).
 Result<std::string> ReadFile(const std::string& path);
 Status WriteFileAtomic(const std::string& path, std::string_view contents);

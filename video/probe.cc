@@ -46,24 +46,28 @@ bool Close(Rational a, Rational b, double rel) {
 
 }  // namespace
 
-int VideoInfo::display_width() const {
+void DisplaySize(int width, int height, Rational sample_aspect_ratio, int rotation,
+                 int* display_width, int* display_height) {
   int w = width;
   if (sample_aspect_ratio.valid() && sample_aspect_ratio.num() > 0 &&
       sample_aspect_ratio != Rational(1, 1)) {
     w = static_cast<int>((Rational::FromInt(width) * sample_aspect_ratio).Round());
   }
-  return (rotation == 90 || rotation == 270) ? height : w;
+  const bool turned = rotation == 90 || rotation == 270;
+  *display_width = turned ? height : w;
+  *display_height = turned ? w : height;
+}
+
+int VideoInfo::display_width() const {
+  int w = 0, h = 0;
+  DisplaySize(width, height, sample_aspect_ratio, rotation, &w, &h);
+  return w;
 }
 
 int VideoInfo::display_height() const {
-  if (rotation == 90 || rotation == 270) {
-    int w = width;
-    if (sample_aspect_ratio.valid() && sample_aspect_ratio.num() > 0) {
-      w = static_cast<int>((Rational::FromInt(width) * sample_aspect_ratio).Round());
-    }
-    return w;
-  }
-  return height;
+  int w = 0, h = 0;
+  DisplaySize(width, height, sample_aspect_ratio, rotation, &w, &h);
+  return h;
 }
 
 bool HasVideoExtension(const std::string& path) {

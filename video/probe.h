@@ -44,6 +44,11 @@ struct VideoInfo {
   int display_height() const;
 };
 
+// The size a picture is shown at: non-square pixels stretched horizontally (width x
+// SAR), then turned by `rotation` (0/90/180/270).
+void DisplaySize(int width, int height, Rational sample_aspect_ratio, int rotation,
+                 int* display_width, int* display_height);
+
 struct ProbeOptions {
   // Demux all packets to count frames and detect variable frame rate. When false, the
   // counts come from the container header (fast, but may be estimates).

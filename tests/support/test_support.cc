@@ -112,4 +112,15 @@ SyntheticVideo SimpleVideo(int64_t frames, int width, int height, Rational fps) 
   return v;
 }
 
+SceneSpec StillScene(int64_t frames, Rgb lo, Rgb hi, double dx, double dy) {
+  SceneSpec s;
+  s.kind = SceneKind::kStillImage;
+  s.frames = frames;
+  s.background = lo;
+  s.foreground = hi;
+  s.dx = dx;
+  s.dy = dy;
+  return s;
+}
+
 }  // namespace reel::testing

@@ -52,6 +52,10 @@ void WriteFile(const std::string& path, const std::string& contents);
 SyntheticVideo SimpleVideo(int64_t frames, int width = 64, int height = 48,
                            Rational fps = Rational(25, 1));
 
+// A camera over a fixed picture in colours lo..hi, panning (dx) and tilting (dy) by that
+// many pixels per frame (positive dx pans right, positive dy tilts down).
+SceneSpec StillScene(int64_t frames, Rgb lo, Rgb hi, double dx, double dy = 0);
+
 }  // namespace reel::testing
 
 #endif  // REEL_TESTS_SUPPORT_TEST_SUPPORT_H_
