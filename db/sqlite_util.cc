@@ -62,7 +62,9 @@ Stmt& Stmt::Bind(int index, double v) {
 }
 
 Stmt& Stmt::Bind(int index, std::string_view v) {
-  sqlite3_bind_text(stmt_, index, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  // A default-constructed string_view has a null data(), which SQLite would bind as NULL.
+  sqlite3_bind_text(stmt_, index, v.data() != nullptr ? v.data() : "", static_cast<int>(v.size()),
+                    SQLITE_TRANSIENT);
   return *this;
 }
 

@@ -12,6 +12,7 @@
 #include "nets/aesthetic.h"
 #include "nets/clip.h"
 #include "nets/clip_tokenizer.h"
+#include "tests/support/scratch_path.h"
 #include "tests/support/tiny_clip.h"
 #include "util/strings.h"
 
@@ -143,7 +144,7 @@ TEST_F(TokenizerTest, SpecialTokensAndContextLength) {
 
 TEST(TokenizerLoadTest, BadVocabularyFiles) {
   EXPECT_EQ(ClipTokenizer::Load("/no/such/vocab.txt.gz").status().code(), StatusCode::kNotFound);
-  const std::string path = ::testing::TempDir() + "/short_vocab.txt";
+  const std::string path = testing::ScratchPath("short_vocab.txt");
   {
     std::FILE* f = std::fopen(path.c_str(), "w");
     std::fputs("#version\na b\n", f);
@@ -231,7 +232,7 @@ class ClipModelTest : public ::testing::Test {
  protected:
   void SetUp() override {
     state_ = TinyState(config_);
-    path_ = ::testing::TempDir() + "/tiny_clip.pt";
+    path_ = testing::ScratchPath("tiny_clip.pt");
     SaveArchive(state_, path_);
   }
   TinyClip config_;
@@ -323,7 +324,7 @@ TEST_F(ClipModelTest, MissingOrMisshapedParametersAreNamed) {
   SaveArchive(resnet, path_);
   EXPECT_EQ(ClipModel::Load(path_).status().code(), StatusCode::kNotSupported);
 
-  const std::string junk = ::testing::TempDir() + "/junk.pt";
+  const std::string junk = testing::ScratchPath("junk.pt");
   std::FILE* f = std::fopen(junk.c_str(), "w");
   std::fputs("not an archive", f);
   std::fclose(f);
@@ -343,7 +344,7 @@ struct PillowCase {
 // ---------------------------------------------------------------- aesthetic predictor
 
 TEST(AestheticTest, StateDictRoundTripAndTheReleasedArchitecture) {
-  const std::string path = ::testing::TempDir() + "/aesthetic.pth";
+  const std::string path = testing::ScratchPath("aesthetic.pth");
   const auto state = testing::TinyAestheticState(768);
   ASSERT_TRUE(SaveStateDict(state, path).ok());
   auto p = AestheticPredictor::Load(path);
@@ -381,7 +382,7 @@ TEST(AestheticTest, MissingOrMisshapedTensorsAreNamed) {
   EXPECT_NE(shaped.status().message().find("'layers.2.weight' has shape [128, 1000]"),
             std::string::npos)
       << shaped.status().message();
-  const std::string text = ::testing::TempDir() + "/not-a-zip.pth";
+  const std::string text = testing::ScratchPath("not-a-zip.pth");
   {
     std::FILE* f = std::fopen(text.c_str(), "w");
     std::fputs("legacy pickle", f);
