@@ -98,6 +98,7 @@ int Main(int argc, char** argv);
 void RegisterCaptionCommands(std::vector<CommandInfo>* out);
 void RegisterCurateCommands(std::vector<CommandInfo>* out);
 void RegisterDbCommands(std::vector<CommandInfo>* out);
+void RegisterEvalCommands(std::vector<CommandInfo>* out);
 void RegisterMiscCommands(std::vector<CommandInfo>* out);
 void RegisterModelsCommands(std::vector<CommandInfo>* out);
 

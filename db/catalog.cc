@@ -32,7 +32,7 @@ constexpr const char* kVideoColumns =
     "duration_den, has_audio, bit_rate, metadata, ingested_at, updated_at";
 
 constexpr const char* kRunColumns =
-    "id, kind, config, tool_version, started_at, finished_at, status, error, pid, host";
+    "id, kind, config, tool_version, started_at, finished_at, status, error, pid, host, name";
 
 std::string HostName() {
   char buf[256] = {0};
@@ -88,6 +88,7 @@ Result<RunRecord> ReadRun(const Stmt& s) {
   r.error = s.Text(7);
   r.pid = s.Int(8);
   r.host = s.Text(9);
+  r.name = s.Text(10);
   return r;
 }
 
@@ -502,14 +503,16 @@ Result<std::unordered_map<std::string, FileStamp>> Catalog::LoadFileStamps() {
 
 // ---- runs, metrics ----
 
-Result<int64_t> Catalog::BeginRun(std::string_view kind, const Json& config) {
+Result<int64_t> Catalog::BeginRun(std::string_view kind, const Json& config,
+                                  std::string_view name) {
   REEL_ASSIGN_OR_RETURN(
       Stmt s, Stmt::Prepare(db_,
                             "INSERT INTO runs (kind, config, tool_version, started_at, status, "
-                            "pid, host) VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6) RETURNING id"));
+                            "pid, host, name) VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7) "
+                            "RETURNING id"));
   s.Bind(1, kind).Bind(2, config.is_null() ? std::string("{}") : config.Dump());
   s.Bind(3, ToolVersion()).Bind(4, UtcNow()).Bind(5, static_cast<int64_t>(::getpid()));
-  s.Bind(6, HostName());
+  s.Bind(6, HostName()).Bind(7, name);
   REEL_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return Status::Internal("insert returned no id");
   return s.Int(0);
@@ -541,6 +544,18 @@ Status Catalog::FinishRunWithMetrics(int64_t run_id, bool cancelled,
     return FinishRun(run_id, cancelled ? RunStatus::kInterrupted : RunStatus::kOk,
                      cancelled ? "cancelled" : "");
   });
+}
+
+Result<RunRecord> Catalog::FindRunByName(std::string_view kind, std::string_view name) {
+  REEL_ASSIGN_OR_RETURN(Stmt s, Stmt::Prepare(db_, std::string("SELECT ") + kRunColumns +
+                                                       " FROM runs WHERE kind = ?1 AND name = ?2 "
+                                                       "ORDER BY started_at DESC, id DESC LIMIT 1"));
+  s.Bind(1, kind).Bind(2, name);
+  REEL_ASSIGN_OR_RETURN(std::optional<RunRecord> run, ReadOne<RunRecord>(s, ReadRun));
+  if (!run.has_value()) {
+    return Status::NotFound("no " + std::string(kind) + " run named '" + std::string(name) + "'");
+  }
+  return *run;
 }
 
 Result<std::optional<RunRecord>> Catalog::FindRun(int64_t run_id) {
@@ -606,14 +621,14 @@ Result<int64_t> Catalog::ImportRun(const RunRecord& r) {
       Stmt s,
       Stmt::Prepare(db_,
                     "INSERT INTO runs (kind, config, tool_version, started_at, finished_at, "
-                    "status, error, pid, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
-                    "RETURNING id"));
+                    "status, error, pid, host, name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                    "?10) RETURNING id"));
   s.Bind(1, r.kind).Bind(2, r.config.is_null() ? std::string("{}") : r.config.Dump());
   s.Bind(3, r.tool_version).Bind(4, r.started_at);
   sql::BindOptionalText(s, 5, r.finished_at);
   s.Bind(6, RunStatusName(r.status));
   sql::BindOptionalText(s, 7, r.error);
-  s.Bind(8, r.pid).Bind(9, r.host);
+  s.Bind(8, r.pid).Bind(9, r.host).Bind(10, r.name);
   REEL_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return Status::Internal("insert returned no id");
   return s.Int(0);

@@ -243,6 +243,7 @@ Result<RunStatus> ParseRunStatus(std::string_view s);
 struct RunRecord {
   int64_t id = 0;
   std::string kind;  // "ingest", "scan", "eval", "train", ...
+  std::string name;  // a user's name for the run ("baseline-ckpt-20k"); "" when none
   Json config;
   std::string tool_version;
   std::string started_at;
@@ -251,6 +252,34 @@ struct RunRecord {
   std::string error;
   int64_t pid = 0;
   std::string host;
+};
+
+// A video written by a generation run, with what made it.
+struct GenerationRecord {
+  int64_t id = 0;
+  int64_t run_id = 0;
+  std::string path;
+  std::string prompt;
+  std::optional<int64_t> clip_id;     // the clip whose caption was the prompt
+  std::optional<int64_t> caption_id;
+  int64_t seed = 0;
+  std::string checkpoint;
+  Json params = Json::MakeObject();
+  std::string created_at;
+};
+
+// Features of a set of clips cached for reuse (e.g. the real side of FVD), keyed by a
+// digest of everything that determines them.
+struct FeatureSet {
+  std::string key;
+  std::string extractor;  // e.g. "i3d:<sha256>:stylegan-v"
+  std::string source;     // the source spec, for people
+  Json params = Json::MakeObject();
+  int64_t count = 0;
+  int64_t dim = 0;
+  std::vector<float> features;  // count x dim, row-major
+  Json skipped = Json::MakeObject();
+  std::string created_at;
 };
 
 struct MetricRecord {
@@ -291,7 +320,7 @@ struct FileStamp {
 
 class Catalog {
  public:
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   struct Options {
     bool read_only = false;         // open without write access (no upgrade either)
@@ -425,7 +454,9 @@ class Catalog {
 
   // --- runs, metrics ---
   // Records a new run with status kRunning, this process's pid and host.
-  Result<int64_t> BeginRun(std::string_view kind, const Json& config);
+  Result<int64_t> BeginRun(std::string_view kind, const Json& config, std::string_view name = {});
+  // The newest run of `kind` with this name, or NotFound.
+  Result<RunRecord> FindRunByName(std::string_view kind, std::string_view name);
   Status FinishRun(int64_t run_id, RunStatus status, std::string_view error = {});
   // Records `metrics` and finishes the run in one transaction: kInterrupted ("cancelled")
   // when `cancelled`, else kOk.
@@ -442,6 +473,13 @@ class Catalog {
   // merging); returns the id of an identical run already present instead of a copy.
   Result<int64_t> ImportRun(const RunRecord& run);
   Result<std::vector<MetricRecord>> ListMetrics(int64_t run_id);
+
+  // --- generations and cached features ---
+  Result<int64_t> AddGeneration(const GenerationRecord& g);
+  Result<std::vector<GenerationRecord>> ListGenerations(int64_t run_id);
+  Result<std::optional<FeatureSet>> FindFeatureSet(std::string_view key);
+  // Inserts or replaces.
+  Status PutFeatureSet(const FeatureSet& set);
 
   // --- inspection ---
   Result<CatalogStats> Stats();

@@ -224,6 +224,37 @@ ALTER TABLE videos ADD COLUMN sidecar_stamp TEXT NOT NULL DEFAULT '';
 
 ALTER TABLE clips ADD COLUMN aesthetic REAL;
 )sql"},
+
+      {5, "evaluation: run names, generated videos, cached features", R"sql(
+ALTER TABLE runs ADD COLUMN name TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_by_name ON runs(name);
+
+CREATE TABLE generations (
+  id         INTEGER PRIMARY KEY,
+  run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  path       TEXT NOT NULL,
+  prompt     TEXT NOT NULL,
+  clip_id    INTEGER REFERENCES clips(id) ON DELETE SET NULL,
+  caption_id INTEGER REFERENCES captions(id) ON DELETE SET NULL,
+  seed       INTEGER NOT NULL,
+  checkpoint TEXT NOT NULL DEFAULT '',
+  params     TEXT NOT NULL DEFAULT '{}',
+  created_at TEXT NOT NULL,
+  UNIQUE (run_id, path)
+) STRICT;
+
+CREATE TABLE feature_sets (
+  key        TEXT PRIMARY KEY,
+  extractor  TEXT NOT NULL,
+  source     TEXT NOT NULL,
+  params     TEXT NOT NULL DEFAULT '{}',
+  count      INTEGER NOT NULL,
+  dim        INTEGER NOT NULL,
+  features   BLOB NOT NULL,
+  skipped    TEXT NOT NULL DEFAULT '{}',
+  created_at TEXT NOT NULL
+) STRICT;
+)sql"},
   };
   return kMigrations;
 }

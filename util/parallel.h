@@ -1,7 +1,9 @@
 // ProcessInParallel: workers compute, the calling thread consumes.
 //
 // `work(i)` runs for every i in [0, count) on up to `jobs` worker threads; each result is
-// handed to `consume` on the calling thread as soon as it is ready (completion order).
+// handed to `consume` on the calling thread as soon as it is ready (completion order), or
+// in index order when `ordered` is set (for results whose combination must not depend on
+// thread timing, e.g. floating-point sums or batch composition).
 // This is the shape of every batch job in reel: workers decode, hash or score, and the
 // one thread that owns the catalog connection writes. `on_idle` runs on the calling
 // thread when no result has arrived for `idle_seconds` (e.g. to commit a partial batch).
@@ -21,8 +23,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -36,6 +38,12 @@ struct ParallelOptions {
   const std::atomic<bool>* cancel = nullptr;
   double idle_seconds = 1.0;
   std::function<Status()> on_idle;
+  // Workers wait while this many results are ready but not yet consumed (0 = no limit):
+  // bounds memory when results are large and `consume` is the slow side.
+  size_t max_pending = 0;
+  // Consume results in index order 0, 1, 2, ... (a finished result waits for those before
+  // it). The worker holding the next index is never blocked by max_pending.
+  bool ordered = false;
 };
 
 template <typename R>
@@ -46,8 +54,10 @@ Status ProcessInParallel(size_t count, const ParallelOptions& options,
   const int threads = std::max(1, std::min<int>(options.jobs, static_cast<int>(count)));
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<R> ready;    // guarded by mu
-  int running = threads;  // guarded by mu
+  std::condition_variable room;  // a result was taken (max_pending)
+  std::map<size_t, R> ready;     // by index; guarded by mu
+  size_t next_consume = 0;       // ordered: the index consume expects next; guarded by mu
+  int running = threads;         // guarded by mu
   std::atomic<size_t> next{0};
   std::atomic<bool> stop{false};
   auto cancelled = [&] { return options.cancel != nullptr && options.cancel->load(); };
@@ -60,8 +70,14 @@ Status ProcessInParallel(size_t count, const ParallelOptions& options,
         const size_t i = next.fetch_add(1);
         if (i >= count) break;
         R result = work(i);
-        std::lock_guard<std::mutex> lock(mu);
-        ready.push_back(std::move(result));
+        std::unique_lock<std::mutex> lock(mu);
+        if (options.max_pending > 0) {
+          room.wait(lock, [&] {
+            return ready.size() < options.max_pending || stop.load() ||
+                   (options.ordered && i == next_consume);
+          });
+        }
+        ready.emplace(i, std::move(result));
         cv.notify_one();
       }
       std::lock_guard<std::mutex> lock(mu);
@@ -76,16 +92,25 @@ Status ProcessInParallel(size_t count, const ParallelOptions& options,
   auto last_activity = std::chrono::steady_clock::now();
   while (true) {
     std::unique_lock<std::mutex> lock(mu);
+    auto takeable = [&] {
+      return !ready.empty() && (!options.ordered || ready.begin()->first == next_consume);
+    };
     const bool woke =
-        cv.wait_until(lock, last_activity + idle, [&] { return !ready.empty() || running == 0; });
-    if (!ready.empty()) {
-      R result = std::move(ready.front());
-      ready.pop_front();
+        cv.wait_until(lock, last_activity + idle, [&] { return takeable() || running == 0; });
+    if (takeable()) {
+      R result = std::move(ready.begin()->second);
+      ready.erase(ready.begin());
+      ++next_consume;
+      room.notify_all();
       lock.unlock();
       last_activity = std::chrono::steady_clock::now();
       if (status.ok()) {
         status = consume(std::move(result));
-        if (!status.ok()) stop.store(true);
+        if (!status.ok()) {
+          stop.store(true);
+          std::lock_guard<std::mutex> wake(mu);
+          room.notify_all();
+        }
       }
       continue;
     }
@@ -95,7 +120,11 @@ Status ProcessInParallel(size_t count, const ParallelOptions& options,
       last_activity = std::chrono::steady_clock::now();
       if (status.ok() && options.on_idle) {
         status = options.on_idle();
-        if (!status.ok()) stop.store(true);
+        if (!status.ok()) {
+          stop.store(true);
+          std::lock_guard<std::mutex> wake(mu);
+          room.notify_all();
+        }
       }
     }
   }
