@@ -10,8 +10,9 @@
 // Pipeline: worker threads decode each clip, preprocess it for every metric that needs it
 // (protocol resizing, CLIP preprocessing, flicker and optical flow) and hand it to the
 // calling thread, which runs the networks in batches; at most 2 x jobs prepared clips
-// wait at a time, and FVD features go into running sums, so memory does not grow with
-// the number of videos beyond one feature row (400 floats) per clip. The real side's
+// wait at a time, and frames are dropped once their batch has run, so memory does not
+// grow with the number of videos beyond one I3D feature row (400 floats, kept for KVD,
+// bootstrap and the cache: 16 MB for 10k clips) and a few running sums per metric. The real side's
 // I3D features are cached in the catalog under a key made of the detector's SHA-256, the
 // protocol, the clip settings and the exact list of videos (with their sizes and mtimes or
 // content hashes), so evaluating another model against the same reference decodes only

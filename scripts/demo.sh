@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo `make demo` runs: reel makes its own sample videos, then curates them into
 # training clips: ingest, one-pass scan (shot detection + clip signals), captions from the
-# signals (no model needed), dedup, filter, export with an Open-Sora manifest. Rerunning it
-# reuses what is already done.
+# signals (no model needed), dedup, filter, export with an Open-Sora manifest, and the
+# weight-free temporal metrics of the training subset. Rerunning it reuses what is
+# already done.
 #   scripts/demo.sh REEL_BINARY DEMO_DIR
 set -euo pipefail
 reel=${1:?reel binary}
@@ -35,6 +36,11 @@ echo "== 5. near-duplicates, then a training subset"
 echo
 echo "== 6. export the subset (frame-exact, 128 px high) with manifests"
 "$reel" curate export --db "$db" --subset train --out "$dir/clips" --height 128 --jobs "$jobs"
+
+echo
+echo "== 7. temporal metrics of the training subset (no model weights needed)"
+"$reel" eval run --db "$db" --name demo-train --fake "db:$db#train" --frames 16 \
+  --metrics flicker,dynamic-degree,warp-error --jobs "$jobs"
 
 echo
 echo "== the catalog"
