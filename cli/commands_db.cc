@@ -255,15 +255,19 @@ class DbMergeCommand : public Command {
       j["subset_members"] = s.subset_members;
       j["exports"] = s.exports;
       j["runs"] = s.runs;
+      j["generations"] = s.generations;
       std::cout << j.Dump(2) << '\n';
     } else if (!common().quiet) {
-      std::printf("merged %lld catalogs into %s: %lld videos added, %lld updated, %lld scans, "
-                  "%lld clips, %lld captions, %lld subset members, %lld exports, %lld runs\n",
-                  static_cast<long long>(s.inputs), paths_[0].c_str(),
-                  static_cast<long long>(s.videos_added), static_cast<long long>(s.videos_updated),
-                  static_cast<long long>(s.scans), static_cast<long long>(s.clips),
-                  static_cast<long long>(s.captions), static_cast<long long>(s.subset_members),
-                  static_cast<long long>(s.exports), static_cast<long long>(s.runs));
+      std::printf(
+          "merged %lld catalogs into %s: %lld videos added, %lld updated, %lld scans, "
+          "%lld clips, %lld captions, %lld subset members, %lld exports, %lld runs, "
+          "%lld generated videos\n",
+          static_cast<long long>(s.inputs), paths_[0].c_str(),
+          static_cast<long long>(s.videos_added), static_cast<long long>(s.videos_updated),
+          static_cast<long long>(s.scans), static_cast<long long>(s.clips),
+          static_cast<long long>(s.captions), static_cast<long long>(s.subset_members),
+          static_cast<long long>(s.exports), static_cast<long long>(s.runs),
+          static_cast<long long>(s.generations));
     }
     return kExitOk;
   }

@@ -478,6 +478,7 @@ class Catalog {
   Result<int64_t> AddGeneration(const GenerationRecord& g);
   Result<std::vector<GenerationRecord>> ListGenerations(int64_t run_id);
   Result<std::optional<FeatureSet>> FindFeatureSet(std::string_view key);
+  Result<std::vector<std::string>> ListFeatureSetKeys();
   // Inserts or replaces.
   Status PutFeatureSet(const FeatureSet& set);
 

@@ -92,6 +92,17 @@ Result<std::optional<FeatureSet>> Catalog::FindFeatureSet(std::string_view key) 
   });
 }
 
+Result<std::vector<std::string>> Catalog::ListFeatureSetKeys() {
+  REEL_ASSIGN_OR_RETURN(Stmt s, Stmt::Prepare(db_, "SELECT key FROM feature_sets ORDER BY key"));
+  std::vector<std::string> keys;
+  while (true) {
+    REEL_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    keys.push_back(s.Text(0));
+  }
+  return keys;
+}
+
 Status Catalog::PutFeatureSet(const FeatureSet& f) {
   if (static_cast<int64_t>(f.features.size()) != f.count * f.dim) {
     return Status::InvalidArgument("feature set " + f.key + ": size does not match count x dim");

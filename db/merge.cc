@@ -15,6 +15,7 @@ Status CopyFrameData(Catalog& in, int64_t in_id, Catalog& out, int64_t out_id) {
 
 Status MergeOne(Catalog& in, Catalog& out, MergeSummary* s) {
   std::map<int64_t, int64_t> video_map, clip_map, run_map;
+  std::vector<std::pair<int64_t, int64_t>> gen_runs;  // (in run, out run)
 
   // Runs first, so scans can point at them.
   REEL_ASSIGN_OR_RETURN(std::vector<RunRecord> runs, in.ListRuns());
@@ -22,6 +23,7 @@ Status MergeOne(Catalog& in, Catalog& out, MergeSummary* s) {
     REEL_ASSIGN_OR_RETURN(int64_t id, out.ImportRun(r));
     const bool fresh = !out.ListMetrics(id)->size();
     run_map[r.id] = id;
+    gen_runs.emplace_back(r.id, id);
     if (fresh) {
       REEL_ASSIGN_OR_RETURN(std::vector<MetricRecord> metrics, in.ListMetrics(r.id));
       for (const MetricRecord& m : metrics) {
@@ -174,6 +176,45 @@ Status MergeOne(Catalog& in, Catalog& out, MergeSummary* s) {
       REEL_RETURN_IF_ERROR(out.PutClipExport(e));
       ++s->exports;
     }
+  }
+
+  // Generated videos go with their run, by path; clip and caption links follow when those
+  // were merged too.
+  for (const auto& [in_run, out_run] : gen_runs) {
+    REEL_ASSIGN_OR_RETURN(std::vector<GenerationRecord> gens, in.ListGenerations(in_run));
+    if (gens.empty()) continue;
+    REEL_ASSIGN_OR_RETURN(std::vector<GenerationRecord> have, out.ListGenerations(out_run));
+    std::set<std::string> have_paths;
+    for (const GenerationRecord& h : have) have_paths.insert(h.path);
+    for (GenerationRecord g : gens) {
+      if (have_paths.count(g.path)) continue;
+      g.run_id = out_run;
+      std::optional<int64_t> out_clip, out_caption;
+      if (g.clip_id.has_value() && clip_map.count(*g.clip_id)) {
+        out_clip = clip_map[*g.clip_id];
+        if (g.caption_id.has_value()) {
+          REEL_ASSIGN_OR_RETURN(std::vector<CaptionRecord> caps, in.ListCaptions(*g.clip_id));
+          for (const CaptionRecord& k : caps) {
+            if (k.id != *g.caption_id) continue;
+            REEL_ASSIGN_OR_RETURN(auto have, out.FindCaption(*out_clip, k.source, k.model));
+            if (have.has_value()) out_caption = have->id;
+          }
+        }
+      }
+      g.clip_id = out_clip;
+      g.caption_id = out_caption;
+      REEL_RETURN_IF_ERROR(out.AddGeneration(g).status());
+      ++s->generations;
+    }
+  }
+
+  // Cached features are content-addressed: copy the ones the catalog lacks.
+  REEL_ASSIGN_OR_RETURN(std::vector<std::string> keys, in.ListFeatureSetKeys());
+  for (const std::string& key : keys) {
+    REEL_ASSIGN_OR_RETURN(auto have, out.FindFeatureSet(key));
+    if (have.has_value()) continue;
+    REEL_ASSIGN_OR_RETURN(auto set, in.FindFeatureSet(key));
+    if (set.has_value()) REEL_RETURN_IF_ERROR(out.PutFeatureSet(*set));
   }
   return Status::OK();
 }

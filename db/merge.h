@@ -9,7 +9,8 @@
 //   sidecar texts with their video, where the catalog has none
 //   subsets       by name; members are added for the clips they name
 //   clip exports  by (clip, output folder)
-//   runs          by (kind, start time, host, pid), with their metrics
+//   runs          by (kind, start time, host, pid), with their metrics and generated videos
+//   feature sets  by key (content-addressed), where the catalog has none
 // Ids are remapped; duplicate_of links follow. Inputs are opened read-only. All of one
 // input is merged in one transaction.
 //
@@ -36,6 +37,7 @@ struct MergeSummary {
   int64_t subset_members = 0;
   int64_t exports = 0;
   int64_t runs = 0;
+  int64_t generations = 0;
 };
 
 Result<MergeSummary> MergeCatalogs(Catalog& out, const std::vector<std::string>& inputs);

@@ -11,6 +11,7 @@
 
 #include "db/catalog.h"
 #include "db/export.h"
+#include "db/merge.h"
 #include "db/schema.h"
 #include "tests/support/test_support.h"
 #include "util/strings.h"
@@ -81,6 +82,65 @@ VideoRecord SampleVideoRecord(const std::string& path) {
   v.bit_rate = 2500000;
   v.metadata = {{"title", "Harbour"}, {"comment", "a \"quoted\" note"}};
   return v;
+}
+
+// ---------------------------------------------------------------- generations and features
+
+TEST(CatalogTest, GenerationsAndFeatureSetsRoundTripAndMerge) {
+  TempDir dir;
+  int64_t run = 0;
+  {
+    auto c = OpenOrDie(dir.File("shard.db"));
+    run = *c->BeginRun("generate", Json::MakeObject(), "model-a");
+    EXPECT_EQ(c->FindRunByName("generate", "model-a").value().id, run);
+    GenerationRecord g;
+    g.run_id = run;
+    g.path = "out/0.mp4";
+    g.prompt = "a red square moving right";
+    g.seed = 7;
+    g.checkpoint = "ckpt/step-100";
+    ASSERT_TRUE(c->AddGeneration(g).ok());
+    g.path = "out/1.mp4";
+    g.seed = 8;
+    ASSERT_TRUE(c->AddGeneration(g).ok());
+    g.prompt = "replaced";  // same (run, path): updated, not duplicated
+    ASSERT_TRUE(c->AddGeneration(g).ok());
+    auto gens = c->ListGenerations(run);
+    ASSERT_TRUE(gens.ok());
+    ASSERT_EQ(gens->size(), 2u);
+    EXPECT_EQ((*gens)[1].prompt, "replaced");
+    EXPECT_EQ((*gens)[0].seed, 7);
+    ASSERT_TRUE(c->FinishRun(run, RunStatus::kOk).ok());
+
+    FeatureSet f;
+    f.key = "k1";
+    f.extractor = "i3d:abc:stylegan-v";
+    f.source = "videos/";
+    f.count = 2;
+    f.dim = 3;
+    f.features = {1, 2, 3, 4, 5, 6.5f};
+    f.skipped["unreadable"] = 1;
+    ASSERT_TRUE(c->PutFeatureSet(f).ok());
+    f.features.pop_back();
+    EXPECT_EQ(c->PutFeatureSet(f).code(), StatusCode::kInvalidArgument);
+    auto back = c->FindFeatureSet("k1");
+    ASSERT_TRUE(back.ok());
+    ASSERT_TRUE(back->has_value());
+    EXPECT_EQ((*back)->features, (std::vector<float>{1, 2, 3, 4, 5, 6.5f}));
+    EXPECT_EQ((*back)->skipped.Find("unreadable")->as_int(), 1);
+    EXPECT_FALSE(c->FindFeatureSet("k2")->has_value());
+  }
+  // Merged twice: the run, its generated videos and the features arrive once.
+  auto out = OpenOrDie(dir.File("all.db"));
+  for (int i = 0; i < 2; ++i) {
+    auto s = MergeCatalogs(*out, {dir.File("shard.db")});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_EQ(s->generations, i == 0 ? 2 : 0);
+  }
+  auto merged = out->FindRunByName("generate", "model-a");
+  ASSERT_TRUE(merged.ok()) << merged.status().ToString();
+  EXPECT_EQ(out->ListGenerations(merged->id)->size(), 2u);
+  EXPECT_EQ(*out->ListFeatureSetKeys(), std::vector<std::string>{"k1"});
 }
 
 // ---------------------------------------------------------------- open and configure
