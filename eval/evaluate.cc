@@ -61,6 +61,8 @@ struct Side {
   std::string cache_key;
   // clipsim
   double clipsim_video_sum = 0;
+  std::vector<double> clipsim_per_video;          // each video's mean, in index order
+  std::vector<int64_t> clipsim_per_video_frames;  // and its frame count
   int64_t clipsim_videos = 0;
   ClipScoreSum clipsim_pairs;
   int64_t clipsim_no_caption = 0;
@@ -249,6 +251,8 @@ class SideRunner {
           REEL_ASSIGN_OR_RETURN(torch::Tensor text, TextFeature(item.caption));
           const ClipScoreSum s = ClipScoreOfVideo(openai, text);
           side->clipsim_video_sum += s.mean();
+          side->clipsim_per_video.push_back(s.mean());
+          side->clipsim_per_video_frames.push_back(s.frames);
           ++side->clipsim_videos;
           side->clipsim_pairs.sum += s.sum;
           side->clipsim_pairs.frames += s.frames;
@@ -547,6 +551,9 @@ Result<EvalReport> RunEvaluation(Catalog& catalog, const EvalOptions& o) {
     base["real"] = SideDetails(real_side, nr);
     base["fake"]["cached"] = fake_side.from_cache;
     base["real"]["cached"] = real_side.from_cache;
+    // The feature sets in the catalog (for bootstrap comparisons between runs).
+    base["fake"]["features_key"] = fake_side.cache_key;
+    base["real"]["features_key"] = real_side.cache_key;
     if (nf < kRecommendedClips || nr < kRecommendedClips) {
       const std::string w = "FVD from " + std::to_string(nf) + " fake and " + std::to_string(nr) +
                             " real clips: fewer than 256 per side makes it biased upward and "
@@ -599,6 +606,12 @@ Result<EvalReport> RunEvaluation(Catalog& catalog, const EvalOptions& o) {
     extra["mode"] = o.torchmetrics_clipsim ? "torchmetrics" : "reel";
     extra["no_caption"] = fake_side.clipsim_no_caption;
     extra["frames_scored"] = fake_side.clipsim_pairs.frames;
+    // Per-video values, for confidence intervals in `reel eval compare`.
+    Json per_video = Json::MakeArray(), per_video_frames = Json::MakeArray();
+    for (double v : fake_side.clipsim_per_video) per_video.push_back(v);
+    for (int64_t f : fake_side.clipsim_per_video_frames) per_video_frames.push_back(f);
+    extra["per_video"] = per_video;
+    extra["per_video_frames"] = per_video_frames;
     if (o.torchmetrics_clipsim) {
       Json d = SideDetails(fake_side, fake_side.clipsim_videos);
       for (const auto& [k, v] : extra.as_object()) d[k] = v;

@@ -149,36 +149,63 @@ Result<double> KernelDistance(const torch::Tensor& features1, const torch::Tenso
   return total / options.subsets / m;
 }
 
-Result<Interval> BootstrapFrechet(const torch::Tensor& features1, const torch::Tensor& features2,
-                                  bool unbiased, int resamples, uint64_t seed, double level) {
-  if (resamples < 2) return Status::InvalidArgument("bootstrap needs at least 2 resamples");
-  std::mt19937_64 rng(seed);
-  auto resample = [&](const torch::Tensor& f) {
-    std::uniform_int_distribution<int64_t> pick(0, f.size(0) - 1);
-    std::vector<int64_t> idx(static_cast<size_t>(f.size(0)));
-    for (int64_t& i : idx) i = pick(rng);
-    return f.index_select(0, torch::tensor(idx, torch::kLong));
-  };
-  std::vector<double> values;
-  for (int k = 0; k < resamples; ++k) {
-    REEL_ASSIGN_OR_RETURN(double v,
-                          FrechetDistance(resample(features1), resample(features2), unbiased));
-    values.push_back(v);
-  }
+namespace {
+
+torch::Tensor Resample(const torch::Tensor& f, std::mt19937_64& rng) {
+  std::uniform_int_distribution<int64_t> pick(0, f.size(0) - 1);
+  std::vector<int64_t> idx(static_cast<size_t>(f.size(0)));
+  for (int64_t& i : idx) i = pick(rng);
+  return f.index_select(0, torch::tensor(idx, torch::kLong));
+}
+
+}  // namespace
+
+Interval PercentileInterval(std::vector<double> values, double level) {
   std::sort(values.begin(), values.end());
-  // Linear interpolation between order statistics (numpy.percentile's default).
   auto percentile = [&](double q) {
-    const double pos = q * (values.size() - 1);
+    const double pos = q * static_cast<double>(values.size() - 1);
     const size_t lo = static_cast<size_t>(std::floor(pos));
     const size_t hi = std::min(lo + 1, values.size() - 1);
-    return values[lo] + (values[hi] - values[lo]) * (pos - lo);
+    return values[lo] + (values[hi] - values[lo]) * (pos - static_cast<double>(lo));
   };
   Interval out;
   out.low = percentile((1 - level) / 2);
   out.high = percentile(1 - (1 - level) / 2);
-  out.resamples = resamples;
+  out.resamples = static_cast<int>(values.size());
   out.level = level;
   return out;
+}
+
+Result<Interval> BootstrapFrechet(const torch::Tensor& features1, const torch::Tensor& features2,
+                                  bool unbiased, int resamples, uint64_t seed, double level) {
+  if (resamples < 2) return Status::InvalidArgument("bootstrap needs at least 2 resamples");
+  std::mt19937_64 rng(seed);
+  std::vector<double> values;
+  for (int k = 0; k < resamples; ++k) {
+    torch::Tensor a = Resample(features1, rng);
+    torch::Tensor b = Resample(features2, rng);
+    REEL_ASSIGN_OR_RETURN(double v, FrechetDistance(a, b, unbiased));
+    values.push_back(v);
+  }
+  return PercentileInterval(std::move(values), level);
+}
+
+Result<Interval> BootstrapFrechetDifference(const torch::Tensor& candidate,
+                                            const torch::Tensor& baseline,
+                                            const torch::Tensor& real, bool unbiased,
+                                            int resamples, uint64_t seed, double level) {
+  if (resamples < 2) return Status::InvalidArgument("bootstrap needs at least 2 resamples");
+  std::mt19937_64 rng(seed);
+  std::vector<double> values;
+  for (int k = 0; k < resamples; ++k) {
+    torch::Tensor r = Resample(real, rng);
+    torch::Tensor c = Resample(candidate, rng);
+    torch::Tensor b = Resample(baseline, rng);
+    REEL_ASSIGN_OR_RETURN(double fc, FrechetDistance(c, r, unbiased));
+    REEL_ASSIGN_OR_RETURN(double fb, FrechetDistance(b, r, unbiased));
+    values.push_back(fc - fb);
+  }
+  return PercentileInterval(std::move(values), level);
 }
 
 }  // namespace reel

@@ -24,6 +24,7 @@
 #define REEL_EVAL_FRECHET_H_
 
 #include <cstdint>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -75,6 +76,15 @@ struct Interval {
 };
 Result<Interval> BootstrapFrechet(const torch::Tensor& features1, const torch::Tensor& features2,
                                   bool unbiased, int resamples, uint64_t seed, double level = 0.95);
+// Interval of FD(candidate, real) - FD(baseline, real): each resample draws the three sets
+// with replacement independently (the real set once, shared by both distances).
+Result<Interval> BootstrapFrechetDifference(const torch::Tensor& candidate,
+                                            const torch::Tensor& baseline,
+                                            const torch::Tensor& real, bool unbiased,
+                                            int resamples, uint64_t seed, double level = 0.95);
+// The central `level` interval of `values` by linear interpolation between order
+// statistics (numpy.percentile's default). `values` must not be empty.
+Interval PercentileInterval(std::vector<double> values, double level = 0.95);
 
 }  // namespace reel
 

@@ -18,6 +18,8 @@ packages=(
   libcurl4-openssl-dev
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
+  # the browser test of `reel report` (headless, no network)
+  chromium fonts-dejavu-core
 )
 
 missing=()
