@@ -2,8 +2,8 @@
 # The demo `make demo` runs: reel makes its own sample videos, then curates them into
 # training clips: ingest, one-pass scan (shot detection + clip signals), captions from the
 # signals (no model needed), dedup, filter, export with an Open-Sora manifest, and the
-# weight-free temporal metrics of the training subset. Rerunning it reuses what is
-# already done.
+# weight-free temporal metrics of the training subset, and the HTML report. Rerunning it
+# reuses what is already done.
 #   scripts/demo.sh REEL_BINARY DEMO_DIR
 set -euo pipefail
 reel=${1:?reel binary}
@@ -63,3 +63,8 @@ echo
 echo
 echo "Manifest for training: $dir/clips/manifest.csv"
 head -n 3 "$dir/clips/manifest.csv" | cut -c 1-160
+echo
+echo "== 8. the report: leaderboard, charts, dataset card (self-contained HTML)"
+"$reel" report --db "$db" --out "$dir/report" --title "reel demo"
+echo
+echo "Open the report: $dir/report/index.html"
