@@ -11,6 +11,7 @@
 #include "curate/filter.h"
 #include "curate/scan.h"
 #include "db/catalog.h"
+#include "eval/compare.h"
 #include "eval/evaluate.h"
 #include "eval/flow_metrics.h"
 #include "eval/frechet.h"
@@ -161,6 +162,14 @@ TEST_F(EvalTest, FvdOfASetWithItselfIsZeroAndMatchesTheDetectorDirectly) {
   EXPECT_NEAR(Find(*ab, "fvd")->value, want, 1e-9 * std::max(1.0, want));
   KernelDistanceOptions k;
   EXPECT_NEAR(Find(*ab, "kvd")->value, *KernelDistance(*bfeats, *feats, k), 1e-9);
+  // `reel eval compare` finds both runs' features through the stored keys.
+  CompareOptions co;
+  co.bootstrap = 20;
+  auto cmp = CompareRuns(*catalog_, std::to_string(r->run_id), std::to_string(ab->run_id), co);
+  ASSERT_TRUE(cmp.ok()) << cmp.status().ToString();
+  ASSERT_EQ(cmp->metrics[0].name, "fvd");
+  EXPECT_NEAR(cmp->metrics[0].difference, Find(*ab, "fvd")->value - fvd->value, 1e-12);
+  EXPECT_TRUE(cmp->metrics[0].ci_low.has_value()) << cmp->metrics[0].note;
   // Stored: one run per evaluation with one metric row per score.
   auto runs = catalog_->ListRuns("eval");
   ASSERT_TRUE(runs.ok());
