@@ -5,10 +5,12 @@
 #ifndef REEL_NETS_TORCH_COMPAT_H_
 #define REEL_NETS_TORCH_COMPAT_H_
 
+#include <cmath>
+#include <limits>
+#include <string>
+
 #include <torch/torch.h>
 #include <torch/version.h>
-
-#include <string>
 
 namespace reel::compat {
 
@@ -23,8 +25,28 @@ inline std::string TorchVersion() {
          std::to_string(TORCH_VERSION_PATCH);
 }
 
+// softmax(q k^T / sqrt(d)) v over the last two dimensions of [..., L, d] tensors; `mask`
+// (optional) is boolean, broadcastable to [..., Lq, Lk], true where attention is allowed
+// (every query row needs at least one true). libtorch 2.x runs its fused kernels (flash
+// or memory-efficient attention on CUDA); 1.13 has none, so it is written out.
+inline torch::Tensor Attention(const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const torch::Tensor& mask = {}) {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::scaled_dot_product_attention(
+      q, k, v, mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt);
+#else
+  torch::Tensor s =
+      torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
+  if (mask.defined())
+    s = s.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+  return torch::matmul(torch::softmax(s, -1), v);
+#endif
+}
+
 // Whether CUDA can be used by this build on this machine.
-inline bool CudaAvailable() { return torch::cuda::is_available(); }
+inline bool CudaAvailable() {
+  return torch::cuda::is_available();
+}
 
 }  // namespace reel::compat
 

@@ -1,0 +1,214 @@
+#include "generate/config.h"
+
+#include <type_traits>
+
+namespace reel::gen {
+
+std::string_view AttentionModeName(AttentionMode m) {
+  switch (m) {
+    case AttentionMode::kFull:
+      return "full";
+    case AttentionMode::kFactorized:
+      return "factorized";
+    case AttentionMode::kAuto:
+      return "auto";
+  }
+  return "?";
+}
+
+std::vector<std::string> ModelConfig::Names() {
+  return {"cpu-tiny", "cpu-small", "h100-b"};
+}
+
+Result<ModelConfig> ModelConfig::Named(std::string_view name) {
+  ModelConfig c;
+  c.name = std::string(name);
+  if (name == "cpu-tiny") return c;
+  if (name == "cpu-small") {
+    c.clip = {17, 64, 64, 8};
+    c.vae.base_channels = 24;
+    c.text.vocab_size = 1024;
+    c.text.max_tokens = 32;
+    c.text.width = 96;
+    c.dit.width = 192;
+    c.dit.depth = 6;
+    c.dit.heads = 6;
+    return c;
+  }
+  if (name == "h100-b") {
+    c.clip = {17, 256, 256, 8};
+    c.vae.base_channels = 64;
+    c.vae.channel_mult = {1, 2, 4, 4};
+    c.vae.layers_per_level = 2;
+    c.vae.latent_channels = 16;
+    c.vae.norm_groups = 32;
+    c.text.vocab_size = 8192;
+    c.text.max_tokens = 64;
+    c.text.width = 512;
+    c.text.depth = 6;
+    c.text.heads = 8;
+    c.dit.width = 768;
+    c.dit.depth = 12;
+    c.dit.heads = 12;
+    return c;
+  }
+  std::string names;
+  for (const std::string& n : Names()) names += (names.empty() ? "" : ", ") + n;
+  return Status::InvalidArgument("unknown model configuration '" + std::string(name) +
+                                 "' (known: " + names + ")");
+}
+
+Status ModelConfig::Validate() const {
+  auto bad = [](const std::string& what) {
+    return Status::InvalidArgument("model configuration: " + what);
+  };
+  if (clip.frames < 1 || (clip.frames - 1) % 4 != 0) {
+    return bad("clip.frames must be 1 + 4k (1, 5, 9, 13, 17, ...), not " +
+               std::to_string(clip.frames));
+  }
+  if (dit.patch_size < 1) return bad("dit.patch_size must be at least 1");
+  const int unit = 8 * dit.patch_size;
+  if (clip.height < unit || clip.height % unit != 0 || clip.width < unit ||
+      clip.width % unit != 0) {
+    return bad("clip height and width must be positive multiples of " + std::to_string(unit) +
+               " (8 x patch size), not " + std::to_string(clip.width) + "x" +
+               std::to_string(clip.height));
+  }
+  if (clip.fps < 1) return bad("clip.fps must be positive");
+  if (vae.channel_mult.size() != 4)
+    return bad("vae.channel_mult must have 4 levels (8x space, 4x time)");
+  for (int m : vae.channel_mult) {
+    if (m < 1) return bad("vae.channel_mult entries must be positive");
+    if ((vae.base_channels * m) % vae.norm_groups != 0) {
+      return bad("vae channels (" + std::to_string(vae.base_channels * m) +
+                 ") must be divisible by vae.norm_groups (" + std::to_string(vae.norm_groups) +
+                 ")");
+    }
+  }
+  if (vae.latent_channels < 1 || vae.layers_per_level < 1)
+    return bad("vae latent_channels and layers_per_level must be positive");
+  if (vae.kl_weight < 0) return bad("vae.kl_weight must be >= 0");
+  if (text.vocab_size < 260)
+    return bad("text.vocab_size must be at least 260 (bytes and special tokens)");
+  if (text.max_tokens < 2) return bad("text.max_tokens must be at least 2");
+  if (text.width < 8 || text.heads < 1 || text.width % text.heads != 0 || text.depth < 1) {
+    return bad("text.width must be a multiple of text.heads, depth >= 1");
+  }
+  if (dit.depth < 1 || dit.heads < 1 || dit.width % dit.heads != 0) {
+    return bad("dit.width (" + std::to_string(dit.width) + ") must be a multiple of dit.heads (" +
+               std::to_string(dit.heads) + ")");
+  }
+  const int head_dim = dit.width / dit.heads;
+  // 3D rotary positions split the head dimension into time, height and width parts, each even.
+  if (head_dim % 16 != 0) {
+    return bad("dit head dimension (width / heads = " + std::to_string(head_dim) +
+               ") must be a multiple of 16 for 3D rotary positions");
+  }
+  if (dit.mlp_ratio <= 0) return bad("dit.mlp_ratio must be positive");
+  return Status::OK();
+}
+
+Json ModelConfig::ToJson() const {
+  Json j = Json::MakeObject();
+  j["name"] = name;
+  Json v = Json::MakeObject();
+  v["in_channels"] = vae.in_channels;
+  v["base_channels"] = vae.base_channels;
+  Json mult = Json::MakeArray();
+  for (int m : vae.channel_mult) mult.push_back(m);
+  v["channel_mult"] = mult;
+  v["layers_per_level"] = vae.layers_per_level;
+  v["latent_channels"] = vae.latent_channels;
+  v["norm_groups"] = vae.norm_groups;
+  v["kl_weight"] = vae.kl_weight;
+  j["vae"] = v;
+  Json t = Json::MakeObject();
+  t["vocab_size"] = text.vocab_size;
+  t["max_tokens"] = text.max_tokens;
+  t["width"] = text.width;
+  t["depth"] = text.depth;
+  t["heads"] = text.heads;
+  j["text"] = t;
+  Json d = Json::MakeObject();
+  d["width"] = dit.width;
+  d["depth"] = dit.depth;
+  d["heads"] = dit.heads;
+  d["patch_size"] = dit.patch_size;
+  d["mlp_ratio"] = dit.mlp_ratio;
+  d["attention"] = std::string(AttentionModeName(dit.attention));
+  d["full_attention_max_tokens"] = dit.full_attention_max_tokens;
+  j["dit"] = d;
+  Json c = Json::MakeObject();
+  c["frames"] = clip.frames;
+  c["height"] = clip.height;
+  c["width"] = clip.width;
+  c["fps"] = clip.fps;
+  j["clip"] = c;
+  return j;
+}
+
+Result<ModelConfig> ModelConfig::FromJson(const Json& j) {
+  if (!j.is_object()) return Status::InvalidArgument("model configuration: not a JSON object");
+  ModelConfig c;
+  // Start from the named configuration when there is one, so older files gain new fields.
+  if (const Json* n = j.Find("name"); n != nullptr && n->is_string()) {
+    auto named = Named(n->as_string());
+    if (named.ok()) c = *named;
+    c.name = n->as_string();
+  }
+  auto num = [](const Json& o, const char* key, auto* out) {
+    if (const Json* x = o.Find(key); x != nullptr && x->is_number()) {
+      *out = static_cast<std::remove_pointer_t<decltype(out)>>(x->as_double());
+    }
+  };
+  if (const Json* v = j.Find("vae"); v != nullptr) {
+    num(*v, "in_channels", &c.vae.in_channels);
+    num(*v, "base_channels", &c.vae.base_channels);
+    if (const Json* m = v->Find("channel_mult"); m != nullptr && m->is_array()) {
+      c.vae.channel_mult.clear();
+      for (const Json& x : m->as_array())
+        c.vae.channel_mult.push_back(static_cast<int>(x.as_int()));
+    }
+    num(*v, "layers_per_level", &c.vae.layers_per_level);
+    num(*v, "latent_channels", &c.vae.latent_channels);
+    num(*v, "norm_groups", &c.vae.norm_groups);
+    num(*v, "kl_weight", &c.vae.kl_weight);
+  }
+  if (const Json* t = j.Find("text"); t != nullptr) {
+    num(*t, "vocab_size", &c.text.vocab_size);
+    num(*t, "max_tokens", &c.text.max_tokens);
+    num(*t, "width", &c.text.width);
+    num(*t, "depth", &c.text.depth);
+    num(*t, "heads", &c.text.heads);
+  }
+  if (const Json* d = j.Find("dit"); d != nullptr) {
+    num(*d, "width", &c.dit.width);
+    num(*d, "depth", &c.dit.depth);
+    num(*d, "heads", &c.dit.heads);
+    num(*d, "patch_size", &c.dit.patch_size);
+    num(*d, "mlp_ratio", &c.dit.mlp_ratio);
+    num(*d, "full_attention_max_tokens", &c.dit.full_attention_max_tokens);
+    if (const Json* a = d->Find("attention"); a != nullptr && a->is_string()) {
+      const std::string& s = a->as_string();
+      if (s == "full")
+        c.dit.attention = AttentionMode::kFull;
+      else if (s == "factorized")
+        c.dit.attention = AttentionMode::kFactorized;
+      else if (s == "auto")
+        c.dit.attention = AttentionMode::kAuto;
+      else
+        return Status::InvalidArgument(
+            "model configuration: dit.attention must be full, factorized or auto, not '" + s + "'");
+    }
+  }
+  if (const Json* k = j.Find("clip"); k != nullptr) {
+    num(*k, "frames", &c.clip.frames);
+    num(*k, "height", &c.clip.height);
+    num(*k, "width", &c.clip.width);
+    num(*k, "fps", &c.clip.fps);
+  }
+  REEL_RETURN_IF_ERROR(c.Validate());
+  return c;
+}
+
+}  // namespace reel::gen

@@ -1,0 +1,231 @@
+#include "generate/dit.h"
+
+#include <cmath>
+
+#include "nets/torch_compat.h"
+
+namespace reel::gen {
+namespace {
+
+class RmsNormImpl : public torch::nn::Module {
+ public:
+  explicit RmsNormImpl(int dim) { weight_ = register_parameter("weight", torch::ones({dim})); }
+  torch::Tensor forward(const torch::Tensor& x) {
+    const torch::Tensor xf = x.to(torch::kFloat);
+    return (xf * torch::rsqrt(xf.pow(2).mean(-1, true) + 1e-6)).to(x.scalar_type()) * weight_;
+  }
+
+ private:
+  torch::Tensor weight_;
+};
+TORCH_MODULE(RmsNorm);
+
+torch::Tensor Modulate(const torch::Tensor& x, const torch::Tensor& shift,
+                       const torch::Tensor& scale) {
+  return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1);
+}
+
+struct Grid {
+  int64_t t, h, w;
+};
+
+}  // namespace
+
+class DitBlockImpl : public torch::nn::Module {
+ public:
+  DitBlockImpl(int width, int heads, double mlp_ratio, int text_width) : heads_(heads) {
+    const int hidden = static_cast<int>(width * mlp_ratio);
+    norm1_ = register_module(
+        "norm1", torch::nn::LayerNorm(
+                     torch::nn::LayerNormOptions({width}).elementwise_affine(false).eps(1e-6)));
+    qkv_ = register_module("qkv", torch::nn::Linear(width, 3 * width));
+    q_norm_ = register_module("q_norm", RmsNorm(width / heads));
+    k_norm_ = register_module("k_norm", RmsNorm(width / heads));
+    proj_ = register_module("proj", torch::nn::Linear(width, width));
+    norm_cross_ = register_module(
+        "norm_cross", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(1e-6)));
+    cross_q_ = register_module("cross_q", torch::nn::Linear(width, width));
+    cross_kv_ = register_module("cross_kv", torch::nn::Linear(text_width, 2 * width));
+    cross_q_norm_ = register_module("cross_q_norm", RmsNorm(width / heads));
+    cross_k_norm_ = register_module("cross_k_norm", RmsNorm(width / heads));
+    cross_proj_ = register_module("cross_proj", torch::nn::Linear(width, width));
+    norm2_ = register_module(
+        "norm2", torch::nn::LayerNorm(
+                     torch::nn::LayerNormOptions({width}).elementwise_affine(false).eps(1e-6)));
+    fc1_ = register_module("fc1", torch::nn::Linear(width, hidden));
+    fc2_ = register_module("fc2", torch::nn::Linear(hidden, width));
+    ada_ = register_module("ada", torch::nn::Linear(width, 6 * width));
+    torch::NoGradGuard g;
+    ada_->weight.zero_();
+    ada_->bias.zero_();
+  }
+
+  // x [B, N, D]; c [B, D]; mode: 0 full, 1 spatial (within frames), 2 temporal.
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& c, const torch::Tensor& text,
+                        const torch::Tensor& text_mask, const torch::Tensor& cos,
+                        const torch::Tensor& sin, int mode, int64_t frames) {
+    const auto mod = ada_(torch::silu(c)).chunk(6, 1);
+    x = x + mod[2].unsqueeze(1) *
+                SelfAttention(Modulate(norm1_(x), mod[0], mod[1]), cos, sin, mode, frames);
+    x = x + CrossAttention(norm_cross_(x), text, text_mask);
+    x = x +
+        mod[5].unsqueeze(1) * fc2_(torch::gelu(fc1_(Modulate(norm2_(x), mod[3], mod[4])), "tanh"));
+    return x;
+  }
+
+ private:
+  torch::Tensor SelfAttention(const torch::Tensor& x, const torch::Tensor& cos,
+                              const torch::Tensor& sin, int mode, int64_t frames) {
+    const int64_t b = x.size(0), n = x.size(1), d = x.size(2), hd = d / heads_;
+    auto qkv = qkv_(x).view({b, n, 3, heads_, hd}).permute({2, 0, 3, 1, 4});  // [3, B, H, N, hd]
+    torch::Tensor q = ApplyRope(q_norm_(qkv[0]), cos, sin);
+    torch::Tensor k = ApplyRope(k_norm_(qkv[1]), cos, sin);
+    torch::Tensor v = qkv[2];
+    torch::Tensor out;
+    if (mode == 0) {
+      out = compat::Attention(q, k, v);
+    } else {
+      const int64_t s = n / frames;
+      auto split = [&](const torch::Tensor& y) {  // [B, H, T*S, hd]
+        torch::Tensor z = y.view({b, heads_, frames, s, hd});
+        if (mode == 1) return z.permute({0, 2, 1, 3, 4}).reshape({b * frames, heads_, s, hd});
+        return z.permute({0, 3, 1, 2, 4}).reshape({b * s, heads_, frames, hd});
+      };
+      torch::Tensor o = compat::Attention(split(q), split(k), split(v));
+      if (mode == 1) {
+        out =
+            o.view({b, frames, heads_, s, hd}).permute({0, 2, 1, 3, 4}).reshape({b, heads_, n, hd});
+      } else {
+        out =
+            o.view({b, s, heads_, frames, hd}).permute({0, 2, 3, 1, 4}).reshape({b, heads_, n, hd});
+      }
+    }
+    return proj_(out.transpose(1, 2).reshape({b, n, d}));
+  }
+
+  torch::Tensor CrossAttention(const torch::Tensor& x, const torch::Tensor& text,
+                               const torch::Tensor& mask) {
+    const int64_t b = x.size(0), n = x.size(1), d = x.size(2), hd = d / heads_, l = text.size(1);
+    torch::Tensor q = cross_q_norm_(cross_q_(x).view({b, n, heads_, hd}).transpose(1, 2));
+    auto kv = cross_kv_(text).view({b, l, 2, heads_, hd}).permute({2, 0, 3, 1, 4});
+    torch::Tensor k = cross_k_norm_(kv[0]);
+    torch::Tensor o = compat::Attention(q, k, kv[1], mask.view({b, 1, 1, l}));
+    return cross_proj_(o.transpose(1, 2).reshape({b, n, d}));
+  }
+
+  int heads_;
+  torch::nn::LayerNorm norm1_{nullptr}, norm_cross_{nullptr}, norm2_{nullptr};
+  torch::nn::Linear qkv_{nullptr}, proj_{nullptr}, cross_q_{nullptr}, cross_kv_{nullptr},
+      cross_proj_{nullptr}, fc1_{nullptr}, fc2_{nullptr}, ada_{nullptr};
+  RmsNorm q_norm_{nullptr}, k_norm_{nullptr}, cross_q_norm_{nullptr}, cross_k_norm_{nullptr};
+};
+TORCH_MODULE(DitBlock);
+
+torch::Tensor TimestepFeatures(const torch::Tensor& t, int dim) {
+  const int half = dim / 2;
+  const torch::Tensor freqs =
+      torch::exp(-std::log(10000.0) * torch::arange(half, t.options().dtype(torch::kFloat)) / half);
+  const torch::Tensor args = (t.to(torch::kFloat) * 1000.0).unsqueeze(1) * freqs.unsqueeze(0);
+  return torch::cat({torch::cos(args), torch::sin(args)}, 1);
+}
+
+std::pair<torch::Tensor, torch::Tensor> Rope3d(int64_t t, int64_t h, int64_t w, int head_dim,
+                                               torch::Device device) {
+  const int dt = head_dim / 4, dh = (head_dim - dt) / 2, dw = head_dim - dt - dh;
+  auto axis = [&](int64_t n, int d) {  // [n, d/2]
+    const torch::Tensor inv = 1.0 / torch::pow(10000.0, torch::arange(0, d, 2, torch::kDouble) / d);
+    return torch::outer(torch::arange(n, torch::kDouble), inv);
+  };
+  const torch::Tensor at = axis(t, dt), ah = axis(h, dh), aw = axis(w, dw);
+  // Token order: t-major, then h, then w.
+  torch::Tensor angles = torch::cat({at.view({t, 1, 1, -1}).expand({t, h, w, dt / 2}),
+                                     ah.view({1, h, 1, -1}).expand({t, h, w, dh / 2}),
+                                     aw.view({1, 1, w, -1}).expand({t, h, w, dw / 2})},
+                                    3)
+                             .reshape({t * h * w, head_dim / 2});
+  return {torch::cos(angles).to(torch::kFloat).to(device),
+          torch::sin(angles).to(torch::kFloat).to(device)};
+}
+
+torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos,
+                        const torch::Tensor& sin) {
+  auto sizes = x.sizes().vec();
+  sizes.back() /= 2;
+  sizes.push_back(2);
+  const torch::Tensor pairs = x.view(sizes);
+  const torch::Tensor x1 = pairs.select(-1, 0), x2 = pairs.select(-1, 1);
+  const torch::Tensor c = cos.to(x.scalar_type()), s = sin.to(x.scalar_type());
+  return torch::stack({x1 * c - x2 * s, x1 * s + x2 * c}, -1).flatten(-2);
+}
+
+DiffusionTransformerImpl::DiffusionTransformerImpl(const DitConfig& config, int latent_channels,
+                                                   int text_width)
+    : config_(config), latent_channels_(latent_channels) {
+  const int d = config.width, p = config.patch_size;
+  patch_embed_ = register_module("patch_embed", torch::nn::Linear(latent_channels * p * p, d));
+  time_mlp_ = register_module(
+      "time_mlp",
+      torch::nn::Sequential(torch::nn::Linear(256, d), torch::nn::SiLU(), torch::nn::Linear(d, d)));
+  text_proj_ = register_module("text_proj", torch::nn::Linear(text_width, text_width));
+  blocks_ = register_module("blocks", torch::nn::ModuleList());
+  for (int i = 0; i < config.depth; ++i)
+    blocks_->push_back(DitBlock(d, config.heads, config.mlp_ratio, text_width));
+  final_norm_ = register_module(
+      "final_norm",
+      torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}).elementwise_affine(false).eps(1e-6)));
+  final_mod_ = register_module("final_mod", torch::nn::Linear(d, 2 * d));
+  final_out_ = register_module("final_out", torch::nn::Linear(d, latent_channels * p * p));
+  torch::NoGradGuard g;
+  for (auto& m : {final_mod_, final_out_}) {
+    m->weight.zero_();
+    m->bias.zero_();
+  }
+}
+
+bool DiffusionTransformerImpl::Factorized(int64_t tokens) const {
+  switch (config_.attention) {
+    case AttentionMode::kFull:
+      return false;
+    case AttentionMode::kFactorized:
+      return true;
+    case AttentionMode::kAuto:
+      return tokens > config_.full_attention_max_tokens;
+  }
+  return false;
+}
+
+torch::Tensor DiffusionTransformerImpl::forward(const torch::Tensor& latent, const torch::Tensor& t,
+                                                const torch::Tensor& text,
+                                                const torch::Tensor& text_mask) {
+  const int64_t b = latent.size(0), c = latent.size(1), ft = latent.size(2), h = latent.size(3),
+                w = latent.size(4);
+  const int64_t p = config_.patch_size;
+  TORCH_CHECK(c == latent_channels_, "latent has ", c, " channels, the model expects ",
+              latent_channels_);
+  TORCH_CHECK(h % p == 0 && w % p == 0,
+              "latent height and width must be multiples of the patch size ", p);
+  const int64_t gh = h / p, gw = w / p, n = ft * gh * gw;
+  // [B, C, T, gh, p, gw, p] -> [B, T, gh, gw, C, p, p] -> tokens
+  torch::Tensor x = latent.reshape({b, c, ft, gh, p, gw, p})
+                        .permute({0, 2, 3, 5, 1, 4, 6})
+                        .reshape({b, n, c * p * p});
+  x = patch_embed_(x);
+  const torch::Tensor cond = time_mlp_->forward(TimestepFeatures(t, 256).to(x.scalar_type()));
+  const torch::Tensor txt = text_proj_(text);
+  auto [cos, sin] = Rope3d(ft, gh, gw, config_.width / config_.heads, x.device());
+  const bool factorized = Factorized(n);
+  int index = 0;
+  for (const auto& block : *blocks_) {
+    const int mode = factorized ? (index % 2 == 0 ? 1 : 2) : 0;
+    x = block->as<DitBlockImpl>()->forward(x, cond, txt, text_mask, cos, sin, mode, ft);
+    ++index;
+  }
+  const auto fm = final_mod_(torch::silu(cond)).chunk(2, 1);
+  x = final_out_(Modulate(final_norm_(x), fm[0], fm[1]));
+  // tokens -> [B, C, T, H, W]
+  return x.reshape({b, ft, gh, gw, c, p, p})
+      .permute({0, 4, 1, 2, 5, 3, 6})
+      .reshape({b, c, ft, h, w});
+}
+
+}  // namespace reel::gen

@@ -1,0 +1,296 @@
+#include "generate/vae.h"
+
+#include <algorithm>
+
+namespace reel::gen {
+namespace {
+
+namespace F = torch::nn::functional;
+
+// GroupNorm on every frame separately, so statistics never mix time steps.
+torch::Tensor FrameNorm(torch::nn::GroupNorm& norm, const torch::Tensor& x) {
+  const int64_t b = x.size(0), c = x.size(1), t = x.size(2), h = x.size(3), w = x.size(4);
+  torch::Tensor y = x.permute({0, 2, 1, 3, 4}).reshape({b * t, c, h, w});
+  y = norm(y);
+  return y.reshape({b, t, c, h, w}).permute({0, 2, 1, 3, 4});
+}
+
+class ResBlockImpl : public torch::nn::Module {
+ public:
+  ResBlockImpl(int in, int out, int groups) {
+    norm1_ = register_module(
+        "norm1", torch::nn::GroupNorm(torch::nn::GroupNormOptions(groups, in).eps(1e-6)));
+    conv1_ = register_module("conv1", CausalConv3d(in, out, 3, 3));
+    norm2_ = register_module(
+        "norm2", torch::nn::GroupNorm(torch::nn::GroupNormOptions(groups, out).eps(1e-6)));
+    conv2_ = register_module("conv2", CausalConv3d(out, out, 3, 3));
+    if (in != out) skip_ = register_module("skip", CausalConv3d(in, out, 1, 1));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    torch::Tensor h = conv1_(torch::silu(FrameNorm(norm1_, x)));
+    h = conv2_(torch::silu(FrameNorm(norm2_, h)));
+    return (skip_ ? skip_(x) : x) + h;
+  }
+
+ private:
+  torch::nn::GroupNorm norm1_{nullptr}, norm2_{nullptr};
+  CausalConv3d conv1_{nullptr}, conv2_{nullptr}, skip_{nullptr};
+};
+TORCH_MODULE(ResBlock);
+
+// Spatial /2 (strided causal conv) and optionally temporal /2 (even frames of the output,
+// counted globally so that streaming chunks pick the same frames as one pass).
+class DownImpl : public torch::nn::Module {
+ public:
+  DownImpl(int ch, bool time) : time_(time) {
+    conv_ = register_module("conv", CausalConv3d(ch, ch, 3, 3, 2));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    torch::Tensor y = conv_(x);
+    if (!time_) return y;
+    const int64_t t = y.size(2);
+    std::vector<int64_t> keep;
+    for (int64_t i = 0; i < t; ++i) {
+      if ((seen_ + i) % 2 == 0) keep.push_back(i);
+    }
+    if (streaming_) seen_ += t;
+    return y.index_select(
+        2, torch::tensor(keep, torch::TensorOptions().dtype(torch::kLong).device(y.device())));
+  }
+  void SetStreaming(bool on) {
+    streaming_ = on;
+    seen_ = 0;
+  }
+
+ private:
+  CausalConv3d conv_{nullptr};
+  bool time_;
+  bool streaming_ = false;
+  int64_t seen_ = 0;
+};
+TORCH_MODULE(Down);
+
+// Spatial x2 (nearest) and optionally temporal x2 (frame 0 once, later frames twice),
+// then a causal conv.
+class UpImpl : public torch::nn::Module {
+ public:
+  UpImpl(int ch, bool time) : time_(time) {
+    conv_ = register_module("conv", CausalConv3d(ch, ch, 3, 3));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    if (time_) {
+      const int64_t t = x.size(2);
+      std::vector<int64_t> idx;
+      for (int64_t i = 0; i < t; ++i) {
+        idx.push_back(i);
+        if (seen_ + i > 0) idx.push_back(i);
+      }
+      if (streaming_) seen_ += t;
+      x = x.index_select(
+          2, torch::tensor(idx, torch::TensorOptions().dtype(torch::kLong).device(x.device())));
+    }
+    x = x.repeat_interleave(2, 3).repeat_interleave(2, 4);
+    return conv_(x);
+  }
+  void SetStreaming(bool on) {
+    streaming_ = on;
+    seen_ = 0;
+  }
+
+ private:
+  CausalConv3d conv_{nullptr};
+  bool time_;
+  bool streaming_ = false;
+  int64_t seen_ = 0;
+};
+TORCH_MODULE(Up);
+
+}  // namespace
+
+// ------------------------------------------------------------------ CausalConv3d
+
+CausalConv3dImpl::CausalConv3dImpl(int in, int out, int kt, int ks, int spatial_stride) : kt_(kt) {
+  conv_ = register_module("conv", torch::nn::Conv3d(torch::nn::Conv3dOptions(in, out, {kt, ks, ks})
+                                                        .stride({1, spatial_stride, spatial_stride})
+                                                        .padding({0, ks / 2, ks / 2})));
+}
+
+torch::Tensor CausalConv3dImpl::forward(torch::Tensor x) {
+  if (kt_ > 1) {
+    torch::Tensor past = streaming_ && cache_.defined()
+                             ? cache_
+                             : x.narrow(2, 0, 1).expand({-1, -1, kt_ - 1, -1, -1});
+    x = torch::cat({past, x}, 2);
+    if (streaming_) cache_ = x.narrow(2, x.size(2) - (kt_ - 1), kt_ - 1).detach();
+  }
+  return conv_(x);
+}
+
+void CausalConv3dImpl::SetStreaming(bool on) {
+  streaming_ = on;
+  cache_ = torch::Tensor();
+}
+
+// ------------------------------------------------------------------ encoder / decoder
+
+class VaeEncoderImpl : public torch::nn::Module {
+ public:
+  explicit VaeEncoderImpl(const VaeConfig& c) {
+    int ch = c.base_channels * c.channel_mult[0];
+    conv_in_ = register_module("conv_in", CausalConv3d(c.in_channels, ch, 3, 3));
+    blocks_ = register_module("blocks", torch::nn::Sequential());
+    for (size_t level = 0; level < c.channel_mult.size(); ++level) {
+      const int out = c.base_channels * c.channel_mult[level];
+      for (int i = 0; i < c.layers_per_level; ++i) {
+        blocks_->push_back(ResBlock(ch, out, c.norm_groups));
+        ch = out;
+      }
+      if (level + 1 < c.channel_mult.size()) blocks_->push_back(Down(ch, /*time=*/level < 2));
+    }
+    blocks_->push_back(ResBlock(ch, ch, c.norm_groups));
+    norm_out_ = register_module(
+        "norm_out", torch::nn::GroupNorm(torch::nn::GroupNormOptions(c.norm_groups, ch).eps(1e-6)));
+    conv_out_ = register_module("conv_out", CausalConv3d(ch, 2 * c.latent_channels, 3, 3));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    torch::Tensor h = blocks_->forward(conv_in_(x));
+    return conv_out_(torch::silu(FrameNorm(norm_out_, h)));
+  }
+
+ private:
+  CausalConv3d conv_in_{nullptr}, conv_out_{nullptr};
+  torch::nn::Sequential blocks_{nullptr};
+  torch::nn::GroupNorm norm_out_{nullptr};
+};
+
+class VaeDecoderImpl : public torch::nn::Module {
+ public:
+  explicit VaeDecoderImpl(const VaeConfig& c) {
+    const size_t levels = c.channel_mult.size();
+    int ch = c.base_channels * c.channel_mult[levels - 1];
+    conv_in_ = register_module("conv_in", CausalConv3d(c.latent_channels, ch, 3, 3));
+    blocks_ = register_module("blocks", torch::nn::Sequential());
+    blocks_->push_back(ResBlock(ch, ch, c.norm_groups));
+    for (size_t k = 0; k < levels; ++k) {
+      const size_t level = levels - 1 - k;
+      const int out = c.base_channels * c.channel_mult[level];
+      for (int i = 0; i < c.layers_per_level; ++i) {
+        blocks_->push_back(ResBlock(ch, out, c.norm_groups));
+        ch = out;
+      }
+      // Mirrors the encoder: level l was followed by a down step (temporal for l < 2).
+      if (level > 0) blocks_->push_back(Up(ch, /*time=*/level - 1 < 2));
+    }
+    norm_out_ = register_module(
+        "norm_out", torch::nn::GroupNorm(torch::nn::GroupNormOptions(c.norm_groups, ch).eps(1e-6)));
+    conv_out_ = register_module("conv_out", CausalConv3d(ch, c.in_channels, 3, 3));
+  }
+  torch::Tensor forward(const torch::Tensor& z) {
+    torch::Tensor h = blocks_->forward(conv_in_(z));
+    return conv_out_(torch::silu(FrameNorm(norm_out_, h)));
+  }
+
+ private:
+  CausalConv3d conv_in_{nullptr}, conv_out_{nullptr};
+  torch::nn::Sequential blocks_{nullptr};
+  torch::nn::GroupNorm norm_out_{nullptr};
+};
+
+// ------------------------------------------------------------------ VideoVae
+
+VideoVaeImpl::VideoVaeImpl(const VaeConfig& config) : config_(config) {
+  encoder_ = register_module("encoder", std::make_shared<VaeEncoderImpl>(config));
+  decoder_ = register_module("decoder", std::make_shared<VaeDecoderImpl>(config));
+  latent_mean_ = register_buffer("latent_mean", torch::zeros({config.latent_channels}));
+  latent_std_ = register_buffer("latent_std", torch::ones({config.latent_channels}));
+}
+
+std::pair<torch::Tensor, torch::Tensor> VideoVaeImpl::Encode(const torch::Tensor& video) {
+  torch::Tensor moments = encoder_->forward(video);
+  auto parts = moments.chunk(2, 1);
+  return {parts[0], parts[1].clamp(-30.0, 20.0)};
+}
+
+torch::Tensor VideoVaeImpl::Decode(const torch::Tensor& latent) {
+  return decoder_->forward(latent);
+}
+
+VaeLoss VideoVaeImpl::Loss(const torch::Tensor& video, torch::Tensor* reconstruction) {
+  auto [mean, logvar] = Encode(video);
+  torch::Tensor z =
+      is_training() ? mean + torch::exp(0.5 * logvar) * torch::randn_like(mean) : mean;
+  torch::Tensor rec = Decode(z);
+  VaeLoss l;
+  l.l1 = (rec - video).abs().mean();
+  l.kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean();
+  l.total = l.l1 + config_.kl_weight * l.kl;
+  if (reconstruction != nullptr) *reconstruction = rec;
+  return l;
+}
+
+torch::Tensor VideoVaeImpl::EncodeMeanChunked(const torch::Tensor& video, int64_t chunk_frames) {
+  TORCH_CHECK(chunk_frames >= 5 && (chunk_frames - 1) % 4 == 0,
+              "chunk_frames must be 1 + 4k, k >= 1");
+  SetStreaming(*encoder_, true);
+  std::vector<torch::Tensor> parts;
+  const int64_t t = video.size(2);
+  int64_t start = 0;
+  try {
+    while (start < t) {
+      const int64_t len = std::min(t - start, start == 0 ? chunk_frames : chunk_frames - 1);
+      parts.push_back(encoder_->forward(video.narrow(2, start, len)).chunk(2, 1)[0]);
+      start += len;
+    }
+  } catch (...) {
+    SetStreaming(*encoder_, false);
+    throw;
+  }
+  SetStreaming(*encoder_, false);
+  return torch::cat(parts, 2);
+}
+
+torch::Tensor VideoVaeImpl::DecodeChunked(const torch::Tensor& latent, int64_t chunk_latents) {
+  TORCH_CHECK(chunk_latents >= 2, "chunk_latents must be at least 2");
+  SetStreaming(*decoder_, true);
+  std::vector<torch::Tensor> parts;
+  const int64_t t = latent.size(2);
+  int64_t start = 0;
+  try {
+    while (start < t) {
+      const int64_t len = std::min(t - start, start == 0 ? chunk_latents : chunk_latents - 1);
+      parts.push_back(decoder_->forward(latent.narrow(2, start, len)));
+      start += len;
+    }
+  } catch (...) {
+    SetStreaming(*decoder_, false);
+    throw;
+  }
+  SetStreaming(*decoder_, false);
+  return torch::cat(parts, 2);
+}
+
+torch::Tensor VideoVaeImpl::Normalize(const torch::Tensor& latent) const {
+  return (latent - latent_mean_.view({1, -1, 1, 1, 1})) / latent_std_.view({1, -1, 1, 1, 1});
+}
+
+torch::Tensor VideoVaeImpl::Denormalize(const torch::Tensor& latent) const {
+  return latent * latent_std_.view({1, -1, 1, 1, 1}) + latent_mean_.view({1, -1, 1, 1, 1});
+}
+
+void VideoVaeImpl::SetLatentStats(const torch::Tensor& latents) {
+  torch::NoGradGuard g;
+  const torch::Tensor flat =
+      latents.transpose(0, 1).reshape({latents.size(1), -1}).to(torch::kFloat);
+  latent_mean_.copy_(flat.mean(1));
+  latent_std_.copy_(flat.std(1).clamp_min(1e-5));
+}
+
+void SetStreaming(torch::nn::Module& module, bool on) {
+  module.apply([on](torch::nn::Module& m) {
+    if (auto* c = dynamic_cast<CausalConv3dImpl*>(&m)) c->SetStreaming(on);
+    if (auto* d = dynamic_cast<DownImpl*>(&m)) d->SetStreaming(on);
+    if (auto* u = dynamic_cast<UpImpl*>(&m)) u->SetStreaming(on);
+  });
+}
+
+}  // namespace reel::gen
