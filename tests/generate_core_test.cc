@@ -4,6 +4,8 @@
 // attention, masks) and rectified flow (targets, shift, the Euler sampler).
 
 #include <cstdio>
+#include <filesystem>
+#include <set>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -12,6 +14,7 @@
 #include "generate/dit.h"
 #include "generate/flow.h"
 #include "generate/text.h"
+#include "generate/trainer.h"
 #include "generate/vae.h"
 #include "nets/torch_compat.h"
 #include "tests/support/scratch_path.h"
@@ -399,6 +402,157 @@ TEST(FlowTest, EulerWithTheExactVelocityLandsOnTheData) {
   // Guidance: cfg 2 extrapolates from the unconditional (target 0) past the conditional.
   const torch::Tensor g = SampleEuler(exact, noise, 7, 2.0, 1.0);
   EXPECT_LT((g - 2 * a).abs().max().item<double>(), 1e-4);
+}
+
+// ---------------------------------------------------------------- training
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    torch::manual_seed(11);
+    const char* caps[] = {"a red square moving right",
+                          "a blue circle moving down",
+                          "a green bar",
+                          "a yellow dot",
+                          "a white box",
+                          "a black frame"};
+    for (int i = 0; i < 6; ++i) data_.push_back({torch::randn({4, 5, 4, 4}), caps[i]});
+    std::vector<std::string> texts;
+    for (const auto& d : data_) texts.push_back(d.caption);
+    tok_ = *BpeTokenizer::Train(texts, 300);
+    options_.batch = 4;
+    options_.warmup_steps = 2;
+    options_.lr = 1e-3;
+    options_.ema_decay = 0.9;
+    options_.caption_dropout = 0.25;
+    options_.seed = 3;
+  }
+  std::unique_ptr<Trainer> Make() {
+    torch::manual_seed(12);  // the same initial weights every time
+    auto t = Trainer::Create(config_, tok_, options_, torch::kCPU);
+    EXPECT_TRUE(t.ok()) << t.status().ToString();
+    return std::move(t).value();
+  }
+  static double MaxDiff(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+    double m = 0;
+    for (size_t i = 0; i < a.size(); ++i) m = std::max(m, (a[i] - b[i]).abs().max().item<double>());
+    return m;
+  }
+  ModelConfig config_ = *ModelConfig::Named("cpu-tiny");
+  std::vector<LatentExample> data_;
+  BpeTokenizer tok_;
+  TrainOptions options_;
+};
+
+TEST(ExampleOrderTest, EachEpochIsAPermutation) {
+  for (int64_t epoch = 0; epoch < 3; ++epoch) {
+    std::set<int64_t> seen;
+    for (int64_t i = 0; i < 7; ++i) seen.insert(ExampleIndex(9, 7, epoch * 7 + i));
+    EXPECT_EQ(seen.size(), 7u);
+  }
+  EXPECT_EQ(ExampleIndex(9, 7, 12), ExampleIndex(9, 7, 12));
+}
+
+TEST_F(TrainerTest, ResumingGivesTheSameWeightsAsTrainingStraight) {
+  const std::string dir = testing::ScratchPath("ckpt");
+  auto straight = Make();
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(straight->Step(data_).ok());
+  auto first = Make();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(first->Step(data_).ok());
+  ASSERT_TRUE(first->Save(dir).ok());
+  auto resumed = Trainer::Load(dir, torch::kCPU);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_EQ((*resumed)->step(), 3);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE((*resumed)->Step(data_).ok());
+  EXPECT_LT(MaxDiff((*resumed)->Parameters(), straight->Parameters()), 1e-6);
+  EXPECT_LT(MaxDiff((*resumed)->ema_dit()->parameters(), straight->ema_dit()->parameters()), 1e-6);
+  EXPECT_GT(MaxDiff(first->Parameters(), straight->Parameters()), 1e-5)
+      << "training moved the weights";
+  // The data must not change under a resumed run.
+  std::vector<LatentExample> fewer(data_.begin(), data_.begin() + 5);
+  EXPECT_EQ((*resumed)->Step(fewer).status().code(), StatusCode::kFailedPrecondition);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(TrainerTest, TheLossFallsOnAFixedBatch) {
+  options_.caption_dropout = 0;
+  options_.batch = 6;
+  auto t = Make();
+  std::vector<double> losses;
+  for (int i = 0; i < 80; ++i) {
+    auto l = t->Step(data_);
+    ASSERT_TRUE(l.ok());
+    losses.push_back(*l);
+  }
+  // Noise and t differ every step, so compare averages.
+  const double first = (losses[0] + losses[1] + losses[2] + losses[3] + losses[4]) / 5;
+  double last = 0;
+  for (int i = 70; i < 80; ++i) last += losses[static_cast<size_t>(i)] / 10;
+  EXPECT_LT(last, first * 0.8) << first << " -> " << last;
+}
+
+TEST_F(TrainerTest, SamplingIsDeterministicPerPrompt) {
+  auto t = Make();
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(t->Step(data_).ok());
+  SampleOptions so;
+  so.steps = 4;
+  so.cfg = 3;
+  so.seed = 5;
+  const std::vector<std::string> prompts = {"a red square moving right",
+                                            "a blue circle moving down"};
+  const torch::Tensor a =
+      SampleLatents(t->ema_dit(), t->ema_text(), t->tokenizer(), config_, prompts, so, torch::kCPU);
+  const torch::Tensor b =
+      SampleLatents(t->ema_dit(), t->ema_text(), t->tokenizer(), config_, prompts, so, torch::kCPU);
+  EXPECT_EQ(a.sizes(), (std::vector<int64_t>{2, 4, 5, 4, 4}));
+  EXPECT_TRUE(torch::equal(a, b)) << "same seed and checkpoint, same output";
+  const torch::Tensor one = SampleLatents(t->ema_dit(), t->ema_text(), t->tokenizer(), config_,
+                                          {prompts[0]}, so, torch::kCPU);
+  EXPECT_LT((one[0] - a[0]).abs().max().item<double>(), 1e-5)
+      << "a prompt's sample ignores its batch";
+  so.seed = 6;
+  const torch::Tensor c =
+      SampleLatents(t->ema_dit(), t->ema_text(), t->tokenizer(), config_, prompts, so, torch::kCPU);
+  EXPECT_GT((c - a).abs().max().item<double>(), 1e-3);
+}
+
+TEST_F(TrainerTest, BadOptionsAndBrokenCheckpointsAreNamed) {
+  TrainOptions bad = options_;
+  bad.batch = 0;
+  EXPECT_EQ(Trainer::Create(config_, tok_, bad, torch::kCPU).status().code(),
+            StatusCode::kInvalidArgument);
+  ModelConfig small = config_;
+  small.text.vocab_size = 260;
+  EXPECT_NE(
+      Trainer::Create(small, tok_, options_, torch::kCPU).status().message().find("tokenizer has"),
+      std::string::npos);
+  auto t = Make();
+  EXPECT_EQ(t->Step({}).status().code(), StatusCode::kInvalidArgument);
+  DataParallel dp;
+  dp.world = 3;
+  EXPECT_NE(t->Step(data_, dp).status().message().find("divide evenly"), std::string::npos);
+
+  const std::string dir = testing::ScratchPath("broken");
+  EXPECT_EQ(Trainer::Load(dir, torch::kCPU).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(t->Step(data_).ok());
+  ASSERT_TRUE(t->Save(dir).ok());
+  // Truncated weights.
+  const std::string model = dir + "/model.pt";
+  std::filesystem::resize_file(model, std::filesystem::file_size(model) / 2);
+  auto r = Trainer::Load(dir, torch::kCPU);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("model.pt"), std::string::npos) << r.status().message();
+  // Missing optimiser state.
+  ASSERT_TRUE(t->Save(dir).ok());
+  std::filesystem::remove(dir + "/optimizer.pt");
+  r = Trainer::Load(dir, torch::kCPU);
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(r.status().message().find("optimizer.pt"), std::string::npos);
+  // Not a checkpoint at all.
+  std::filesystem::remove(dir + "/config.json");
+  EXPECT_NE(Trainer::Load(dir, torch::kCPU).status().message().find("config.json"),
+            std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -1,0 +1,380 @@
+#include "generate/trainer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+
+#include "generate/flow.h"
+
+namespace reel::gen {
+namespace {
+
+namespace fs = std::filesystem;
+
+uint64_t Mix(uint64_t x) {  // SplitMix64's finaliser
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+uint64_t Seed3(uint64_t a, uint64_t b, uint64_t c) {
+  return Mix(Mix(Mix(a) ^ b) ^ c);
+}
+
+at::Generator MakeGen(uint64_t seed) {
+  return at::make_generator<at::CPUGeneratorImpl>(seed);
+}
+
+void CopyParameters(torch::nn::Module& from, torch::nn::Module& to) {
+  torch::NoGradGuard g;
+  auto src = from.named_parameters();
+  for (auto& p : to.named_parameters()) p.value().copy_(src[p.key()]);
+  auto bsrc = from.named_buffers();
+  for (auto& b : to.named_buffers()) b.value().copy_(bsrc[b.key()]);
+}
+
+std::string FirstLine(const std::string& s) {
+  return s.substr(0, s.find('\n'));
+}
+
+Result<std::string> ReadText(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Status::NotFound(path + ": missing");
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+Json TrainOptions::ToJson() const {
+  Json j = Json::MakeObject();
+  j["batch"] = batch;
+  j["lr"] = lr;
+  j["weight_decay"] = weight_decay;
+  j["beta1"] = beta1;
+  j["beta2"] = beta2;
+  j["warmup_steps"] = warmup_steps;
+  j["grad_clip"] = grad_clip;
+  j["ema_decay"] = ema_decay;
+  j["caption_dropout"] = caption_dropout;
+  j["seed"] = static_cast<int64_t>(seed);
+  return j;
+}
+
+TrainOptions TrainOptions::FromJson(const Json& j) {
+  TrainOptions o;
+  auto num = [&](const char* k, double fallback) {
+    const Json* x = j.Find(k);
+    return x != nullptr && x->is_number() ? x->as_double() : fallback;
+  };
+  o.batch = static_cast<int>(num("batch", o.batch));
+  o.lr = num("lr", o.lr);
+  o.weight_decay = num("weight_decay", o.weight_decay);
+  o.beta1 = num("beta1", o.beta1);
+  o.beta2 = num("beta2", o.beta2);
+  o.warmup_steps = static_cast<int>(num("warmup_steps", o.warmup_steps));
+  o.grad_clip = num("grad_clip", o.grad_clip);
+  o.ema_decay = num("ema_decay", o.ema_decay);
+  o.caption_dropout = num("caption_dropout", o.caption_dropout);
+  if (const Json* s = j.Find("seed"); s != nullptr) o.seed = static_cast<uint64_t>(s->as_int());
+  return o;
+}
+
+int64_t ExampleIndex(uint64_t seed, int64_t dataset_size, int64_t k) {
+  const int64_t epoch = k / dataset_size;
+  std::vector<int64_t> perm(static_cast<size_t>(dataset_size));
+  for (int64_t i = 0; i < dataset_size; ++i) perm[static_cast<size_t>(i)] = i;
+  std::mt19937_64 rng(Seed3(seed, 0x5eed, static_cast<uint64_t>(epoch)));
+  for (int64_t i = dataset_size - 1; i > 0; --i) {
+    std::uniform_int_distribution<int64_t> pick(0, i);
+    std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(pick(rng))]);
+  }
+  return perm[static_cast<size_t>(k % dataset_size)];
+}
+
+Trainer::Trainer(const ModelConfig& config, BpeTokenizer tokenizer, const TrainOptions& options,
+                 torch::Device device)
+    : config_(config), tokenizer_(std::move(tokenizer)), options_(options), device_(device) {
+  dit_ = DiffusionTransformer(config.dit, config.vae.latent_channels, config.text.width);
+  text_ = TextEncoder(config.text);
+  ema_dit_ = DiffusionTransformer(config.dit, config.vae.latent_channels, config.text.width);
+  ema_text_ = TextEncoder(config.text);
+  CopyParameters(*dit_, *ema_dit_);
+  CopyParameters(*text_, *ema_text_);
+  for (auto* m :
+       std::vector<torch::nn::Module*>{dit_.get(), text_.get(), ema_dit_.get(), ema_text_.get()}) {
+    m->to(device);
+  }
+  ema_dit_->eval();
+  ema_text_->eval();
+  for (auto& p : ema_dit_->parameters()) p.set_requires_grad(false);
+  for (auto& p : ema_text_->parameters()) p.set_requires_grad(false);
+  optimizer_ = std::make_unique<torch::optim::AdamW>(
+      Parameters(), torch::optim::AdamWOptions(options.lr)
+                        .weight_decay(options.weight_decay)
+                        .betas(std::make_tuple(options.beta1, options.beta2)));
+}
+
+std::vector<torch::Tensor> Trainer::Parameters() const {
+  std::vector<torch::Tensor> ps = dit_->parameters();
+  for (const auto& p : text_->parameters()) ps.push_back(p);
+  return ps;
+}
+
+Result<std::unique_ptr<Trainer>> Trainer::Create(const ModelConfig& config, BpeTokenizer tokenizer,
+                                                 const TrainOptions& options,
+                                                 torch::Device device) {
+  REEL_RETURN_IF_ERROR(config.Validate());
+  if (tokenizer.vocab_size() > config.text.vocab_size) {
+    return Status::InvalidArgument("tokenizer has " + std::to_string(tokenizer.vocab_size()) +
+                                   " ids but the text encoder only " +
+                                   std::to_string(config.text.vocab_size));
+  }
+  if (options.batch < 1) return Status::InvalidArgument("batch must be at least 1");
+  if (!(options.lr > 0)) return Status::InvalidArgument("learning rate must be positive");
+  if (options.caption_dropout < 0 || options.caption_dropout > 1) {
+    return Status::InvalidArgument("caption dropout must be in [0, 1]");
+  }
+  if (options.ema_decay < 0 || options.ema_decay >= 1)
+    return Status::InvalidArgument("EMA decay must be in [0, 1)");
+  return std::unique_ptr<Trainer>(new Trainer(config, std::move(tokenizer), options, device));
+}
+
+void Trainer::UpdateEma() {
+  torch::NoGradGuard g;
+  const double d = options_.ema_decay;
+  auto update = [d](torch::nn::Module& model, torch::nn::Module& ema) {
+    auto src = model.named_parameters();
+    for (auto& p : ema.named_parameters()) p.value().mul_(d).add_(src[p.key()].detach(), 1 - d);
+  };
+  update(*dit_, *ema_dit_);
+  update(*text_, *ema_text_);
+}
+
+Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataParallel& dp) {
+  const int64_t n = static_cast<int64_t>(data.size());
+  if (n == 0) return Status::InvalidArgument("no training examples");
+  if (dataset_size_ >= 0 && dataset_size_ != n) {
+    return Status::FailedPrecondition(
+        "the data has " + std::to_string(n) + " examples but this run was trained on " +
+        std::to_string(dataset_size_) + "; the order of examples would change");
+  }
+  const int b = options_.batch;
+  if (dp.world < 1 || dp.rank < 0 || dp.rank >= dp.world || b % dp.world != 0) {
+    return Status::InvalidArgument("the global batch (" + std::to_string(b) +
+                                   ") must divide evenly among " + std::to_string(dp.world) +
+                                   " processes");
+  }
+  if (dp.world > 1 && dp.group == nullptr)
+    return Status::InvalidArgument("data parallel without a process group");
+  dataset_size_ = n;
+  const int local = b / dp.world;
+  const int first = dp.rank * local;
+  const double shift = TimestepShiftFor(config_.tokens());
+  try {
+    dit_->train();
+    text_->train();
+    // Learning rate with linear warm-up.
+    const double lr = options_.lr * std::min(1.0, static_cast<double>(step_ + 1) /
+                                                      std::max(1, options_.warmup_steps));
+    for (auto& group : optimizer_->param_groups())
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    optimizer_->zero_grad();
+
+    std::vector<torch::Tensor> x0s, noises, ts;
+    std::vector<std::string> captions;
+    std::vector<bool> dropped;
+    for (int i = 0; i < local; ++i) {
+      const int64_t j = first + i;
+      const int64_t k = step_ * b + j;
+      const LatentExample& ex = data[static_cast<size_t>(ExampleIndex(options_.seed, n, k))];
+      at::Generator gen =
+          MakeGen(Seed3(options_.seed, static_cast<uint64_t>(step_), static_cast<uint64_t>(j)));
+      const bool drop = at::rand({1}, gen).item<double>() < options_.caption_dropout;
+      const torch::Tensor t = SampleTrainingTimesteps(1, shift, gen);
+      const torch::Tensor noise = at::randn(ex.latent.sizes(), gen, torch::kFloat);
+      x0s.push_back(ex.latent.to(torch::kFloat));
+      noises.push_back(noise);
+      ts.push_back(t);
+      captions.push_back(drop ? std::string() : ex.caption);
+      dropped.push_back(drop);
+    }
+    const torch::Tensor x0 = torch::stack(x0s).to(device_);
+    const torch::Tensor noise = torch::stack(noises).to(device_);
+    const torch::Tensor t = torch::cat(ts).to(device_);
+    const FlowPair pair = MakeFlowPair(x0, noise, t);
+
+    const torch::Tensor tokens = tokenizer_.Batch(captions, config_.text.max_tokens).to(device_);
+    auto [feats, mask] = text_->forward(tokens);
+    auto [null_feats, null_mask] = text_->NullCaption(local, config_.text.max_tokens);
+    std::vector<int64_t> drop_ids(dropped.begin(), dropped.end());
+    const torch::Tensor drop = torch::tensor(drop_ids, torch::kLong).to(torch::kBool).to(device_);
+    feats = torch::where(drop.view({-1, 1, 1}), null_feats, feats);
+    mask = torch::where(drop.view({-1, 1}), null_mask, mask);
+
+    const torch::Tensor v = dit_->forward(pair.x_t, t, feats, mask);
+    torch::Tensor loss = (v - pair.target).pow(2).mean();
+    loss.backward();
+
+    const std::vector<torch::Tensor> params = Parameters();
+    double loss_value = loss.item<double>();
+    if (dp.world > 1) {
+      // Average gradients (and the loss, for reporting) over the processes, in one buffer.
+      std::vector<torch::Tensor> flat;
+      for (const auto& p : params) {
+        flat.push_back(p.grad().defined() ? p.grad().reshape({-1})
+                                          : torch::zeros({p.numel()}, p.options()));
+      }
+      flat.push_back(loss.detach().reshape({1}));
+      std::vector<torch::Tensor> buffer = {torch::cat(flat)};
+      dp.group->allreduce(buffer)->wait();
+      buffer[0].div_(dp.world);
+      int64_t offset = 0;
+      for (const auto& p : params) {
+        if (p.grad().defined()) p.grad().copy_(buffer[0].narrow(0, offset, p.numel()).view_as(p));
+        offset += p.numel();
+      }
+      loss_value = buffer[0][offset].item<double>();
+    }
+    if (options_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, options_.grad_clip);
+    optimizer_->step();
+    UpdateEma();
+    ++step_;
+    return loss_value;
+  } catch (const c10::Error& e) {
+    return Status::Internal("training step " + std::to_string(step_) + ": " +
+                            FirstLine(e.what_without_backtrace()));
+  }
+}
+
+Status Trainer::Save(const std::string& dir) const {
+  const std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) return Status::IOError(tmp + ": " + ec.message());
+  Json j = Json::MakeObject();
+  j["format"] = "reel-generate-checkpoint 1";
+  j["model"] = config_.ToJson();
+  j["train"] = options_.ToJson();
+  j["step"] = step_;
+  j["dataset_size"] = dataset_size_;
+  {
+    std::ofstream f(tmp + "/config.json", std::ios::trunc);
+    f << j.Dump(2) << '\n';
+    if (!f.good()) return Status::IOError(tmp + "/config.json: cannot write");
+  }
+  REEL_RETURN_IF_ERROR(tokenizer_.Save(tmp + "/tokenizer.txt"));
+  try {
+    auto save_pair = [&](const torch::nn::Module& dit, const torch::nn::Module& text, const std::string& path) {
+      torch::serialize::OutputArchive archive, a, b;
+      dit.save(a);
+      text.save(b);
+      archive.write("dit", a);
+      archive.write("text", b);
+      archive.save_to(path);
+    };
+    save_pair(*dit_, *text_, tmp + "/model.pt");
+    save_pair(*ema_dit_, *ema_text_, tmp + "/ema.pt");
+    torch::serialize::OutputArchive opt;
+    optimizer_->save(opt);
+    opt.save_to(tmp + "/optimizer.pt");
+  } catch (const c10::Error& e) {
+    return Status::IOError(tmp + ": " + FirstLine(e.what_without_backtrace()));
+  }
+  // Swap into place: the old checkpoint is removed only once the new one is complete.
+  const std::string old = dir + ".old-" + std::to_string(::getpid());
+  if (fs::exists(dir)) fs::rename(dir, old, ec);
+  if (ec) return Status::IOError(dir + ": " + ec.message());
+  fs::rename(tmp, dir, ec);
+  if (ec) return Status::IOError(dir + ": " + ec.message());
+  fs::remove_all(old, ec);
+  return Status::OK();
+}
+
+Result<std::unique_ptr<Trainer>> Trainer::Load(const std::string& dir, torch::Device device) {
+  if (!fs::is_directory(dir)) return Status::NotFound(dir + ": no checkpoint folder");
+  auto text = ReadText(dir + "/config.json");
+  if (!text.ok()) return Status::NotFound(dir + "/config.json: missing; not a reel checkpoint");
+  auto j = Json::Parse(*text);
+  if (!j.ok()) return Status::Corruption(dir + "/config.json: " + j.status().message());
+  if (j->Find("format") == nullptr ||
+      j->Find("format")->as_string() != "reel-generate-checkpoint 1") {
+    return Status::Corruption(dir + "/config.json: not a reel generate checkpoint");
+  }
+  auto config = ModelConfig::FromJson(j->Find("model") != nullptr ? *j->Find("model") : Json());
+  if (!config.ok()) return Status::Corruption(dir + "/config.json: " + config.status().message());
+  REEL_ASSIGN_OR_RETURN(BpeTokenizer tok, BpeTokenizer::Load(dir + "/tokenizer.txt"));
+  const TrainOptions options =
+      TrainOptions::FromJson(j->Find("train") != nullptr ? *j->Find("train") : Json());
+  REEL_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> t,
+                        Create(*config, std::move(tok), options, device));
+  t->step_ = j->Find("step") != nullptr ? j->Find("step")->as_int() : 0;
+  t->dataset_size_ = j->Find("dataset_size") != nullptr ? j->Find("dataset_size")->as_int(-1) : -1;
+  auto load_pair = [&](torch::nn::Module& dit, torch::nn::Module& txt,
+                       const std::string& path) -> Status {
+    if (!fs::exists(path)) return Status::NotFound(path + ": missing from the checkpoint");
+    try {
+      torch::serialize::InputArchive archive, a, b;
+      archive.load_from(path, device);
+      archive.read("dit", a);
+      archive.read("text", b);
+      dit.load(a);
+      txt.load(b);
+    } catch (const c10::Error& e) {
+      return Status::Corruption(path + ": unreadable (" + FirstLine(e.what_without_backtrace()) +
+                                ")");
+    }
+    return Status::OK();
+  };
+  REEL_RETURN_IF_ERROR(load_pair(*t->dit_, *t->text_, dir + "/model.pt"));
+  REEL_RETURN_IF_ERROR(load_pair(*t->ema_dit_, *t->ema_text_, dir + "/ema.pt"));
+  const std::string opt = dir + "/optimizer.pt";
+  if (!fs::exists(opt)) return Status::NotFound(opt + ": missing from the checkpoint");
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(opt, device);
+    t->optimizer_->load(archive);
+  } catch (const c10::Error& e) {
+    return Status::Corruption(opt + ": unreadable (" + FirstLine(e.what_without_backtrace()) + ")");
+  }
+  return t;
+}
+
+torch::Tensor SampleLatents(DiffusionTransformer& dit, TextEncoder& text,
+                            const BpeTokenizer& tokenizer, const ModelConfig& config,
+                            const std::vector<std::string>& prompts, const SampleOptions& options,
+                            torch::Device device) {
+  torch::NoGradGuard no_grad;
+  dit->eval();
+  text->eval();
+  const int64_t b = static_cast<int64_t>(prompts.size());
+  const int64_t c = config.vae.latent_channels, t = config.latent_frames(),
+                h = config.latent_height(), w = config.latent_width();
+  const torch::Tensor tokens = tokenizer.Batch(prompts, config.text.max_tokens).to(device);
+  auto [feats, mask] = text->forward(tokens);
+  auto [null_feats, null_mask] = text->NullCaption(b, config.text.max_tokens);
+  const torch::Tensor text2 = torch::cat({feats, null_feats}, 0);
+  const torch::Tensor mask2 = torch::cat({mask, null_mask}, 0);
+  std::vector<torch::Tensor> noise;
+  for (int64_t i = 0; i < b; ++i) {
+    at::Generator gen = MakeGen(Seed3(options.seed, 0x5a3b1e, static_cast<uint64_t>(i)));
+    noise.push_back(at::randn({c, t, h, w}, gen, torch::kFloat));
+  }
+  const torch::Tensor x1 = torch::stack(noise).to(device);
+  auto velocity = [&](const torch::Tensor& x, const torch::Tensor& tt) {
+    return dit->forward(x, tt, text2, mask2);
+  };
+  return SampleEuler(velocity, x1, options.steps, options.cfg, TimestepShiftFor(config.tokens()));
+}
+
+}  // namespace reel::gen

@@ -1,0 +1,130 @@
+// Training the denoiser (with its text encoder) by rectified flow on encoded latents, and
+// sampling from it (libtorch only).
+//
+// Randomness is stateless: everything random about global example j of step s (the
+// caption dropout, t, the noise) comes from a generator seeded by (seed, s, j), and the
+// data order is a permutation of the dataset per epoch seeded by (seed, epoch). So a run
+// resumed from a checkpoint continues exactly (the checkpoint holds the weights, the EMA,
+// the optimiser state and the step), and W data-parallel processes each taking B / W of
+// the global batch make the same update as one process taking all B (gradients are
+// averaged across processes before clipping).
+//
+// Optimiser: AdamW with the weight decay given explicitly (0 by default), linear warm-up
+// of the learning rate, gradient clipping by global norm, EMA of the weights (the EMA is
+// what sampling uses). Caption dropout replaces the caption by the learned null caption.
+//
+// Checkpoint folder: config.json (model and training configuration, step, dataset size),
+// tokenizer.txt, model.pt (denoiser + text encoder), ema.pt, optimizer.pt. Written to a
+// temporary folder and renamed into place, so a crash never leaves a half checkpoint;
+// loading names the file that is missing or unreadable.
+//
+// Thread-safety: a Trainer is used by one thread at a time.
+
+#ifndef REEL_GENERATE_TRAINER_H_
+#define REEL_GENERATE_TRAINER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "generate/config.h"
+#include "generate/dit.h"
+#include "generate/text.h"
+#include "util/json.h"
+#include "util/status.h"
+
+namespace c10d {
+class ProcessGroup;
+}
+
+namespace reel::gen {
+
+struct TrainOptions {
+  int batch = 8;  // global batch (all processes together)
+  double lr = 3e-4;
+  double weight_decay = 0.0;
+  double beta1 = 0.9, beta2 = 0.999;
+  int warmup_steps = 100;
+  double grad_clip = 1.0;
+  double ema_decay = 0.999;
+  double caption_dropout = 0.1;
+  uint64_t seed = 0;
+  Json ToJson() const;
+  static TrainOptions FromJson(const Json& j);
+};
+
+// One training example: a normalised latent [C, T, H, W] and its caption.
+struct LatentExample {
+  torch::Tensor latent;
+  std::string caption;
+};
+
+struct DataParallel {
+  int rank = 0;
+  int world = 1;
+  c10d::ProcessGroup* group = nullptr;  // not owned; nullptr when world == 1
+};
+
+class Trainer {
+ public:
+  static Result<std::unique_ptr<Trainer>> Create(const ModelConfig& config, BpeTokenizer tokenizer,
+                                                 const TrainOptions& options, torch::Device device);
+  // Loads a checkpoint folder written by Save().
+  static Result<std::unique_ptr<Trainer>> Load(const std::string& dir, torch::Device device);
+
+  // One optimiser step on the next global batch of `data` (the same vector, in the same
+  // order, on every process and across resumes). Returns the global batch's mean loss.
+  Result<double> Step(const std::vector<LatentExample>& data, const DataParallel& dp = {});
+  Status Save(const std::string& dir) const;
+
+  int64_t step() const { return step_; }
+  const ModelConfig& config() const { return config_; }
+  const TrainOptions& options() const { return options_; }
+  const BpeTokenizer& tokenizer() const { return tokenizer_; }
+  DiffusionTransformer& dit() { return dit_; }
+  TextEncoder& text() { return text_; }
+  DiffusionTransformer& ema_dit() { return ema_dit_; }
+  TextEncoder& ema_text() { return ema_text_; }
+  // All trainable parameters, denoiser first, in a fixed order.
+  std::vector<torch::Tensor> Parameters() const;
+
+ private:
+  Trainer(const ModelConfig& config, BpeTokenizer tokenizer, const TrainOptions& options,
+          torch::Device device);
+  void UpdateEma();
+
+  ModelConfig config_;
+  BpeTokenizer tokenizer_;
+  TrainOptions options_;
+  torch::Device device_;
+  DiffusionTransformer dit_{nullptr}, ema_dit_{nullptr};
+  TextEncoder text_{nullptr}, ema_text_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  int64_t step_ = 0;
+  int64_t dataset_size_ = -1;  // checked on every step: the order depends on it
+};
+
+// Which example of `dataset_size` is global example `k` (k = step * batch + i).
+int64_t ExampleIndex(uint64_t seed, int64_t dataset_size, int64_t k);
+
+struct SampleOptions {
+  int steps = 30;
+  double cfg = 7.0;
+  uint64_t seed = 0;
+};
+
+// Latents [N, C, T, H, W] (normalised) for `prompts` with the given networks (use the EMA
+// ones); prompt i's noise comes from (seed, i), so a prompt's sample does not depend on
+// the others in the batch.
+torch::Tensor SampleLatents(DiffusionTransformer& dit, TextEncoder& text,
+                            const BpeTokenizer& tokenizer, const ModelConfig& config,
+                            const std::vector<std::string>& prompts, const SampleOptions& options,
+                            torch::Device device);
+
+}  // namespace reel::gen
+
+#endif  // REEL_GENERATE_TRAINER_H_
