@@ -97,6 +97,7 @@ const std::vector<CommandInfo>& Commands() {
     std::vector<CommandInfo> all;
     RegisterCurateCommands(&all);
     RegisterCaptionCommands(&all);
+    RegisterGenerateCommands(&all);
     RegisterEvalCommands(&all);
     RegisterDbCommands(&all);
     RegisterModelsCommands(&all);

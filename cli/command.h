@@ -99,6 +99,7 @@ void RegisterCaptionCommands(std::vector<CommandInfo>* out);
 void RegisterCurateCommands(std::vector<CommandInfo>* out);
 void RegisterDbCommands(std::vector<CommandInfo>* out);
 void RegisterEvalCommands(std::vector<CommandInfo>* out);
+void RegisterGenerateCommands(std::vector<CommandInfo>* out);
 void RegisterMiscCommands(std::vector<CommandInfo>* out);
 void RegisterModelsCommands(std::vector<CommandInfo>* out);
 

@@ -3,7 +3,7 @@
 // form stored with every checkpoint).
 //
 // Named configurations:
-//   cpu-tiny   17 frames of 32x32 at 8 fps; VAE 16 base channels, 4 latent channels;
+//   cpu-tiny   9 frames of 32x32 at 8 fps; VAE 16 base channels, 4 latent channels;
 //              DiT width 96, depth 4, 6 heads; text encoder width 64, depth 2; about
 //              1.6M parameters in all. For tests and the demo on a CPU.
 //   cpu-small  17 frames of 64x64; DiT width 192, depth 6, 6 heads; about 4M.
@@ -61,7 +61,7 @@ struct DitConfig {
 };
 
 struct ClipShape {
-  int frames = 17;
+  int frames = 9;
   int height = 32;
   int width = 32;
   int fps = 8;

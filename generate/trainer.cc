@@ -275,7 +275,8 @@ Status Trainer::Save(const std::string& dir) const {
   }
   REEL_RETURN_IF_ERROR(tokenizer_.Save(tmp + "/tokenizer.txt"));
   try {
-    auto save_pair = [&](const torch::nn::Module& dit, const torch::nn::Module& text, const std::string& path) {
+    auto save_pair = [&](const torch::nn::Module& dit, const torch::nn::Module& text,
+                         const std::string& path) {
       torch::serialize::OutputArchive archive, a, b;
       dit.save(a);
       text.save(b);
@@ -367,7 +368,8 @@ torch::Tensor SampleLatents(DiffusionTransformer& dit, TextEncoder& text,
   const torch::Tensor mask2 = torch::cat({mask, null_mask}, 0);
   std::vector<torch::Tensor> noise;
   for (int64_t i = 0; i < b; ++i) {
-    at::Generator gen = MakeGen(Seed3(options.seed, 0x5a3b1e, static_cast<uint64_t>(i)));
+    at::Generator gen =
+        MakeGen(Seed3(options.seed, 0x5a3b1e, static_cast<uint64_t>(options.first_index + i)));
     noise.push_back(at::randn({c, t, h, w}, gen, torch::kFloat));
   }
   const torch::Tensor x1 = torch::stack(noise).to(device);

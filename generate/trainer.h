@@ -115,11 +115,12 @@ struct SampleOptions {
   int steps = 30;
   double cfg = 7.0;
   uint64_t seed = 0;
+  int64_t first_index = 0;  // prompt i of this call is prompt first_index + i of the job
 };
 
 // Latents [N, C, T, H, W] (normalised) for `prompts` with the given networks (use the EMA
-// ones); prompt i's noise comes from (seed, i), so a prompt's sample does not depend on
-// the others in the batch.
+// ones); prompt i's noise comes from (seed, first_index + i), so a prompt's sample does
+// not depend on the others in the batch or on how the job was split into batches.
 torch::Tensor SampleLatents(DiffusionTransformer& dit, TextEncoder& text,
                             const BpeTokenizer& tokenizer, const ModelConfig& config,
                             const std::vector<std::string>& prompts, const SampleOptions& options,

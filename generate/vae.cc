@@ -1,6 +1,11 @@
 #include "generate/vae.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 namespace reel::gen {
 namespace {
@@ -291,6 +296,71 @@ void SetStreaming(torch::nn::Module& module, bool on) {
     if (auto* d = dynamic_cast<DownImpl*>(&m)) d->SetStreaming(on);
     if (auto* u = dynamic_cast<UpImpl*>(&m)) u->SetStreaming(on);
   });
+}
+
+Status SaveVae(const VideoVae& vae, const ModelConfig& config, const std::string& dir) {
+  namespace fs = std::filesystem;
+  const std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) return Status::IOError(tmp + ": " + ec.message());
+  Json j = Json::MakeObject();
+  j["format"] = "reel-vae 1";
+  j["model"] = config.ToJson();
+  {
+    std::ofstream f(tmp + "/config.json", std::ios::trunc);
+    f << j.Dump(2) << '\n';
+    if (!f.good()) return Status::IOError(tmp + "/config.json: cannot write");
+  }
+  try {
+    torch::serialize::OutputArchive a;
+    vae->save(a);
+    a.save_to(tmp + "/vae.pt");
+  } catch (const c10::Error& e) {
+    return Status::IOError(tmp +
+                           "/vae.pt: " + std::string(e.what_without_backtrace()).substr(0, 200));
+  }
+  const std::string old = dir + ".old-" + std::to_string(::getpid());
+  if (fs::exists(dir)) fs::rename(dir, old, ec);
+  if (ec) return Status::IOError(dir + ": " + ec.message());
+  fs::rename(tmp, dir, ec);
+  if (ec) return Status::IOError(dir + ": " + ec.message());
+  fs::remove_all(old, ec);
+  return Status::OK();
+}
+
+Result<LoadedVae> LoadVae(const std::string& dir, torch::Device device) {
+  namespace fs = std::filesystem;
+  const std::string cfg = dir + "/config.json";
+  std::ifstream f(cfg);
+  if (!f)
+    return Status::NotFound(cfg + ": missing; not a reel VAE checkpoint (reel generate train-vae)");
+  std::stringstream text;
+  text << f.rdbuf();
+  auto j = Json::Parse(text.str());
+  if (!j.ok()) return Status::Corruption(cfg + ": " + j.status().message());
+  if (j->Find("format") == nullptr || j->Find("format")->as_string() != "reel-vae 1") {
+    return Status::Corruption(cfg + ": not a reel VAE checkpoint");
+  }
+  LoadedVae out;
+  auto config = ModelConfig::FromJson(j->Find("model") != nullptr ? *j->Find("model") : Json());
+  if (!config.ok()) return Status::Corruption(cfg + ": " + config.status().message());
+  out.config = *config;
+  out.vae = VideoVae(out.config.vae);
+  const std::string weights = dir + "/vae.pt";
+  if (!fs::exists(weights)) return Status::NotFound(weights + ": missing from the checkpoint");
+  try {
+    torch::serialize::InputArchive a;
+    a.load_from(weights, device);
+    out.vae->load(a);
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    return Status::Corruption(weights + ": unreadable (" + what.substr(0, what.find('\n')) + ")");
+  }
+  out.vae->to(device);
+  out.vae->eval();
+  return out;
 }
 
 }  // namespace reel::gen

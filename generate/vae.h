@@ -22,9 +22,12 @@
 #ifndef REEL_GENERATE_VAE_H_
 #define REEL_GENERATE_VAE_H_
 
+#include <string>
+
 #include <torch/torch.h>
 
 #include "generate/config.h"
+#include "util/status.h"
 
 namespace reel::gen {
 
@@ -84,6 +87,16 @@ TORCH_MODULE(VideoVae);
 
 // Sets streaming mode on every causal layer inside `module` (and resets their state).
 void SetStreaming(torch::nn::Module& module, bool on);
+
+// A VAE checkpoint folder: config.json (the whole model configuration; the VAE part is
+// what matters) and vae.pt (weights and latent statistics). Written to a temporary folder
+// and renamed into place; loading names the missing or unreadable file.
+Status SaveVae(const VideoVae& vae, const ModelConfig& config, const std::string& dir);
+struct LoadedVae {
+  ModelConfig config;
+  VideoVae vae{nullptr};
+};
+Result<LoadedVae> LoadVae(const std::string& dir, torch::Device device);
 
 }  // namespace reel::gen
 

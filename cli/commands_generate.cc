@@ -1,0 +1,387 @@
+// reel generate: train-vae, prepare, train, sample.
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "cli/command.h"
+#include "db/catalog.h"
+#include "generate/pipeline.h"
+#include "generate/vae.h"
+#include "nets/torch_compat.h"
+#include "util/json.h"
+#include "util/progress.h"
+#include "util/strings.h"
+
+namespace reel::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace reel::gen;
+
+Result<torch::Device> DeviceFor(const std::string& name) {
+  if (name == "cpu") return torch::Device(torch::kCPU);
+  if (name == "cuda") {
+    if (!compat::CudaAvailable())
+      return Status::FailedPrecondition("--device cuda: no CUDA device in this build or machine");
+    return torch::Device(torch::kCUDA);
+  }
+  return Status::InvalidArgument("--device must be cpu or cuda, not '" + name + "'");
+}
+
+void AddConfigOption(po::options_description& o, std::string* config) {
+  std::string names;
+  for (const std::string& n : ModelConfig::Names()) names += (names.empty() ? "" : ", ") + n;
+  o.add_options()(
+      "config", po::value<std::string>(config)->value_name("NAME|FILE")->default_value("cpu-tiny"),
+      ("model configuration: a name (" + names + ") or a JSON file").c_str());
+}
+
+Result<ModelConfig> ResolveConfig(const std::string& spec) {
+  if (fs::is_regular_file(spec)) {
+    std::ifstream f(spec);
+    std::stringstream s;
+    s << f.rdbuf();
+    auto j = Json::Parse(s.str());
+    if (!j.ok()) return Status::InvalidArgument(spec + ": " + j.status().message());
+    auto c = ModelConfig::FromJson(*j);
+    if (!c.ok()) return Status::InvalidArgument(spec + ": " + c.status().message());
+    return c;
+  }
+  return ModelConfig::Named(spec);
+}
+
+std::unique_ptr<Progress> MakeProgress(const std::string& label, int64_t total, bool quiet) {
+  Progress::Options p;
+  p.label = label;
+  p.unit = "steps";
+  p.total = total;
+  if (quiet) p.style = Progress::Style::kNone;
+  return std::make_unique<Progress>(p);
+}
+
+// Loads a subset's clips at the configuration's shape, reporting skips.
+Result<std::vector<TrainingClip>> Clips(const std::string& db, const std::string& subset,
+                                        const std::string& prefer, const ClipShape& shape, int jobs,
+                                        bool quiet) {
+  Catalog::Options ro;
+  ro.read_only = true;
+  REEL_ASSIGN_OR_RETURN(auto catalog, Catalog::Open(db, ro));
+  REEL_ASSIGN_OR_RETURN(std::vector<std::string> pref, ParseCaptionPreference(prefer));
+  ClipSetStats stats;
+  Result<std::vector<TrainingClip>> clips =
+      LoadTrainingClips(*catalog, subset, pref, shape, &stats, jobs);
+  if (!quiet && clips.ok()) {
+    std::fprintf(stderr, "clips: %lld of %lld usable at %d frames %dx%d @ %d fps",
+                 static_cast<long long>(stats.loaded), static_cast<long long>(stats.listed),
+                 shape.frames, shape.width, shape.height, shape.fps);
+    for (const auto& [reason, n] : stats.skipped)
+      std::fprintf(stderr, "; %lld %s", static_cast<long long>(n), reason.c_str());
+    std::fprintf(stderr, "\n");
+  }
+  for (const std::string& e : stats.errors) std::fprintf(stderr, "reel: warning: %s\n", e.c_str());
+  return clips;
+}
+
+class TrainVaeCommand : public Command {
+ public:
+  void AddOptions(po::options_description& o, po::positional_options_description&) override {
+    AddDbOption(o, &db_);
+    AddConfigOption(o, &config_);
+    AddJobsOption(o, &jobs_, "decoding threads");
+    o.add_options()  //
+        ("subset", po::value<std::string>(&subset_)->value_name("NAME")->required(),
+         "training clips")  //
+        ("out", po::value<std::string>(&out_)->value_name("DIR")->required(),
+         "VAE checkpoint folder")  //
+        ("steps", po::value<int64_t>(&opt_.steps)->value_name("N")->default_value(500),
+         "optimiser steps")  //
+        ("batch", po::value<int>(&opt_.batch)->value_name("N")->default_value(4),
+         "clips per step")  //
+        ("lr", po::value<double>(&opt_.lr)->value_name("X")->default_value(1e-3),
+         "AdamW learning rate")  //
+        ("weight-decay", po::value<double>(&opt_.weight_decay)->value_name("X")->default_value(0.0),
+         "AdamW weight decay")  //
+        ("seed", po::value<uint64_t>(&opt_.seed)->value_name("S")->default_value(0), "seed");
+  }
+  int Run() override {
+    auto config = ResolveConfig(config_);
+    if (!config.ok()) return Fail(config.status());
+    auto clips = Clips(db_, subset_, "vlm,merged,clip,signals,original", config->clip, jobs_,
+                       common().quiet);
+    if (!clips.ok()) return Fail(clips.status());
+    InterruptGuard guard;
+    auto progress = MakeProgress("train-vae", opt_.steps, common().quiet);
+    auto r = TrainVae(
+        *config, *clips, opt_, out_, [&](int64_t, int64_t, double) { progress->Advance(1); },
+        CancelFlag());
+    progress->Finish();
+    if (!r.ok()) return Fail(r.status());
+    std::printf(
+        "VAE saved to %s: final L1 %.4f, reconstruction PSNR %.2f dB on %zu training clips\n",
+        out_.c_str(), r->final_l1, r->psnr, clips->size());
+    return kExitOk;
+  }
+
+ private:
+  std::string db_, config_, subset_, out_;
+  int jobs_ = 2;
+  VaeTrainOptions opt_;
+};
+
+class PrepareCommand : public Command {
+ public:
+  void AddOptions(po::options_description& o, po::positional_options_description&) override {
+    AddDbOption(o, &db_);
+    AddJobsOption(o, &jobs_, "decoding threads");
+    o.add_options()  //
+        ("subset", po::value<std::string>(&subset_)->value_name("NAME")->required(),
+         "training clips")  //
+        ("vae", po::value<std::string>(&vae_)->value_name("DIR")->required(),
+         "VAE checkpoint (train-vae)")  //
+        ("out", po::value<std::string>(&out_)->value_name("FILE")->required(),
+         "latent cache to write")  //
+        ("prefer",
+         po::value<std::string>(&prefer_)->value_name("SOURCES")->default_value(
+             "vlm,merged,clip,signals,original"),
+         "caption policy");
+  }
+  int Run() override {
+    auto vae = LoadVae(vae_, torch::kCPU);
+    if (!vae.ok()) return Fail(vae.status());
+    auto clips = Clips(db_, subset_, prefer_, vae->config.clip, jobs_, common().quiet);
+    if (!clips.ok()) return Fail(clips.status());
+    LatentCache cache;
+    cache.examples = EncodeLatents(vae->vae, *clips);
+    for (const TrainingClip& c : *clips) cache.clip_ids.push_back(c.clip_id);
+    cache.vae_dir = fs::absolute(vae_).string();
+    cache.model = vae->config.ToJson();
+    if (Status s = SaveLatentCache(cache, out_); !s.ok()) return Fail(s);
+    std::printf("%zu latents written to %s\n", cache.examples.size(), out_.c_str());
+    return kExitOk;
+  }
+
+ private:
+  std::string db_, subset_, vae_, out_, prefer_;
+  int jobs_ = 2;
+};
+
+class TrainCommand : public Command {
+ public:
+  void AddOptions(po::options_description& o, po::positional_options_description&) override {
+    AddDbOption(o, &db_);
+    AddConfigOption(o, &config_);
+    o.add_options()  //
+        ("latents", po::value<std::string>(&latents_)->value_name("FILE")->required(),
+         "latent cache from reel generate prepare")  //
+        ("out", po::value<std::string>(&out_)->value_name("DIR")->required(),
+         "checkpoint folder")  //
+        ("name", po::value<std::string>(&opt_.name)->value_name("NAME")->default_value(""),
+         "the run's name")  //
+        ("steps", po::value<int64_t>(&opt_.steps)->value_name("N")->default_value(1000),
+         "total optimiser steps")  //
+        ("save-every", po::value<int64_t>(&opt_.save_every)->value_name("N")->default_value(200),
+         "checkpoint interval in steps")                                                       //
+        ("resume", po::bool_switch(&opt_.resume), "continue the checkpoint in --out exactly")  //
+        ("batch", po::value<int>(&opt_.train.batch)->value_name("N")->default_value(8),
+         "global batch")  //
+        ("lr", po::value<double>(&opt_.train.lr)->value_name("X")->default_value(3e-4),
+         "AdamW learning rate")  //
+        ("weight-decay",
+         po::value<double>(&opt_.train.weight_decay)->value_name("X")->default_value(0.0),
+         "AdamW weight decay (explicit; 0 by default)")  //
+        ("warmup", po::value<int>(&opt_.train.warmup_steps)->value_name("N")->default_value(100),
+         "warm-up steps")  //
+        ("grad-clip", po::value<double>(&opt_.train.grad_clip)->value_name("X")->default_value(1.0),
+         "gradient clipping (global norm)")  //
+        ("ema", po::value<double>(&opt_.train.ema_decay)->value_name("X")->default_value(0.999),
+         "EMA decay")  //
+        ("caption-dropout",
+         po::value<double>(&opt_.train.caption_dropout)->value_name("P")->default_value(0.1),
+         "probability of training on the null caption")  //
+        ("seed", po::value<uint64_t>(&opt_.train.seed)->value_name("S")->default_value(0), "seed");
+  }
+  int Run() override {
+    auto config = ResolveConfig(config_);
+    if (!config.ok()) return Fail(config.status());
+    auto cache = LoadLatentCache(latents_);
+    if (!cache.ok()) return Fail(cache.status());
+    auto vae_model = ModelConfig::FromJson(cache->model);
+    if (vae_model.ok() && (vae_model->vae.latent_channels != config->vae.latent_channels ||
+                           vae_model->clip.frames != config->clip.frames ||
+                           vae_model->clip.height != config->clip.height ||
+                           vae_model->clip.width != config->clip.width)) {
+      return Fail(Status::InvalidArgument(latents_ + ": latents of " + vae_model->name + " (" +
+                                          std::to_string(vae_model->clip.width) + "x" +
+                                          std::to_string(vae_model->clip.height) +
+                                          ") do not fit --config " + config->name));
+    }
+    std::vector<std::string> captions;
+    for (const auto& e : cache->examples) captions.push_back(e.caption);
+    Catalog::Options wo;
+    auto catalog = Catalog::Open(db_, wo);
+    if (!catalog.ok()) return Fail(catalog.status());
+    InterruptGuard guard;
+    auto progress = MakeProgress("train", opt_.steps, common().quiet);
+    double last = 0;
+    auto r = TrainDenoiser(
+        **catalog, *config, cache->examples, captions, opt_, out_,
+        [&](int64_t, int64_t, double loss) {
+          last = loss;
+          progress->Advance(1);
+        },
+        CancelFlag());
+    progress->Finish();
+    if (!r.ok()) return Fail(r.status());
+    std::printf("train run %lld: %lld steps (%.2f steps/s), final loss %.4f, checkpoint %s%s\n",
+                static_cast<long long>(r->run_id), static_cast<long long>(r->steps_done),
+                r->steps_per_second, r->final_loss, out_.c_str(),
+                r->cancelled ? " (interrupted; --resume continues)" : "");
+    (void)last;
+    return r->cancelled ? kExitFailure : kExitOk;
+  }
+
+ private:
+  std::string db_, config_, latents_, out_;
+  DenoiserTrainOptions opt_;
+};
+
+class SampleCommand : public Command {
+ public:
+  void AddOptions(po::options_description& o, po::positional_options_description&) override {
+    AddDbOption(o, &db_, /*required=*/false);
+    AddJsonOption(o, &json_);
+    o.add_options()  //
+        ("ckpt", po::value<std::string>(&ckpt_)->value_name("DIR")->required(),
+         "denoiser checkpoint (train)")  //
+        ("vae", po::value<std::string>(&vae_)->value_name("DIR")->required(),
+         "VAE checkpoint (train-vae)")  //
+        ("out", po::value<std::string>(&out_)->value_name("DIR")->required(),
+         "folder for the MP4 files")  //
+        ("subset", po::value<std::string>(&subset_)->value_name("NAME"),
+         "prompts: the captions of a subset's clips")  //
+        ("prompt", po::value<std::vector<std::string>>(&prompts_)->value_name("TEXT"),
+         "a prompt (repeatable)")  //
+        ("prompts", po::value<std::string>(&prompts_file_)->value_name("FILE"),
+         "prompts, one per line")  //
+        ("prefer",
+         po::value<std::string>(&prefer_)->value_name("SOURCES")->default_value(
+             "vlm,merged,clip,signals,original"),
+         "caption policy for --subset")  //
+        ("name", po::value<std::string>(&job_.name)->value_name("NAME")->default_value(""),
+         "the generation run's name")  //
+        ("steps", po::value<int>(&job_.sample.steps)->value_name("N")->default_value(30),
+         "Euler steps")  //
+        ("cfg", po::value<double>(&job_.sample.cfg)->value_name("X")->default_value(7.0),
+         "classifier-free guidance")  //
+        ("seed", po::value<uint64_t>(&job_.sample.seed)->value_name("S")->default_value(0),
+         "seed")  //
+        ("batch", po::value<int>(&job_.batch)->value_name("N")->default_value(4),
+         "prompts per forward")  //
+        ("device", po::value<std::string>(&device_)->value_name("cpu|cuda")->default_value("cpu"),
+         "where to run");
+  }
+  Status Setup(const po::variables_map&) override {
+    const int sources = (!subset_.empty()) + (!prompts_.empty()) + (!prompts_file_.empty());
+    if (sources != 1)
+      return Status::InvalidArgument("give exactly one of --subset, --prompt, --prompts");
+    if (!subset_.empty() && db_.empty()) return Status::InvalidArgument("--subset needs --db");
+    if (job_.sample.steps < 1) return Status::InvalidArgument("--steps must be at least 1");
+    return Status::OK();
+  }
+  int Run() override {
+    auto device = DeviceFor(device_);
+    if (!device.ok()) return Fail(device.status());
+    std::unique_ptr<Catalog> catalog;
+    if (!db_.empty()) {
+      auto c = Catalog::Open(db_);
+      if (!c.ok()) return Fail(c.status());
+      catalog = std::move(c).value();
+    }
+    if (!subset_.empty()) {
+      auto sub = catalog->FindSubset(subset_);
+      if (!sub.ok()) return Fail(sub.status());
+      if (!sub->has_value()) return Fail(Status::NotFound("no subset named '" + subset_ + "'"));
+      auto pref = ParseCaptionPreference(prefer_);
+      if (!pref.ok()) return Fail(pref.status());
+      auto members = catalog->ListSubsetMembers((*sub)->id);
+      if (!members.ok()) return Fail(members.status());
+      for (const SubsetMember& m : *members) {
+        if (!m.passed) continue;
+        auto cap = catalog->SelectCaption(m.clip_id, *pref);
+        if (!cap.ok()) return Fail(cap.status());
+        if (!cap->has_value()) continue;
+        job_.prompts.push_back((*cap)->text);
+        job_.clip_ids.push_back(m.clip_id);
+        job_.caption_ids.push_back((*cap)->id);
+      }
+      if (job_.prompts.empty())
+        return Fail(Status::FailedPrecondition("subset '" + subset_ + "' has no captioned clips"));
+    } else if (!prompts_file_.empty()) {
+      std::ifstream f(prompts_file_);
+      if (!f) return Fail(Status::NotFound(prompts_file_ + ": cannot open"));
+      std::string line;
+      while (std::getline(f, line)) {
+        if (!Trim(line).empty()) job_.prompts.push_back(std::string(Trim(line)));
+      }
+      if (job_.prompts.empty())
+        return Fail(Status::InvalidArgument(prompts_file_ + ": no prompts"));
+    } else {
+      job_.prompts = prompts_;
+    }
+    auto r = SampleToFiles(catalog.get(), ckpt_, vae_, job_, out_, *device);
+    if (!r.ok()) return Fail(r.status());
+    if (json_) {
+      Json j = Json::MakeObject();
+      j["run_id"] = r->run_id;
+      Json files = Json::MakeArray();
+      for (const std::string& f : r->files) files.push_back(f);
+      j["files"] = files;
+      std::cout << j.Dump(2) << '\n';
+    } else if (!common().quiet) {
+      std::printf(
+          "%zu clips written to %s%s\n", r->files.size(), out_.c_str(),
+          r->run_id > 0 ? (" (generation run " + std::to_string(r->run_id) + ")").c_str() : "");
+    }
+    return kExitOk;
+  }
+
+ private:
+  std::string db_, ckpt_, vae_, out_, subset_, prompts_file_, prefer_, device_;
+  std::vector<std::string> prompts_;
+  bool json_ = false;
+  SampleJob job_;
+};
+
+}  // namespace
+
+void RegisterGenerateCommands(std::vector<CommandInfo>* out) {
+  out->push_back(
+      {"generate train-vae", "train the causal video VAE on a subset's clips",
+       "generate train-vae --db CATALOG --subset NAME --out DIR [--config NAME] [--steps N]",
+       "The VAE compresses 8x8 in space and 4x in time (1 + 4k frames). Clips are read at\n"
+       "the configuration's size and frame rate. Saves weights and latent statistics.",
+       [] { return std::make_unique<TrainVaeCommand>(); }});
+  out->push_back({"generate prepare", "encode a subset's clips into a latent cache for training",
+                  "generate prepare --db CATALOG --subset NAME --vae DIR --out FILE", "",
+                  [] { return std::make_unique<PrepareCommand>(); }});
+  out->push_back({"generate train",
+                  "train the text-to-video diffusion transformer (rectified flow)",
+                  "generate train --db CATALOG --latents FILE --out DIR [--config NAME] [--steps "
+                  "N] [--resume]",
+                  "Records a run of kind train with its configuration and loss curve. Checkpoints\n"
+                  "hold the model, EMA, optimiser and step; --resume continues exactly.",
+                  [] { return std::make_unique<TrainCommand>(); }});
+  out->push_back(
+      {"generate sample", "sample clips from prompts into MP4 files and a generation run",
+       "generate sample --ckpt DIR --vae DIR (--db CATALOG --subset NAME | --prompt TEXT | "
+       "--prompts FILE) --out DIR",
+       "Euler sampling on the shifted schedule with classifier-free guidance; each\n"
+       "prompt's noise depends only on --seed and its position, so the same seed and\n"
+       "checkpoint give the same clips. With --db, the files are recorded as a generation\n"
+       "run that reel eval run --fake run:CATALOG#RUN reads.",
+       [] { return std::make_unique<SampleCommand>(); }});
+}
+
+}  // namespace reel::cli

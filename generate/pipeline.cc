@@ -1,0 +1,527 @@
+#include "generate/pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "generate/vae.h"
+#include "util/parallel.h"
+#include "video/encoder.h"
+#include "video/probe.h"
+#include "video/sampler.h"
+
+namespace reel::gen {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct ClipRef {
+  ClipRecord clip;
+  VideoRecord video;
+  std::vector<int64_t> pts;  // the clip's frames' pts, when the scan stored them
+  std::optional<int64_t> caption_id;
+  std::string caption;
+};
+
+struct Loaded {
+  size_t index = 0;
+  torch::Tensor video;
+  std::string skip;   // reason, when skipped
+  std::string error;  // cause, when unreadable
+};
+
+Loaded LoadOne(const ClipRef& ref, const ClipShape& shape) {
+  Loaded out;
+  const ClipRecord& c = ref.clip;
+  const VideoRecord& v = ref.video;
+  const Rational fps(shape.fps, 1);
+  const Rational need = Rational(shape.frames - 1, 1) / fps;
+  const Rational length = c.end_time - c.start_time;
+  if (c.end_frame - c.start_frame < 1 || length <= need) {
+    out.skip = "shorter than " + std::to_string(shape.frames) + " frames at " +
+               std::to_string(shape.fps) + " fps";
+    return out;
+  }
+  if (!v.time_base.valid() || v.time_base <= Rational()) {
+    out.skip = "unreadable";
+    out.error = v.path + ": no time base recorded; rescan the video";
+    return out;
+  }
+  std::vector<int64_t> targets;
+  for (int k = 0; k < shape.frames; ++k) {
+    const Rational offset = Rational(k, 1) / fps;
+    if (!ref.pts.empty()) {
+      targets.push_back(ref.pts.front() + (offset / v.time_base).Round());
+    } else {
+      targets.push_back(((v.start_time + c.start_time + offset) / v.time_base).Round());
+    }
+  }
+  int dw = 0, dh = 0;
+  DisplaySize(v.width, v.height, v.sample_aspect_ratio, v.rotation, &dw, &dh);
+  DecodeOptions options;
+  options.format = PixelFormat::kRgb24;
+  options.filter = ResizeFilter::kArea;
+  options.threads = 1;
+  if (static_cast<int64_t>(dw) * shape.height >= static_cast<int64_t>(dh) * shape.width) {
+    options.height = shape.height;  // wider than the target: fit the height, crop the sides
+  } else {
+    options.width = shape.width;
+  }
+  Result<std::vector<Frame>> frames = ReadFramesAtPts(v.path, targets, options);
+  if (!frames.ok()) {
+    out.skip = "unreadable";
+    out.error = "clip " + std::to_string(c.id) + ": " + frames.status().message();
+    return out;
+  }
+  torch::Tensor video = torch::empty({3, shape.frames, shape.height, shape.width}, torch::kFloat);
+  for (int k = 0; k < shape.frames; ++k) {
+    const Frame& f = (*frames)[static_cast<size_t>(k)];
+    if (f.width < shape.width || f.height < shape.height) {
+      out.skip = "unreadable";
+      out.error = "clip " + std::to_string(c.id) + ": decoded frame smaller than the target";
+      return out;
+    }
+    const int x0 = (f.width - shape.width) / 2, y0 = (f.height - shape.height) / 2;
+    const torch::Tensor hwc =
+        torch::from_blob(const_cast<uint8_t*>(f.data.data()), {f.height, f.width, 3}, torch::kByte);
+    video.select(1, k).copy_(hwc.narrow(0, y0, shape.height)
+                                 .narrow(1, x0, shape.width)
+                                 .permute({2, 0, 1})
+                                 .to(torch::kFloat));
+  }
+  out.video = video / 127.5 - 1.0;
+  return out;
+}
+
+torch::Tensor ToFrames(
+    const torch::Tensor& video) {  // [3, T, H, W] in [-1, 1] -> uint8 [T, H, W, 3]
+  return ((video.clamp(-1, 1) + 1) * 127.5)
+      .round()
+      .to(torch::kByte)
+      .permute({1, 2, 3, 0})
+      .contiguous();
+}
+
+}  // namespace
+
+Result<std::vector<TrainingClip>> LoadTrainingClips(Catalog& catalog, const std::string& subset,
+                                                    const std::vector<std::string>& prefer,
+                                                    const ClipShape& shape, ClipSetStats* stats,
+                                                    int jobs) {
+  ClipSetStats local;
+  ClipSetStats& st = stats != nullptr ? *stats : local;
+  REEL_ASSIGN_OR_RETURN(std::optional<SubsetRecord> sub, catalog.FindSubset(subset));
+  if (!sub.has_value()) {
+    return Status::NotFound("no subset named '" + subset +
+                            "' (make one with reel curate filter --subset)");
+  }
+  REEL_ASSIGN_OR_RETURN(std::vector<SubsetMember> members, catalog.ListSubsetMembers(sub->id));
+  std::vector<ClipRef> refs;
+  std::map<int64_t, VideoRecord> videos;
+  std::map<int64_t, std::vector<int64_t>> pts;
+  for (const SubsetMember& m : members) {
+    if (!m.passed) continue;
+    REEL_ASSIGN_OR_RETURN(std::optional<ClipRecord> clip, catalog.FindClip(m.clip_id));
+    if (!clip.has_value()) continue;
+    if (!videos.count(clip->video_id)) {
+      REEL_ASSIGN_OR_RETURN(std::optional<VideoRecord> v, catalog.FindVideoById(clip->video_id));
+      if (!v.has_value()) continue;
+      videos[clip->video_id] = *v;
+      Result<std::vector<int64_t>> p = catalog.GetFrameDataI64(clip->video_id, "pts");
+      pts[clip->video_id] = p.ok() ? *p : std::vector<int64_t>();
+    }
+    ClipRef ref;
+    ref.clip = *clip;
+    ref.video = videos[clip->video_id];
+    const std::vector<int64_t>& all = pts[clip->video_id];
+    if (static_cast<int64_t>(all.size()) >= clip->end_frame) {
+      ref.pts.assign(all.begin() + clip->start_frame, all.begin() + clip->end_frame);
+    }
+    REEL_ASSIGN_OR_RETURN(std::optional<CaptionRecord> caption,
+                          catalog.SelectCaption(clip->id, prefer));
+    if (caption.has_value()) {
+      ref.caption = caption->text;
+      ref.caption_id = caption->id;
+    }
+    refs.push_back(std::move(ref));
+  }
+  st.listed = static_cast<int64_t>(refs.size());
+  if (refs.empty()) {
+    return Status::FailedPrecondition("subset '" + subset + "' has no passing clips to train on");
+  }
+  std::vector<TrainingClip> out;
+  ParallelOptions parallel;
+  parallel.jobs = std::max(1, jobs);
+  parallel.ordered = true;
+  REEL_RETURN_IF_ERROR(ProcessInParallel<Loaded>(
+      refs.size(), parallel,
+      [&](size_t i) {
+        Loaded l = LoadOne(refs[i], shape);
+        l.index = i;
+        return l;
+      },
+      [&](Loaded&& l) -> Status {
+        if (!l.skip.empty()) {
+          ++st.skipped[l.skip];
+          if (!l.error.empty() && st.errors.size() < 5) st.errors.push_back(l.error);
+          return Status::OK();
+        }
+        const ClipRef& ref = refs[l.index];
+        TrainingClip c;
+        c.clip_id = ref.clip.id;
+        c.caption_id = ref.caption_id;
+        c.caption = ref.caption;
+        c.video = std::move(l.video);
+        out.push_back(std::move(c));
+        return Status::OK();
+      }));
+  st.loaded = static_cast<int64_t>(out.size());
+  if (out.empty()) {
+    std::string why;
+    for (const auto& [reason, n] : st.skipped)
+      why += (why.empty() ? "" : ", ") + std::to_string(n) + " " + reason;
+    return Status::FailedPrecondition("no clip of subset '" + subset + "' could be used (" + why +
+                                      ")");
+  }
+  return out;
+}
+
+double VideoPsnr(const torch::Tensor& a, const torch::Tensor& b) {
+  const torch::Tensor x = ((a.clamp(-1, 1) + 1) / 2).to(torch::kDouble);
+  const torch::Tensor y = ((b.clamp(-1, 1) + 1) / 2).to(torch::kDouble);
+  const double mse = (x - y).pow(2).mean().item<double>();
+  return mse <= 0 ? 100.0 : 10.0 * std::log10(1.0 / mse);
+}
+
+Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<TrainingClip>& clips,
+                                const VaeTrainOptions& options, const std::string& out_dir,
+                                const StepCallback& on_step, const std::atomic<bool>* cancel) {
+  REEL_RETURN_IF_ERROR(config.Validate());
+  if (clips.empty()) return Status::InvalidArgument("no clips to train the VAE on");
+  if (options.batch < 1 || options.steps < 1)
+    return Status::InvalidArgument("VAE steps and batch must be positive");
+  torch::manual_seed(options.seed);
+  VideoVae vae(config.vae);
+  torch::optim::AdamW opt(
+      vae->parameters(), torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
+  std::mt19937_64 rng(options.seed);
+  std::uniform_int_distribution<size_t> pick(0, clips.size() - 1);
+  VaeTrainResult result;
+  try {
+    vae->train();
+    for (int64_t step = 0; step < options.steps; ++step) {
+      if (cancel != nullptr && cancel->load()) return Status::Cancelled("VAE training interrupted");
+      std::vector<torch::Tensor> batch;
+      for (int i = 0; i < options.batch; ++i) batch.push_back(clips[pick(rng)].video);
+      opt.zero_grad();
+      VaeLoss loss = vae->Loss(torch::stack(batch));
+      loss.total.backward();
+      torch::nn::utils::clip_grad_norm_(vae->parameters(), 1.0);
+      opt.step();
+      result.final_l1 = loss.l1.item<double>();
+      if (on_step) on_step(step + 1, options.steps, loss.total.item<double>());
+    }
+    vae->eval();
+    torch::NoGradGuard g;
+    std::vector<torch::Tensor> latents;
+    double psnr = 0;
+    for (const TrainingClip& c : clips) {
+      const torch::Tensor z = vae->Encode(c.video.unsqueeze(0)).first;
+      latents.push_back(z);
+      psnr += VideoPsnr(vae->Decode(z)[0], c.video);
+    }
+    result.psnr = psnr / static_cast<double>(clips.size());
+    vae->SetLatentStats(torch::cat(latents, 0));
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    return Status::Internal("VAE training: " + what.substr(0, what.find('\n')));
+  }
+  REEL_RETURN_IF_ERROR(SaveVae(vae, config, out_dir));
+  return result;
+}
+
+std::vector<LatentExample> EncodeLatents(VideoVae& vae, const std::vector<TrainingClip>& clips) {
+  torch::NoGradGuard g;
+  vae->eval();
+  std::vector<LatentExample> out;
+  for (const TrainingClip& c : clips) {
+    const torch::Tensor x = c.video.unsqueeze(0);
+    const torch::Tensor z = x.size(2) > 33 ? vae->EncodeMeanChunked(x, 17) : vae->Encode(x).first;
+    out.push_back({vae->Normalize(z)[0].contiguous(), c.caption});
+  }
+  return out;
+}
+
+Status SaveLatentCache(const LatentCache& cache, const std::string& path) {
+  if (cache.examples.empty()) return Status::InvalidArgument("no latents to save");
+  Json meta = Json::MakeObject();
+  meta["format"] = "reel-latents 1";
+  meta["vae"] = cache.vae_dir;
+  meta["model"] = cache.model;
+  Json caps = Json::MakeArray(), ids = Json::MakeArray();
+  std::vector<torch::Tensor> zs;
+  for (size_t i = 0; i < cache.examples.size(); ++i) {
+    caps.push_back(cache.examples[i].caption);
+    ids.push_back(i < cache.clip_ids.size() ? cache.clip_ids[i] : int64_t{0});
+    zs.push_back(cache.examples[i].latent);
+  }
+  meta["captions"] = caps;
+  meta["clip_ids"] = ids;
+  const std::string tmp = path + ".partial";
+  try {
+    torch::serialize::OutputArchive a;
+    a.write("latents", torch::stack(zs).contiguous());
+    a.write("meta", c10::IValue(meta.Dump()));
+    a.save_to(tmp);
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    return Status::IOError(path + ": " + what.substr(0, what.find('\n')));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return Status::IOError(path + ": " + ec.message());
+  return Status::OK();
+}
+
+Result<LatentCache> LoadLatentCache(const std::string& path) {
+  if (!fs::exists(path))
+    return Status::NotFound(path + ": no latent cache (make one with reel generate prepare)");
+  LatentCache cache;
+  torch::Tensor z;
+  std::string meta_text;
+  try {
+    torch::serialize::InputArchive a;
+    a.load_from(path);
+    a.read("latents", z);
+    c10::IValue v;
+    a.read("meta", v);
+    meta_text = v.toStringRef();
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    return Status::Corruption(path + ": unreadable latent cache (" +
+                              what.substr(0, what.find('\n')) + ")");
+  }
+  auto meta = Json::Parse(meta_text);
+  if (!meta.ok() || meta->Find("format") == nullptr ||
+      meta->Find("format")->as_string() != "reel-latents 1") {
+    return Status::Corruption(path + ": not a reel latent cache");
+  }
+  const Json* caps = meta->Find("captions");
+  const Json* ids = meta->Find("clip_ids");
+  if (caps == nullptr || static_cast<int64_t>(caps->size()) != z.size(0)) {
+    return Status::Corruption(path + ": captions and latents disagree");
+  }
+  for (int64_t i = 0; i < z.size(0); ++i) {
+    cache.examples.push_back({z[i].clone(), caps->at(static_cast<size_t>(i)).as_string()});
+    cache.clip_ids.push_back(ids != nullptr ? ids->at(static_cast<size_t>(i)).as_int() : 0);
+  }
+  cache.vae_dir = meta->Find("vae") != nullptr ? meta->Find("vae")->as_string() : "";
+  cache.model = meta->Find("model") != nullptr ? *meta->Find("model") : Json::MakeObject();
+  return cache;
+}
+
+Result<DenoiserTrainResult> TrainDenoiser(Catalog& catalog, const ModelConfig& config,
+                                          const std::vector<LatentExample>& data,
+                                          const std::vector<std::string>& captions_for_tokenizer,
+                                          const DenoiserTrainOptions& options,
+                                          const std::string& ckpt_dir, const StepCallback& on_step,
+                                          const std::atomic<bool>* cancel) {
+  if (data.empty()) return Status::InvalidArgument("no training latents");
+  std::unique_ptr<Trainer> trainer;
+  std::vector<std::pair<int64_t, double>> curve;
+  const std::string curve_path = ckpt_dir + "/losses.json";
+  if (options.resume && fs::exists(ckpt_dir + "/config.json")) {
+    REEL_ASSIGN_OR_RETURN(trainer, Trainer::Load(ckpt_dir, torch::kCPU));
+    std::ifstream f(curve_path);
+    std::stringstream s;
+    s << f.rdbuf();
+    if (auto j = Json::Parse(s.str()); j.ok()) {
+      for (const Json& p : j->as_array()) curve.emplace_back(p.at(0).as_int(), p.at(1).as_double());
+    }
+  } else {
+    if (fs::exists(ckpt_dir + "/config.json")) {
+      return Status::AlreadyExists(ckpt_dir +
+                                   " already holds a checkpoint; pass --resume to continue it");
+    }
+    REEL_ASSIGN_OR_RETURN(BpeTokenizer tok,
+                          BpeTokenizer::Train(captions_for_tokenizer, config.text.vocab_size));
+    REEL_ASSIGN_OR_RETURN(trainer,
+                          Trainer::Create(config, std::move(tok), options.train, torch::kCPU));
+  }
+  Json run_config = Json::MakeObject();
+  run_config["model"] = trainer->config().ToJson();
+  run_config["train"] = trainer->options().ToJson();
+  run_config["steps"] = options.steps;
+  run_config["examples"] = static_cast<int64_t>(data.size());
+  run_config["checkpoint"] = fs::absolute(ckpt_dir).string();
+  run_config["resumed_from_step"] = trainer->step();
+  REEL_ASSIGN_OR_RETURN(int64_t run_id, catalog.BeginRun("train", run_config, options.name));
+  DenoiserTrainResult result;
+  result.run_id = run_id;
+  auto save = [&]() -> Status {
+    REEL_RETURN_IF_ERROR(trainer->Save(ckpt_dir));
+    Json arr = Json::MakeArray();
+    for (const auto& [s, l] : curve) {
+      Json p = Json::MakeArray();
+      p.push_back(s);
+      p.push_back(l);
+      arr.push_back(p);
+    }
+    std::ofstream f(curve_path, std::ios::trunc);
+    f << arr.Dump() << '\n';
+    return f.good() ? Status::OK() : Status::IOError(curve_path + ": cannot write");
+  };
+  auto finish = [&](RunStatus status, const std::string& error) -> Status {
+    Json details = Json::MakeObject();
+    Json steps = Json::MakeArray(), losses = Json::MakeArray();
+    const size_t stride = std::max<size_t>(1, curve.size() / 2000);
+    for (size_t i = 0; i < curve.size(); i += stride) {
+      steps.push_back(curve[i].first);
+      losses.push_back(curve[i].second);
+    }
+    details["step"] = steps;
+    details["loss"] = losses;
+    details["steps_per_second"] = result.steps_per_second;
+    REEL_RETURN_IF_ERROR(
+        catalog.AddMetric(run_id, "loss_curve", result.final_loss, details).status());
+    return catalog.FinishRun(run_id, status, error);
+  };
+  const auto t0 = Clock::now();
+  int64_t done = 0;
+  while (trainer->step() < options.steps) {
+    if (cancel != nullptr && cancel->load()) {
+      result.cancelled = true;
+      break;
+    }
+    Result<double> loss = trainer->Step(data);
+    if (!loss.ok()) {
+      finish(RunStatus::kFailed, loss.status().message()).IgnoreError();
+      return loss.status();
+    }
+    ++done;
+    result.final_loss = *loss;
+    curve.emplace_back(trainer->step(), *loss);
+    if (on_step) on_step(trainer->step(), options.steps, *loss);
+    if (options.save_every > 0 && trainer->step() % options.save_every == 0) {
+      if (Status s = save(); !s.ok()) {
+        finish(RunStatus::kFailed, s.message()).IgnoreError();
+        return s;
+      }
+    }
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  result.steps_done = done;
+  result.steps_per_second = secs > 0 ? static_cast<double>(done) / secs : 0;
+  if (Status s = save(); !s.ok()) {
+    finish(RunStatus::kFailed, s.message()).IgnoreError();
+    return s;
+  }
+  REEL_RETURN_IF_ERROR(finish(result.cancelled ? RunStatus::kInterrupted : RunStatus::kOk, ""));
+  return result;
+}
+
+Result<SampleResult> SampleToFiles(Catalog* catalog, const std::string& ckpt_dir,
+                                   const std::string& vae_dir, const SampleJob& job,
+                                   const std::string& out_dir, torch::Device device) {
+  if (job.prompts.empty()) return Status::InvalidArgument("no prompts to sample");
+  REEL_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Load(ckpt_dir, device));
+  REEL_ASSIGN_OR_RETURN(LoadedVae vae, LoadVae(vae_dir, device));
+  const ModelConfig& config = trainer->config();
+  if (vae.config.vae.latent_channels != config.vae.latent_channels) {
+    return Status::InvalidArgument(vae_dir + ": the VAE has " +
+                                   std::to_string(vae.config.vae.latent_channels) +
+                                   " latent channels, the denoiser in " + ckpt_dir + " expects " +
+                                   std::to_string(config.vae.latent_channels));
+  }
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) return Status::IOError(out_dir + ": " + ec.message());
+  SampleResult result;
+  int64_t run_id = 0;
+  if (catalog != nullptr) {
+    Json cfg = Json::MakeObject();
+    cfg["checkpoint"] = fs::absolute(ckpt_dir).string();
+    cfg["checkpoint_step"] = trainer->step();
+    cfg["vae"] = fs::absolute(vae_dir).string();
+    cfg["steps"] = job.sample.steps;
+    cfg["cfg"] = job.sample.cfg;
+    cfg["seed"] = static_cast<int64_t>(job.sample.seed);
+    cfg["prompts"] = static_cast<int64_t>(job.prompts.size());
+    cfg["out"] = fs::absolute(out_dir).string();
+    REEL_ASSIGN_OR_RETURN(run_id, catalog->BeginRun("generate", cfg, job.name));
+    result.run_id = run_id;
+  }
+  const std::string ckpt_label =
+      fs::absolute(ckpt_dir).string() + "@" + std::to_string(trainer->step());
+  auto fail = [&](const Status& s) -> Status {
+    if (catalog != nullptr)
+      catalog->FinishRun(run_id, RunStatus::kFailed, s.message()).IgnoreError();
+    return s;
+  };
+  const int batch = std::max(1, job.batch);
+  for (size_t start = 0; start < job.prompts.size(); start += static_cast<size_t>(batch)) {
+    const size_t end = std::min(job.prompts.size(), start + static_cast<size_t>(batch));
+    std::vector<std::string> prompts(job.prompts.begin() + static_cast<long>(start),
+                                     job.prompts.begin() + static_cast<long>(end));
+    SampleOptions so = job.sample;
+    so.first_index = static_cast<int64_t>(start);
+    torch::Tensor videos;
+    try {
+      torch::NoGradGuard g;
+      const torch::Tensor z = SampleLatents(trainer->ema_dit(), trainer->ema_text(),
+                                            trainer->tokenizer(), config, prompts, so, device);
+      videos = vae.vae->Decode(vae.vae->Denormalize(z)).to(torch::kCPU);
+    } catch (const c10::Error& e) {
+      const std::string what = e.what_without_backtrace();
+      return fail(Status::Internal("sampling: " + what.substr(0, what.find('\n'))));
+    }
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const size_t index = start + i;
+      char name[32];
+      std::snprintf(name, sizeof name, "%06zu.mp4", index);
+      const std::string path = fs::absolute(out_dir + "/" + name).string();
+      const torch::Tensor frames = ToFrames(videos[static_cast<int64_t>(i)]);
+      EncodeOptions eo;
+      eo.width = static_cast<int>(frames.size(2));
+      eo.height = static_cast<int>(frames.size(1));
+      eo.frame_rate = Rational(config.clip.fps, 1);
+      eo.crf = 12;
+      eo.metadata["comment"] = "reel generate: " + prompts[i];
+      Result<std::unique_ptr<VideoEncoder>> enc = VideoEncoder::Open(path, eo);
+      if (!enc.ok()) return fail(enc.status());
+      for (int64_t t = 0; t < frames.size(0); ++t) {
+        Frame f;
+        f.width = eo.width;
+        f.height = eo.height;
+        f.format = PixelFormat::kRgb24;
+        const torch::Tensor ft = frames[t].contiguous();
+        f.data.assign(ft.data_ptr<uint8_t>(), ft.data_ptr<uint8_t>() + ft.numel());
+        if (Status s = (*enc)->Write(f); !s.ok()) return fail(s);
+      }
+      if (Status s = (*enc)->Finish(); !s.ok()) return fail(s);
+      result.files.push_back(path);
+      if (catalog != nullptr) {
+        GenerationRecord rec;
+        rec.run_id = run_id;
+        rec.path = path;
+        rec.prompt = prompts[i];
+        if (index < job.clip_ids.size()) rec.clip_id = job.clip_ids[index];
+        if (index < job.caption_ids.size()) rec.caption_id = job.caption_ids[index];
+        rec.seed = static_cast<int64_t>(job.sample.seed);
+        rec.checkpoint = ckpt_label;
+        rec.params["steps"] = job.sample.steps;
+        rec.params["cfg"] = job.sample.cfg;
+        rec.params["index"] = static_cast<int64_t>(index);
+        if (Status s = catalog->AddGeneration(rec).status(); !s.ok()) return fail(s);
+      }
+    }
+  }
+  if (catalog != nullptr) REEL_RETURN_IF_ERROR(catalog->FinishRun(run_id, RunStatus::kOk));
+  return result;
+}
+
+}  // namespace reel::gen

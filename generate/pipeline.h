@@ -1,0 +1,136 @@
+// The generator's jobs over the catalog: training clips from a subset, the VAE, latent
+// caches, denoiser training with a run in the catalog, and sampling to MP4 files recorded
+// as a generation run (which `reel eval run --fake run:CATALOG#RUN` reads).
+//
+// Training clips: the passing clips of a subset, each read as `frames` frames at the
+// configuration's frame rate from the clip's first frame (the frame at or after each
+// time), scaled so the shorter side fits and centre-cropped to height x width, as float
+// [3, T, H, W] in [-1, 1], with the caption `prefer` selects. A clip too short for that
+// is skipped and counted ("shorter than 17 frames at 8 fps"); one without a caption
+// trains unconditionally (its caption is ""); an unreadable one is skipped with its cause.
+//
+// Thread-safety: each function uses the catalog on the calling thread only.
+
+#ifndef REEL_GENERATE_PIPELINE_H_
+#define REEL_GENERATE_PIPELINE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "db/catalog.h"
+#include "generate/config.h"
+#include "generate/trainer.h"
+#include "generate/vae.h"
+#include "util/status.h"
+
+namespace reel::gen {
+
+struct TrainingClip {
+  int64_t clip_id = 0;
+  std::optional<int64_t> caption_id;
+  std::string caption;
+  torch::Tensor video;  // [3, T, H, W] float in [-1, 1]
+};
+
+struct ClipSetStats {
+  int64_t listed = 0;
+  int64_t loaded = 0;
+  std::map<std::string, int64_t> skipped;  // reason -> count
+  std::vector<std::string> errors;         // first few unreadable clips, with causes
+};
+
+Result<std::vector<TrainingClip>> LoadTrainingClips(Catalog& catalog, const std::string& subset,
+                                                    const std::vector<std::string>& prefer,
+                                                    const ClipShape& shape, ClipSetStats* stats,
+                                                    int jobs = 2);
+
+// Progress of a training job: step, total steps, loss.
+using StepCallback = std::function<void(int64_t step, int64_t steps, double loss)>;
+
+struct VaeTrainOptions {
+  int64_t steps = 500;
+  int batch = 4;
+  double lr = 1e-3;
+  double weight_decay = 0.0;
+  uint64_t seed = 0;
+};
+struct VaeTrainResult {
+  double final_l1 = 0;
+  double psnr = 0;  // of the reconstructions of the training clips (dB, on [0, 1] pixels)
+};
+// Trains a VAE on `clips` (a fresh one from `config`), sets its latent statistics from
+// the clips' latents and saves it to `out_dir`.
+Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<TrainingClip>& clips,
+                                const VaeTrainOptions& options, const std::string& out_dir,
+                                const StepCallback& on_step, const std::atomic<bool>* cancel);
+
+// PSNR (dB) between videos in [-1, 1], measured on [0, 1] pixels.
+double VideoPsnr(const torch::Tensor& a, const torch::Tensor& b);
+
+// Normalised latents of `clips` with the VAE (chunked encoding), ready for training.
+std::vector<LatentExample> EncodeLatents(VideoVae& vae, const std::vector<TrainingClip>& clips);
+
+// A latent cache (`reel generate prepare`): the normalised latents, captions and clip ids
+// of a subset under one VAE, so training never decodes video.
+struct LatentCache {
+  std::vector<LatentExample> examples;
+  std::vector<int64_t> clip_ids;
+  std::string vae_dir;
+  Json model;  // the VAE's model configuration
+};
+Status SaveLatentCache(const LatentCache& cache, const std::string& path);
+Result<LatentCache> LoadLatentCache(const std::string& path);
+
+struct DenoiserTrainOptions {
+  std::string name;  // the run's name in the catalog
+  int64_t steps = 1000;
+  int64_t save_every = 200;
+  bool resume = false;
+  TrainOptions train;
+};
+struct DenoiserTrainResult {
+  int64_t run_id = 0;
+  int64_t steps_done = 0;
+  double final_loss = 0;
+  double steps_per_second = 0;
+  bool cancelled = false;
+};
+// Trains (or, with resume, continues) the denoiser in `ckpt_dir` on latents, recording a
+// run of kind "train" (config, then the loss curve as a "loss_curve" metric with its
+// steps and losses, refreshed at every checkpoint).
+Result<DenoiserTrainResult> TrainDenoiser(Catalog& catalog, const ModelConfig& config,
+                                          const std::vector<LatentExample>& data,
+                                          const std::vector<std::string>& captions_for_tokenizer,
+                                          const DenoiserTrainOptions& options,
+                                          const std::string& ckpt_dir, const StepCallback& on_step,
+                                          const std::atomic<bool>* cancel);
+
+struct SampleJob {
+  std::string name;  // the generation run's name
+  std::vector<std::string> prompts;
+  std::vector<std::optional<int64_t>> clip_ids;     // per prompt, when it came from a clip
+  std::vector<std::optional<int64_t>> caption_ids;  // per prompt
+  SampleOptions sample;
+  int batch = 4;
+};
+struct SampleResult {
+  int64_t run_id = 0;
+  std::vector<std::string> files;
+};
+// Samples every prompt with the checkpoint's EMA networks, decodes with the VAE, writes
+// out_dir/NNNNNN.mp4 and records a run of kind "generate" with one generation row per
+// file (prompt, clip, caption, seed, checkpoint).
+Result<SampleResult> SampleToFiles(Catalog* catalog, const std::string& ckpt_dir,
+                                   const std::string& vae_dir, const SampleJob& job,
+                                   const std::string& out_dir, torch::Device device);
+
+}  // namespace reel::gen
+
+#endif  // REEL_GENERATE_PIPELINE_H_
