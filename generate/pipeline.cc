@@ -217,6 +217,11 @@ Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<Tra
       if (cancel != nullptr && cancel->load()) return Status::Cancelled("VAE training interrupted");
       std::vector<torch::Tensor> batch;
       for (int i = 0; i < options.batch; ++i) batch.push_back(clips[pick(rng)].video);
+      // Cosine decay of the learning rate to a tenth over the run.
+      const double progress = static_cast<double>(step) / static_cast<double>(options.steps);
+      const double lr = options.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * progress)));
+      for (auto& group : opt.param_groups())
+        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
       opt.zero_grad();
       VaeLoss loss = vae->Loss(torch::stack(batch));
       loss.total.backward();

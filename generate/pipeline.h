@@ -65,7 +65,8 @@ struct VaeTrainResult {
   double final_l1 = 0;
   double psnr = 0;  // of the reconstructions of the training clips (dB, on [0, 1] pixels)
 };
-// Trains a VAE on `clips` (a fresh one from `config`), sets its latent statistics from
+// Trains a VAE on `clips` (a fresh one from `config`; AdamW, the learning rate decaying
+// along a cosine to a tenth), sets its latent statistics from
 // the clips' latents and saves it to `out_dir`.
 Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<TrainingClip>& clips,
                                 const VaeTrainOptions& options, const std::string& out_dir,

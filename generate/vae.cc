@@ -156,6 +156,10 @@ class VaeEncoderImpl : public torch::nn::Module {
     norm_out_ = register_module(
         "norm_out", torch::nn::GroupNorm(torch::nn::GroupNormOptions(c.norm_groups, ch).eps(1e-6)));
     conv_out_ = register_module("conv_out", CausalConv3d(ch, 2 * c.latent_channels, 3, 3));
+    // Start with a narrow posterior (std about 0.02): with a small KL weight the decoder
+    // otherwise spends its early training on unit-variance noise in the latents.
+    torch::NoGradGuard g;
+    conv_out_->conv()->bias.narrow(0, c.latent_channels, c.latent_channels).fill_(-8.0);
   }
   torch::Tensor forward(const torch::Tensor& x) {
     torch::Tensor h = blocks_->forward(conv_in_(x));

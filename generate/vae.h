@@ -38,6 +38,7 @@ class CausalConv3dImpl : public torch::nn::Module {
   torch::Tensor forward(torch::Tensor x);
   // Streaming: the past comes from the previous call's input instead of padding.
   void SetStreaming(bool on);
+  torch::nn::Conv3d& conv() { return conv_; }
 
  private:
   torch::nn::Conv3d conv_{nullptr};

@@ -1,0 +1,198 @@
+// Tests for the generator's jobs: training clips from a catalog, VAE training, latent
+// caches, sampling to files as a generation run, and the `reel generate` commands.
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "curate/filter.h"
+#include "curate/scan.h"
+#include "db/catalog.h"
+#include "generate/pipeline.h"
+#include "generate/vae.h"
+#include "tests/support/test_support.h"
+#include "util/json.h"
+#include "video/decoder.h"
+#include "video/synthetic.h"
+
+namespace reel::gen {
+namespace {
+
+namespace fs = std::filesystem;
+using reel::testing::TempDir;
+
+// A coloured box moving over a dark background: (dx, dy) pixels per frame.
+SyntheticVideo Box(int size, Rgb fg, Rgb bg, double dx, double dy, int64_t frames, Rational fps) {
+  SyntheticVideo v;
+  v.width = size;
+  v.height = size;
+  v.frame_rate = fps;
+  SceneSpec s;
+  s.kind = SceneKind::kMovingBox;
+  s.frames = frames;
+  s.foreground = fg;
+  s.background = bg;
+  s.dx = dx;
+  s.dy = dy;
+  v.scenes = {s};
+  return v;
+}
+
+torch::Tensor Render(const SyntheticVideo& v, int64_t frames) {
+  torch::Tensor out = torch::empty({3, frames, v.height, v.width});
+  for (int64_t i = 0; i < frames; ++i) {
+    Frame f;
+    v.Render(i, &f);
+    out.select(1, i).copy_(torch::from_blob(f.data.data(), {v.height, v.width, 3}, torch::kByte)
+                               .permute({2, 0, 1})
+                               .to(torch::kFloat));
+  }
+  return out / 127.5 - 1;
+}
+
+TEST(TrainingClipsTest, FromASubsetFrameExactAtTheConfigsRate) {
+  TempDir dir;
+  fs::create_directories(dir.File("raw"));
+  // 3 s at 8 fps, already 32x32: what is read is what was rendered (up to the codec).
+  const SyntheticVideo v = Box(32, {230, 40, 40}, {20, 20, 20}, 2, 0, 24, Rational(8, 1));
+  EncodeOptions eo;
+  eo.crf = 0;
+  ASSERT_TRUE(WriteSyntheticVideo(dir.File("raw/box.mp4"), v, eo).ok());
+  // Exactly 1 s: 9 frames at 8 fps need a little more than that.
+  const SyntheticVideo s = Box(32, {40, 40, 230}, {110, 110, 110}, 0, 1, 8, Rational(8, 1));
+  ASSERT_TRUE(WriteSyntheticVideo(dir.File("raw/short.mp4"), s, eo).ok());
+  auto cat = Catalog::Open(dir.File("c.db"));
+  ASSERT_TRUE(cat.ok());
+  ScanOptions so;
+  so.split.min_seconds = Rational(1, 2);
+  auto scanned = Scan(**cat, {dir.File("raw")}, so);
+  ASSERT_TRUE(scanned.ok());
+  ASSERT_EQ(scanned->failed, 0);
+  ASSERT_TRUE(ApplyFilter(**cat, "duration > 0", "all").ok());
+  ClipShape shape;  // 9 frames, 32x32, 8 fps
+  ClipSetStats stats;
+  auto clips = LoadTrainingClips(**cat, "all", DefaultCaptionPreference(), shape, &stats);
+  ASSERT_TRUE(clips.ok()) << clips.status().ToString();
+  EXPECT_EQ(stats.listed, 2);
+  EXPECT_EQ(stats.loaded, 1);
+  EXPECT_EQ(stats.skipped["shorter than 9 frames at 8 fps"], 1);
+  ASSERT_EQ(clips->size(), 1u);
+  // 4:2:0 chroma costs some dB on the red edges; a frame late costs far more.
+  const torch::Tensor want = Render(v, 10);
+  const double exact = VideoPsnr((*clips)[0].video, want.narrow(1, 0, 9));
+  EXPECT_GT(exact, 30.0);
+  EXPECT_LT(VideoPsnr((*clips)[0].video, want.narrow(1, 1, 9)), exact - 5.0);
+  EXPECT_EQ((*clips)[0].caption, "") << "no caption yet";
+
+  EXPECT_EQ(
+      LoadTrainingClips(**cat, "nope", DefaultCaptionPreference(), shape, nullptr).status().code(),
+      StatusCode::kNotFound);
+  ASSERT_TRUE(ApplyFilter(**cat, "duration > 100", "empty").ok());
+  auto empty = LoadTrainingClips(**cat, "empty", DefaultCaptionPreference(), shape, nullptr);
+  EXPECT_EQ(empty.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(empty.status().message().find("no passing clips"), std::string::npos);
+}
+
+std::string ReadBytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// The whole loop through the command line, with a few steps of each job.
+TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
+  TempDir dir;
+  fs::create_directories(dir.File("raw"));
+  for (int i = 0; i < 3; ++i) {
+    const SyntheticVideo v = Box(48, {static_cast<uint8_t>(60 * i + 80), 40, 40}, {100, 100, 100},
+                                 1 + i, 0, 40, Rational(10, 1));
+    ASSERT_TRUE(WriteSyntheticVideo(dir.File("raw/v" + std::to_string(i) + ".mp4"), v).ok());
+  }
+  const std::string db = dir.File("c.db");
+  auto run = [&](std::vector<std::string> args) { return reel::testing::RunReel(args); };
+  ASSERT_EQ(run({"curate", "scan", "--db", db, dir.File("raw"), "-q"}).exit_code, 0);
+  ASSERT_EQ(run({"caption", "--db", db, "--backend", "signals", "-q"}).exit_code, 0);
+  ASSERT_EQ(
+      run({"curate", "filter", "--db", db, "--where", "duration >= 1", "--subset", "train", "-q"})
+          .exit_code,
+      0);
+  ASSERT_EQ(
+      run({"curate", "filter", "--db", db, "--where", "duration > 1000", "--subset", "none", "-q"})
+          .exit_code,
+      0);
+
+  auto vae = run({"generate", "train-vae", "--db", db, "--subset", "train", "--out",
+                  dir.File("vae"), "--steps", "3", "--batch", "2", "-q"});
+  ASSERT_EQ(vae.exit_code, 0) << vae.err;
+  EXPECT_NE(vae.out.find("PSNR"), std::string::npos);
+  auto empty =
+      run({"generate", "train-vae", "--db", db, "--subset", "none", "--out", dir.File("x"), "-q"});
+  EXPECT_EQ(empty.exit_code, 1);
+  EXPECT_NE(empty.err.find("no passing clips"), std::string::npos) << empty.err;
+  auto prep = run({"generate", "prepare", "--db", db, "--subset", "train", "--vae", dir.File("vae"),
+                   "--out", dir.File("latents.pt"), "-q"});
+  ASSERT_EQ(prep.exit_code, 0) << prep.err;
+
+  auto train = [&](const std::string& steps, bool resume) {
+    std::vector<std::string> a = {
+        "generate",      "train",   "--db", db,        "--latents", dir.File("latents.pt"), "--out",
+        dir.File("dit"), "--steps", steps,  "--batch", "2",         "--save-every",         "2",
+        "--name",        "tiny",    "-q"};
+    if (resume) a.push_back("--resume");
+    return run(a);
+  };
+  auto t1 = train("4", false);
+  ASSERT_EQ(t1.exit_code, 0) << t1.err;
+  EXPECT_EQ(train("8", false).exit_code, 1) << "an existing checkpoint needs --resume";
+  auto t2 = train("8", true);
+  ASSERT_EQ(t2.exit_code, 0) << t2.err;
+  EXPECT_NE(t2.out.find("4 steps"), std::string::npos) << t2.out;
+  {
+    Catalog::Options ro;
+    ro.read_only = true;
+    auto cat = Catalog::Open(db, ro);
+    auto runs = (*cat)->ListRuns("train");
+    ASSERT_EQ(runs->size(), 2u);
+    auto metrics = (*cat)->ListMetrics(runs->back().id);
+    ASSERT_EQ(metrics->size(), 1u);
+    EXPECT_EQ((*metrics)[0].name, "loss_curve");
+    EXPECT_EQ((*metrics)[0].details.Find("step")->size(), 8u)
+        << "the curve continues across the resume";
+  }
+
+  auto sample = [&](const std::string& out, const std::string& seed) {
+    return run({"generate", "sample", "--db", db, "--subset", "train", "--ckpt", dir.File("dit"),
+                "--vae", dir.File("vae"), "--out", dir.File(out), "--steps", "3", "--seed", seed,
+                "--name", "tiny@8", "-q"});
+  };
+  auto s1 = sample("a", "1");
+  ASSERT_EQ(s1.exit_code, 0) << s1.err;
+  ASSERT_EQ(sample("b", "1").exit_code, 0);
+  ASSERT_EQ(sample("c", "2").exit_code, 0);
+  EXPECT_EQ(ReadBytes(dir.File("a/000000.mp4")), ReadBytes(dir.File("b/000000.mp4")))
+      << "same seed, same clip";
+  EXPECT_NE(ReadBytes(dir.File("a/000000.mp4")), ReadBytes(dir.File("c/000000.mp4")));
+  EXPECT_EQ(run({"generate", "sample", "--ckpt", dir.File("nope"), "--vae", dir.File("vae"),
+                 "--prompt", "x", "--out", dir.File("d")})
+                .exit_code,
+            1);
+  EXPECT_EQ(run({"generate", "sample", "--ckpt", dir.File("dit"), "--vae", dir.File("vae"), "--out",
+                 dir.File("d")})
+                .exit_code,
+            2)
+      << "no prompts given";
+  // The generation run is a source for reel eval.
+  auto ev = run({"eval", "run", "--db", db, "--name", "tiny@8", "--fake", "run:" + db + "#tiny@8",
+                 "--frames", "9", "--metrics", "flicker", "--json"});
+  ASSERT_EQ(ev.exit_code, 0) << ev.err;
+  auto j = Json::Parse(ev.out);
+  ASSERT_TRUE(j.ok());
+  EXPECT_GT(j->Find("metrics")->at(0).Find("details")->Find("used")->as_int(), 0);
+}
+
+}  // namespace
+}  // namespace reel::gen
