@@ -2,8 +2,9 @@
 # The demo `make demo` runs: reel makes its own sample videos, then curates them into
 # training clips: ingest, one-pass scan (shot detection + clip signals), captions from the
 # signals (no model needed), dedup, filter, export with an Open-Sora manifest, and the
-# weight-free temporal metrics of the training subset, and the HTML report. Rerunning it
-# reuses what is already done.
+# weight-free temporal metrics of the training subset; then trains the CPU-size
+# text-to-video model on those clips for a few minutes, samples a clip per caption,
+# evaluates the samples and ends with the HTML report. Rerunning it reuses what is done.
 #   scripts/demo.sh REEL_BINARY DEMO_DIR
 set -euo pipefail
 reel=${1:?reel binary}
@@ -39,8 +40,10 @@ echo "== 6. export the subset (frame-exact, 128 px high) with manifests"
 
 echo
 echo "== 7. temporal metrics of the training subset (no model weights needed)"
-"$reel" eval run --db "$db" --name demo-train --fake "db:$db#train" --frames 16 \
-  --metrics flicker,dynamic-degree,warp-error --jobs "$jobs"
+if [[ -z "$("$reel" db query --db "$db" --format csv "SELECT id FROM runs WHERE kind = 'eval' AND name = 'demo-train'" | tail -n +2)" ]]; then
+  "$reel" eval run --db "$db" --name demo-train --fake "db:$db#train" --frames 16 \
+    --metrics flicker,dynamic-degree,warp-error --jobs "$jobs"
+fi
 
 echo
 echo "== the catalog"
@@ -63,8 +66,31 @@ echo
 echo
 echo "Manifest for training: $dir/clips/manifest.csv"
 head -n 3 "$dir/clips/manifest.csv" | cut -c 1-160
+# OpenBLAS's own threads only spin beside libtorch's here.
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+
 echo
-echo "== 8. the report: leaderboard, charts, dataset card (self-contained HTML)"
+echo "== 8. the generator: a causal video VAE, then a diffusion transformer on its latents"
+if [[ ! -f "$dir/vae/config.json" ]]; then
+  "$reel" generate train-vae --db "$db" --subset train --out "$dir/vae" --steps 300 --batch 4
+fi
+"$reel" generate prepare --db "$db" --subset train --vae "$dir/vae" --out "$dir/latents.pt"
+resume=()
+[[ -f "$dir/dit/config.json" ]] && resume=(--resume)
+"$reel" generate train --db "$db" --latents "$dir/latents.pt" --out "$dir/dit" --name demo-dit \
+  --steps 600 --batch 8 --warmup 50 --save-every 200 "${resume[@]}"
+
+echo
+echo "== 9. a clip for every training caption, then their temporal metrics"
+if [[ ! -d "$dir/samples" ]]; then
+  "$reel" generate sample --db "$db" --subset train --ckpt "$dir/dit" --vae "$dir/vae" \
+    --out "$dir/samples" --steps 20 --cfg 4 --name demo-dit@600
+  "$reel" eval run --db "$db" --name demo-dit@600 --fake "run:$db#demo-dit@600" --frames 9 \
+    --metrics flicker,dynamic-degree,warp-error
+fi
+
+echo
+echo "== 10. the report: leaderboard, charts, dataset card, gallery (self-contained HTML)"
 "$reel" report --db "$db" --out "$dir/report" --title "reel demo"
 echo
 echo "Open the report: $dir/report/index.html"
