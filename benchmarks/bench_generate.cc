@@ -1,0 +1,140 @@
+// Generator throughput (libtorch only, so it builds on the GPU machine too): denoiser
+// training steps per second and VAE training steps per second for a configuration on
+// random data, the peak resident memory of the process, and the seconds to sample one
+// clip at 30 Euler steps with guidance.
+//
+// Usage: bench_generate [--config cpu-tiny|cpu-small|h100-b] [--batch N] [--steps N]
+//                       [--device cpu|cuda]
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "generate/config.h"
+#include "generate/trainer.h"
+#include "generate/vae.h"
+
+using namespace reel::gen;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+double PeakRssMiB() {
+  struct rusage u {};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string name = "cpu-tiny", device_name = "cpu";
+  int batch = 8, steps = 50;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--config")
+      name = v;
+    else if (k == "--batch")
+      batch = std::atoi(v.c_str());
+    else if (k == "--steps")
+      steps = std::atoi(v.c_str());
+    else if (k == "--device")
+      device_name = v;
+    else {
+      std::fprintf(
+          stderr,
+          "usage: bench_generate [--config NAME] [--batch N] [--steps N] [--device cpu|cuda]\n");
+      return 2;
+    }
+  }
+  auto config = ModelConfig::Named(name);
+  if (!config.ok()) {
+    std::fprintf(stderr, "bench_generate: %s\n", config.status().ToString().c_str());
+    return 2;
+  }
+  const torch::Device device =
+      device_name == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  torch::manual_seed(0);
+  std::vector<std::string> captions;
+  std::vector<LatentExample> data;
+  for (int i = 0; i < 64; ++i) {
+    captions.push_back("a synthetic clip number " + std::to_string(i) +
+                       " moving left over a field");
+    data.push_back({torch::randn({config->vae.latent_channels, config->latent_frames(),
+                                  config->latent_height(), config->latent_width()}),
+                    captions.back()});
+  }
+  auto tok = BpeTokenizer::Train(captions, config->text.vocab_size);
+  TrainOptions to;
+  to.batch = batch;
+  auto trainer = Trainer::Create(*config, *tok, to, device);
+  if (!trainer.ok()) {
+    std::fprintf(stderr, "bench_generate: %s\n", trainer.status().ToString().c_str());
+    return 1;
+  }
+  int64_t dit_params = 0;
+  for (const auto& p : (*trainer)->dit()->parameters()) dit_params += p.numel();
+  for (int i = 0; i < 3; ++i) (void)(*trainer)->Step(data);  // warm-up
+  auto t0 = Clock::now();
+  for (int i = 0; i < steps; ++i) (void)(*trainer)->Step(data);
+  if (device.is_cuda()) torch::cuda::synchronize();
+  const double dit_sps = steps / Since(t0);
+
+  VideoVae vae(config->vae);
+  vae->to(device);
+  torch::optim::AdamW opt(vae->parameters(), torch::optim::AdamWOptions(1e-4));
+  const torch::Tensor clips =
+      torch::rand({4, 3, config->clip.frames, config->clip.height, config->clip.width}, device) *
+          2 -
+      1;
+  const int vae_steps = std::max(5, steps / 5);
+  for (int i = 0; i < 2; ++i) {
+    opt.zero_grad();
+    vae->Loss(clips).total.backward();
+    opt.step();
+  }
+  t0 = Clock::now();
+  for (int i = 0; i < vae_steps; ++i) {
+    opt.zero_grad();
+    vae->Loss(clips).total.backward();
+    opt.step();
+  }
+  if (device.is_cuda()) torch::cuda::synchronize();
+  const double vae_sps = vae_steps / Since(t0);
+
+  SampleOptions so;
+  so.steps = 30;
+  so.cfg = 7;
+  t0 = Clock::now();
+  {
+    torch::NoGradGuard g;
+    const torch::Tensor z =
+        SampleLatents((*trainer)->ema_dit(), (*trainer)->ema_text(), (*trainer)->tokenizer(),
+                      *config, {captions[0]}, so, device);
+    vae->eval();
+    (void)vae->Decode(vae->Denormalize(z));
+  }
+  if (device.is_cuda()) torch::cuda::synchronize();
+  const double sample_s = Since(t0);
+
+  std::printf("%s: %d frames %dx%d, %lld tokens, DiT %.2fM parameters, %d torch threads, %s\n",
+              name.c_str(), config->clip.frames, config->clip.width, config->clip.height,
+              static_cast<long long>(config->tokens()), dit_params / 1e6, torch::get_num_threads(),
+              device_name.c_str());
+  std::printf("denoiser training: %.2f steps/s at batch %d (%.1f clips/s)\n", dit_sps, batch,
+              dit_sps * batch);
+  std::printf("VAE training: %.2f steps/s at batch 4\n", vae_sps);
+  std::printf("sampling one clip, 30 steps with guidance, VAE decode included: %.2f s\n", sample_s);
+  std::printf("peak resident memory: %.1f MiB\n", PeakRssMiB());
+  return 0;
+}
