@@ -16,6 +16,23 @@
 namespace reel::cli {
 namespace {
 
+// Open the catalog read-only; a mistake on the command line (an unknown run, a bad
+// weight) is a usage error (2), anything else a failure (1).
+Result<std::unique_ptr<Catalog>> OpenReadOnly(const std::string& db) {
+  Catalog::Options ro;
+  ro.read_only = true;
+  return Catalog::Open(db, ro);
+}
+
+int FailOrUsage(const Status& s) {
+  if (s.code() == StatusCode::kNotFound || s.code() == StatusCode::kInvalidArgument) {
+    std::fprintf(stderr, "reel: error: %s\n", s.message().c_str());
+    return kExitUsage;
+  }
+  std::fprintf(stderr, "reel: error: %s\n", s.message().c_str());
+  return kExitFailure;
+}
+
 class EvalRunCommand : public Command {
  public:
   void AddOptions(po::options_description& o, po::positional_options_description&) override {
@@ -212,20 +229,11 @@ class EvalCompareCommand : public Command {
   }
 
   int Run() override {
-    Catalog::Options ro;
-    ro.read_only = true;
-    auto catalog = Catalog::Open(db_, ro);
+    auto catalog = OpenReadOnly(db_);
     if (!catalog.ok()) return Fail(catalog.status());
+    // A run that does not exist is a mistake on the command line, not a regression.
     Result<Comparison> c = CompareRuns(**catalog, baseline_, candidate_, opt_);
-    if (!c.ok()) {
-      // A run that does not exist is a mistake on the command line, not a regression.
-      if (c.status().code() == StatusCode::kNotFound ||
-          c.status().code() == StatusCode::kInvalidArgument) {
-        std::fprintf(stderr, "reel: error: %s\n", c.status().message().c_str());
-        return kExitUsage;
-      }
-      return Fail(c.status());
-    }
+    if (!c.ok()) return FailOrUsage(c.status());
     const std::string md = ComparisonMarkdown(*c);
     if (!markdown_.empty() && markdown_ != "-") {
       std::ofstream f(markdown_, std::ios::binary | std::ios::trunc);
@@ -330,19 +338,10 @@ class ReportCommand : public Command {
   }
 
   int Run() override {
-    Catalog::Options ro;
-    ro.read_only = true;
-    auto catalog = Catalog::Open(db_, ro);
+    auto catalog = OpenReadOnly(db_);
     if (!catalog.ok()) return Fail(catalog.status());
     Result<ReportSummary> r = WriteReport(**catalog, opt_);
-    if (!r.ok()) {
-      if (r.status().code() == StatusCode::kInvalidArgument ||
-          r.status().code() == StatusCode::kNotFound) {
-        std::fprintf(stderr, "reel: error: %s\n", r.status().message().c_str());
-        return kExitUsage;
-      }
-      return Fail(r.status());
-    }
+    if (!r.ok()) return FailOrUsage(r.status());
     for (const std::string& w : r->warnings) std::fprintf(stderr, "reel: warning: %s\n", w.c_str());
     if (json_) {
       Json j = Json::MakeObject();

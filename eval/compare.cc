@@ -121,7 +121,34 @@ std::optional<Interval> ClipsimInterval(const Json& b, const Json& c, int resamp
   return PercentileInterval(std::move(diffs));
 }
 
-std::string MdEscape(const std::string& s) {
+std::string RunLabel(const RunRecord& r) {
+  return (r.name.empty() ? "(unnamed)" : r.name) + " (run " + std::to_string(r.id) + ")";
+}
+
+}  // namespace
+
+const std::vector<MetricInfo>& AllMetricInfo() {
+  static const std::vector<MetricInfo> kInfo = {
+      {"fvd", MetricDirection::kLowerIsBetter, "FVD"},
+      {"kvd", MetricDirection::kLowerIsBetter, "KVD"},
+      {"clipsim", MetricDirection::kHigherIsBetter, "CLIP score"},
+      {"clip-temp", MetricDirection::kHigherIsBetter, "CLIP temporal consistency"},
+      {"background-consistency", MetricDirection::kHigherIsBetter, "Background consistency"},
+      {"flicker", MetricDirection::kHigherIsBetter, "Temporal flickering"},
+      {"dynamic-degree", MetricDirection::kHigherIsBetter, "Dynamic degree"},
+      {"warp-error", MetricDirection::kLowerIsBetter, "Warping error"},
+  };
+  return kInfo;
+}
+
+const MetricInfo* FindMetricInfo(std::string_view name) {
+  for (const MetricInfo& m : AllMetricInfo()) {
+    if (m.name == name) return &m;
+  }
+  return nullptr;
+}
+
+std::string MarkdownEscape(const std::string& s) {
   std::string out;
   for (char ch : s) {
     switch (ch) {
@@ -154,33 +181,6 @@ std::string MdEscape(const std::string& s) {
     }
   }
   return out;
-}
-
-std::string RunLabel(const RunRecord& r) {
-  return (r.name.empty() ? "(unnamed)" : r.name) + " (run " + std::to_string(r.id) + ")";
-}
-
-}  // namespace
-
-const std::vector<MetricInfo>& AllMetricInfo() {
-  static const std::vector<MetricInfo> kInfo = {
-      {"fvd", MetricDirection::kLowerIsBetter, "FVD"},
-      {"kvd", MetricDirection::kLowerIsBetter, "KVD"},
-      {"clipsim", MetricDirection::kHigherIsBetter, "CLIP score"},
-      {"clip-temp", MetricDirection::kHigherIsBetter, "CLIP temporal consistency"},
-      {"background-consistency", MetricDirection::kHigherIsBetter, "Background consistency"},
-      {"flicker", MetricDirection::kHigherIsBetter, "Temporal flickering"},
-      {"dynamic-degree", MetricDirection::kHigherIsBetter, "Dynamic degree"},
-      {"warp-error", MetricDirection::kLowerIsBetter, "Warping error"},
-  };
-  return kInfo;
-}
-
-const MetricInfo* FindMetricInfo(std::string_view name) {
-  for (const MetricInfo& m : AllMetricInfo()) {
-    if (m.name == name) return &m;
-  }
-  return nullptr;
 }
 
 std::string_view VerdictName(Verdict v) {
@@ -427,8 +427,8 @@ std::string ComparisonMarkdown(const Comparison& c) {
     if (unverifiable > 0) s += std::to_string(unverifiable) + " gate(s) could not be checked";
     s += ")";
   }
-  s += "\n\ncandidate **" + MdEscape(RunLabel(c.candidate)) + "** against baseline **" +
-       MdEscape(RunLabel(c.baseline)) + "**\n\n";
+  s += "\n\ncandidate **" + MarkdownEscape(RunLabel(c.candidate)) + "** against baseline **" +
+       MarkdownEscape(RunLabel(c.baseline)) + "**\n\n";
   s += "| metric | better | baseline | candidate | difference | 95% CI of difference | tolerance | "
        "verdict |\n";
   s += "| --- | --- | ---: | ---: | ---: | --- | --- | --- |\n";
@@ -441,16 +441,16 @@ std::string ComparisonMarkdown(const Comparison& c) {
     }
     std::string verdict = std::string(VerdictName(m.verdict));
     if (m.verdict == Verdict::kRegressed) verdict = "**regressed**";
-    if (!m.note.empty()) verdict += ": " + MdEscape(m.note);
-    s += "| " + MdEscape(m.name) + " | " +
+    if (!m.note.empty()) verdict += ": " + MarkdownEscape(m.note);
+    s += "| " + MarkdownEscape(m.name) + " | " +
          (m.direction == MetricDirection::kLowerIsBetter ? "lower" : "higher") + " | " +
          (m.baseline.has_value() ? Num(*m.baseline) : "-") + " | " +
          (m.candidate.has_value() ? Num(*m.candidate) : "-") + " | " + diff + " | " +
          (m.ci_low.has_value()
               ? "[" + Num(*m.ci_low, "%+.4f") + ", " + Num(*m.ci_high, "%+.4f") + "]"
               : "") +
-         " | " + (m.tolerance.has_value() ? MdEscape(m.tolerance->text) : "") + " | " + verdict +
-         " |\n";
+         " | " + (m.tolerance.has_value() ? MarkdownEscape(m.tolerance->text) : "") + " | " +
+         verdict + " |\n";
   }
   return s;
 }

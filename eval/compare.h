@@ -109,6 +109,10 @@ Json ComparisonJson(const Comparison& c);
 // A Markdown summary for CI comments: a verdict line and one table row per metric.
 std::string ComparisonMarkdown(const Comparison& c);
 
+// Text made safe inside a Markdown table cell: HTML characters as entities, Markdown
+// punctuation backslash-escaped, newlines as spaces.
+std::string MarkdownEscape(const std::string& s);
+
 }  // namespace reel
 
 #endif  // REEL_EVAL_COMPARE_H_

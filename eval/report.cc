@@ -532,13 +532,13 @@ Result<ReportSummary> WriteReport(Catalog& catalog, const ReportOptions& o) {
   if (o.runs.empty()) {
     REEL_ASSIGN_OR_RETURN(std::vector<RunRecord> all, catalog.ListRuns("eval"));
     for (const RunRecord& r : all) {
-      if (r.status == RunStatus::kOk) rows.push_back(RunRow{r});
+      if (r.status == RunStatus::kOk) rows.emplace_back().run = r;
     }
   } else {
     std::set<int64_t> seen;
     for (const std::string& name : o.runs) {
       REEL_ASSIGN_OR_RETURN(RunRecord r, FindEvalRun(catalog, name));
-      if (seen.insert(r.id).second) rows.push_back(RunRow{r});
+      if (seen.insert(r.id).second) rows.emplace_back().run = r;
     }
   }
   for (RunRow& r : rows) {
@@ -834,27 +834,6 @@ Result<ReportSummary> WriteReport(Catalog& catalog, const ReportOptions& o) {
   md += "\n| ---: | --- | ---: | ---: | ---: |";
   for (size_t i = 0; i < shown.size(); ++i) md += " ---: |";
   md += "\n";
-  auto mdesc = [](const std::string& s) {
-    std::string out;
-    for (char ch : s) {
-      if (ch == '|' || ch == '\\' || ch == '`' || ch == '*' || ch == '_' || ch == '[' || ch == ']')
-        out += '\\';
-      if (ch == '<') {
-        out += "&lt;";
-        continue;
-      }
-      if (ch == '>') {
-        out += "&gt;";
-        continue;
-      }
-      if (ch == '&') {
-        out += "&amp;";
-        continue;
-      }
-      out += (ch == '\n' ? ' ' : ch);
-    }
-    return out;
-  };
   for (size_t i = 0; i < rows.size(); ++i) {
     const RunRow& r = rows[i];
     Json x = Json::MakeObject();
@@ -872,9 +851,9 @@ Result<ReportSummary> WriteReport(Catalog& catalog, const ReportOptions& o) {
     lb.push_back(x);
     auto opt = [](const std::optional<double>& v) { return v ? Num(*v) : std::string("-"); };
     md += "| " + std::to_string(i + 1) + " | " +
-          mdesc(r.run.name.empty() ? "run " + std::to_string(r.run.id) : r.run.name) + " (#" +
-          std::to_string(r.run.id) + ") | " + opt(r.total) + " | " + opt(r.quality) + " | " +
-          opt(r.semantic) + " |";
+          MarkdownEscape(r.run.name.empty() ? "run " + std::to_string(r.run.id) : r.run.name) +
+          " (#" + std::to_string(r.run.id) + ") | " + opt(r.total) + " | " + opt(r.quality) +
+          " | " + opt(r.semantic) + " |";
     for (const MetricInfo* m : shown) {
       auto it = r.values.find(m->name);
       md += " " + (it != r.values.end() ? Num(it->second) : std::string("-")) + " |";
@@ -937,11 +916,11 @@ Result<ReportSummary> WriteReport(Catalog& catalog, const ReportOptions& o) {
   md += "- clips: " + std::to_string(st.clips) + ", " + Num(data.clip_seconds / 3600.0, 2) + " h\n";
   md += "- captions: " + std::to_string(st.captions) + "\n";
   for (const auto& s : data.subsets) {
-    md += "- subset " + mdesc(s.name) + ": " + std::to_string(s.passed) + " of " +
+    md += "- subset " + MarkdownEscape(s.name) + ": " + std::to_string(s.passed) + " of " +
           std::to_string(s.total) + " clips pass `" + s.expression + "`\n";
   }
   for (const auto& [reason, n] : data.rejections)
-    md += "- rejected " + std::to_string(n) + " x: " + mdesc(reason) + "\n";
+    md += "- rejected " + std::to_string(n) + " x: " + MarkdownEscape(reason) + "\n";
 
   // ------------------------------------------------------------ files
   std::error_code ec;

@@ -11,6 +11,7 @@
 
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 
+#include "generate/checkpoint_files.h"
 #include "generate/flow.h"
 
 namespace reel::gen {
@@ -43,14 +44,6 @@ void CopyParameters(torch::nn::Module& from, torch::nn::Module& to) {
 
 std::string FirstLine(const std::string& s) {
   return s.substr(0, s.find('\n'));
-}
-
-Result<std::string> ReadText(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Status::NotFound(path + ": missing");
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
 }
 
 }  // namespace
@@ -257,22 +250,14 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
 }
 
 Status Trainer::Save(const std::string& dir) const {
-  const std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  if (ec) return Status::IOError(tmp + ": " + ec.message());
+  REEL_ASSIGN_OR_RETURN(const std::string tmp, BeginFolder(dir));
   Json j = Json::MakeObject();
   j["format"] = "reel-generate-checkpoint 1";
   j["model"] = config_.ToJson();
   j["train"] = options_.ToJson();
   j["step"] = step_;
   j["dataset_size"] = dataset_size_;
-  {
-    std::ofstream f(tmp + "/config.json", std::ios::trunc);
-    f << j.Dump(2) << '\n';
-    if (!f.good()) return Status::IOError(tmp + "/config.json: cannot write");
-  }
+  REEL_RETURN_IF_ERROR(WriteJsonFile(tmp, "config.json", j));
   REEL_RETURN_IF_ERROR(tokenizer_.Save(tmp + "/tokenizer.txt"));
   try {
     auto save_pair = [&](const torch::nn::Module& dit, const torch::nn::Module& text,
@@ -292,26 +277,14 @@ Status Trainer::Save(const std::string& dir) const {
   } catch (const c10::Error& e) {
     return Status::IOError(tmp + ": " + FirstLine(e.what_without_backtrace()));
   }
-  // Swap into place: the old checkpoint is removed only once the new one is complete.
-  const std::string old = dir + ".old-" + std::to_string(::getpid());
-  if (fs::exists(dir)) fs::rename(dir, old, ec);
-  if (ec) return Status::IOError(dir + ": " + ec.message());
-  fs::rename(tmp, dir, ec);
-  if (ec) return Status::IOError(dir + ": " + ec.message());
-  fs::remove_all(old, ec);
-  return Status::OK();
+  return CommitFolder(tmp, dir);
 }
 
 Result<std::unique_ptr<Trainer>> Trainer::Load(const std::string& dir, torch::Device device) {
   if (!fs::is_directory(dir)) return Status::NotFound(dir + ": no checkpoint folder");
-  auto text = ReadText(dir + "/config.json");
-  if (!text.ok()) return Status::NotFound(dir + "/config.json: missing; not a reel checkpoint");
-  auto j = Json::Parse(*text);
-  if (!j.ok()) return Status::Corruption(dir + "/config.json: " + j.status().message());
-  if (j->Find("format") == nullptr ||
-      j->Find("format")->as_string() != "reel-generate-checkpoint 1") {
-    return Status::Corruption(dir + "/config.json: not a reel generate checkpoint");
-  }
+  REEL_ASSIGN_OR_RETURN(const Json cfg, ReadConfigJson(dir, "reel-generate-checkpoint 1",
+                                                       "reel generate checkpoint"));
+  const Json* j = &cfg;
   auto config = ModelConfig::FromJson(j->Find("model") != nullptr ? *j->Find("model") : Json());
   if (!config.ok()) return Status::Corruption(dir + "/config.json: " + config.status().message());
   REEL_ASSIGN_OR_RETURN(BpeTokenizer tok, BpeTokenizer::Load(dir + "/tokenizer.txt"));

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "generate/checkpoint_files.h"
+
 namespace reel::gen {
 namespace {
 
@@ -303,20 +305,11 @@ void SetStreaming(torch::nn::Module& module, bool on) {
 }
 
 Status SaveVae(const VideoVae& vae, const ModelConfig& config, const std::string& dir) {
-  namespace fs = std::filesystem;
-  const std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  if (ec) return Status::IOError(tmp + ": " + ec.message());
+  REEL_ASSIGN_OR_RETURN(const std::string tmp, BeginFolder(dir));
   Json j = Json::MakeObject();
   j["format"] = "reel-vae 1";
   j["model"] = config.ToJson();
-  {
-    std::ofstream f(tmp + "/config.json", std::ios::trunc);
-    f << j.Dump(2) << '\n';
-    if (!f.good()) return Status::IOError(tmp + "/config.json: cannot write");
-  }
+  REEL_RETURN_IF_ERROR(WriteJsonFile(tmp, "config.json", j));
   try {
     torch::serialize::OutputArchive a;
     vae->save(a);
@@ -325,31 +318,18 @@ Status SaveVae(const VideoVae& vae, const ModelConfig& config, const std::string
     return Status::IOError(tmp +
                            "/vae.pt: " + std::string(e.what_without_backtrace()).substr(0, 200));
   }
-  const std::string old = dir + ".old-" + std::to_string(::getpid());
-  if (fs::exists(dir)) fs::rename(dir, old, ec);
-  if (ec) return Status::IOError(dir + ": " + ec.message());
-  fs::rename(tmp, dir, ec);
-  if (ec) return Status::IOError(dir + ": " + ec.message());
-  fs::remove_all(old, ec);
-  return Status::OK();
+  return CommitFolder(tmp, dir);
 }
 
 Result<LoadedVae> LoadVae(const std::string& dir, torch::Device device) {
   namespace fs = std::filesystem;
-  const std::string cfg = dir + "/config.json";
-  std::ifstream f(cfg);
-  if (!f)
-    return Status::NotFound(cfg + ": missing; not a reel VAE checkpoint (reel generate train-vae)");
-  std::stringstream text;
-  text << f.rdbuf();
-  auto j = Json::Parse(text.str());
-  if (!j.ok()) return Status::Corruption(cfg + ": " + j.status().message());
-  if (j->Find("format") == nullptr || j->Find("format")->as_string() != "reel-vae 1") {
-    return Status::Corruption(cfg + ": not a reel VAE checkpoint");
-  }
+  REEL_ASSIGN_OR_RETURN(
+      const Json cfg,
+      ReadConfigJson(dir, "reel-vae 1", "reel VAE checkpoint (reel generate train-vae)"));
+  const Json* j = &cfg;
   LoadedVae out;
   auto config = ModelConfig::FromJson(j->Find("model") != nullptr ? *j->Find("model") : Json());
-  if (!config.ok()) return Status::Corruption(cfg + ": " + config.status().message());
+  if (!config.ok()) return Status::Corruption(dir + "/config.json: " + config.status().message());
   out.config = *config;
   out.vae = VideoVae(out.config.vae);
   const std::string weights = dir + "/vae.pt";

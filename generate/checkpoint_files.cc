@@ -1,0 +1,57 @@
+#include "generate/checkpoint_files.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace reel::gen {
+
+namespace fs = std::filesystem;
+
+Result<std::string> BeginFolder(const std::string& dir) {
+  const std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) return Status::IOError(tmp + ": " + ec.message());
+  return tmp;
+}
+
+Status WriteJsonFile(const std::string& folder, const std::string& name, const Json& j) {
+  const std::string path = folder + "/" + name;
+  std::ofstream f(path, std::ios::trunc);
+  f << j.Dump(2) << '\n';
+  f.close();
+  if (!f) return Status::IOError(path + ": cannot write");
+  return Status::OK();
+}
+
+Status CommitFolder(const std::string& tmp, const std::string& dir) {
+  std::error_code ec;
+  const std::string old = dir + ".old-" + std::to_string(::getpid());
+  if (fs::exists(dir)) fs::rename(dir, old, ec);
+  if (ec) return Status::IOError(dir + ": " + ec.message());
+  fs::rename(tmp, dir, ec);
+  if (ec) return Status::IOError(dir + ": " + ec.message());
+  fs::remove_all(old, ec);
+  return Status::OK();
+}
+
+Result<Json> ReadConfigJson(const std::string& dir, const std::string& format,
+                            const std::string& what) {
+  const std::string path = dir + "/config.json";
+  std::ifstream f(path);
+  if (!f) return Status::NotFound(path + ": missing; not a " + what);
+  std::stringstream text;
+  text << f.rdbuf();
+  auto j = Json::Parse(text.str());
+  if (!j.ok()) return Status::Corruption(path + ": " + j.status().message());
+  const Json* fmt = j->Find("format");
+  if (fmt == nullptr || fmt->as_string() != format)
+    return Status::Corruption(path + ": not a " + what);
+  return *j;
+}
+
+}  // namespace reel::gen

@@ -1,0 +1,29 @@
+// Checkpoint folders written atomically: a fresh temporary folder beside the target is
+// filled, then swapped into place (the previous folder removed only after the new one is
+// there), so a crash leaves either the old checkpoint or the new one, never half of one.
+//
+// Thread-safety: one writer per target folder.
+
+#ifndef REEL_GENERATE_CHECKPOINT_FILES_H_
+#define REEL_GENERATE_CHECKPOINT_FILES_H_
+
+#include <string>
+
+#include "util/json.h"
+#include "util/status.h"
+
+namespace reel::gen {
+
+// Creates an empty temporary folder for `dir` and returns its path.
+Result<std::string> BeginFolder(const std::string& dir);
+// Writes `j` (indented) to `folder`/`name`.
+Status WriteJsonFile(const std::string& folder, const std::string& name, const Json& j);
+// Replaces `dir` with the finished temporary folder.
+Status CommitFolder(const std::string& tmp, const std::string& dir);
+// Reads `dir`/config.json and checks its "format" field; NotFound names the file.
+Result<Json> ReadConfigJson(const std::string& dir, const std::string& format,
+                            const std::string& what);
+
+}  // namespace reel::gen
+
+#endif  // REEL_GENERATE_CHECKPOINT_FILES_H_
