@@ -22,6 +22,18 @@
 namespace reel::cli {
 namespace {
 
+// [{"path": ..., KEY: ...}, ...] for (path, text) pairs in a command's --json output.
+Json PathList(const std::vector<std::pair<std::string, std::string>>& items, const char* key) {
+  Json out = Json::MakeArray();
+  for (const auto& [path, text] : items) {
+    Json f = Json::MakeObject();
+    f["path"] = path;
+    f[key] = text;
+    out.push_back(f);
+  }
+  return out;
+}
+
 class CurateIngestCommand : public Command {
  public:
   void AddOptions(po::options_description& o, po::positional_options_description& p) override {
@@ -105,30 +117,9 @@ class CurateIngestCommand : public Command {
       j["known_errors"] = s.known_errors;
       j["cancelled"] = s.cancelled;
       j["seconds"] = s.seconds;
-      Json failures = Json::MakeArray();
-      for (const auto& [path, why] : s.failures) {
-        Json f = Json::MakeObject();
-        f["path"] = path;
-        f["error"] = why;
-        failures.push_back(f);
-      }
-      j["failures"] = failures;
-      Json missing = Json::MakeArray();
-      for (const auto& [path, why] : s.missing) {
-        Json f = Json::MakeObject();
-        f["path"] = path;
-        f["error"] = why;
-        missing.push_back(f);
-      }
-      j["missing"] = missing;
-      Json warnings = Json::MakeArray();
-      for (const auto& [path, why] : s.warnings) {
-        Json f = Json::MakeObject();
-        f["path"] = path;
-        f["warning"] = why;
-        warnings.push_back(f);
-      }
-      j["warnings"] = warnings;
+      j["failures"] = PathList(s.failures, "error");
+      j["missing"] = PathList(s.missing, "error");
+      j["warnings"] = PathList(s.warnings, "warning");
       j["sidecar_updates"] = s.sidecar_updates;
       std::cout << j.Dump(2) << '\n';
     }
@@ -353,14 +344,7 @@ class CurateScanCommand : public Command {
       j["clips"] = s.clips;
       j["seconds"] = s.seconds;
       j["cancelled"] = s.cancelled;
-      Json failures = Json::MakeArray();
-      for (const auto& [path, why] : s.failures) {
-        Json f = Json::MakeObject();
-        f["path"] = path;
-        f["error"] = why;
-        failures.push_back(f);
-      }
-      j["failures"] = failures;
+      j["failures"] = PathList(s.failures, "error");
       std::cout << j.Dump(2) << '\n';
     }
     for (const auto& [path, why] : s.ingest.failures) {

@@ -25,12 +25,9 @@ Result<std::unique_ptr<Catalog>> OpenReadOnly(const std::string& db) {
 }
 
 int FailOrUsage(const Status& s) {
-  if (s.code() == StatusCode::kNotFound || s.code() == StatusCode::kInvalidArgument) {
-    std::fprintf(stderr, "reel: error: %s\n", s.message().c_str());
-    return kExitUsage;
-  }
   std::fprintf(stderr, "reel: error: %s\n", s.message().c_str());
-  return kExitFailure;
+  const bool usage = s.code() == StatusCode::kNotFound || s.code() == StatusCode::kInvalidArgument;
+  return usage ? kExitUsage : kExitFailure;
 }
 
 class EvalRunCommand : public Command {

@@ -114,7 +114,10 @@ class TrainVaeCommand : public Command {
     InterruptGuard guard;
     auto progress = MakeProgress("train-vae", opt_.steps, common().quiet);
     auto r = TrainVae(
-        *config, *clips, opt_, out_, [&](int64_t, int64_t, double) { progress->Advance(1); },
+        *config, *clips, opt_, out_,
+        [&](int64_t, int64_t, double loss) {
+          progress->Advance(1, "loss " + FormatFixed(loss, 4));
+        },
         CancelFlag());
     progress->Finish();
     if (!r.ok()) return Fail(r.status());
@@ -224,12 +227,10 @@ class TrainCommand : public Command {
     if (!catalog.ok()) return Fail(catalog.status());
     InterruptGuard guard;
     auto progress = MakeProgress("train", opt_.steps, common().quiet);
-    double last = 0;
     auto r = TrainDenoiser(
         **catalog, *config, cache->examples, captions, opt_, out_,
         [&](int64_t, int64_t, double loss) {
-          last = loss;
-          progress->Advance(1);
+          progress->Advance(1, "loss " + FormatFixed(loss, 4));
         },
         CancelFlag());
     progress->Finish();
@@ -238,7 +239,6 @@ class TrainCommand : public Command {
                 static_cast<long long>(r->run_id), static_cast<long long>(r->steps_done),
                 r->steps_per_second, r->final_loss, out_.c_str(),
                 r->cancelled ? " (interrupted; --resume continues)" : "");
-    (void)last;
     return r->cancelled ? kExitFailure : kExitOk;
   }
 

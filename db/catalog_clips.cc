@@ -124,8 +124,7 @@ Status PutArray(sqlite3* db, int64_t video_id, std::string_view name, const char
                             "SET dtype = excluded.dtype, width = excluded.width, "
                             "data = excluded.data"));
   s.Bind(1, video_id).Bind(2, name).Bind(3, dtype).Bind(4, width);
-  sqlite3_bind_blob64(s.get(), 5, values.empty() ? "" : static_cast<const void*>(values.data()),
-                      values.size() * sizeof(T), SQLITE_TRANSIENT);
+  s.BindBlob(5, values.data(), values.size() * sizeof(T));
   return s.Run();
 }
 
@@ -145,13 +144,12 @@ Result<std::vector<T>> GetArray(sqlite3* db, int64_t video_id, std::string_view 
     return Status::Corruption("frame data '" + std::string(name) + "' of video " +
                               std::to_string(video_id) + " is " + s.Text(0) + ", not " + dtype);
   }
-  const int bytes = sqlite3_column_bytes(s.get(), 1);
-  if (bytes % static_cast<int>(sizeof(T)) != 0) {
+  const std::string_view bytes = s.Blob(1);
+  if (bytes.size() % sizeof(T) != 0) {
     return Status::Corruption("frame data '" + std::string(name) + "' has a partial value");
   }
-  std::vector<T> out(static_cast<size_t>(bytes) / sizeof(T));
-  if (bytes > 0)
-    std::memcpy(out.data(), sqlite3_column_blob(s.get(), 1), static_cast<size_t>(bytes));
+  std::vector<T> out(bytes.size() / sizeof(T));
+  if (!bytes.empty()) std::memcpy(out.data(), bytes.data(), bytes.size());
   return out;
 }
 
@@ -342,10 +340,7 @@ Result<std::vector<Catalog::FrameArray>> Catalog::GetFrameArrays(int64_t video_i
     a.name = r.Text(0);
     a.dtype = r.Text(1);
     a.width = static_cast<int>(r.Int(2));
-    const void* blob = sqlite3_column_blob(r.get(), 3);
-    const int n = sqlite3_column_bytes(r.get(), 3);
-    if (blob != nullptr && n > 0)
-      a.bytes.assign(static_cast<const char*>(blob), static_cast<size_t>(n));
+    a.bytes = std::string(r.Blob(3));
     return a;
   });
 }
@@ -357,7 +352,7 @@ Status Catalog::PutFrameArray(int64_t video_id, const FrameArray& a) {
                     "INSERT OR REPLACE INTO frame_data (video_id, name, dtype, width, data) "
                     "VALUES (?1, ?2, ?3, ?4, ?5)"));
   s.Bind(1, video_id).Bind(2, a.name).Bind(3, a.dtype).Bind(4, a.width);
-  sqlite3_bind_blob64(s.get(), 5, a.bytes.data(), a.bytes.size(), SQLITE_TRANSIENT);
+  s.BindBlob(5, a.bytes.data(), a.bytes.size());
   return s.Run();
 }
 

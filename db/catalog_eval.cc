@@ -77,15 +77,14 @@ Result<std::optional<FeatureSet>> Catalog::FindFeatureSet(std::string_view key) 
     f.params = ParseJsonOr(r.Text(3), Json::MakeObject());
     f.count = r.Int(4);
     f.dim = r.Int(5);
-    const void* blob = sqlite3_column_blob(r.get(), 6);
-    const int bytes = sqlite3_column_bytes(r.get(), 6);
-    if (static_cast<int64_t>(bytes) != f.count * f.dim * 4) {
-      return Status::Corruption("feature set " + f.key + ": " + std::to_string(bytes) +
+    const std::string_view bytes = r.Blob(6);
+    if (static_cast<int64_t>(bytes.size()) != f.count * f.dim * 4) {
+      return Status::Corruption("feature set " + f.key + ": " + std::to_string(bytes.size()) +
                                 " bytes for " + std::to_string(f.count) + " x " +
                                 std::to_string(f.dim) + " floats");
     }
     f.features.resize(static_cast<size_t>(f.count * f.dim));
-    if (bytes > 0) std::memcpy(f.features.data(), blob, static_cast<size_t>(bytes));
+    if (!bytes.empty()) std::memcpy(f.features.data(), bytes.data(), bytes.size());
     f.skipped = ParseJsonOr(r.Text(7), Json::MakeObject());
     f.created_at = r.Text(8);
     return f;
@@ -94,13 +93,7 @@ Result<std::optional<FeatureSet>> Catalog::FindFeatureSet(std::string_view key) 
 
 Result<std::vector<std::string>> Catalog::ListFeatureSetKeys() {
   REEL_ASSIGN_OR_RETURN(Stmt s, Stmt::Prepare(db_, "SELECT key FROM feature_sets ORDER BY key"));
-  std::vector<std::string> keys;
-  while (true) {
-    REEL_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    keys.push_back(s.Text(0));
-  }
-  return keys;
+  return ReadAll<std::string>(s, [](const Stmt& r) -> Result<std::string> { return r.Text(0); });
 }
 
 Status Catalog::PutFeatureSet(const FeatureSet& f) {
@@ -114,13 +107,7 @@ Status Catalog::PutFeatureSet(const FeatureSet& f) {
                             "?5, ?6, ?7, ?8, ?9)"));
   s.Bind(1, f.key).Bind(2, f.extractor).Bind(3, f.source).Bind(4, f.params.Dump());
   s.Bind(5, f.count).Bind(6, f.dim);
-  if (f.features.empty()) {
-    sqlite3_bind_zeroblob(s.get(), 7, 0);
-  } else {
-    sqlite3_bind_blob64(s.get(), 7, f.features.data(),
-                        static_cast<sqlite3_uint64>(f.features.size() * sizeof(float)),
-                        SQLITE_TRANSIENT);
-  }
+  s.BindBlob(7, f.features.data(), f.features.size() * sizeof(float));
   s.Bind(8, f.skipped.Dump()).Bind(9, f.created_at.empty() ? UtcNow() : f.created_at);
   return s.Run();
 }

@@ -61,6 +61,15 @@ Stmt& Stmt::Bind(int index, double v) {
   return *this;
 }
 
+Stmt& Stmt::BindBlob(int index, const void* data, size_t size) {
+  if (size == 0) {
+    sqlite3_bind_zeroblob(stmt_, index, 0);
+  } else {
+    sqlite3_bind_blob64(stmt_, index, data, static_cast<sqlite3_uint64>(size), SQLITE_TRANSIENT);
+  }
+  return *this;
+}
+
 Stmt& Stmt::Bind(int index, std::string_view v) {
   // A default-constructed string_view has a null data(), which SQLite would bind as NULL.
   sqlite3_bind_text(stmt_, index, v.data() != nullptr ? v.data() : "", static_cast<int>(v.size()),

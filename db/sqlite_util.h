@@ -40,6 +40,8 @@ class Stmt {
   Stmt& Bind(int index, const std::string& v) { return Bind(index, std::string_view(v)); }
   Stmt& Bind(int index, const char* v) { return Bind(index, std::string_view(v)); }
   Stmt& BindNull(int index);
+  // Binds bytes as a BLOB (an empty one, not NULL, when `size` is 0).
+  Stmt& BindBlob(int index, const void* data, size_t size);
   template <typename T>
   Stmt& Bind(int index, const std::optional<T>& v) {
     return v.has_value() ? Bind(index, *v) : BindNull(index);
@@ -54,6 +56,14 @@ class Stmt {
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
   double Real(int col) const { return sqlite3_column_double(stmt_, col); }
   std::string Text(int col) const;
+  // The column's bytes, valid until the next Step/Reset.
+  std::string_view Blob(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    const int n = sqlite3_column_bytes(stmt_, col);
+    return p == nullptr || n <= 0
+               ? std::string_view()
+               : std::string_view(static_cast<const char*>(p), static_cast<size_t>(n));
+  }
   bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   std::optional<int64_t> OptInt(int col) const {
     return IsNull(col) ? std::nullopt : std::optional<int64_t>(Int(col));

@@ -193,6 +193,10 @@ Result<Dataset> LoadDataset(Catalog& c) {
   return d;
 }
 
+std::string RunName(const RunRecord& r) {
+  return r.name.empty() ? "run " + std::to_string(r.id) : r.name;
+}
+
 // ---------------------------------------------------------------- scores
 
 void Score(const ReportOptions& o, std::vector<RunRow>* rows) {
@@ -241,7 +245,7 @@ void Score(const ReportOptions& o, std::vector<RunRow>* rows) {
 // ---------------------------------------------------------------- thumbnails
 
 // K frames side by side, each scaled to `height`.
-Result<Thumb> Filmstrip(const std::vector<Frame>& frames, int height) {
+Result<Thumb> Filmstrip(const std::vector<Frame>& frames) {
   if (frames.empty()) return Status::InvalidArgument("no frames");
   const int w = frames[0].width, h = frames[0].height;
   Frame strip;
@@ -263,7 +267,6 @@ Result<Thumb> Filmstrip(const std::vector<Frame>& frames, int height) {
   t.frame_width = w;
   t.height = h;
   t.frames = static_cast<int>(frames.size());
-  (void)height;
   return t;
 }
 
@@ -290,7 +293,7 @@ Result<Thumb> VideoThumb(const std::string& path, int frames, int height) {
     all.push_back(f);
   }
   if (all.empty()) return Status::Corruption(path + ": no frames");
-  return Filmstrip(PickEven(std::move(all), frames), height);
+  return Filmstrip(PickEven(std::move(all), frames));
 }
 
 Result<Thumb> ClipThumb(Catalog& c, int64_t clip_id, int frames, int height) {
@@ -310,7 +313,7 @@ Result<Thumb> ClipThumb(Catalog& c, int64_t clip_id, int frames, int height) {
                            ? static_cast<int>(std::lround(static_cast<double>(height) * dw / dh))
                            : height;
   REEL_ASSIGN_OR_RETURN(picked, SampleClipFrames(in, EvenPoints(frames), max_side));
-  return Filmstrip(picked, height);
+  return Filmstrip(picked);
 }
 
 // ---------------------------------------------------------------- SVG
@@ -426,6 +429,20 @@ std::string LossChart(const std::vector<LossCurve>& curves) {
   }
   s += "</svg></figure>\n";
   return s;
+}
+
+// " (without kvd, clipsim)" for a run scored without some of the columns shown.
+std::string MissingNote(const RunRow& r, const std::vector<const MetricInfo*>& shown) {
+  std::string names;
+  for (const MetricInfo* m : shown) {
+    if (std::find(r.missing.begin(), r.missing.end(), m->name) != r.missing.end()) {
+      names += (names.empty() ? "" : ", ") + m->name;
+    }
+  }
+  return names.empty()
+             ? ""
+             : " <span class=\"note\" title=\"its totals average the metrics it has\">(without " +
+                   HtmlEscape(names) + ")</span>";
 }
 
 std::string ThumbHtml(const std::optional<Thumb>& t, const std::string& missing) {
@@ -676,11 +693,9 @@ Result<ReportSummary> WriteReport(Catalog& catalog, const ReportOptions& o) {
              (v ? Num(*v) : std::string("-")) + "</td>";
     };
     h += "<tr data-run=\"" + std::to_string(r.run.id) + "\"><td class=\"num\">" +
-         std::to_string(i + 1) + "</td><td>" +
-         HtmlEscape(r.run.name.empty() ? "run " + std::to_string(r.run.id) : r.run.name) +
-         " <span class=\"note\">#" + std::to_string(r.run.id) + "</span>" +
-         (r.missing.empty() || shown.size() <= r.missing.size() ? "" : "") + "</td>" +
-         cell(r.total) + cell(r.quality) + cell(r.semantic);
+         std::to_string(i + 1) + "</td><td>" + HtmlEscape(RunName(r.run)) +
+         " <span class=\"note\">#" + std::to_string(r.run.id) + "</span>" + MissingNote(r, shown) +
+         "</td>" + cell(r.total) + cell(r.quality) + cell(r.semantic);
     for (const MetricInfo* m : shown) {
       auto it = r.values.find(m->name);
       std::optional<double> v;
@@ -717,9 +732,7 @@ Result<ReportSummary> WriteReport(Catalog& catalog, const ReportOptions& o) {
     std::vector<std::pair<std::string, double>> bars;
     for (const RunRow& r : rows) {
       auto it = r.values.find(m->name);
-      if (it != r.values.end())
-        bars.emplace_back(r.run.name.empty() ? "run " + std::to_string(r.run.id) : r.run.name,
-                          it->second);
+      if (it != r.values.end()) bars.emplace_back(RunName(r.run), it->second);
     }
     h += BarChart(m->label + " (" + m->name + ")", m->direction == MetricDirection::kLowerIsBetter,
                   bars);
@@ -848,12 +861,14 @@ Result<ReportSummary> WriteReport(Catalog& catalog, const ReportOptions& o) {
     for (const auto& [k, v] : r.normalised) norm[k] = v;
     x["metrics"] = vals;
     x["normalised"] = norm;
+    Json missing = Json::MakeArray();
+    for (const std::string& m : r.missing) missing.push_back(m);
+    x["missing"] = missing;
     lb.push_back(x);
     auto opt = [](const std::optional<double>& v) { return v ? Num(*v) : std::string("-"); };
-    md += "| " + std::to_string(i + 1) + " | " +
-          MarkdownEscape(r.run.name.empty() ? "run " + std::to_string(r.run.id) : r.run.name) +
-          " (#" + std::to_string(r.run.id) + ") | " + opt(r.total) + " | " + opt(r.quality) +
-          " | " + opt(r.semantic) + " |";
+    md += "| " + std::to_string(i + 1) + " | " + MarkdownEscape(RunName(r.run)) + " (#" +
+          std::to_string(r.run.id) + ") | " + opt(r.total) + " | " + opt(r.quality) + " | " +
+          opt(r.semantic) + " |";
     for (const MetricInfo* m : shown) {
       auto it = r.values.find(m->name);
       md += " " + (it != r.values.end() ? Num(it->second) : std::string("-")) + " |";

@@ -9,7 +9,8 @@
 // the normalised values are averaged with per-metric weights within two groups, quality
 // (fvd, kvd, clip-temp, background-consistency, flicker, dynamic-degree, warp-error) and
 // semantic (clipsim), and total = (4 x quality + 1 x semantic) / 5, VBench's weighting.
-// A run missing a metric is averaged over the metrics it has (the page marks it); a run
+// A run missing a metric is averaged over the metrics it has (the page says which it is
+// without, and report.json lists them); a run
 // missing a whole group gets the other group's score as total. Ranges and weights can be
 // replaced (ReportOptions), and the page and report.json state the ones used.
 //

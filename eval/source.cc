@@ -246,9 +246,8 @@ Result<EvalSource> OpenEvalSource(const std::string& spec, const SourceOptions& 
 Result<ClipFrames> ReadClip(const SourceItem& item, const ClipSpec& spec) {
   ClipFrames out;
   const int64_t needed = spec.needed();
-  auto short_by = [&](int64_t have) {
+  auto too_short = [&] {
     out.skip_reason = "shorter than " + std::to_string(needed) + " frames";
-    (void)have;
     return out;
   };
   DecodeOptions decode;
@@ -258,7 +257,7 @@ Result<ClipFrames> ReadClip(const SourceItem& item, const ClipSpec& spec) {
   // Catalog clips: exact frames by timestamp.
   if (item.end_frame >= 0) {
     const int64_t n = item.end_frame - item.start_frame;
-    if (n < needed) return short_by(n);
+    if (n < needed) return too_short();
     if (spec.random_offset) {
       std::mt19937_64 rng(ItemSeed(item.key, spec.seed));
       out.offset = std::uniform_int_distribution<int64_t>(0, n - needed)(rng);
@@ -278,7 +277,7 @@ Result<ClipFrames> ReadClip(const SourceItem& item, const ClipSpec& spec) {
     const int64_t first = item.start_frame + out.offset;
     while (static_cast<int>(out.frames.size()) < spec.frames) {
       REEL_ASSIGN_OR_RETURN(bool more, source->Next(&f));
-      if (!more) return short_by(index - item.start_frame);
+      if (!more) return too_short();
       if (index >= first && (index - first) % spec.stride == 0) out.frames.push_back(f);
       ++index;
     }
@@ -296,7 +295,7 @@ Result<ClipFrames> ReadClip(const SourceItem& item, const ClipSpec& spec) {
       REEL_ASSIGN_OR_RETURN(VideoInfo info, ProbeVideo(item.path));
       n = info.frame_count;
     }
-    if (n < needed) return short_by(n);
+    if (n < needed) return too_short();
     std::mt19937_64 rng(ItemSeed(item.key, spec.seed));
     out.offset = std::uniform_int_distribution<int64_t>(0, n - needed)(rng);
   }
@@ -307,7 +306,7 @@ Result<ClipFrames> ReadClip(const SourceItem& item, const ClipSpec& spec) {
     REEL_ASSIGN_OR_RETURN(bool more, source->Next(&f));
     if (!more) {
       out.frames.clear();
-      return short_by(index);
+      return too_short();
     }
     if (index >= out.offset && (index - out.offset) % spec.stride == 0) out.frames.push_back(f);
     ++index;

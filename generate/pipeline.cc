@@ -433,7 +433,8 @@ Result<SampleResult> SampleToFiles(Catalog* catalog, const std::string& ckpt_dir
                                    const std::string& vae_dir, const SampleJob& job,
                                    const std::string& out_dir, torch::Device device) {
   if (job.prompts.empty()) return Status::InvalidArgument("no prompts to sample");
-  REEL_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Load(ckpt_dir, device));
+  REEL_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
+                        Trainer::Load(ckpt_dir, device, /*optimizer=*/false));
   REEL_ASSIGN_OR_RETURN(LoadedVae vae, LoadVae(vae_dir, device));
   const ModelConfig& config = trainer->config();
   if (vae.config.vae.latent_channels != config.vae.latent_channels) {

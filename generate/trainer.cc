@@ -154,6 +154,8 @@ void Trainer::UpdateEma() {
 }
 
 Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataParallel& dp) {
+  if (!optimizer_loaded_)
+    return Status::FailedPrecondition("loaded without its optimiser state; cannot train");
   const int64_t n = static_cast<int64_t>(data.size());
   if (n == 0) return Status::InvalidArgument("no training examples");
   if (dataset_size_ >= 0 && dataset_size_ != n) {
@@ -250,6 +252,9 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
 }
 
 Status Trainer::Save(const std::string& dir) const {
+  if (!optimizer_loaded_) {
+    return Status::FailedPrecondition("loaded without its optimiser state; saving would lose it");
+  }
   REEL_ASSIGN_OR_RETURN(const std::string tmp, BeginFolder(dir));
   Json j = Json::MakeObject();
   j["format"] = "reel-generate-checkpoint 1";
@@ -280,7 +285,8 @@ Status Trainer::Save(const std::string& dir) const {
   return CommitFolder(tmp, dir);
 }
 
-Result<std::unique_ptr<Trainer>> Trainer::Load(const std::string& dir, torch::Device device) {
+Result<std::unique_ptr<Trainer>> Trainer::Load(const std::string& dir, torch::Device device,
+                                               bool optimizer) {
   if (!fs::is_directory(dir)) return Status::NotFound(dir + ": no checkpoint folder");
   REEL_ASSIGN_OR_RETURN(const Json cfg, ReadConfigJson(dir, "reel-generate-checkpoint 1",
                                                        "reel generate checkpoint"));
@@ -312,6 +318,10 @@ Result<std::unique_ptr<Trainer>> Trainer::Load(const std::string& dir, torch::De
   };
   REEL_RETURN_IF_ERROR(load_pair(*t->dit_, *t->text_, dir + "/model.pt"));
   REEL_RETURN_IF_ERROR(load_pair(*t->ema_dit_, *t->ema_text_, dir + "/ema.pt"));
+  if (!optimizer) {
+    t->optimizer_loaded_ = false;
+    return t;
+  }
   const std::string opt = dir + "/optimizer.pt";
   if (!fs::exists(opt)) return Status::NotFound(opt + ": missing from the checkpoint");
   try {

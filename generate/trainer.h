@@ -73,8 +73,10 @@ class Trainer {
  public:
   static Result<std::unique_ptr<Trainer>> Create(const ModelConfig& config, BpeTokenizer tokenizer,
                                                  const TrainOptions& options, torch::Device device);
-  // Loads a checkpoint folder written by Save().
-  static Result<std::unique_ptr<Trainer>> Load(const std::string& dir, torch::Device device);
+  // Loads a checkpoint folder written by Save(). Without `optimizer` (for sampling) the
+  // optimiser state is not read, and Step() refuses to run.
+  static Result<std::unique_ptr<Trainer>> Load(const std::string& dir, torch::Device device,
+                                               bool optimizer = true);
 
   // One optimiser step on the next global batch of `data` (the same vector, in the same
   // order, on every process and across resumes). Returns the global batch's mean loss.
@@ -105,7 +107,8 @@ class Trainer {
   TextEncoder text_{nullptr}, ema_text_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   int64_t step_ = 0;
-  int64_t dataset_size_ = -1;  // checked on every step: the order depends on it
+  int64_t dataset_size_ = -1;
+  bool optimizer_loaded_ = true;  // checked on every step: the order depends on it
 };
 
 // Which example of `dataset_size` is global example `k` (k = step * batch + i).

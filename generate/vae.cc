@@ -45,70 +45,60 @@ class ResBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ResBlock);
 
-// Spatial /2 (strided causal conv) and optionally temporal /2 (even frames of the output,
-// counted globally so that streaming chunks pick the same frames as one pass).
-class DownImpl : public torch::nn::Module {
+// The state temporal resampling needs to stream: frames are counted globally, so chunks
+// fed one after another pick and repeat the same frames as one pass would.
+class TimeResampleImpl : public torch::nn::Module {
  public:
-  DownImpl(int ch, bool time) : time_(time) {
-    conv_ = register_module("conv", CausalConv3d(ch, ch, 3, 3, 2));
-  }
-  torch::Tensor forward(const torch::Tensor& x) {
-    torch::Tensor y = conv_(x);
-    if (!time_) return y;
-    const int64_t t = y.size(2);
-    std::vector<int64_t> keep;
-    for (int64_t i = 0; i < t; ++i) {
-      if ((seen_ + i) % 2 == 0) keep.push_back(i);
-    }
-    if (streaming_) seen_ += t;
-    return y.index_select(
-        2, torch::tensor(keep, torch::TensorOptions().dtype(torch::kLong).device(y.device())));
-  }
   void SetStreaming(bool on) {
     streaming_ = on;
     seen_ = 0;
   }
 
- private:
+ protected:
+  TimeResampleImpl(bool time, CausalConv3d conv) : time_(time) {
+    conv_ = register_module("conv", std::move(conv));
+  }
+  // `pick(global index)` -> how many times the frame appears in the output (0, 1 or 2).
+  template <typename Pick>
+  torch::Tensor Resample(const torch::Tensor& x, Pick pick) {
+    const int64_t t = x.size(2);
+    std::vector<int64_t> idx;
+    for (int64_t i = 0; i < t; ++i) {
+      for (int n = pick(seen_ + i); n > 0; --n) idx.push_back(i);
+    }
+    if (streaming_) seen_ += t;
+    return x.index_select(
+        2, torch::tensor(idx, torch::TensorOptions().dtype(torch::kLong).device(x.device())));
+  }
   CausalConv3d conv_{nullptr};
   bool time_;
+
+ private:
   bool streaming_ = false;
   int64_t seen_ = 0;
+};
+
+// Spatial /2 (strided causal conv) and optionally temporal /2 (the even frames of the
+// convolution's output).
+class DownImpl : public TimeResampleImpl {
+ public:
+  DownImpl(int ch, bool time) : TimeResampleImpl(time, CausalConv3d(ch, ch, 3, 3, 2)) {}
+  torch::Tensor forward(const torch::Tensor& x) {
+    torch::Tensor y = conv_(x);
+    return time_ ? Resample(y, [](int64_t g) { return g % 2 == 0 ? 1 : 0; }) : y;
+  }
 };
 TORCH_MODULE(Down);
 
 // Spatial x2 (nearest) and optionally temporal x2 (frame 0 once, later frames twice),
 // then a causal conv.
-class UpImpl : public torch::nn::Module {
+class UpImpl : public TimeResampleImpl {
  public:
-  UpImpl(int ch, bool time) : time_(time) {
-    conv_ = register_module("conv", CausalConv3d(ch, ch, 3, 3));
-  }
+  UpImpl(int ch, bool time) : TimeResampleImpl(time, CausalConv3d(ch, ch, 3, 3)) {}
   torch::Tensor forward(torch::Tensor x) {
-    if (time_) {
-      const int64_t t = x.size(2);
-      std::vector<int64_t> idx;
-      for (int64_t i = 0; i < t; ++i) {
-        idx.push_back(i);
-        if (seen_ + i > 0) idx.push_back(i);
-      }
-      if (streaming_) seen_ += t;
-      x = x.index_select(
-          2, torch::tensor(idx, torch::TensorOptions().dtype(torch::kLong).device(x.device())));
-    }
-    x = x.repeat_interleave(2, 3).repeat_interleave(2, 4);
-    return conv_(x);
+    if (time_) x = Resample(x, [](int64_t g) { return g > 0 ? 2 : 1; });
+    return conv_(x.repeat_interleave(2, 3).repeat_interleave(2, 4));
   }
-  void SetStreaming(bool on) {
-    streaming_ = on;
-    seen_ = 0;
-  }
-
- private:
-  CausalConv3d conv_{nullptr};
-  bool time_;
-  bool streaming_ = false;
-  int64_t seen_ = 0;
 };
 TORCH_MODULE(Up);
 
@@ -299,8 +289,7 @@ void VideoVaeImpl::SetLatentStats(const torch::Tensor& latents) {
 void SetStreaming(torch::nn::Module& module, bool on) {
   module.apply([on](torch::nn::Module& m) {
     if (auto* c = dynamic_cast<CausalConv3dImpl*>(&m)) c->SetStreaming(on);
-    if (auto* d = dynamic_cast<DownImpl*>(&m)) d->SetStreaming(on);
-    if (auto* u = dynamic_cast<UpImpl*>(&m)) u->SetStreaming(on);
+    if (auto* r = dynamic_cast<TimeResampleImpl*>(&m)) r->SetStreaming(on);
   });
 }
 

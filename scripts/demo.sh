@@ -74,7 +74,9 @@ echo "== 8. the generator: a causal video VAE, then a diffusion transformer on i
 if [[ ! -f "$dir/vae/config.json" ]]; then
   "$reel" generate train-vae --db "$db" --subset train --out "$dir/vae" --steps 300 --batch 4
 fi
-"$reel" generate prepare --db "$db" --subset train --vae "$dir/vae" --out "$dir/latents.pt"
+if [[ ! -f "$dir/latents.pt" ]]; then
+  "$reel" generate prepare --db "$db" --subset train --vae "$dir/vae" --out "$dir/latents.pt"
+fi
 resume=()
 [[ -f "$dir/dit/config.json" ]] && resume=(--resume)
 "$reel" generate train --db "$db" --latents "$dir/latents.pt" --out "$dir/dit" --name demo-dit \

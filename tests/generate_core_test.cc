@@ -471,6 +471,13 @@ TEST_F(TrainerTest, ResumingGivesTheSameWeightsAsTrainingStraight) {
   // The data must not change under a resumed run.
   std::vector<LatentExample> fewer(data_.begin(), data_.begin() + 5);
   EXPECT_EQ((*resumed)->Step(fewer).status().code(), StatusCode::kFailedPrecondition);
+  // For sampling the optimiser state is not read; such a trainer neither trains nor saves.
+  std::filesystem::remove(dir + "/optimizer.pt");
+  auto frozen = Trainer::Load(dir, torch::kCPU, /*optimizer=*/false);
+  ASSERT_TRUE(frozen.ok()) << frozen.status().ToString();
+  EXPECT_LT(MaxDiff((*frozen)->ema_dit()->parameters(), first->ema_dit()->parameters()), 1e-7);
+  EXPECT_EQ((*frozen)->Step(data_).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*frozen)->Save(dir).code(), StatusCode::kFailedPrecondition);
   std::filesystem::remove_all(dir);
 }
 

@@ -150,6 +150,7 @@ TEST_F(ReportTest, ScoresOrderEscapingAndTwins) {
   EXPECT_NEAR(lb.at(1).Find("total")->as_double(), ta, 1e-12);
   EXPECT_NEAR(lb.at(2).Find("total")->as_double(), tc, 1e-12);
   EXPECT_TRUE(lb.at(2).Find("semantic")->is_null());
+  EXPECT_EQ(lb.at(1).Find("missing")->size(), 6u) << "model-a has fvd and clipsim of 8 metrics";
   EXPECT_EQ(j->Find("scoring")->Find("fvd")->Find("max")->as_double(), 1500);
   EXPECT_EQ(j->Find("dataset")->Find("subsets")->at(0).Find("name")->as_string(), "train");
 
@@ -167,6 +168,12 @@ TEST_F(ReportTest, ScoresOrderEscapingAndTwins) {
   EXPECT_EQ(html.find("https://"), std::string::npos);
   EXPECT_NE(html.find("data:image/jpeg;base64,"), std::string::npos);
   EXPECT_NE(html.find("<polyline"), std::string::npos) << "the loss curve";
+  // Runs scored without some of the shown columns say so.
+  EXPECT_NE(html.find("model-a <span class=\"note\">#" + std::to_string(a_) +
+                      "</span> <span class=\"note\" title=\"its totals average the metrics it "
+                      "has\">(without flicker)</span>"),
+            std::string::npos);
+  EXPECT_NE(html.find("(without clipsim)"), std::string::npos);
 
   const std::string md = ReadAll(r->markdown_path);
   EXPECT_NE(md.find("| 1 | model-b (#" + std::to_string(b_) + ")"), std::string::npos) << md;

@@ -38,6 +38,9 @@ Result<std::string> Base64Decode(std::string_view text);
 Result<std::string> ReadFile(const std::string& path);
 Status WriteFileAtomic(const std::string& path, std::string_view contents);
 
+// Appends code point `cp` encoded as UTF-8.
+void AppendUtf8(std::string* out, uint32_t cp);
+
 }  // namespace reel
 
 #endif  // REEL_UTIL_STRINGS_H_
