@@ -49,8 +49,16 @@ Result<Json> ReadConfigJson(const std::string& dir, const std::string& format,
   auto j = Json::Parse(text.str());
   if (!j.ok()) return Status::Corruption(path + ": " + j.status().message());
   const Json* fmt = j->Find("format");
-  if (fmt == nullptr || fmt->as_string() != format)
+  if (fmt == nullptr || !fmt->is_string()) return Status::Corruption(path + ": not a " + what);
+  if (fmt->as_string() != format) {
+    const std::string kind = format.substr(0, format.find(' '));
+    if (fmt->as_string().rfind(kind + " ", 0) == 0) {
+      return Status::Corruption(path + ": format '" + fmt->as_string() +
+                                "', but this reel reads '" + format +
+                                "' (an older layout); make the " + what + " again");
+    }
     return Status::Corruption(path + ": not a " + what);
+  }
   return *j;
 }
 

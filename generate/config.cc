@@ -88,6 +88,7 @@ Status ModelConfig::Validate() const {
   if (vae.latent_channels < 1 || vae.layers_per_level < 1)
     return bad("vae latent_channels and layers_per_level must be positive");
   if (vae.kl_weight < 0) return bad("vae.kl_weight must be >= 0");
+  if (vae.mse_weight < 0) return bad("vae.mse_weight must be >= 0");
   if (text.vocab_size < 260)
     return bad("text.vocab_size must be at least 260 (bytes and special tokens)");
   if (text.max_tokens < 2) return bad("text.max_tokens must be at least 2");
@@ -120,6 +121,7 @@ Json ModelConfig::ToJson() const {
   v["layers_per_level"] = vae.layers_per_level;
   v["latent_channels"] = vae.latent_channels;
   v["norm_groups"] = vae.norm_groups;
+  v["mse_weight"] = vae.mse_weight;
   v["kl_weight"] = vae.kl_weight;
   j["vae"] = v;
   Json t = Json::MakeObject();
@@ -172,6 +174,7 @@ Result<ModelConfig> ModelConfig::FromJson(const Json& j) {
     num(*v, "layers_per_level", &c.vae.layers_per_level);
     num(*v, "latent_channels", &c.vae.latent_channels);
     num(*v, "norm_groups", &c.vae.norm_groups);
+    num(*v, "mse_weight", &c.vae.mse_weight);
     num(*v, "kl_weight", &c.vae.kl_weight);
   }
   if (const Json* t = j.Find("text"); t != nullptr) {

@@ -36,6 +36,7 @@ struct VaeConfig {
   int layers_per_level = 1;
   int latent_channels = 4;
   int norm_groups = 8;
+  double mse_weight = 1.0;  // squared error beside L1 (see vae.h)
   double kl_weight = 1e-6;
 };
 

@@ -46,7 +46,7 @@ class ResBlockImpl : public torch::nn::Module {
 TORCH_MODULE(ResBlock);
 
 // The state temporal resampling needs to stream: frames are counted globally, so chunks
-// fed one after another pick and repeat the same frames as one pass would.
+// fed one after another treat frame 0 of the clip, and only it, as the first frame.
 class TimeResampleImpl : public torch::nn::Module {
  public:
   void SetStreaming(bool on) {
@@ -58,17 +58,11 @@ class TimeResampleImpl : public torch::nn::Module {
   TimeResampleImpl(bool time, CausalConv3d conv) : time_(time) {
     conv_ = register_module("conv", std::move(conv));
   }
-  // `pick(global index)` -> how many times the frame appears in the output (0, 1 or 2).
-  template <typename Pick>
-  torch::Tensor Resample(const torch::Tensor& x, Pick pick) {
-    const int64_t t = x.size(2);
-    std::vector<int64_t> idx;
-    for (int64_t i = 0; i < t; ++i) {
-      for (int n = pick(seen_ + i); n > 0; --n) idx.push_back(i);
-    }
+  // The global index of the first of the `t` frames now fed; moves past them when streaming.
+  int64_t Advance(int64_t t) {
+    const int64_t first = seen_;
     if (streaming_) seen_ += t;
-    return x.index_select(
-        2, torch::tensor(idx, torch::TensorOptions().dtype(torch::kLong).device(x.device())));
+    return first;
   }
   CausalConv3d conv_{nullptr};
   bool time_;
@@ -78,27 +72,48 @@ class TimeResampleImpl : public torch::nn::Module {
   int64_t seen_ = 0;
 };
 
-// Spatial /2 (strided causal conv) and optionally temporal /2 (the even frames of the
-// convolution's output).
+// Spatial /2 and optionally temporal /2, residual: a strided causal conv added to the 2x2
+// average of the input (a parameter-free shortcut, as in DC-AE's space-to-channel
+// shortcut, so the latent carries a pooled picture from the first step of training).
+// Temporal /2 keeps the frames of even global index, which the conv's causal kernel has
+// let see the odd ones.
 class DownImpl : public TimeResampleImpl {
  public:
   DownImpl(int ch, bool time) : TimeResampleImpl(time, CausalConv3d(ch, ch, 3, 3, 2)) {}
   torch::Tensor forward(const torch::Tensor& x) {
-    torch::Tensor y = conv_(x);
-    return time_ ? Resample(y, [](int64_t g) { return g % 2 == 0 ? 1 : 0; }) : y;
+    const int64_t b = x.size(0), c = x.size(1), t = x.size(2), h = x.size(3), w = x.size(4);
+    torch::Tensor y = conv_(x) + x.view({b, c, t, h / 2, 2, w / 2, 2}).mean({4, 6});
+    if (!time_) return y;
+    const int64_t skip = Advance(t) % 2;
+    return y.narrow(2, skip, t - skip).slice(2, 0, c10::nullopt, 2);
   }
 };
 TORCH_MODULE(Down);
 
-// Spatial x2 (nearest) and optionally temporal x2 (frame 0 once, later frames twice),
-// then a causal conv.
+// Optionally temporal x2 by depth-to-time (a causal conv makes two frames' channels out of
+// every frame, so each output phase has weights of its own, added to the frame repeated;
+// frame 0 of the clip gives one frame), then spatial x2 (nearest) plus a causal conv of it.
 class UpImpl : public TimeResampleImpl {
  public:
-  UpImpl(int ch, bool time) : TimeResampleImpl(time, CausalConv3d(ch, ch, 3, 3)) {}
-  torch::Tensor forward(torch::Tensor x) {
-    if (time_) x = Resample(x, [](int64_t g) { return g > 0 ? 2 : 1; });
-    return conv_(x.repeat_interleave(2, 3).repeat_interleave(2, 4));
+  UpImpl(int ch, bool time) : TimeResampleImpl(time, CausalConv3d(ch, ch, 3, 3)) {
+    if (time) to_time_ = register_module("to_time", CausalConv3d(ch, 2 * ch, 3, 3));
   }
+  torch::Tensor forward(torch::Tensor x) {
+    if (time_) {
+      const int64_t b = x.size(0), c = x.size(1), t = x.size(2), h = x.size(3), w = x.size(4);
+      const bool has_first = Advance(t) == 0;
+      x = x.repeat_interleave(2, 2) + to_time_(x)
+                                          .view({b, 2, c, t, h, w})
+                                          .permute({0, 2, 3, 1, 4, 5})
+                                          .reshape({b, c, 2 * t, h, w});
+      if (has_first) x = x.narrow(2, 1, 2 * t - 1);
+    }
+    x = x.repeat_interleave(2, 3).repeat_interleave(2, 4);
+    return x + conv_(x);
+  }
+
+ private:
+  CausalConv3d to_time_{nullptr};
 };
 TORCH_MODULE(Up);
 
@@ -222,9 +237,11 @@ VaeLoss VideoVaeImpl::Loss(const torch::Tensor& video, torch::Tensor* reconstruc
       is_training() ? mean + torch::exp(0.5 * logvar) * torch::randn_like(mean) : mean;
   torch::Tensor rec = Decode(z);
   VaeLoss l;
-  l.l1 = (rec - video).abs().mean();
+  const torch::Tensor diff = rec - video;
+  l.l1 = diff.abs().mean();
+  l.mse = diff.pow(2).mean();
   l.kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean();
-  l.total = l.l1 + config_.kl_weight * l.kl;
+  l.total = l.l1 + config_.mse_weight * l.mse + config_.kl_weight * l.kl;
   if (reconstruction != nullptr) *reconstruction = rec;
   return l;
 }
@@ -296,7 +313,7 @@ void SetStreaming(torch::nn::Module& module, bool on) {
 Status SaveVae(const VideoVae& vae, const ModelConfig& config, const std::string& dir) {
   REEL_ASSIGN_OR_RETURN(const std::string tmp, BeginFolder(dir));
   Json j = Json::MakeObject();
-  j["format"] = "reel-vae 1";
+  j["format"] = "reel-vae 2";
   j["model"] = config.ToJson();
   REEL_RETURN_IF_ERROR(WriteJsonFile(tmp, "config.json", j));
   try {
@@ -314,7 +331,7 @@ Result<LoadedVae> LoadVae(const std::string& dir, torch::Device device) {
   namespace fs = std::filesystem;
   REEL_ASSIGN_OR_RETURN(
       const Json cfg,
-      ReadConfigJson(dir, "reel-vae 1", "reel VAE checkpoint (reel generate train-vae)"));
+      ReadConfigJson(dir, "reel-vae 2", "reel VAE checkpoint (reel generate train-vae)"));
   const Json* j = &cfg;
   LoadedVae out;
   auto config = ModelConfig::FromJson(j->Find("model") != nullptr ? *j->Find("model") : Json());

@@ -5,7 +5,9 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -115,8 +117,11 @@ TEST_F(VaeTest, ShapesForClipsAndImages) {
   VaeLoss l = vae_->Loss(clip, &rec);
   EXPECT_EQ(rec.sizes(), clip.sizes());
   EXPECT_GT(l.l1.item<double>(), 0);
+  EXPECT_NEAR(l.mse.item<double>(), (rec - clip).pow(2).mean().item<double>(), 1e-6);
   EXPECT_NEAR(l.total.item<double>(),
-              l.l1.item<double>() + config_.vae.kl_weight * l.kl.item<double>(), 1e-6);
+              l.l1.item<double>() + config_.vae.mse_weight * l.mse.item<double>() +
+                  config_.vae.kl_weight * l.kl.item<double>(),
+              1e-6);
 }
 
 TEST_F(VaeTest, LatentFramesSeeOnlyThePast) {
@@ -164,6 +169,43 @@ TEST_F(VaeTest, LatentStatisticsNormalise) {
   EXPECT_NE(std::find(names.begin(), names.end(), "latent_std"), names.end());
 }
 
+TEST_F(VaeTest, CheckpointRoundTripAndBrokenOnesAreNamed) {
+  const std::string dir = testing::ScratchPath("vae-ckpt");
+  {
+    torch::NoGradGuard g;
+    vae_->SetLatentStats(torch::randn({2, 4, 3, 4, 4}) * 2 + 1);
+  }
+  ASSERT_TRUE(SaveVae(vae_, config_, dir).ok());
+  auto loaded = LoadVae(dir, torch::kCPU);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const torch::Tensor x = torch::rand({1, 3, 5, 32, 32}) * 2 - 1;
+  torch::NoGradGuard g;
+  EXPECT_TRUE(torch::equal(loaded->vae->Encode(x).first, vae_->Encode(x).first));
+  const torch::Tensor z = torch::randn({1, 4, 2, 4, 4});
+  EXPECT_TRUE(torch::equal(loaded->vae->Normalize(z), vae_->Normalize(z))) << "latent statistics";
+  // A checkpoint of an older layout says so instead of failing on tensor names.
+  const std::string config_path = dir + "/config.json";
+  std::ifstream in(config_path);
+  std::stringstream text;
+  text << in.rdbuf();
+  in.close();
+  std::string json = text.str();
+  json.replace(json.find("reel-vae 2"), 10, "reel-vae 1");
+  std::ofstream(config_path) << json;
+  auto old = LoadVae(dir, torch::kCPU);
+  ASSERT_FALSE(old.ok());
+  EXPECT_NE(old.status().message().find("older layout"), std::string::npos)
+      << old.status().message();
+  // Truncated weights are named.
+  ASSERT_TRUE(SaveVae(vae_, config_, dir).ok());
+  std::filesystem::resize_file(dir + "/vae.pt", std::filesystem::file_size(dir + "/vae.pt") / 2);
+  auto truncated = LoadVae(dir, torch::kCPU);
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_NE(truncated.status().message().find("vae.pt"), std::string::npos)
+      << truncated.status().message();
+  std::filesystem::remove_all(dir);
+}
+
 // ---------------------------------------------------------------- text
 
 TEST(BpeTest, LearnsMergesAndRoundTripsAnyBytes) {
@@ -180,7 +222,7 @@ TEST(BpeTest, LearnsMergesAndRoundTripsAnyBytes) {
   // Frequent words become single tokens.
   EXPECT_EQ(tok->Encode(" moving").size(), 1u);
   EXPECT_EQ(tok->Encode("a red square moving right").size(), 5u) << "one token per word";
-  for (const std::string s :
+  for (const std::string& s :
        {std::string("a red square"), std::string(""), std::string("  two  spaces "),
         std::string("caf\xc3\xa9 \xe2\x80\x94 \x01\xff"),
         std::string("unseen words, punctuation!")}) {

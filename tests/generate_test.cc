@@ -1,6 +1,9 @@
 // Tests for the generator's jobs: training clips from a catalog, VAE training, latent
-// caches, sampling to files as a generation run, and the `reel generate` commands.
+// caches, sampling to files as a generation run, the `reel generate` commands, and that
+// the trained model's text conditioning works (four captioned clips overfit, each caption
+// brings back its own).
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -12,6 +15,8 @@
 #include "curate/scan.h"
 #include "db/catalog.h"
 #include "generate/pipeline.h"
+#include "generate/text.h"
+#include "generate/trainer.h"
 #include "generate/vae.h"
 #include "tests/support/test_support.h"
 #include "util/json.h"
@@ -192,6 +197,105 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
   auto j = Json::Parse(ev.out);
   ASSERT_TRUE(j.ok());
   EXPECT_GT(j->Find("metrics")->at(0).Find("details")->Find("used")->as_int(), 0);
+}
+
+// A flat-coloured square or disc of radius `r` (pixels) over a flat background, its centre
+// moving from (x0, y0) by (vx, vy) pixels per frame; [3, frames, size, size] in [-1, 1].
+enum class Shape { kSquare, kDisc };
+torch::Tensor ShapeClip(Shape shape, Rgb fg, Rgb bg, double x0, double y0, double vx, double vy,
+                        int frames, int size, double r = 6) {
+  torch::Tensor out = torch::empty({3, frames, size, size});
+  auto a = out.accessor<float, 4>();
+  for (int t = 0; t < frames; ++t) {
+    const double cx = x0 + vx * t, cy = y0 + vy * t;
+    for (int y = 0; y < size; ++y) {
+      for (int x = 0; x < size; ++x) {
+        const double dx = x + 0.5 - cx, dy = y + 0.5 - cy;
+        const bool in = shape == Shape::kSquare ? std::abs(dx) <= r && std::abs(dy) <= r
+                                                : dx * dx + dy * dy <= r * r;
+        for (int k = 0; k < 3; ++k) a[k][t][y][x] = (in ? fg[k] : bg[k]) / 127.5f - 1;
+      }
+    }
+  }
+  return out;
+}
+
+// Four clips with distinct captions: the CPU-size model overfits them, and then each caption
+// brings back its own clip and not the others.
+TEST(ConditioningTest, EachCaptionSamplesItsOwnClip) {
+  TempDir dir;
+  const ModelConfig config = *ModelConfig::Named("cpu-tiny");
+  const int frames = config.clip.frames, size = config.clip.width;
+  std::vector<TrainingClip> clips;
+  auto add = [&](const std::string& caption, torch::Tensor video) {
+    TrainingClip c;
+    c.clip_id = static_cast<int64_t>(clips.size() + 1);
+    c.caption = caption;
+    c.video = std::move(video);
+    clips.push_back(std::move(c));
+  };
+  const Rgb dark{20, 20, 20};
+  add("a red square moving right",
+      ShapeClip(Shape::kSquare, {230, 30, 30}, dark, 8, 16, 2, 0, frames, size));
+  add("a blue circle moving down",
+      ShapeClip(Shape::kDisc, {30, 30, 230}, dark, 16, 8, 0, 2, frames, size));
+  add("a green square moving left",
+      ShapeClip(Shape::kSquare, {30, 220, 30}, dark, 24, 16, -2, 0, frames, size));
+  add("a white circle on grey",
+      ShapeClip(Shape::kDisc, {240, 240, 240}, {110, 110, 110}, 10, 10, 1.5, 1.5, frames, size));
+
+  VaeTrainOptions vo;
+  vo.steps = 800;
+  vo.batch = 4;
+  vo.lr = 1e-3;
+  auto vae_result = TrainVae(config, clips, vo, dir.File("vae"), nullptr, nullptr);
+  ASSERT_TRUE(vae_result.ok()) << vae_result.status().ToString();
+  std::printf("VAE reconstruction: %.2f dB\n", vae_result->psnr);
+  RecordProperty("vae_psnr", std::to_string(vae_result->psnr));
+  // 25.1 dB measured here; the samples cannot be better than the VAE's reconstructions.
+  ASSERT_GT(vae_result->psnr, 22.0) << "the VAE must reconstruct the clips first";
+  auto vae = LoadVae(dir.File("vae"), torch::kCPU);
+  ASSERT_TRUE(vae.ok()) << vae.status().ToString();
+  const std::vector<LatentExample> latents = EncodeLatents(vae->vae, clips);
+
+  std::vector<std::string> captions;
+  for (const TrainingClip& c : clips) captions.push_back(c.caption);
+  auto tokenizer = BpeTokenizer::Train(captions, config.text.vocab_size);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status().ToString();
+  TrainOptions to;
+  to.batch = 4;
+  to.lr = 1e-3;
+  to.warmup_steps = 20;
+  to.ema_decay = 0.99;
+  auto trainer = Trainer::Create(config, *tokenizer, to, torch::kCPU);
+  ASSERT_TRUE(trainer.ok()) << trainer.status().ToString();
+  const int dit_steps = 1500;
+  for (int i = 0; i < dit_steps; ++i) {
+    auto st = (*trainer)->Step(latents);
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+  }
+
+  SampleOptions so;
+  so.steps = 30;
+  so.cfg = 3.0;
+  so.seed = 7;
+  const torch::Tensor z = SampleLatents((*trainer)->ema_dit(), (*trainer)->ema_text(),
+                                        (*trainer)->tokenizer(), config, captions, so, torch::kCPU);
+  torch::NoGradGuard g;
+  const torch::Tensor videos = vae->vae->Decode(vae->vae->Denormalize(z));
+  for (size_t i = 0; i < clips.size(); ++i) {
+    const double own = VideoPsnr(videos[static_cast<int64_t>(i)], clips[i].video);
+    std::printf("'%s': %.2f dB against its clip, against the others:", captions[i].c_str(), own);
+    RecordProperty("psnr_" + std::to_string(i), std::to_string(own));
+    EXPECT_GT(own, 20.0) << "'" << captions[i] << "' does not reproduce its clip";
+    for (size_t j = 0; j < clips.size(); ++j) {
+      if (j == i) continue;
+      const double other = VideoPsnr(videos[static_cast<int64_t>(i)], clips[j].video);
+      std::printf(" %.2f", other);
+      EXPECT_LT(other, own - 5.0) << "'" << captions[i] << "' looks like '" << captions[j] << "'";
+    }
+    std::printf("\n");
+  }
 }
 
 }  // namespace
