@@ -1,5 +1,6 @@
 // reel generate: train-vae, prepare, train, sample.
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -7,6 +8,7 @@
 
 #include "cli/command.h"
 #include "db/catalog.h"
+#include "generate/distributed.h"
 #include "generate/pipeline.h"
 #include "generate/vae.h"
 #include "nets/torch_compat.h"
@@ -203,7 +205,10 @@ class TrainCommand : public Command {
         ("caption-dropout",
          po::value<double>(&opt_.train.caption_dropout)->value_name("P")->default_value(0.1),
          "probability of training on the null caption")  //
-        ("seed", po::value<uint64_t>(&opt_.train.seed)->value_name("S")->default_value(0), "seed");
+        ("seed", po::value<uint64_t>(&opt_.train.seed)->value_name("S")->default_value(0),
+         "seed")  //
+        ("dist-timeout", po::value<int>(&dist_timeout_s_)->value_name("S")->default_value(600),
+         "data parallel: seconds to wait for the other processes");
   }
   int Run() override {
     auto config = ResolveConfig(config_);
@@ -222,19 +227,39 @@ class TrainCommand : public Command {
     }
     std::vector<std::string> captions;
     for (const auto& e : cache->examples) captions.push_back(e.caption);
-    Catalog::Options wo;
-    auto catalog = Catalog::Open(db_, wo);
-    if (!catalog.ok()) return Fail(catalog.status());
+    // Data parallel when started torchrun-style (RANK, WORLD_SIZE, MASTER_ADDR, ...).
+    auto launch = LaunchEnvFromEnvironment();
+    if (!launch.ok()) return Fail(launch.status());
+    std::unique_ptr<Collective> comm;
+    if (launch->world > 1) {
+      auto c = Collective::Connect(*launch, std::chrono::seconds(dist_timeout_s_));
+      if (!c.ok()) return Fail(c.status());
+      comm = std::move(*c);
+      opt_.parallel = {launch->rank, launch->world, comm.get()};
+      if (launch->rank == 0 && !common().quiet) {
+        std::fprintf(stderr, "data parallel: %d processes over Gloo, %d examples per process\n",
+                     launch->world, opt_.train.batch / launch->world);
+      }
+    }
+    const bool lead = launch->rank == 0;
+    std::unique_ptr<Catalog> catalog;
+    if (lead) {  // only rank 0 records the run
+      Catalog::Options wo;
+      auto c = Catalog::Open(db_, wo);
+      if (!c.ok()) return Fail(c.status());
+      catalog = std::move(*c);
+    }
     InterruptGuard guard;
-    auto progress = MakeProgress("train", opt_.steps, common().quiet);
+    auto progress = MakeProgress("train", opt_.steps, common().quiet || !lead);
     auto r = TrainDenoiser(
-        **catalog, *config, cache->examples, captions, opt_, out_,
+        catalog.get(), *config, cache->examples, captions, opt_, out_,
         [&](int64_t, int64_t, double loss) {
           progress->Advance(1, "loss " + FormatFixed(loss, 4));
         },
         CancelFlag());
     progress->Finish();
     if (!r.ok()) return Fail(r.status());
+    if (!lead) return r->cancelled ? kExitFailure : kExitOk;
     std::printf("train run %lld: %lld steps (%.2f steps/s), final loss %.4f, checkpoint %s%s\n",
                 static_cast<long long>(r->run_id), static_cast<long long>(r->steps_done),
                 r->steps_per_second, r->final_loss, out_.c_str(),
@@ -245,6 +270,7 @@ class TrainCommand : public Command {
  private:
   std::string db_, config_, latents_, out_;
   DenoiserTrainOptions opt_;
+  int dist_timeout_s_ = 600;
 };
 
 class SampleCommand : public Command {

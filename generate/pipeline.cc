@@ -329,13 +329,16 @@ Result<LatentCache> LoadLatentCache(const std::string& path) {
   return cache;
 }
 
-Result<DenoiserTrainResult> TrainDenoiser(Catalog& catalog, const ModelConfig& config,
+Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& config,
                                           const std::vector<LatentExample>& data,
                                           const std::vector<std::string>& captions_for_tokenizer,
                                           const DenoiserTrainOptions& options,
                                           const std::string& ckpt_dir, const StepCallback& on_step,
                                           const std::atomic<bool>* cancel) {
   if (data.empty()) return Status::InvalidArgument("no training latents");
+  const DataParallel& dp = options.parallel;
+  const bool lead = dp.rank == 0;
+  if (lead && catalog == nullptr) return Status::InvalidArgument("no catalog to record the run in");
   std::unique_ptr<Trainer> trainer;
   std::vector<std::pair<int64_t, double>> curve;
   const std::string curve_path = ckpt_dir + "/losses.json";
@@ -357,6 +360,10 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog& catalog, const ModelConfig& c
     REEL_ASSIGN_OR_RETURN(trainer,
                           Trainer::Create(config, std::move(tok), options.train, torch::kCPU));
   }
+  if (dp.world > 1) {
+    if (dp.comm == nullptr) return Status::InvalidArgument("data parallel without a process group");
+    REEL_RETURN_IF_ERROR(trainer->BroadcastWeights(*dp.comm));
+  }
   Json run_config = Json::MakeObject();
   run_config["model"] = trainer->config().ToJson();
   run_config["train"] = trainer->options().ToJson();
@@ -364,10 +371,15 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog& catalog, const ModelConfig& c
   run_config["examples"] = static_cast<int64_t>(data.size());
   run_config["checkpoint"] = fs::absolute(ckpt_dir).string();
   run_config["resumed_from_step"] = trainer->step();
-  REEL_ASSIGN_OR_RETURN(int64_t run_id, catalog.BeginRun("train", run_config, options.name));
+  run_config["processes"] = dp.world;
+  int64_t run_id = 0;
+  if (lead) {
+    REEL_ASSIGN_OR_RETURN(run_id, catalog->BeginRun("train", run_config, options.name));
+  }
   DenoiserTrainResult result;
   result.run_id = run_id;
   auto save = [&]() -> Status {
+    if (!lead) return Status::OK();
     REEL_RETURN_IF_ERROR(trainer->Save(ckpt_dir));
     Json arr = Json::MakeArray();
     for (const auto& [s, l] : curve) {
@@ -381,6 +393,7 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog& catalog, const ModelConfig& c
     return f.good() ? Status::OK() : Status::IOError(curve_path + ": cannot write");
   };
   auto finish = [&](RunStatus status, const std::string& error) -> Status {
+    if (!lead) return Status::OK();
     Json details = Json::MakeObject();
     Json steps = Json::MakeArray(), losses = Json::MakeArray();
     const size_t stride = std::max<size_t>(1, curve.size() / 2000);
@@ -392,17 +405,27 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog& catalog, const ModelConfig& c
     details["loss"] = losses;
     details["steps_per_second"] = result.steps_per_second;
     REEL_RETURN_IF_ERROR(
-        catalog.AddMetric(run_id, "loss_curve", result.final_loss, details).status());
-    return catalog.FinishRun(run_id, status, error);
+        catalog->AddMetric(run_id, "loss_curve", result.final_loss, details).status());
+    return catalog->FinishRun(run_id, status, error);
   };
   const auto t0 = Clock::now();
   int64_t done = 0;
   while (trainer->step() < options.steps) {
-    if (cancel != nullptr && cancel->load()) {
+    bool stop = cancel != nullptr && cancel->load();
+    if (dp.world > 1) {
+      // Every process stops at the same step when any of them is interrupted.
+      torch::Tensor flag = torch::full({1}, stop ? 1.0f : 0.0f);
+      if (Status s = dp.comm->AllReduceSum(flag); !s.ok()) {
+        finish(RunStatus::kFailed, s.message()).IgnoreError();
+        return s;
+      }
+      stop = flag.item<float>() > 0;
+    }
+    if (stop) {
       result.cancelled = true;
       break;
     }
-    Result<double> loss = trainer->Step(data);
+    Result<double> loss = trainer->Step(data, dp);
     if (!loss.ok()) {
       finish(RunStatus::kFailed, loss.status().message()).IgnoreError();
       return loss.status();

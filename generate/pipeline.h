@@ -95,6 +95,9 @@ struct DenoiserTrainOptions {
   int64_t save_every = 200;
   bool resume = false;
   TrainOptions train;
+  // Data-parallel processes (see generate/distributed.h): every process runs this with the
+  // same data and options; rank 0 alone records the run and writes checkpoints.
+  DataParallel parallel;
 };
 struct DenoiserTrainResult {
   int64_t run_id = 0;
@@ -105,8 +108,9 @@ struct DenoiserTrainResult {
 };
 // Trains (or, with resume, continues) the denoiser in `ckpt_dir` on latents, recording a
 // run of kind "train" (config, then the loss curve as a "loss_curve" metric with its
-// steps and losses, refreshed at every checkpoint).
-Result<DenoiserTrainResult> TrainDenoiser(Catalog& catalog, const ModelConfig& config,
+// steps and losses, refreshed at every checkpoint). `catalog` is not used (and may be
+// null) on data-parallel ranks other than 0.
+Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& config,
                                           const std::vector<LatentExample>& data,
                                           const std::vector<std::string>& captions_for_tokenizer,
                                           const DenoiserTrainOptions& options,

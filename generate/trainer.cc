@@ -9,8 +9,6 @@
 #include <random>
 #include <sstream>
 
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
-
 #include "generate/checkpoint_files.h"
 #include "generate/flow.h"
 
@@ -139,6 +137,9 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const ModelConfig& config, BpeT
   }
   if (options.ema_decay < 0 || options.ema_decay >= 1)
     return Status::InvalidArgument("EMA decay must be in [0, 1)");
+  // The initial weights come from the seed (libtorch's default generator is seeded at random
+  // per process), so every run, and every data-parallel process, starts from the same ones.
+  torch::manual_seed(options.seed);
   return std::unique_ptr<Trainer>(new Trainer(config, std::move(tokenizer), options, device));
 }
 
@@ -169,7 +170,7 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
                                    ") must divide evenly among " + std::to_string(dp.world) +
                                    " processes");
   }
-  if (dp.world > 1 && dp.group == nullptr)
+  if (dp.world > 1 && (dp.comm == nullptr || dp.comm->world() != dp.world))
     return Status::InvalidArgument("data parallel without a process group");
   dataset_size_ = n;
   const int local = b / dp.world;
@@ -230,15 +231,17 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
                                           : torch::zeros({p.numel()}, p.options()));
       }
       flat.push_back(loss.detach().reshape({1}));
-      std::vector<torch::Tensor> buffer = {torch::cat(flat)};
-      dp.group->allreduce(buffer)->wait();
-      buffer[0].div_(dp.world);
+      torch::Tensor buffer = torch::cat(flat);
+      if (Status s = dp.comm->AllReduceSum(buffer); !s.ok()) {
+        return s.WithContext("training step " + std::to_string(step_));
+      }
+      buffer.div_(dp.world);
       int64_t offset = 0;
       for (const auto& p : params) {
-        if (p.grad().defined()) p.grad().copy_(buffer[0].narrow(0, offset, p.numel()).view_as(p));
+        if (p.grad().defined()) p.grad().copy_(buffer.narrow(0, offset, p.numel()).view_as(p));
         offset += p.numel();
       }
-      loss_value = buffer[0][offset].item<double>();
+      loss_value = buffer[offset].item<double>();
     }
     if (options_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, options_.grad_clip);
     optimizer_->step();
@@ -249,6 +252,17 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
     return Status::Internal("training step " + std::to_string(step_) + ": " +
                             FirstLine(e.what_without_backtrace()));
   }
+}
+
+Status Trainer::BroadcastWeights(Collective& comm, int root) {
+  std::vector<torch::Tensor> all;
+  for (torch::nn::Module* m : std::initializer_list<torch::nn::Module*>{
+           dit_.get(), text_.get(), ema_dit_.get(), ema_text_.get()}) {
+    for (const auto& p : m->parameters()) all.push_back(p);
+    for (const auto& b : m->buffers()) all.push_back(b);
+  }
+  torch::NoGradGuard g;
+  return comm.Broadcast(all, root);
 }
 
 Status Trainer::Save(const std::string& dir) const {

@@ -9,6 +9,9 @@
 // the global batch make the same update as one process taking all B (gradients are
 // averaged across processes before clipping).
 //
+// Initial weights are a function of the seed: Create() seeds libtorch's default generator
+// with options.seed before building the networks (libtorch seeds it at random per process).
+//
 // Optimiser: AdamW with the weight decay given explicitly (0 by default), linear warm-up
 // of the learning rate, gradient clipping by global norm, EMA of the weights (the EMA is
 // what sampling uses). Caption dropout replaces the caption by the learned null caption.
@@ -32,14 +35,11 @@
 #include <torch/torch.h>
 
 #include "generate/config.h"
+#include "generate/distributed.h"
 #include "generate/dit.h"
 #include "generate/text.h"
 #include "util/json.h"
 #include "util/status.h"
-
-namespace c10d {
-class ProcessGroup;
-}
 
 namespace reel::gen {
 
@@ -66,7 +66,7 @@ struct LatentExample {
 struct DataParallel {
   int rank = 0;
   int world = 1;
-  c10d::ProcessGroup* group = nullptr;  // not owned; nullptr when world == 1
+  Collective* comm = nullptr;  // not owned; nullptr when world == 1
 };
 
 class Trainer {
@@ -82,6 +82,10 @@ class Trainer {
   // order, on every process and across resumes). Returns the global batch's mean loss.
   Result<double> Step(const std::vector<LatentExample>& data, const DataParallel& dp = {});
   Status Save(const std::string& dir) const;
+  // Makes every process's weights and EMA (parameters and buffers) those of `root`, as
+  // DistributedDataParallel does at start. The optimiser state is not sent: it is empty
+  // before the first step, and a resumed run reads the same checkpoint on every process.
+  Status BroadcastWeights(Collective& comm, int root = 0);
 
   int64_t step() const { return step_; }
   const ModelConfig& config() const { return config_; }

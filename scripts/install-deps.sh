@@ -11,6 +11,7 @@ packages=(
   g++ cmake make ninja-build pkg-config ccache git
   # libraries
   libtorch-dev libopenblas0-pthread
+  libgloo-dev  # headers of the collective library libtorch links, for data-parallel training
   libopencv-dev libopencv-contrib-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev ffmpeg
   libsqlite3-dev zlib1g-dev

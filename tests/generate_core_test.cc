@@ -4,6 +4,7 @@
 // attention, masks) and rectified flow (targets, shift, the Euler sampler).
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -13,6 +14,7 @@
 #include <torch/torch.h>
 
 #include "generate/config.h"
+#include "generate/distributed.h"
 #include "generate/dit.h"
 #include "generate/flow.h"
 #include "generate/text.h"
@@ -602,6 +604,39 @@ TEST_F(TrainerTest, BadOptionsAndBrokenCheckpointsAreNamed) {
   EXPECT_NE(Trainer::Load(dir, torch::kCPU).status().message().find("config.json"),
             std::string::npos);
   std::filesystem::remove_all(dir);
+}
+
+// ---------------------------------------------------------------- launch environment
+
+TEST(LaunchEnvTest, ReadsTorchrunVariablesAndNamesBadOnes) {
+  const char* vars[] = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"};
+  for (const char* v : vars) ::unsetenv(v);
+  auto one = LaunchEnvFromEnvironment();
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->world, 1);
+  EXPECT_EQ(one->rank, 0);
+  ::setenv("WORLD_SIZE", "4", 1);
+  ::setenv("RANK", "3", 1);
+  ::setenv("MASTER_ADDR", "10.0.0.7", 1);
+  ::setenv("MASTER_PORT", "29511", 1);
+  auto four = LaunchEnvFromEnvironment();
+  ASSERT_TRUE(four.ok()) << four.status().ToString();
+  EXPECT_EQ(four->world, 4);
+  EXPECT_EQ(four->rank, 3);
+  EXPECT_EQ(four->local_rank, 3) << "LOCAL_RANK defaults to RANK";
+  EXPECT_EQ(four->master_addr, "10.0.0.7");
+  EXPECT_EQ(four->master_port, 29511);
+  ::setenv("RANK", "4", 1);
+  EXPECT_NE(LaunchEnvFromEnvironment().status().message().find("RANK=4"), std::string::npos);
+  ::setenv("RANK", "x", 1);
+  EXPECT_NE(LaunchEnvFromEnvironment().status().message().find("RANK='x'"), std::string::npos);
+  ::unsetenv("RANK");
+  EXPECT_NE(LaunchEnvFromEnvironment().status().message().find("RANK is not set"),
+            std::string::npos);
+  ::setenv("RANK", "0", 1);
+  ::setenv("MASTER_PORT", "70000", 1);
+  EXPECT_NE(LaunchEnvFromEnvironment().status().message().find("MASTER_PORT"), std::string::npos);
+  for (const char* v : vars) ::unsetenv(v);
 }
 
 }  // namespace

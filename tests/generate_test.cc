@@ -3,6 +3,12 @@
 // the trained model's text conditioning works (four captioned clips overfit, each caption
 // brings back its own).
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -296,6 +302,110 @@ TEST(ConditioningTest, EachCaptionSamplesItsOwnClip) {
     }
     std::printf("\n");
   }
+}
+
+// A TCP port nobody listens on now (the kernel's pick), for the rendezvous store.
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof(a);
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+double MaxDifference(Trainer& a, Trainer& b) {
+  double d = 0;
+  const auto pa = a.Parameters(), pb = b.Parameters();
+  for (size_t i = 0; i < pa.size(); ++i)
+    d = std::max(d, (pa[i] - pb[i]).abs().max().item<double>());
+  return d;
+}
+
+// Two processes started torchrun-style, each with half of the global batch, averaging
+// gradients over Gloo on loopback, make the same update as one process with all of it.
+TEST(DataParallelTest, TwoProcessesOverGlooMatchOneOnTheUnionBatch) {
+  TempDir dir;
+  const ModelConfig config = *ModelConfig::Named("cpu-tiny");
+  torch::manual_seed(3);
+  LatentCache cache;
+  cache.model = config.ToJson();
+  const char* words[] = {"red", "blue", "green", "white", "black", "grey"};
+  for (int i = 0; i < 6; ++i) {
+    cache.examples.push_back({torch::randn({config.vae.latent_channels, 3, 4, 4}),
+                              std::string("a ") + words[i] + " box"});
+    cache.clip_ids.push_back(i + 1);
+  }
+  const std::string latents = dir.File("latents.pt");
+  ASSERT_TRUE(SaveLatentCache(cache, latents).ok());
+  const std::string db = dir.File("c.db");
+  auto train = [&](const std::string& out, const std::string& batch) {
+    return std::vector<std::string>{"generate", "train", "--db",    db,     "--latents", latents,
+                                    "--out",    out,     "--steps", "4",    "--batch",   batch,
+                                    "--warmup", "2",     "--lr",    "1e-3", "--ema",     "0.5",
+                                    "--seed",   "11",    "-q"};
+  };
+  auto one = reel::testing::RunReel(train(dir.File("one"), "4"));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  auto half = reel::testing::RunReel(train(dir.File("half"), "2"));
+  ASSERT_EQ(half.exit_code, 0) << half.err;
+
+  // Both ranks at once, through a shell so they run side by side.
+  const std::string port = std::to_string(FreePort());
+  std::string script;
+  for (int rank = 0; rank < 2; ++rank) {
+    script += "RANK=" + std::to_string(rank) + " LOCAL_RANK=" + std::to_string(rank) +
+              " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " '" +
+              reel::testing::ReelBinary() + "'";
+    for (const std::string& a : train(dir.File("two"), "4")) script += " '" + a + "'";
+    script += " > '" + dir.File("rank" + std::to_string(rank) + ".log") + "' 2>&1 & p" +
+              std::to_string(rank) + "=$!\n";
+  }
+  script += "wait $p0; r0=$?; wait $p1; r1=$?; exit $((r0 | r1))\n";
+  auto two = reel::testing::RunProcess({"/bin/sh", "-c", script});
+  ASSERT_EQ(two.exit_code, 0) << ReadBytes(dir.File("rank0.log"))
+                              << ReadBytes(dir.File("rank1.log"));
+
+  auto a = Trainer::Load(dir.File("one"), torch::kCPU);
+  auto b = Trainer::Load(dir.File("two"), torch::kCPU);
+  auto c = Trainer::Load(dir.File("half"), torch::kCPU);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ((*b)->step(), 4);
+  const double two_vs_one = MaxDifference(**a, **b);
+  const double half_vs_one = MaxDifference(**a, **c);
+  RecordProperty("two_vs_one", std::to_string(two_vs_one));
+  std::printf(
+      "largest weight difference after 4 steps: two processes vs one %.3g, one on half "
+      "the batch vs one %.3g\n",
+      two_vs_one, half_vs_one);
+  EXPECT_LT(two_vs_one, 1e-5) << "two processes must make one process's update";
+  EXPECT_GT(half_vs_one, 1e-4) << "the comparison must be able to tell batches apart";
+
+  // Only rank 0 recorded the run.
+  auto catalog = Catalog::Open(db);
+  ASSERT_TRUE(catalog.ok());
+  auto runs = (*catalog)->ListRuns("train");
+  ASSERT_TRUE(runs.ok());
+  int64_t with_two = 0;
+  for (const RunRecord& r : *runs) {
+    if (r.config.Find("processes") != nullptr && r.config.Find("processes")->as_int() == 2)
+      ++with_two;
+  }
+  EXPECT_EQ(with_two, 1);
+
+  // A malformed launch environment is named.
+  auto bad = reel::testing::RunProcess({"/usr/bin/env", "WORLD_SIZE=2", reel::testing::ReelBinary(),
+                                        "generate", "train", "--db", db, "--latents", latents,
+                                        "--out", dir.File("bad"), "-q"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("RANK"), std::string::npos) << bad.err;
 }
 
 }  // namespace

@@ -1,0 +1,75 @@
+// Data-parallel training across processes through torch.distributed's c10d library (the
+// Gloo backend), started the way torchrun starts its workers: every process gets RANK,
+// WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT in its environment (libtorch only).
+//
+//   RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 reel generate train ... &
+//   RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 reel generate train ...
+//
+// or `torchrun --nproc-per-node 2 --no-python reel generate train ...`. Rank 0 serves the
+// rendezvous store (c10d's TCPStore) at MASTER_ADDR:MASTER_PORT; the others connect to it.
+// Gloo picks its network interface as PyTorch does: GLOO_SOCKET_IFNAME when set, else the
+// interface of this host's name (falling back to loopback).
+//
+// Failure: a malformed variable is an InvalidArgument naming it; a peer that does not turn
+// up within the timeout, or a collective that fails, is an IOError with c10d's reason.
+// Exceptions from c10d never leave this file.
+//
+// Thread-safety: a Collective is used by one thread at a time, and every process must call
+// the same collectives in the same order (as with torch.distributed).
+
+#ifndef REEL_GENERATE_DISTRIBUTED_H_
+#define REEL_GENERATE_DISTRIBUTED_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "util/status.h"
+
+namespace reel::gen {
+
+struct LaunchEnv {
+  int rank = 0;
+  int world = 1;
+  int local_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+};
+
+// Reads the torchrun variables. None of them set: one process (rank 0 of 1). WORLD_SIZE
+// above 1 needs RANK in [0, WORLD_SIZE); MASTER_ADDR and MASTER_PORT default as torchrun's
+// (127.0.0.1, 29500).
+Result<LaunchEnv> LaunchEnvFromEnvironment();
+
+class Collective {
+ public:
+  // Joins the process group of `env` (blocks until all WORLD_SIZE processes have joined or
+  // `timeout` passes). Collectives then wait at most `timeout` too.
+  static Result<std::unique_ptr<Collective>> Connect(const LaunchEnv& env,
+                                                     std::chrono::milliseconds timeout);
+  ~Collective();
+  Collective(const Collective&) = delete;
+  Collective& operator=(const Collective&) = delete;
+
+  int rank() const { return rank_; }
+  int world() const { return world_; }
+
+  // In place: every process ends with the element-wise sum over all processes.
+  Status AllReduceSum(torch::Tensor& tensor);
+  // In place: every process ends with `root`'s tensors.
+  Status Broadcast(std::vector<torch::Tensor>& tensors, int root);
+  Status Barrier();
+
+ private:
+  struct Impl;
+  Collective(std::unique_ptr<Impl> impl, int rank, int world);
+  std::unique_ptr<Impl> impl_;
+  int rank_, world_;
+};
+
+}  // namespace reel::gen
+
+#endif  // REEL_GENERATE_DISTRIBUTED_H_
