@@ -3,8 +3,11 @@
 // random data, the peak resident memory of the process, and the seconds to sample one
 // clip at 30 Euler steps with guidance.
 //
+// With --device cuda the denoiser trains under bf16 autocast and the model FLOPs
+// utilisation is reported against --peak-tflops (989.4: an H100 SXM's dense bf16 peak).
+//
 // Usage: bench_generate [--config cpu-tiny|cpu-small|h100-b] [--batch N] [--steps N]
-//                       [--device cpu|cuda]
+//                       [--device cpu|cuda] [--peak-tflops X]
 
 #include <sys/resource.h>
 
@@ -29,6 +32,27 @@ double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+// Model FLOPs of one training step (forward + backward = 3 x forward) of the denoiser, the
+// way MFU is usually counted: the matmuls of every token through every block, plus the
+// attention score and value products (full attention over N tokens: 4 N^2 d per block;
+// factorised: per frame and per position), plus cross-attention to L text tokens. The
+// per-example adaLN modulation, norms and the small text encoder are left out.
+double ModelFlopsPerStep(const ModelConfig& c, int batch) {
+  const double d = c.dit.width, n = static_cast<double>(c.tokens());
+  const double l = c.text.max_tokens, dt = c.text.width, r = c.dit.mlp_ratio;
+  const double p = c.dit.patch_size;
+  const double frames = static_cast<double>(c.latent_frames()), per_frame = n / frames;
+  const bool full =
+      c.dit.attention == AttentionMode::kFull ||
+      (c.dit.attention == AttentionMode::kAuto && c.tokens() <= c.dit.full_attention_max_tokens);
+  const double linear_per_token = (6 + 2 * r) * d * d;  // qkv, proj, cross q/proj, MLP
+  const double attention =
+      full ? 4 * n * n * d : 4 * d * (frames * per_frame * per_frame + per_frame * frames * frames);
+  const double block = 2 * n * linear_per_token + 2 * l * 2 * d * dt + attention + 4 * n * l * d;
+  const double io = 2 * n * 2 * (c.vae.latent_channels * p * p * d);  // patch embed + output
+  return 3.0 * batch * (c.dit.depth * block + io);
+}
+
 double PeakRssMiB() {
   struct rusage u {};
   getrusage(RUSAGE_SELF, &u);
@@ -40,6 +64,7 @@ double PeakRssMiB() {
 int main(int argc, char** argv) {
   std::string name = "cpu-tiny", device_name = "cpu";
   int batch = 8, steps = 50;
+  double peak_tflops = 989.4;  // H100 SXM, dense bf16
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--config")
@@ -50,10 +75,13 @@ int main(int argc, char** argv) {
       steps = std::atoi(v.c_str());
     else if (k == "--device")
       device_name = v;
+    else if (k == "--peak-tflops")
+      peak_tflops = std::atof(v.c_str());
     else {
       std::fprintf(
           stderr,
-          "usage: bench_generate [--config NAME] [--batch N] [--steps N] [--device cpu|cuda]\n");
+          "usage: bench_generate [--config NAME] [--batch N] [--steps N] [--device cpu|cuda] "
+          "[--peak-tflops X]\n");
       return 2;
     }
   }
@@ -133,6 +161,13 @@ int main(int argc, char** argv) {
               device_name.c_str());
   std::printf("denoiser training: %.2f steps/s at batch %d (%.1f clips/s)\n", dit_sps, batch,
               dit_sps * batch);
+  const double flops = ModelFlopsPerStep(*config, batch);
+  std::printf("model FLOPs per training step: %.3g; achieved %.3g TFLOP/s", flops,
+              flops * dit_sps / 1e12);
+  if (device.is_cuda())
+    std::printf(", MFU %.1f %% of %.1f TFLOP/s (bf16 autocast)",
+                100 * flops * dit_sps / 1e12 / peak_tflops, peak_tflops);
+  std::printf("\n");
   std::printf("VAE training: %.2f steps/s at batch 4\n", vae_sps);
   std::printf("sampling one clip, 30 steps with guidance, VAE decode included: %.2f s\n", sample_s);
   std::printf("peak resident memory: %.1f MiB\n", PeakRssMiB());

@@ -208,7 +208,9 @@ class TrainCommand : public Command {
         ("seed", po::value<uint64_t>(&opt_.train.seed)->value_name("S")->default_value(0),
          "seed")  //
         ("dist-timeout", po::value<int>(&dist_timeout_s_)->value_name("S")->default_value(600),
-         "data parallel: seconds to wait for the other processes");
+         "data parallel: seconds to wait for the other processes")  //
+        ("device", po::value<std::string>(&device_)->value_name("cpu|cuda")->default_value("cpu"),
+         "where to train (cuda: bf16 autocast; data-parallel processes use cuda:LOCAL_RANK)");
   }
   int Run() override {
     auto config = ResolveConfig(config_);
@@ -230,6 +232,11 @@ class TrainCommand : public Command {
     // Data parallel when started torchrun-style (RANK, WORLD_SIZE, MASTER_ADDR, ...).
     auto launch = LaunchEnvFromEnvironment();
     if (!launch.ok()) return Fail(launch.status());
+    auto device = DeviceFor(device_);
+    if (!device.ok()) return Fail(device.status());
+    opt_.device = *device;
+    if (device->is_cuda() && launch->world > 1)
+      opt_.device = torch::Device(torch::kCUDA, launch->local_rank);
     std::unique_ptr<Collective> comm;
     if (launch->world > 1) {
       auto c = Collective::Connect(*launch, std::chrono::seconds(dist_timeout_s_));
@@ -271,6 +278,7 @@ class TrainCommand : public Command {
   std::string db_, config_, latents_, out_;
   DenoiserTrainOptions opt_;
   int dist_timeout_s_ = 600;
+  std::string device_;
 };
 
 class SampleCommand : public Command {

@@ -343,7 +343,7 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
   std::vector<std::pair<int64_t, double>> curve;
   const std::string curve_path = ckpt_dir + "/losses.json";
   if (options.resume && fs::exists(ckpt_dir + "/config.json")) {
-    REEL_ASSIGN_OR_RETURN(trainer, Trainer::Load(ckpt_dir, torch::kCPU));
+    REEL_ASSIGN_OR_RETURN(trainer, Trainer::Load(ckpt_dir, options.device));
     std::ifstream f(curve_path);
     std::stringstream s;
     s << f.rdbuf();
@@ -358,7 +358,7 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
     REEL_ASSIGN_OR_RETURN(BpeTokenizer tok,
                           BpeTokenizer::Train(captions_for_tokenizer, config.text.vocab_size));
     REEL_ASSIGN_OR_RETURN(trainer,
-                          Trainer::Create(config, std::move(tok), options.train, torch::kCPU));
+                          Trainer::Create(config, std::move(tok), options.train, options.device));
   }
   if (dp.world > 1) {
     if (dp.comm == nullptr) return Status::InvalidArgument("data parallel without a process group");

@@ -98,6 +98,8 @@ struct DenoiserTrainOptions {
   // Data-parallel processes (see generate/distributed.h): every process runs this with the
   // same data and options; rank 0 alone records the run and writes checkpoints.
   DataParallel parallel;
+  // Where the networks train (CUDA: bf16 autocast; CPU: float32).
+  torch::Device device = torch::kCPU;
 };
 struct DenoiserTrainResult {
   int64_t run_id = 0;

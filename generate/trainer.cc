@@ -11,6 +11,7 @@
 
 #include "generate/checkpoint_files.h"
 #include "generate/flow.h"
+#include "nets/torch_compat.h"
 
 namespace reel::gen {
 namespace {
@@ -209,16 +210,20 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
     const torch::Tensor t = torch::cat(ts).to(device_);
     const FlowPair pair = MakeFlowPair(x0, noise, t);
 
-    const torch::Tensor tokens = tokenizer_.Batch(captions, config_.text.max_tokens).to(device_);
-    auto [feats, mask] = text_->forward(tokens);
-    auto [null_feats, null_mask] = text_->NullCaption(local, config_.text.max_tokens);
-    std::vector<int64_t> drop_ids(dropped.begin(), dropped.end());
-    const torch::Tensor drop = torch::tensor(drop_ids, torch::kLong).to(torch::kBool).to(device_);
-    feats = torch::where(drop.view({-1, 1, 1}), null_feats, feats);
-    mask = torch::where(drop.view({-1, 1}), null_mask, mask);
-
-    const torch::Tensor v = dit_->forward(pair.x_t, t, feats, mask);
-    torch::Tensor loss = (v - pair.target).pow(2).mean();
+    torch::Tensor loss;
+    {
+      // bf16 autocast on CUDA; the loss is taken in float32.
+      compat::CudaBf16Autocast amp(device_.is_cuda());
+      const torch::Tensor tokens = tokenizer_.Batch(captions, config_.text.max_tokens).to(device_);
+      auto [feats, mask] = text_->forward(tokens);
+      auto [null_feats, null_mask] = text_->NullCaption(local, config_.text.max_tokens);
+      std::vector<int64_t> drop_ids(dropped.begin(), dropped.end());
+      const torch::Tensor drop = torch::tensor(drop_ids, torch::kLong).to(torch::kBool).to(device_);
+      feats = torch::where(drop.view({-1, 1, 1}), null_feats.to(feats.scalar_type()), feats);
+      mask = torch::where(drop.view({-1, 1}), null_mask, mask);
+      const torch::Tensor v = dit_->forward(pair.x_t, t, feats, mask);
+      loss = (v.to(torch::kFloat) - pair.target).pow(2).mean();
+    }
     loss.backward();
 
     const std::vector<torch::Tensor> params = Parameters();
@@ -353,6 +358,7 @@ torch::Tensor SampleLatents(DiffusionTransformer& dit, TextEncoder& text,
                             const std::vector<std::string>& prompts, const SampleOptions& options,
                             torch::Device device) {
   torch::NoGradGuard no_grad;
+  compat::CudaBf16Autocast amp(device.is_cuda());
   dit->eval();
   text->eval();
   const int64_t b = static_cast<int64_t>(prompts.size());
@@ -361,7 +367,7 @@ torch::Tensor SampleLatents(DiffusionTransformer& dit, TextEncoder& text,
   const torch::Tensor tokens = tokenizer.Batch(prompts, config.text.max_tokens).to(device);
   auto [feats, mask] = text->forward(tokens);
   auto [null_feats, null_mask] = text->NullCaption(b, config.text.max_tokens);
-  const torch::Tensor text2 = torch::cat({feats, null_feats}, 0);
+  const torch::Tensor text2 = torch::cat({feats, null_feats.to(feats.scalar_type())}, 0);
   const torch::Tensor mask2 = torch::cat({mask, null_mask}, 0);
   std::vector<torch::Tensor> noise;
   for (int64_t i = 0; i < b; ++i) {
@@ -371,7 +377,7 @@ torch::Tensor SampleLatents(DiffusionTransformer& dit, TextEncoder& text,
   }
   const torch::Tensor x1 = torch::stack(noise).to(device);
   auto velocity = [&](const torch::Tensor& x, const torch::Tensor& tt) {
-    return dit->forward(x, tt, text2, mask2);
+    return dit->forward(x, tt, text2, mask2).to(torch::kFloat);
   };
   return SampleEuler(velocity, x1, options.steps, options.cfg, TimestepShiftFor(config.tokens()));
 }

@@ -21,6 +21,7 @@
 #include "curate/scan.h"
 #include "db/catalog.h"
 #include "generate/pipeline.h"
+#include "generate/shape_clips.h"
 #include "generate/text.h"
 #include "generate/trainer.h"
 #include "generate/vae.h"
@@ -205,27 +206,6 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
   EXPECT_GT(j->Find("metrics")->at(0).Find("details")->Find("used")->as_int(), 0);
 }
 
-// A flat-coloured square or disc of radius `r` (pixels) over a flat background, its centre
-// moving from (x0, y0) by (vx, vy) pixels per frame; [3, frames, size, size] in [-1, 1].
-enum class Shape { kSquare, kDisc };
-torch::Tensor ShapeClip(Shape shape, Rgb fg, Rgb bg, double x0, double y0, double vx, double vy,
-                        int frames, int size, double r = 6) {
-  torch::Tensor out = torch::empty({3, frames, size, size});
-  auto a = out.accessor<float, 4>();
-  for (int t = 0; t < frames; ++t) {
-    const double cx = x0 + vx * t, cy = y0 + vy * t;
-    for (int y = 0; y < size; ++y) {
-      for (int x = 0; x < size; ++x) {
-        const double dx = x + 0.5 - cx, dy = y + 0.5 - cy;
-        const bool in = shape == Shape::kSquare ? std::abs(dx) <= r && std::abs(dy) <= r
-                                                : dx * dx + dy * dy <= r * r;
-        for (int k = 0; k < 3; ++k) a[k][t][y][x] = (in ? fg[k] : bg[k]) / 127.5f - 1;
-      }
-    }
-  }
-  return out;
-}
-
 // Four clips with distinct captions: the CPU-size model overfits them, and then each caption
 // brings back its own clip and not the others.
 TEST(ConditioningTest, EachCaptionSamplesItsOwnClip) {
@@ -240,15 +220,27 @@ TEST(ConditioningTest, EachCaptionSamplesItsOwnClip) {
     c.video = std::move(video);
     clips.push_back(std::move(c));
   };
-  const Rgb dark{20, 20, 20};
-  add("a red square moving right",
-      ShapeClip(Shape::kSquare, {230, 30, 30}, dark, 8, 16, 2, 0, frames, size));
-  add("a blue circle moving down",
-      ShapeClip(Shape::kDisc, {30, 30, 230}, dark, 16, 8, 0, 2, frames, size));
-  add("a green square moving left",
-      ShapeClip(Shape::kSquare, {30, 220, 30}, dark, 24, 16, -2, 0, frames, size));
-  add("a white circle on grey",
-      ShapeClip(Shape::kDisc, {240, 240, 240}, {110, 110, 110}, 10, 10, 1.5, 1.5, frames, size));
+  auto spec = [](Shape shape, std::array<uint8_t, 3> colour, std::array<uint8_t, 3> background,
+                 double x0, double y0, double vx, double vy) {
+    ShapeClipSpec s;
+    s.shape = shape;
+    s.colour = colour;
+    s.background = background;
+    s.x0 = x0;
+    s.y0 = y0;
+    s.vx = vx;
+    s.vy = vy;
+    return s;
+  };
+  const std::array<uint8_t, 3> dark{20, 20, 20};
+  for (const auto& [caption, s] : std::vector<std::pair<std::string, ShapeClipSpec>>{
+           {"a red square moving right", spec(Shape::kSquare, {230, 30, 30}, dark, 8, 16, 2, 0)},
+           {"a blue circle moving down", spec(Shape::kDisc, {30, 30, 230}, dark, 16, 8, 0, 2)},
+           {"a green square moving left", spec(Shape::kSquare, {30, 220, 30}, dark, 24, 16, -2, 0)},
+           {"a white circle on grey",
+            spec(Shape::kDisc, {240, 240, 240}, {110, 110, 110}, 10, 10, 1.5, 1.5)}}) {
+    add(caption, RenderShapeClip(s, frames, size));
+  }
 
   VaeTrainOptions vo;
   vo.steps = 800;
