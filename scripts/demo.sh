@@ -71,6 +71,10 @@ export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 
 echo
 echo "== 8. the generator: a causal video VAE, then a diffusion transformer on its latents"
+if [[ -f "$dir/vae/config.json" ]] && ! grep -q 'reel-vae 2' "$dir/vae/config.json"; then
+  echo "(the demo's VAE is of an older layout: training the generator again)"
+  rm -rf "$dir/vae" "$dir/latents.pt" "$dir/dit" "$dir/samples"
+fi
 if [[ ! -f "$dir/vae/config.json" ]]; then
   "$reel" generate train-vae --db "$db" --subset train --out "$dir/vae" --steps 300 --batch 4
 fi
