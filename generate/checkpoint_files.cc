@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "util/strings.h"
+
 namespace reel::gen {
 
 namespace fs = std::filesystem;
@@ -52,7 +54,7 @@ Result<Json> ReadConfigJson(const std::string& dir, const std::string& format,
   if (fmt == nullptr || !fmt->is_string()) return Status::Corruption(path + ": not a " + what);
   if (fmt->as_string() != format) {
     const std::string kind = format.substr(0, format.find(' '));
-    if (fmt->as_string().rfind(kind + " ", 0) == 0) {
+    if (StartsWith(fmt->as_string(), kind + " ")) {
       return Status::Corruption(path + ": format '" + fmt->as_string() +
                                 "', but this reel reads '" + format +
                                 "' (an older layout); make the " + what + " again");

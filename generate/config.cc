@@ -109,43 +109,48 @@ Status ModelConfig::Validate() const {
   return Status::OK();
 }
 
+namespace {
+
+// Every numeric field of a configuration with its JSON section and key, once: ToJson and
+// FromJson both walk this list (`c` is a ModelConfig, const or not).
+template <typename C, typename F>
+void ForEachNumber(C& c, F&& f) {
+  f("vae", "in_channels", c.vae.in_channels);
+  f("vae", "base_channels", c.vae.base_channels);
+  f("vae", "layers_per_level", c.vae.layers_per_level);
+  f("vae", "latent_channels", c.vae.latent_channels);
+  f("vae", "norm_groups", c.vae.norm_groups);
+  f("vae", "mse_weight", c.vae.mse_weight);
+  f("vae", "kl_weight", c.vae.kl_weight);
+  f("text", "vocab_size", c.text.vocab_size);
+  f("text", "max_tokens", c.text.max_tokens);
+  f("text", "width", c.text.width);
+  f("text", "depth", c.text.depth);
+  f("text", "heads", c.text.heads);
+  f("dit", "width", c.dit.width);
+  f("dit", "depth", c.dit.depth);
+  f("dit", "heads", c.dit.heads);
+  f("dit", "patch_size", c.dit.patch_size);
+  f("dit", "mlp_ratio", c.dit.mlp_ratio);
+  f("dit", "full_attention_max_tokens", c.dit.full_attention_max_tokens);
+  f("clip", "frames", c.clip.frames);
+  f("clip", "height", c.clip.height);
+  f("clip", "width", c.clip.width);
+  f("clip", "fps", c.clip.fps);
+}
+
+}  // namespace
+
 Json ModelConfig::ToJson() const {
   Json j = Json::MakeObject();
   j["name"] = name;
-  Json v = Json::MakeObject();
-  v["in_channels"] = vae.in_channels;
-  v["base_channels"] = vae.base_channels;
+  for (const char* section : {"vae", "text", "dit", "clip"}) j[section] = Json::MakeObject();
+  ForEachNumber(*this,
+                [&](const char* section, const char* key, const auto& v) { j[section][key] = v; });
   Json mult = Json::MakeArray();
   for (int m : vae.channel_mult) mult.push_back(m);
-  v["channel_mult"] = mult;
-  v["layers_per_level"] = vae.layers_per_level;
-  v["latent_channels"] = vae.latent_channels;
-  v["norm_groups"] = vae.norm_groups;
-  v["mse_weight"] = vae.mse_weight;
-  v["kl_weight"] = vae.kl_weight;
-  j["vae"] = v;
-  Json t = Json::MakeObject();
-  t["vocab_size"] = text.vocab_size;
-  t["max_tokens"] = text.max_tokens;
-  t["width"] = text.width;
-  t["depth"] = text.depth;
-  t["heads"] = text.heads;
-  j["text"] = t;
-  Json d = Json::MakeObject();
-  d["width"] = dit.width;
-  d["depth"] = dit.depth;
-  d["heads"] = dit.heads;
-  d["patch_size"] = dit.patch_size;
-  d["mlp_ratio"] = dit.mlp_ratio;
-  d["attention"] = std::string(AttentionModeName(dit.attention));
-  d["full_attention_max_tokens"] = dit.full_attention_max_tokens;
-  j["dit"] = d;
-  Json c = Json::MakeObject();
-  c["frames"] = clip.frames;
-  c["height"] = clip.height;
-  c["width"] = clip.width;
-  c["fps"] = clip.fps;
-  j["clip"] = c;
+  j["vae"]["channel_mult"] = mult;
+  j["dit"]["attention"] = std::string(AttentionModeName(dit.attention));
   return j;
 }
 
@@ -158,39 +163,20 @@ Result<ModelConfig> ModelConfig::FromJson(const Json& j) {
     if (named.ok()) c = *named;
     c.name = n->as_string();
   }
-  auto num = [](const Json& o, const char* key, auto* out) {
-    if (const Json* x = o.Find(key); x != nullptr && x->is_number()) {
-      *out = static_cast<std::remove_pointer_t<decltype(out)>>(x->as_double());
-    }
-  };
+  ForEachNumber(c, [&](const char* section, const char* key, auto& out) {
+    const Json* o = j.Find(section);
+    const Json* x = o != nullptr ? o->Find(key) : nullptr;
+    if (x != nullptr && x->is_number())
+      out = static_cast<std::remove_reference_t<decltype(out)>>(x->as_double());
+  });
   if (const Json* v = j.Find("vae"); v != nullptr) {
-    num(*v, "in_channels", &c.vae.in_channels);
-    num(*v, "base_channels", &c.vae.base_channels);
     if (const Json* m = v->Find("channel_mult"); m != nullptr && m->is_array()) {
       c.vae.channel_mult.clear();
       for (const Json& x : m->as_array())
         c.vae.channel_mult.push_back(static_cast<int>(x.as_int()));
     }
-    num(*v, "layers_per_level", &c.vae.layers_per_level);
-    num(*v, "latent_channels", &c.vae.latent_channels);
-    num(*v, "norm_groups", &c.vae.norm_groups);
-    num(*v, "mse_weight", &c.vae.mse_weight);
-    num(*v, "kl_weight", &c.vae.kl_weight);
-  }
-  if (const Json* t = j.Find("text"); t != nullptr) {
-    num(*t, "vocab_size", &c.text.vocab_size);
-    num(*t, "max_tokens", &c.text.max_tokens);
-    num(*t, "width", &c.text.width);
-    num(*t, "depth", &c.text.depth);
-    num(*t, "heads", &c.text.heads);
   }
   if (const Json* d = j.Find("dit"); d != nullptr) {
-    num(*d, "width", &c.dit.width);
-    num(*d, "depth", &c.dit.depth);
-    num(*d, "heads", &c.dit.heads);
-    num(*d, "patch_size", &c.dit.patch_size);
-    num(*d, "mlp_ratio", &c.dit.mlp_ratio);
-    num(*d, "full_attention_max_tokens", &c.dit.full_attention_max_tokens);
     if (const Json* a = d->Find("attention"); a != nullptr && a->is_string()) {
       const std::string& s = a->as_string();
       if (s == "full")
@@ -203,12 +189,6 @@ Result<ModelConfig> ModelConfig::FromJson(const Json& j) {
         return Status::InvalidArgument(
             "model configuration: dit.attention must be full, factorized or auto, not '" + s + "'");
     }
-  }
-  if (const Json* k = j.Find("clip"); k != nullptr) {
-    num(*k, "frames", &c.clip.frames);
-    num(*k, "height", &c.clip.height);
-    num(*k, "width", &c.clip.width);
-    num(*k, "fps", &c.clip.fps);
   }
   REEL_RETURN_IF_ERROR(c.Validate());
   return c;

@@ -12,6 +12,8 @@
 #define REEL_HAVE_GLOO 0
 #endif
 
+#include "util/strings.h"
+
 namespace reel::gen {
 namespace {
 
@@ -26,10 +28,6 @@ Result<std::optional<int64_t>> EnvInt(const char* name, int64_t lo, int64_t hi) 
                                    std::to_string(lo) + ", " + std::to_string(hi) + "]");
   }
   return std::optional<int64_t>(x);
-}
-
-std::string FirstLine(const std::string& s) {
-  return s.substr(0, s.find('\n'));
 }
 
 }  // namespace
@@ -118,15 +116,6 @@ Status Collective::Broadcast(std::vector<torch::Tensor>& tensors, int root) {
   return Status::OK();
 }
 
-Status Collective::Barrier() {
-  try {
-    impl_->group->barrier()->wait();
-  } catch (const std::exception& e) {
-    return Status::IOError("barrier: " + FirstLine(e.what()));
-  }
-  return Status::OK();
-}
-
 #else  // !REEL_HAVE_GLOO
 
 struct Collective::Impl {};
@@ -141,9 +130,6 @@ Status Collective::AllReduceSum(torch::Tensor&) {
   return Status::NotSupported("no Gloo");
 }
 Status Collective::Broadcast(std::vector<torch::Tensor>&, int) {
-  return Status::NotSupported("no Gloo");
-}
-Status Collective::Barrier() {
   return Status::NotSupported("no Gloo");
 }
 

@@ -61,7 +61,6 @@ class Collective {
   Status AllReduceSum(torch::Tensor& tensor);
   // In place: every process ends with `root`'s tensors.
   Status Broadcast(std::vector<torch::Tensor>& tensors, int root);
-  Status Barrier();
 
  private:
   struct Impl;

@@ -9,6 +9,7 @@
 
 #include "generate/vae.h"
 #include "util/parallel.h"
+#include "util/strings.h"
 #include "video/encoder.h"
 #include "video/probe.h"
 #include "video/sampler.h"
@@ -242,8 +243,7 @@ Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<Tra
     result.psnr = psnr / static_cast<double>(clips.size());
     vae->SetLatentStats(torch::cat(latents, 0));
   } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
-    return Status::Internal("VAE training: " + what.substr(0, what.find('\n')));
+    return Status::Internal("VAE training: " + FirstLine(e.what_without_backtrace()));
   }
   REEL_RETURN_IF_ERROR(SaveVae(vae, config, out_dir));
   return result;
@@ -283,8 +283,7 @@ Status SaveLatentCache(const LatentCache& cache, const std::string& path) {
     a.write("meta", c10::IValue(meta.Dump()));
     a.save_to(tmp);
   } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
-    return Status::IOError(path + ": " + what.substr(0, what.find('\n')));
+    return Status::IOError(path + ": " + FirstLine(e.what_without_backtrace()));
   }
   std::error_code ec;
   fs::rename(tmp, path, ec);
@@ -306,9 +305,8 @@ Result<LatentCache> LoadLatentCache(const std::string& path) {
     a.read("meta", v);
     meta_text = v.toStringRef();
   } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
     return Status::Corruption(path + ": unreadable latent cache (" +
-                              what.substr(0, what.find('\n')) + ")");
+                              FirstLine(e.what_without_backtrace()) + ")");
   }
   auto meta = Json::Parse(meta_text);
   if (!meta.ok() || meta->Find("format") == nullptr ||
@@ -412,20 +410,12 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
   int64_t done = 0;
   while (trainer->step() < options.steps) {
     bool stop = cancel != nullptr && cancel->load();
-    if (dp.world > 1) {
-      // Every process stops at the same step when any of them is interrupted.
-      torch::Tensor flag = torch::full({1}, stop ? 1.0f : 0.0f);
-      if (Status s = dp.comm->AllReduceSum(flag); !s.ok()) {
-        finish(RunStatus::kFailed, s.message()).IgnoreError();
-        return s;
-      }
-      stop = flag.item<float>() > 0;
-    }
-    if (stop) {
+    if (stop && dp.world == 1) {
       result.cancelled = true;
       break;
     }
-    Result<double> loss = trainer->Step(data, dp);
+    // Data parallel: the interrupt is voted on in the step, and every process stops after it.
+    Result<double> loss = trainer->Step(data, dp, &stop);
     if (!loss.ok()) {
       finish(RunStatus::kFailed, loss.status().message()).IgnoreError();
       return loss.status();
@@ -439,6 +429,10 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
         finish(RunStatus::kFailed, s.message()).IgnoreError();
         return s;
       }
+    }
+    if (stop) {
+      result.cancelled = true;
+      break;
     }
   }
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -505,8 +499,7 @@ Result<SampleResult> SampleToFiles(Catalog* catalog, const std::string& ckpt_dir
                                             trainer->tokenizer(), config, prompts, so, device);
       videos = vae.vae->Decode(vae.vae->Denormalize(z)).to(torch::kCPU);
     } catch (const c10::Error& e) {
-      const std::string what = e.what_without_backtrace();
-      return fail(Status::Internal("sampling: " + what.substr(0, what.find('\n'))));
+      return fail(Status::Internal("sampling: " + FirstLine(e.what_without_backtrace())));
     }
     for (size_t i = 0; i < prompts.size(); ++i) {
       const size_t index = start + i;

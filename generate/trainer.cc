@@ -12,6 +12,7 @@
 #include "generate/checkpoint_files.h"
 #include "generate/flow.h"
 #include "nets/torch_compat.h"
+#include "util/strings.h"
 
 namespace reel::gen {
 namespace {
@@ -39,10 +40,6 @@ void CopyParameters(torch::nn::Module& from, torch::nn::Module& to) {
   for (auto& p : to.named_parameters()) p.value().copy_(src[p.key()]);
   auto bsrc = from.named_buffers();
   for (auto& b : to.named_buffers()) b.value().copy_(bsrc[b.key()]);
-}
-
-std::string FirstLine(const std::string& s) {
-  return s.substr(0, s.find('\n'));
 }
 
 }  // namespace
@@ -155,7 +152,8 @@ void Trainer::UpdateEma() {
   update(*text_, *ema_text_);
 }
 
-Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataParallel& dp) {
+Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataParallel& dp,
+                             bool* stop) {
   if (!optimizer_loaded_)
     return Status::FailedPrecondition("loaded without its optimiser state; cannot train");
   const int64_t n = static_cast<int64_t>(data.size());
@@ -229,13 +227,15 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
     const std::vector<torch::Tensor> params = Parameters();
     double loss_value = loss.item<double>();
     if (dp.world > 1) {
-      // Average gradients (and the loss, for reporting) over the processes, in one buffer.
+      // Average gradients (and the loss, for reporting) over the processes, in one buffer
+      // that also carries the processes' votes to stop.
       std::vector<torch::Tensor> flat;
       for (const auto& p : params) {
         flat.push_back(p.grad().defined() ? p.grad().reshape({-1})
                                           : torch::zeros({p.numel()}, p.options()));
       }
-      flat.push_back(loss.detach().reshape({1}));
+      flat.push_back(loss.detach().reshape({1}).to(torch::kFloat));
+      flat.push_back(torch::full({1}, stop != nullptr && *stop ? 1.0f : 0.0f, loss.options()));
       torch::Tensor buffer = torch::cat(flat);
       if (Status s = dp.comm->AllReduceSum(buffer); !s.ok()) {
         return s.WithContext("training step " + std::to_string(step_));
@@ -247,6 +247,7 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
         offset += p.numel();
       }
       loss_value = buffer[offset].item<double>();
+      if (stop != nullptr) *stop = buffer[offset + 1].item<double>() > 0;
     }
     if (options_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, options_.grad_clip);
     optimizer_->step();

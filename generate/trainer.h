@@ -80,7 +80,11 @@ class Trainer {
 
   // One optimiser step on the next global batch of `data` (the same vector, in the same
   // order, on every process and across resumes). Returns the global batch's mean loss.
-  Result<double> Step(const std::vector<LatentExample>& data, const DataParallel& dp = {});
+  // `stop` (optional), data parallel: in, whether this process wants to stop after this
+  // step; out, whether any process does (voted in the step's gradient all-reduce, so every
+  // process stops after the same step without a collective of its own).
+  Result<double> Step(const std::vector<LatentExample>& data, const DataParallel& dp = {},
+                      bool* stop = nullptr);
   Status Save(const std::string& dir) const;
   // Makes every process's weights and EMA (parameters and buffers) those of `root`, as
   // DistributedDataParallel does at start. The optimiser state is not sent: it is empty

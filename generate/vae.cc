@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "generate/checkpoint_files.h"
+#include "util/strings.h"
 
 namespace reel::gen {
 namespace {
@@ -345,8 +346,8 @@ Result<LoadedVae> LoadVae(const std::string& dir, torch::Device device) {
     a.load_from(weights, device);
     out.vae->load(a);
   } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
-    return Status::Corruption(weights + ": unreadable (" + what.substr(0, what.find('\n')) + ")");
+    return Status::Corruption(weights + ": unreadable (" + FirstLine(e.what_without_backtrace()) +
+                              ")");
   }
   out.vae->to(device);
   out.vae->eval();

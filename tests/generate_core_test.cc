@@ -44,6 +44,22 @@ TEST(ModelConfigTest, NamedConfigsValidateAndRoundTrip) {
     EXPECT_EQ(back->ToJson().Dump(), c->ToJson().Dump());
   }
   auto tiny = *ModelConfig::Named("cpu-tiny");
+  // Fields changed from the named defaults come back (the name alone would restore those).
+  ModelConfig changed = tiny;
+  changed.vae.mse_weight = 0.25;
+  changed.vae.channel_mult = {1, 2, 4, 4};
+  changed.text.max_tokens = 40;
+  changed.dit.full_attention_max_tokens = 100;
+  changed.dit.attention = AttentionMode::kFactorized;
+  changed.clip.fps = 12;
+  auto back = ModelConfig::FromJson(changed.ToJson());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->vae.mse_weight, 0.25);
+  EXPECT_EQ(back->vae.channel_mult, (std::vector<int>{1, 2, 4, 4}));
+  EXPECT_EQ(back->text.max_tokens, 40);
+  EXPECT_EQ(back->dit.full_attention_max_tokens, 100);
+  EXPECT_EQ(back->dit.attention, AttentionMode::kFactorized);
+  EXPECT_EQ(back->clip.fps, 12);
   EXPECT_EQ(tiny.latent_frames(), 3);
   EXPECT_EQ(tiny.tokens(), 3 * 2 * 2);
   // cpu-tiny is about 1-2M parameters in all.

@@ -392,6 +392,33 @@ TEST(DataParallelTest, TwoProcessesOverGlooMatchOneOnTheUnionBatch) {
   }
   EXPECT_EQ(with_two, 1);
 
+  // Ctrl-C in one process stops both after the same step: the vote travels with the
+  // gradients, so rank 0 records an interrupted run instead of waiting for its peer.
+  const std::string port2 = std::to_string(FreePort());
+  std::string long_run;
+  for (int rank = 0; rank < 2; ++rank) {
+    long_run += "RANK=" + std::to_string(rank) +
+                " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port2 + " '" +
+                reel::testing::ReelBinary() + "'";
+    std::vector<std::string> args = train(dir.File("stopped"), "4");
+    args[9] = "1000000";  // --steps
+    for (const std::string& a : args) long_run += " '" + a + "'";
+    long_run +=
+        " --name stopped --dist-timeout 30 > /dev/null 2>&1 & p" + std::to_string(rank) + "=$!\n";
+  }
+  long_run += "sleep 4; kill -INT $p1; wait $p0; r0=$?; wait $p1; r1=$?; echo $r0 $r1\n";
+  auto stopped = reel::testing::RunProcess({"/bin/sh", "-c", long_run});
+  EXPECT_EQ(stopped.out, "1 1\n") << "both exit as interrupted";
+  runs = (*catalog)->ListRuns("train");
+  ASSERT_TRUE(runs.ok());
+  bool interrupted = false;
+  for (const RunRecord& r : *runs)
+    if (r.name == "stopped") interrupted = r.status == RunStatus::kInterrupted;
+  EXPECT_TRUE(interrupted) << "rank 0 saw rank 1's interrupt";
+  auto resumable = Trainer::Load(dir.File("stopped"), torch::kCPU);
+  ASSERT_TRUE(resumable.ok()) << resumable.status().ToString();
+  EXPECT_GT((*resumable)->step(), 0);
+
   // A malformed launch environment is named.
   auto bad = reel::testing::RunProcess({"/usr/bin/env", "WORLD_SIZE=2", reel::testing::ReelBinary(),
                                         "generate", "train", "--db", db, "--latents", latents,

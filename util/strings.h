@@ -17,6 +17,9 @@ std::string Join(const std::vector<std::string>& parts, std::string_view sep);
 std::string_view Trim(std::string_view s);
 bool StartsWith(std::string_view s, std::string_view prefix);
 bool EndsWith(std::string_view s, std::string_view suffix);
+// Up to the first newline (all of `s` when it has none): the headline of a library's
+// multi-line error message.
+std::string FirstLine(std::string_view s);
 std::string ToLower(std::string_view s);
 
 // "1.5 GiB", "312 KiB", "17 B".
