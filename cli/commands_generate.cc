@@ -207,6 +207,10 @@ class TrainCommand : public Command {
          "probability of training on the null caption")  //
         ("seed", po::value<uint64_t>(&opt_.train.seed)->value_name("S")->default_value(0),
          "seed")  //
+        ("text-encoder", po::value<std::string>(&text_encoder_)->value_name("reel|MODEL"),
+         "text encoder: reel (a BPE tokenizer and transformer learned with the denoiser; the "
+         "default) or a CLIP model used frozen (clip-vit-b-32, or a CLIP .pt file; needs it and "
+         "clip-vocab installed: reel models fetch clip-vit-b-32)")  //
         ("dist-timeout", po::value<int>(&dist_timeout_s_)->value_name("S")->default_value(600),
          "data parallel: seconds to wait for the other processes")  //
         ("device", po::value<std::string>(&device_)->value_name("cpu|cuda")->default_value("cpu"),
@@ -215,6 +219,7 @@ class TrainCommand : public Command {
   int Run() override {
     auto config = ResolveConfig(config_);
     if (!config.ok()) return Fail(config.status());
+    if (!text_encoder_.empty()) config->text.encoder = text_encoder_;
     auto cache = LoadLatentCache(latents_);
     if (!cache.ok()) return Fail(cache.status());
     auto vae_model = ModelConfig::FromJson(cache->model);
@@ -278,7 +283,7 @@ class TrainCommand : public Command {
   std::string db_, config_, latents_, out_;
   DenoiserTrainOptions opt_;
   int dist_timeout_s_ = 600;
-  std::string device_;
+  std::string device_, text_encoder_;
 };
 
 class SampleCommand : public Command {

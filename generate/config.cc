@@ -89,9 +89,14 @@ Status ModelConfig::Validate() const {
     return bad("vae latent_channels and layers_per_level must be positive");
   if (vae.kl_weight < 0) return bad("vae.kl_weight must be >= 0");
   if (vae.mse_weight < 0) return bad("vae.mse_weight must be >= 0");
-  if (text.vocab_size < 260)
+  if (text.encoder.empty())
+    return bad("text.encoder must be 'reel' or a CLIP model (clip-vit-b-32)");
+  if (!frozen_text() && text.vocab_size < 260)
     return bad("text.vocab_size must be at least 260 (bytes and special tokens)");
   if (text.max_tokens < 2) return bad("text.max_tokens must be at least 2");
+  if (frozen_text() && text.max_tokens > 77)
+    return bad("text.max_tokens must be at most 77 (CLIP's context) with text.encoder " +
+               text.encoder);
   if (text.width < 8 || text.heads < 1 || text.width % text.heads != 0 || text.depth < 1) {
     return bad("text.width must be a multiple of text.heads, depth >= 1");
   }
@@ -151,6 +156,7 @@ Json ModelConfig::ToJson() const {
   for (int m : vae.channel_mult) mult.push_back(m);
   j["vae"]["channel_mult"] = mult;
   j["dit"]["attention"] = std::string(AttentionModeName(dit.attention));
+  j["text"]["encoder"] = text.encoder;
   return j;
 }
 
@@ -175,6 +181,10 @@ Result<ModelConfig> ModelConfig::FromJson(const Json& j) {
       for (const Json& x : m->as_array())
         c.vae.channel_mult.push_back(static_cast<int>(x.as_int()));
     }
+  }
+  if (const Json* t = j.Find("text"); t != nullptr) {
+    if (const Json* e = t->Find("encoder"); e != nullptr && e->is_string())
+      c.text.encoder = e->as_string();
   }
   if (const Json* d = j.Find("dit"); d != nullptr) {
     if (const Json* a = d->Find("attention"); a != nullptr && a->is_string()) {

@@ -41,6 +41,11 @@ struct VaeConfig {
 };
 
 struct TextConfig {
+  // "reel": the BPE tokenizer and text encoder below, trained with the denoiser. Otherwise
+  // a CLIP model's name or file ("clip-vit-b-32"), whose text tower is used frozen: then
+  // vocab_size and width are that tower's, depth and heads are unused, and max_tokens is
+  // at most its context length (77).
+  std::string encoder = "reel";
   int vocab_size = 512;  // BPE vocabulary learned from the catalog's captions
   int max_tokens = 24;   // captions are cut to this many tokens (end token included)
   int width = 64;
@@ -84,6 +89,7 @@ struct ModelConfig {
   int64_t latent_frames() const { return 1 + (clip.frames - 1) / 4; }
   int64_t latent_height() const { return clip.height / 8; }
   int64_t latent_width() const { return clip.width / 8; }
+  bool frozen_text() const { return text.encoder != "reel"; }
   int64_t tokens() const {
     return latent_frames() * (latent_height() / dit.patch_size) * (latent_width() / dit.patch_size);
   }

@@ -8,6 +8,9 @@
 #include <random>
 
 #include "generate/vae.h"
+#include "nets/clip.h"
+#include "nets/clip_tokenizer.h"
+#include "nets/models.h"
 #include "util/parallel.h"
 #include "util/strings.h"
 #include "video/encoder.h"
@@ -327,6 +330,39 @@ Result<LatentCache> LoadLatentCache(const std::string& path) {
   return cache;
 }
 
+Result<std::shared_ptr<const FrozenClipText>> LoadFrozenTextEncoder(const std::string& name_or_path,
+                                                                    torch::Device device) {
+  auto where = [&](const Status& s) { return s.WithContext("text encoder " + name_or_path); };
+  Result<std::string> path = ResolveModel(name_or_path);
+  if (!path.ok()) return where(path.status());
+  Result<std::string> vocab = InstalledModelPath("clip-vocab");
+  if (!vocab.ok()) return where(vocab.status());
+  ClipLoadOptions load;
+  load.device = device;
+  if (device.is_cuda()) load.dtype = torch::kBFloat16;
+  Result<std::unique_ptr<ClipModel>> model = ClipModel::Load(*path, load);
+  if (!model.ok()) return where(model.status());
+  Result<std::unique_ptr<ClipTokenizer>> tokenizer = ClipTokenizer::Load(*vocab);
+  if (!tokenizer.ok()) return where(tokenizer.status());
+  if ((*model)->config().vocab_size < ClipTokenizer::kVocabSize) {
+    return Status::InvalidArgument(*path + ": its text tower has " +
+                                   std::to_string((*model)->config().vocab_size) +
+                                   " token embeddings, fewer than CLIP's vocabulary (" +
+                                   std::to_string(ClipTokenizer::kVocabSize) + ")");
+  }
+  return std::shared_ptr<const FrozenClipText>(std::make_shared<FrozenClipText>(
+      name_or_path, std::shared_ptr<const ClipModel>(std::move(*model)),
+      std::shared_ptr<const ClipTokenizer>(std::move(*tokenizer))));
+}
+
+ModelConfig WithFrozenText(ModelConfig config, const FrozenClipText& frozen) {
+  config.text.encoder = frozen.name();
+  config.text.width = frozen.width();
+  config.text.vocab_size = frozen.vocab_size();
+  config.text.max_tokens = std::min(config.text.max_tokens, frozen.context_length());
+  return config;
+}
+
 Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& config,
                                           const std::vector<LatentExample>& data,
                                           const std::vector<std::string>& captions_for_tokenizer,
@@ -341,7 +377,8 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
   std::vector<std::pair<int64_t, double>> curve;
   const std::string curve_path = ckpt_dir + "/losses.json";
   if (options.resume && fs::exists(ckpt_dir + "/config.json")) {
-    REEL_ASSIGN_OR_RETURN(trainer, Trainer::Load(ckpt_dir, options.device));
+    REEL_ASSIGN_OR_RETURN(trainer,
+                          Trainer::Load(ckpt_dir, options.device, true, LoadFrozenTextEncoder));
     std::ifstream f(curve_path);
     std::stringstream s;
     s << f.rdbuf();
@@ -353,10 +390,18 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
       return Status::AlreadyExists(ckpt_dir +
                                    " already holds a checkpoint; pass --resume to continue it");
     }
-    REEL_ASSIGN_OR_RETURN(BpeTokenizer tok,
-                          BpeTokenizer::Train(captions_for_tokenizer, config.text.vocab_size));
-    REEL_ASSIGN_OR_RETURN(trainer,
-                          Trainer::Create(config, std::move(tok), options.train, options.device));
+    if (config.frozen_text()) {
+      REEL_ASSIGN_OR_RETURN(std::shared_ptr<const FrozenClipText> frozen,
+                            LoadFrozenTextEncoder(config.text.encoder, options.device));
+      REEL_ASSIGN_OR_RETURN(
+          trainer, Trainer::Create(WithFrozenText(config, *frozen), BpeTokenizer(), options.train,
+                                   options.device, frozen));
+    } else {
+      REEL_ASSIGN_OR_RETURN(BpeTokenizer tok,
+                            BpeTokenizer::Train(captions_for_tokenizer, config.text.vocab_size));
+      REEL_ASSIGN_OR_RETURN(trainer,
+                            Trainer::Create(config, std::move(tok), options.train, options.device));
+    }
   }
   if (dp.world > 1) {
     if (dp.comm == nullptr) return Status::InvalidArgument("data parallel without a process group");
@@ -450,8 +495,9 @@ Result<SampleResult> SampleToFiles(Catalog* catalog, const std::string& ckpt_dir
                                    const std::string& vae_dir, const SampleJob& job,
                                    const std::string& out_dir, torch::Device device) {
   if (job.prompts.empty()) return Status::InvalidArgument("no prompts to sample");
-  REEL_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
-                        Trainer::Load(ckpt_dir, device, /*optimizer=*/false));
+  REEL_ASSIGN_OR_RETURN(
+      std::unique_ptr<Trainer> trainer,
+      Trainer::Load(ckpt_dir, device, /*optimizer=*/false, LoadFrozenTextEncoder));
   REEL_ASSIGN_OR_RETURN(LoadedVae vae, LoadVae(vae_dir, device));
   const ModelConfig& config = trainer->config();
   if (vae.config.vae.latent_channels != config.vae.latent_channels) {

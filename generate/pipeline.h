@@ -89,6 +89,17 @@ struct LatentCache {
 Status SaveLatentCache(const LatentCache& cache, const std::string& path);
 Result<LatentCache> LoadLatentCache(const std::string& path);
 
+// The frozen CLIP text tower `name_or_path` names (a registry name such as clip-vit-b-32,
+// installed in the models folder, or a CLIP .pt file) with the installed CLIP vocabulary,
+// on `device` (bf16 there when CUDA). A missing model or vocabulary is NotFound saying
+// which and how to fetch it. Fits Trainer::Load's FrozenTextLoader.
+Result<std::shared_ptr<const FrozenClipText>> LoadFrozenTextEncoder(const std::string& name_or_path,
+                                                                    torch::Device device);
+
+// `config` made to fit a frozen text tower: text.width and text.vocab_size become the
+// tower's, text.max_tokens at most its context length.
+ModelConfig WithFrozenText(ModelConfig config, const FrozenClipText& frozen);
+
 struct DenoiserTrainOptions {
   std::string name;  // the run's name in the catalog
   int64_t steps = 1000;
@@ -111,7 +122,8 @@ struct DenoiserTrainResult {
 // Trains (or, with resume, continues) the denoiser in `ckpt_dir` on latents, recording a
 // run of kind "train" (config, then the loss curve as a "loss_curve" metric with its
 // steps and losses, refreshed at every checkpoint). `catalog` is not used (and may be
-// null) on data-parallel ranks other than 0.
+// null) on data-parallel ranks other than 0. When config.text.encoder names a CLIP
+// model, its text tower is loaded (LoadFrozenTextEncoder) and used frozen.
 Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& config,
                                           const std::vector<LatentExample>& data,
                                           const std::vector<std::string>& captions_for_tokenizer,

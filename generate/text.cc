@@ -1,10 +1,13 @@
 #include "generate/text.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
 
+#include "nets/clip.h"
+#include "nets/clip_tokenizer.h"
 #include "nets/torch_compat.h"
 
 namespace reel::gen {
@@ -197,6 +200,102 @@ torch::Tensor BpeTokenizer::Batch(const std::vector<std::string>& texts, int max
   return out;
 }
 
+// ------------------------------------------------------------------ FrozenClipText
+
+FrozenClipText::FrozenClipText(std::string name, std::shared_ptr<const ClipModel> model,
+                               std::shared_ptr<const ClipTokenizer> tokenizer, int64_t cache_bytes)
+    : name_(std::move(name)),
+      model_(std::move(model)),
+      tokenizer_(std::move(tokenizer)),
+      cache_bytes_(cache_bytes) {}
+
+int FrozenClipText::width() const {
+  return model_->config().transformer_width;
+}
+int FrozenClipText::context_length() const {
+  return model_->config().context_length;
+}
+int FrozenClipText::vocab_size() const {
+  return model_->config().vocab_size;
+}
+int64_t FrozenClipText::computed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return computed_;
+}
+
+torch::Tensor FrozenClipText::Batch(const std::vector<std::string>& texts, int max_tokens) const {
+  torch::Tensor out = torch::zeros({static_cast<int64_t>(texts.size()), max_tokens}, torch::kLong);
+  auto a = out.accessor<int64_t, 2>();
+  for (size_t i = 0; i < texts.size(); ++i) {
+    std::vector<int> ids = tokenizer_->Encode(texts[i]);
+    if (static_cast<int>(ids.size()) > max_tokens - 2)
+      ids.resize(static_cast<size_t>(std::max(0, max_tokens - 2)));
+    const int64_t row = static_cast<int64_t>(i);
+    a[row][0] = ClipTokenizer::kStartToken;
+    for (size_t k = 0; k < ids.size(); ++k) a[row][static_cast<int64_t>(k) + 1] = ids[k];
+    a[row][static_cast<int64_t>(ids.size()) + 1] = ClipTokenizer::kEndToken;
+  }
+  return out;
+}
+
+std::vector<double> FrozenClipText::Fingerprint() const {
+  const torch::Tensor f =
+      model_->EncodeTextTokens(Batch({""}, 2)).select(1, 1).reshape({-1}).narrow(0, 0, 8);
+  const torch::Tensor d = f.to(torch::kCPU, torch::kDouble).contiguous();
+  return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+}
+
+bool FrozenClipText::SameTower(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) return false;
+  double scale = 1e-3, diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    scale = std::max(scale, std::abs(a[i]));
+    diff = std::max(diff, std::abs(a[i] - b[i]));
+  }
+  return diff <= 0.05 * scale;  // bf16 on CUDA against float32 on CPU stays well inside
+}
+
+torch::Tensor FrozenClipText::Mask(const torch::Tensor& tokens) {
+  // The end token has the largest id (as CLIP finds it: argmax over the row).
+  const torch::Tensor end = tokens.argmax(1, /*keepdim=*/true);
+  return torch::arange(tokens.size(1), tokens.options()).unsqueeze(0).le(end);
+}
+
+torch::Tensor FrozenClipText::Features(const torch::Tensor& tokens) const {
+  const torch::Tensor cpu = tokens.to(torch::kCPU, torch::kLong).contiguous();
+  const int64_t n = cpu.size(0), l = cpu.size(1);
+  std::vector<std::string> keys(static_cast<size_t>(n));
+  std::vector<torch::Tensor> rows(static_cast<size_t>(n));
+  std::vector<int64_t> missing;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int64_t i = 0; i < n; ++i) {
+      const char* p = reinterpret_cast<const char*>(cpu[i].data_ptr<int64_t>());
+      keys[static_cast<size_t>(i)].assign(p, static_cast<size_t>(l) * sizeof(int64_t));
+      auto it = cache_.find(keys[static_cast<size_t>(i)]);
+      if (it != cache_.end())
+        rows[static_cast<size_t>(i)] = it->second;
+      else
+        missing.push_back(i);
+    }
+  }
+  if (!missing.empty()) {
+    const torch::Tensor index = torch::tensor(missing, torch::kLong);
+    // Computed under inference mode; cloned out of it so autograd may read the features.
+    const torch::Tensor f = model_->EncodeTextTokens(cpu.index_select(0, index)).clone();
+    std::lock_guard<std::mutex> lock(mu_);
+    computed_ += static_cast<int64_t>(missing.size());
+    for (size_t k = 0; k < missing.size(); ++k) {
+      const size_t i = static_cast<size_t>(missing[k]);
+      rows[i] = f[static_cast<int64_t>(k)];
+      const int64_t bytes = rows[i].numel() * static_cast<int64_t>(rows[i].element_size());
+      if (cached_bytes_ + bytes <= cache_bytes_ && cache_.emplace(keys[i], rows[i]).second)
+        cached_bytes_ += bytes;
+    }
+  }
+  return torch::stack(rows).to(tokens.device());
+}
+
 // ------------------------------------------------------------------ TextEncoder
 
 namespace {
@@ -228,7 +327,14 @@ TORCH_MODULE(TextLayer);
 
 }  // namespace
 
-TextEncoderImpl::TextEncoderImpl(const TextConfig& c) : config_(c) {
+TextEncoderImpl::TextEncoderImpl(const TextConfig& c, std::shared_ptr<const FrozenClipText> frozen)
+    : config_(c), frozen_(std::move(frozen)) {
+  if (frozen_ != nullptr) {
+    TORCH_CHECK(frozen_->width() == c.width, "text.width (", c.width, ") is not the width of ",
+                frozen_->name(), " (", frozen_->width(), ")");
+    null_ = register_parameter("null", torch::randn({1, c.width}) * 0.02);
+    return;
+  }
   embed_ = register_module("embed", torch::nn::Embedding(c.vocab_size, c.width));
   position_ = register_parameter("position", torch::randn({c.max_tokens, c.width}) * 0.02);
   null_ = register_parameter("null", torch::randn({1, c.width}) * 0.02);
@@ -240,6 +346,9 @@ TextEncoderImpl::TextEncoderImpl(const TextConfig& c) : config_(c) {
 std::pair<torch::Tensor, torch::Tensor> TextEncoderImpl::forward(const torch::Tensor& tokens) {
   const int64_t l = tokens.size(1);
   TORCH_CHECK(l <= config_.max_tokens, "text longer than max_tokens");
+  if (frozen_ != nullptr) {
+    return {frozen_->Features(tokens).to(null_.device()), FrozenClipText::Mask(tokens)};
+  }
   // Real tokens and the end token attend; padding does not.
   torch::Tensor mask = tokens.ne(BpeTokenizer::kPad);
   mask.select(1, 0).fill_(true);  // an empty caption still has its end token first

@@ -1,6 +1,9 @@
 // Text side of the generator: a byte-level BPE tokenizer learned from the catalog's
 // captions (saved with the checkpoint), and a small transformer text encoder trained with
-// the denoiser, with a learned null caption for classifier-free guidance.
+// the denoiser, with a learned null caption for classifier-free guidance. Or, with
+// TextConfig::encoder naming a CLIP model (--text-encoder clip-vit-b-32), OpenAI CLIP's
+// tokenizer and frozen text tower (FrozenClipText), with the learned null caption the
+// only trainable part of the text side.
 //
 // BpeTokenizer: ids 0 = padding, 1 = end of text, 2..257 = the 256 byte values, then one
 // id per learned merge in the order learned. Text is split into words at whitespace; a
@@ -14,16 +17,26 @@
 // [B, L] (true for real tokens). NullCaption(B) gives the learned unconditional features
 // (one token) padded to L with its mask.
 //
+// FrozenClipText: CLIP's per-token features after ln_final ([N, L, width], L =
+// TextConfig::max_tokens <= 77; the tower is causal, so cutting the context at L changes
+// no feature of the first L tokens), computed without gradients and kept per caption
+// (up to a byte budget), since a frozen tower gives a caption the same features every
+// epoch. The mask covers the start token through the end token.
+//
 // Thread-safety: a trained BpeTokenizer is immutable (Encode is const and thread-safe);
-// modules are used by one thread at a time.
+// FrozenClipText is thread-safe (its cache is locked); modules are used by one thread at
+// a time.
 
 #ifndef REEL_GENERATE_TEXT_H_
 #define REEL_GENERATE_TEXT_H_
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -32,9 +45,22 @@
 #include "generate/config.h"
 #include "util/status.h"
 
+namespace reel {
+class ClipModel;
+class ClipTokenizer;
+}  // namespace reel
+
 namespace reel::gen {
 
-class BpeTokenizer {
+// Captions to the token ids a text encoder reads.
+class CaptionTokenizer {
+ public:
+  virtual ~CaptionTokenizer() = default;
+  // [N, max_tokens] int64, each row ending with its end token (cut to fit) then padding.
+  virtual torch::Tensor Batch(const std::vector<std::string>& texts, int max_tokens) const = 0;
+};
+
+class BpeTokenizer : public CaptionTokenizer {
  public:
   static constexpr int kPad = 0;
   static constexpr int kEnd = 1;
@@ -51,7 +77,7 @@ class BpeTokenizer {
   std::string Decode(const std::vector<int>& ids) const;
   // [N, max_tokens] int64: ids, then the end token, then padding; cut at max_tokens - 1
   // ids so the end token always fits.
-  torch::Tensor Batch(const std::vector<std::string>& texts, int max_tokens) const;
+  torch::Tensor Batch(const std::vector<std::string>& texts, int max_tokens) const override;
 
   int vocab_size() const { return kFirstMerge + static_cast<int>(merges_.size()); }
   const std::vector<std::pair<int, int>>& merges() const { return merges_; }
@@ -63,9 +89,50 @@ class BpeTokenizer {
   std::vector<std::string> bytes_of_;        // id -> bytes
 };
 
+class FrozenClipText : public CaptionTokenizer {
+ public:
+  // `name` is what the configuration calls it ("clip-vit-b-32"); the model and tokenizer
+  // are shared (not copied) and never modified.
+  FrozenClipText(std::string name, std::shared_ptr<const ClipModel> model,
+                 std::shared_ptr<const ClipTokenizer> tokenizer,
+                 int64_t cache_bytes = int64_t{256} << 20);
+
+  // CLIP tokens: start, the caption's tokens, end, zero padding; a caption too long keeps
+  // its first max_tokens - 2 tokens and the end token.
+  torch::Tensor Batch(const std::vector<std::string>& texts, int max_tokens) const override;
+  // tokens [N, L] -> features [N, L, width] float on the tokens' device; no gradient.
+  torch::Tensor Features(const torch::Tensor& tokens) const;
+  // tokens [N, L] -> [N, L] bool, true from the start token through the end token.
+  static torch::Tensor Mask(const torch::Tensor& tokens);
+
+  const std::string& name() const { return name_; }
+  int width() const;
+  int context_length() const;
+  int vocab_size() const;
+  // Features computed by the tower (not served from the cache), for tests and benchmarks.
+  int64_t computed() const;
+  // Eight features of the empty caption's end token: a checkpoint stores them, so loading
+  // it with a different tower under the same name is caught (SameTower: within bf16 noise).
+  std::vector<double> Fingerprint() const;
+  static bool SameTower(const std::vector<double>& a, const std::vector<double>& b);
+
+ private:
+  std::string name_;
+  std::shared_ptr<const ClipModel> model_;
+  std::shared_ptr<const ClipTokenizer> tokenizer_;
+  int64_t cache_bytes_;
+  mutable std::mutex mu_;
+  mutable std::unordered_map<std::string, torch::Tensor> cache_;  // token row -> [L, width]
+  mutable int64_t cached_bytes_ = 0;
+  mutable int64_t computed_ = 0;
+};
+
 class TextEncoderImpl : public torch::nn::Module {
  public:
-  explicit TextEncoderImpl(const TextConfig& config);
+  // The learned encoder of `config`; or, with `frozen`, that tower (not a registered
+  // module: its weights are neither trained nor saved) and a learned null caption.
+  explicit TextEncoderImpl(const TextConfig& config,
+                           std::shared_ptr<const FrozenClipText> frozen = nullptr);
   // tokens [B, L] int64 -> (features [B, L, width], mask [B, L] bool).
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& tokens);
   std::pair<torch::Tensor, torch::Tensor> NullCaption(int64_t batch, int64_t length);
@@ -73,6 +140,7 @@ class TextEncoderImpl : public torch::nn::Module {
 
  private:
   TextConfig config_;
+  std::shared_ptr<const FrozenClipText> frozen_;
   torch::nn::Embedding embed_{nullptr};
   torch::Tensor position_, null_;
   torch::nn::ModuleList layers_{nullptr};

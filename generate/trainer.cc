@@ -91,12 +91,16 @@ int64_t ExampleIndex(uint64_t seed, int64_t dataset_size, int64_t k) {
 }
 
 Trainer::Trainer(const ModelConfig& config, BpeTokenizer tokenizer, const TrainOptions& options,
-                 torch::Device device)
-    : config_(config), tokenizer_(std::move(tokenizer)), options_(options), device_(device) {
+                 torch::Device device, std::shared_ptr<const FrozenClipText> frozen)
+    : config_(config),
+      tokenizer_(std::move(tokenizer)),
+      frozen_(std::move(frozen)),
+      options_(options),
+      device_(device) {
   dit_ = DiffusionTransformer(config.dit, config.vae.latent_channels, config.text.width);
-  text_ = TextEncoder(config.text);
+  text_ = TextEncoder(config.text, frozen_);
   ema_dit_ = DiffusionTransformer(config.dit, config.vae.latent_channels, config.text.width);
-  ema_text_ = TextEncoder(config.text);
+  ema_text_ = TextEncoder(config.text, frozen_);
   CopyParameters(*dit_, *ema_dit_);
   CopyParameters(*text_, *ema_text_);
   for (auto* m :
@@ -120,10 +124,24 @@ std::vector<torch::Tensor> Trainer::Parameters() const {
 }
 
 Result<std::unique_ptr<Trainer>> Trainer::Create(const ModelConfig& config, BpeTokenizer tokenizer,
-                                                 const TrainOptions& options,
-                                                 torch::Device device) {
+                                                 const TrainOptions& options, torch::Device device,
+                                                 std::shared_ptr<const FrozenClipText> frozen) {
   REEL_RETURN_IF_ERROR(config.Validate());
-  if (tokenizer.vocab_size() > config.text.vocab_size) {
+  if (config.frozen_text()) {
+    if (frozen == nullptr) {
+      return Status::InvalidArgument("text encoder " + config.text.encoder +
+                                     " is a frozen tower, and none was given");
+    }
+    if (frozen->width() != config.text.width || config.text.max_tokens > frozen->context_length()) {
+      return Status::InvalidArgument(
+          "text encoder " + frozen->name() + " has width " + std::to_string(frozen->width()) +
+          " and context " + std::to_string(frozen->context_length()) +
+          "; the configuration says width " + std::to_string(config.text.width) +
+          " and max_tokens " + std::to_string(config.text.max_tokens));
+    }
+  } else if (frozen != nullptr) {
+    return Status::InvalidArgument("a frozen text tower was given, but text.encoder is 'reel'");
+  } else if (tokenizer.vocab_size() > config.text.vocab_size) {
     return Status::InvalidArgument("tokenizer has " + std::to_string(tokenizer.vocab_size()) +
                                    " ids but the text encoder only " +
                                    std::to_string(config.text.vocab_size));
@@ -138,7 +156,8 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const ModelConfig& config, BpeT
   // The initial weights come from the seed (libtorch's default generator is seeded at random
   // per process), so every run, and every data-parallel process, starts from the same ones.
   torch::manual_seed(options.seed);
-  return std::unique_ptr<Trainer>(new Trainer(config, std::move(tokenizer), options, device));
+  return std::unique_ptr<Trainer>(
+      new Trainer(config, std::move(tokenizer), options, device, std::move(frozen)));
 }
 
 void Trainer::UpdateEma() {
@@ -282,8 +301,13 @@ Status Trainer::Save(const std::string& dir) const {
   j["train"] = options_.ToJson();
   j["step"] = step_;
   j["dataset_size"] = dataset_size_;
+  if (frozen_ != nullptr) {
+    Json fp = Json::MakeArray();
+    for (double v : frozen_->Fingerprint()) fp.push_back(v);
+    j["text_encoder_fingerprint"] = fp;
+  }
   REEL_RETURN_IF_ERROR(WriteJsonFile(tmp, "config.json", j));
-  REEL_RETURN_IF_ERROR(tokenizer_.Save(tmp + "/tokenizer.txt"));
+  if (frozen_ == nullptr) REEL_RETURN_IF_ERROR(tokenizer_.Save(tmp + "/tokenizer.txt"));
   try {
     auto save_pair = [&](const torch::nn::Module& dit, const torch::nn::Module& text,
                          const std::string& path) {
@@ -306,18 +330,44 @@ Status Trainer::Save(const std::string& dir) const {
 }
 
 Result<std::unique_ptr<Trainer>> Trainer::Load(const std::string& dir, torch::Device device,
-                                               bool optimizer) {
+                                               bool optimizer,
+                                               const FrozenTextLoader& frozen_text) {
   if (!fs::is_directory(dir)) return Status::NotFound(dir + ": no checkpoint folder");
   REEL_ASSIGN_OR_RETURN(const Json cfg, ReadConfigJson(dir, "reel-generate-checkpoint 1",
                                                        "reel generate checkpoint"));
   const Json* j = &cfg;
   auto config = ModelConfig::FromJson(j->Find("model") != nullptr ? *j->Find("model") : Json());
   if (!config.ok()) return Status::Corruption(dir + "/config.json: " + config.status().message());
-  REEL_ASSIGN_OR_RETURN(BpeTokenizer tok, BpeTokenizer::Load(dir + "/tokenizer.txt"));
+  BpeTokenizer tok;
+  std::shared_ptr<const FrozenClipText> frozen;
+  if (config->frozen_text()) {
+    if (!frozen_text) {
+      return Status::FailedPrecondition(dir + ": trained on the frozen text encoder " +
+                                        config->text.encoder + ", which was not provided");
+    }
+    auto f = frozen_text(config->text.encoder, device);
+    if (!f.ok()) {
+      return f.status().WithContext(dir + " was trained on the frozen text encoder " +
+                                    config->text.encoder);
+    }
+    frozen = std::move(*f);
+    if (const Json* fp = j->Find("text_encoder_fingerprint"); fp != nullptr && fp->is_array()) {
+      std::vector<double> want;
+      for (const Json& v : fp->as_array()) want.push_back(v.as_double());
+      if (!FrozenClipText::SameTower(want, frozen->Fingerprint())) {
+        return Status::FailedPrecondition(
+            dir + " was trained on another " + config->text.encoder +
+            " than the one installed (its features differ); install the CLIP weights it was "
+            "trained with");
+      }
+    }
+  } else {
+    REEL_ASSIGN_OR_RETURN(tok, BpeTokenizer::Load(dir + "/tokenizer.txt"));
+  }
   const TrainOptions options =
       TrainOptions::FromJson(j->Find("train") != nullptr ? *j->Find("train") : Json());
   REEL_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> t,
-                        Create(*config, std::move(tok), options, device));
+                        Create(*config, std::move(tok), options, device, std::move(frozen)));
   t->step_ = j->Find("step") != nullptr ? j->Find("step")->as_int() : 0;
   t->dataset_size_ = j->Find("dataset_size") != nullptr ? j->Find("dataset_size")->as_int(-1) : -1;
   auto load_pair = [&](torch::nn::Module& dit, torch::nn::Module& txt,
@@ -355,7 +405,7 @@ Result<std::unique_ptr<Trainer>> Trainer::Load(const std::string& dir, torch::De
 }
 
 torch::Tensor SampleLatents(DiffusionTransformer& dit, TextEncoder& text,
-                            const BpeTokenizer& tokenizer, const ModelConfig& config,
+                            const CaptionTokenizer& tokenizer, const ModelConfig& config,
                             const std::vector<std::string>& prompts, const SampleOptions& options,
                             torch::Device device) {
   torch::NoGradGuard no_grad;

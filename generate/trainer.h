@@ -17,8 +17,9 @@
 // what sampling uses). Caption dropout replaces the caption by the learned null caption.
 //
 // Checkpoint folder: config.json (model and training configuration, step, dataset size),
-// tokenizer.txt, model.pt (denoiser + text encoder), ema.pt, optimizer.pt. Written to a
-// temporary folder and renamed into place, so a crash never leaves a half checkpoint;
+// tokenizer.txt (not with a frozen CLIP text tower: the checkpoint names it, and loading
+// asks a FrozenTextLoader for it), model.pt (denoiser + text encoder), ema.pt, optimizer.pt.
+// Written to a temporary folder and renamed into place, so a crash never leaves a half checkpoint;
 // loading names the file that is missing or unreadable.
 //
 // Thread-safety: a Trainer is used by one thread at a time.
@@ -63,6 +64,10 @@ struct LatentExample {
   std::string caption;
 };
 
+// Finds the frozen text tower a checkpoint names (TextConfig::encoder) on `device`.
+using FrozenTextLoader = std::function<Result<std::shared_ptr<const FrozenClipText>>(
+    const std::string& name, torch::Device device)>;
+
 struct DataParallel {
   int rank = 0;
   int world = 1;
@@ -71,12 +76,17 @@ struct DataParallel {
 
 class Trainer {
  public:
-  static Result<std::unique_ptr<Trainer>> Create(const ModelConfig& config, BpeTokenizer tokenizer,
-                                                 const TrainOptions& options, torch::Device device);
+  // With config.frozen_text(), `frozen` is that tower (its width must be text.width) and
+  // `tokenizer` is unused; otherwise `frozen` is null.
+  static Result<std::unique_ptr<Trainer>> Create(
+      const ModelConfig& config, BpeTokenizer tokenizer, const TrainOptions& options,
+      torch::Device device, std::shared_ptr<const FrozenClipText> frozen = nullptr);
   // Loads a checkpoint folder written by Save(). Without `optimizer` (for sampling) the
-  // optimiser state is not read, and Step() refuses to run.
+  // optimiser state is not read, and Step() refuses to run. A checkpoint trained on a
+  // frozen text tower needs `frozen_text` to find it (an error names the tower otherwise).
   static Result<std::unique_ptr<Trainer>> Load(const std::string& dir, torch::Device device,
-                                               bool optimizer = true);
+                                               bool optimizer = true,
+                                               const FrozenTextLoader& frozen_text = nullptr);
 
   // One optimiser step on the next global batch of `data` (the same vector, in the same
   // order, on every process and across resumes). Returns the global batch's mean loss.
@@ -94,7 +104,10 @@ class Trainer {
   int64_t step() const { return step_; }
   const ModelConfig& config() const { return config_; }
   const TrainOptions& options() const { return options_; }
-  const BpeTokenizer& tokenizer() const { return tokenizer_; }
+  // The BPE tokenizer, or the frozen tower's CLIP tokenizer.
+  const CaptionTokenizer& tokenizer() const {
+    return frozen_ != nullptr ? static_cast<const CaptionTokenizer&>(*frozen_) : tokenizer_;
+  }
   DiffusionTransformer& dit() { return dit_; }
   TextEncoder& text() { return text_; }
   DiffusionTransformer& ema_dit() { return ema_dit_; }
@@ -104,11 +117,12 @@ class Trainer {
 
  private:
   Trainer(const ModelConfig& config, BpeTokenizer tokenizer, const TrainOptions& options,
-          torch::Device device);
+          torch::Device device, std::shared_ptr<const FrozenClipText> frozen);
   void UpdateEma();
 
   ModelConfig config_;
   BpeTokenizer tokenizer_;
+  std::shared_ptr<const FrozenClipText> frozen_;
   TrainOptions options_;
   torch::Device device_;
   DiffusionTransformer dit_{nullptr}, ema_dit_{nullptr};
@@ -133,7 +147,7 @@ struct SampleOptions {
 // ones); prompt i's noise comes from (seed, first_index + i), so a prompt's sample does
 // not depend on the others in the batch or on how the job was split into batches.
 torch::Tensor SampleLatents(DiffusionTransformer& dit, TextEncoder& text,
-                            const BpeTokenizer& tokenizer, const ModelConfig& config,
+                            const CaptionTokenizer& tokenizer, const ModelConfig& config,
                             const std::vector<std::string>& prompts, const SampleOptions& options,
                             torch::Device device);
 

@@ -1,11 +1,11 @@
 #include "nets/clip.h"
 
-#include <torch/script.h>
-
 #include <algorithm>
 #include <cmath>
 #include <set>
 #include <sstream>
+
+#include <torch/script.h>
 
 #include "nets/torch_compat.h"
 
@@ -43,7 +43,8 @@ class StateChecker {
 
   Result<torch::Tensor> Any(const std::string& name, int64_t dims) const {
     auto it = state_.find(name);
-    if (it == state_.end()) return Status::Corruption(source_ + ": missing parameter '" + name + "'");
+    if (it == state_.end())
+      return Status::Corruption(source_ + ": missing parameter '" + name + "'");
     if (it->second.dim() != dims) {
       return Status::Corruption(source_ + ": parameter '" + name + "' has shape " +
                                 ShapeText(it->second.sizes()) + ", expected " +
@@ -111,8 +112,8 @@ Coefficients Precompute(int in_size, int out_size) {
     for (int x = 0; x < xmax; ++x) {
       double w = k[static_cast<size_t>(x)];
       if (ww != 0.0) w /= ww;
-      c.kk[static_cast<size_t>(xx) * c.ksize + x] =
-          static_cast<int32_t>(w < 0 ? w * (1 << kPrecisionBits) - 0.5 : w * (1 << kPrecisionBits) + 0.5);
+      c.kk[static_cast<size_t>(xx) * c.ksize + x] = static_cast<int32_t>(
+          w < 0 ? w * (1 << kPrecisionBits) - 0.5 : w * (1 << kPrecisionBits) + 0.5);
     }
     c.bounds[2 * xx] = xmin;
     c.bounds[2 * xx + 1] = xmax;
@@ -130,8 +131,8 @@ inline uint8_t Clip8(int32_t v) {
 std::string ClipConfig::ToString() const {
   std::ostringstream s;
   s << "ViT: image " << image_resolution << ", patch " << vision_patch_size << ", width "
-    << vision_width << ", " << vision_layers << " layers; text: width " << transformer_width
-    << ", " << transformer_layers << " layers, " << transformer_heads << " heads, context "
+    << vision_width << ", " << vision_layers << " layers; text: width " << transformer_width << ", "
+    << transformer_layers << " layers, " << transformer_heads << " heads, context "
     << context_length << ", vocab " << vocab_size << "; embedding " << embed_dim;
   return s.str();
 }
@@ -180,8 +181,8 @@ Result<std::unique_ptr<ClipModel>> ClipModel::FromStateDict(
   cfg.transformer_layers = c.CountBlocks("transformer.resblocks.");
   if (cfg.vision_heads() < 1 || cfg.transformer_heads < 1 || cfg.vision_layers < 1 ||
       cfg.transformer_layers < 1 || grid < 1) {
-    return Status::Corruption(source + ": inferred an impossible architecture (" +
-                              cfg.ToString() + ")");
+    return Status::Corruption(source + ": inferred an impossible architecture (" + cfg.ToString() +
+                              ")");
   }
 
   // Check every parameter's shape and keep the weights on the device in the dtype (layer
@@ -225,23 +226,25 @@ Result<std::unique_ptr<ClipModel>> ClipModel::FromStateDict(
   for (const auto& [name, shape] : wanted) {
     REEL_ASSIGN_OR_RETURN(torch::Tensor t, c.Get(name, shape));
     const bool norm = name.find("ln_") != std::string::npos;
-    m->weights_[name] = t.detach().to(options.device, norm ? torch::kFloat : options.dtype).contiguous();
+    m->weights_[name] =
+        t.detach().to(options.device, norm ? torch::kFloat : options.dtype).contiguous();
   }
   auto scale = state.find("logit_scale");
   if (scale != state.end() && scale->second.numel() == 1) {
     m->logit_scale_ = std::exp(scale->second.to(torch::kDouble).item<double>());
   }
-  m->causal_mask_ = torch::full({cfg.context_length, cfg.context_length},
-                                -std::numeric_limits<float>::infinity(),
-                                torch::TensorOptions().device(options.device))
-                        .triu(1);
+  m->causal_mask_ =
+      torch::full({cfg.context_length, cfg.context_length}, -std::numeric_limits<float>::infinity(),
+                  torch::TensorOptions().device(options.device))
+          .triu(1);
   return m;
 }
 
 torch::Tensor ClipModel::LayerNorm(const torch::Tensor& x, const std::string& prefix) const {
   const torch::Tensor& w = W(prefix + ".weight");
-  return F::layer_norm(x.to(torch::kFloat),
-                       F::LayerNormFuncOptions({w.size(0)}).weight(w).bias(W(prefix + ".bias")).eps(1e-5))
+  return F::layer_norm(
+             x.to(torch::kFloat),
+             F::LayerNormFuncOptions({w.size(0)}).weight(w).bias(W(prefix + ".bias")).eps(1e-5))
       .to(x.scalar_type());
 }
 
@@ -256,7 +259,9 @@ torch::Tensor ClipModel::Transformer(torch::Tensor x, const std::string& prefix,
     torch::Tensor h = LayerNorm(x, p + "ln_1");
     torch::Tensor qkv = F::linear(h, W(p + "attn.in_proj_weight"), W(p + "attn.in_proj_bias"));
     auto parts = qkv.chunk(3, -1);
-    auto split = [&](const torch::Tensor& t) { return t.reshape({n, l, heads, hd}).transpose(1, 2); };
+    auto split = [&](const torch::Tensor& t) {
+      return t.reshape({n, l, heads, hd}).transpose(1, 2);
+    };
     torch::Tensor q = split(parts[0]) * scaling, k = split(parts[1]), v = split(parts[2]);
     torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)).to(torch::kFloat);
     if (mask.defined()) scores = scores + mask.slice(0, 0, l).slice(1, 0, l);
@@ -282,8 +287,8 @@ torch::Tensor ClipModel::EncodeImage(const torch::Tensor& images) const {
   torch::Tensor cls = W("visual.class_embedding").reshape({1, 1, width}).expand({n, 1, width});
   x = torch::cat({cls, x}, 1) + W("visual.positional_embedding");
   x = LayerNorm(x, "visual.ln_pre");
-  x = Transformer(x, "visual.transformer.resblocks.", config_.vision_layers,
-                  config_.vision_heads(), torch::Tensor());
+  x = Transformer(x, "visual.transformer.resblocks.", config_.vision_layers, config_.vision_heads(),
+                  torch::Tensor());
   x = LayerNorm(x.select(1, 0), "visual.ln_post");
   return torch::matmul(x, W("visual.proj")).to(torch::kFloat);
 }
@@ -298,6 +303,19 @@ torch::Tensor ClipModel::EncodeText(const torch::Tensor& tokens) const {
   torch::Tensor eot = t.argmax(-1);
   x = x.index({torch::arange(x.size(0), torch::TensorOptions().device(options_.device)), eot});
   return torch::matmul(x, W("text_projection")).to(torch::kFloat);
+}
+
+torch::Tensor ClipModel::EncodeTextTokens(const torch::Tensor& tokens) const {
+  TORCH_CHECK(tokens.dim() == 2 && tokens.size(1) <= config_.context_length,
+              "text tokens must be [N, L] with L <= ", config_.context_length);
+  compat::InferenceGuard guard;
+  const int64_t l = tokens.size(1);
+  torch::Tensor t = tokens.to(options_.device, torch::kLong);
+  torch::Tensor x =
+      F::embedding(t, W("token_embedding.weight")) + W("positional_embedding").narrow(0, 0, l);
+  x = Transformer(x, "transformer.resblocks.", config_.transformer_layers,
+                  config_.transformer_heads, causal_mask_);
+  return LayerNorm(x, "ln_final").to(torch::kFloat);
 }
 
 void PillowResizeBicubic(const uint8_t* src, int src_w, int src_h, uint8_t* dst, int dst_w,

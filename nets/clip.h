@@ -23,12 +23,12 @@
 #ifndef REEL_NETS_CLIP_H_
 #define REEL_NETS_CLIP_H_
 
-#include <torch/torch.h>
-
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
+
+#include <torch/torch.h>
 
 #include "util/status.h"
 
@@ -72,6 +72,10 @@ class ClipModel {
   torch::Tensor EncodeImage(const torch::Tensor& images) const;
   // tokens: [N, context_length] int64. Returns [N, embed_dim] (not normalised).
   torch::Tensor EncodeText(const torch::Tensor& tokens) const;
+  // tokens: [N, L] int64 with L <= context_length. Returns every token's features after
+  // ln_final, [N, L, transformer_width] float (the text tower is causal: token i's
+  // features depend on tokens 0..i only, so a shorter L changes none of them).
+  torch::Tensor EncodeTextTokens(const torch::Tensor& tokens) const;
   double logit_scale() const { return logit_scale_; }
 
  private:

@@ -52,6 +52,7 @@ TEST(ModelConfigTest, NamedConfigsValidateAndRoundTrip) {
   changed.dit.full_attention_max_tokens = 100;
   changed.dit.attention = AttentionMode::kFactorized;
   changed.clip.fps = 12;
+  changed.text.encoder = "clip-vit-b-32";
   auto back = ModelConfig::FromJson(changed.ToJson());
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->vae.mse_weight, 0.25);
@@ -60,6 +61,12 @@ TEST(ModelConfigTest, NamedConfigsValidateAndRoundTrip) {
   EXPECT_EQ(back->dit.full_attention_max_tokens, 100);
   EXPECT_EQ(back->dit.attention, AttentionMode::kFactorized);
   EXPECT_EQ(back->clip.fps, 12);
+  EXPECT_EQ(back->text.encoder, "clip-vit-b-32");
+  EXPECT_TRUE(back->frozen_text());
+  // A frozen CLIP tower reads at most its 77-token context.
+  changed.text.max_tokens = 78;
+  EXPECT_NE(ModelConfig::FromJson(changed.ToJson()).status().message().find("at most 77"),
+            std::string::npos);
   EXPECT_EQ(tiny.latent_frames(), 3);
   EXPECT_EQ(tiny.tokens(), 3 * 2 * 2);
   // cpu-tiny is about 1-2M parameters in all.

@@ -1,7 +1,7 @@
 // Tests for the generator's jobs: training clips from a catalog, VAE training, latent
-// caches, sampling to files as a generation run, the `reel generate` commands, and that
-// the trained model's text conditioning works (four captioned clips overfit, each caption
-// brings back its own).
+// caches, sampling to files as a generation run, the `reel generate` commands, that the
+// trained model's text conditioning works (four captioned clips overfit, each caption
+// brings back its own), and the frozen CLIP text tower as the text encoder.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,7 +25,10 @@
 #include "generate/text.h"
 #include "generate/trainer.h"
 #include "generate/vae.h"
+#include "nets/clip.h"
+#include "nets/clip_tokenizer.h"
 #include "tests/support/test_support.h"
+#include "tests/support/tiny_clip.h"
 #include "util/json.h"
 #include "video/decoder.h"
 #include "video/synthetic.h"
@@ -425,6 +428,232 @@ TEST(DataParallelTest, TwoProcessesOverGlooMatchOneOnTheUnionBatch) {
                                         "--out", dir.File("bad"), "-q"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("RANK"), std::string::npos) << bad.err;
+}
+
+// ---------------------------------------------------------------- frozen CLIP text tower
+
+// A models folder holding a tiny CLIP (OpenAI's names and layout, text width 64, CLIP's
+// real vocabulary size) as clip-vit-b-32, and CLIP's real BPE vocabulary as clip-vocab.
+class FrozenClipTextTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string data = reel::testing::SharedDataDir();
+    const std::string vocab = data + "/clip/bpe_simple_vocab_16e6.txt.gz";
+    if (data.empty() || !fs::exists(vocab)) {
+      GTEST_SKIP() << "../shared/data/clip/bpe_simple_vocab_16e6.txt.gz not present; the CLIP "
+                      "text encoder needs CLIP's real vocabulary";
+    }
+    models_ = dir_.File("models");
+    fs::create_directories(models_);
+    reel::testing::TinyClip c;
+    c.vocab = ClipTokenizer::kVocabSize;
+    c.tw = 64;
+    reel::testing::SaveArchive(reel::testing::TinyState(c, 21), models_ + "/ViT-B-32.pt");
+    fs::copy_file(vocab, models_ + "/bpe_simple_vocab_16e6.txt.gz");
+    const char* old = std::getenv("REEL_MODELS_DIR");
+    old_models_ = old != nullptr ? old : "";
+    had_models_ = old != nullptr;
+    setenv("REEL_MODELS_DIR", models_.c_str(), 1);
+  }
+  void TearDown() override {
+    if (had_models_)
+      setenv("REEL_MODELS_DIR", old_models_.c_str(), 1);
+    else
+      unsetenv("REEL_MODELS_DIR");
+  }
+  TempDir dir_;
+  std::string models_, old_models_;
+  bool had_models_ = false;
+};
+
+TEST_F(FrozenClipTextTest, FeaturesAreClipsTokenFeaturesCutCausally) {
+  auto frozen = LoadFrozenTextEncoder("clip-vit-b-32", torch::kCPU);
+  ASSERT_TRUE(frozen.ok()) << frozen.status().ToString();
+  const FrozenClipText& f = **frozen;
+  EXPECT_EQ(f.width(), 64);
+  EXPECT_EQ(f.context_length(), 77);
+  auto model = ClipModel::Load(models_ + "/ViT-B-32.pt");
+  ASSERT_TRUE(model.ok());
+  auto tokenizer = ClipTokenizer::Load(models_ + "/bpe_simple_vocab_16e6.txt.gz");
+  ASSERT_TRUE(tokenizer.ok());
+
+  const std::vector<std::string> captions = {"a red square moving right", "",
+                                             "a very long caption that goes on and on"};
+  const torch::Tensor tokens = f.Batch(captions, 8);
+  ASSERT_EQ(tokens.sizes(), (std::vector<int64_t>{3, 8}));
+  // CLIP's own tokens, start and end included, zero-padded; a long caption keeps its end token.
+  auto full = (*tokenizer)->Tokenize(captions[0]);
+  ASSERT_TRUE(full.ok());
+  for (int64_t k = 0; k < 8; ++k) EXPECT_EQ(tokens[0][k].item<int64_t>(), (*full)[k]) << k;
+  EXPECT_EQ(tokens[1][0].item<int64_t>(), ClipTokenizer::kStartToken);
+  EXPECT_EQ(tokens[1][1].item<int64_t>(), ClipTokenizer::kEndToken);
+  EXPECT_EQ(tokens[1][2].item<int64_t>(), 0);
+  EXPECT_EQ(tokens[2][7].item<int64_t>(), ClipTokenizer::kEndToken);
+  const torch::Tensor mask = FrozenClipText::Mask(tokens);
+  EXPECT_EQ(mask.sum(1)[0].item<int64_t>(),
+            static_cast<int64_t>((*tokenizer)->Encode(captions[0]).size()) + 2);
+  EXPECT_EQ(mask.sum(1)[1].item<int64_t>(), 2);
+  EXPECT_EQ(mask.sum(1)[2].item<int64_t>(), 8);
+
+  // Cutting the context at 8 tokens changes no feature: the end token's features, through
+  // CLIP's projection, are CLIP's text embedding of the whole 77-token context.
+  const torch::Tensor feats = f.Features(tokens);
+  ASSERT_EQ(feats.sizes(), (std::vector<int64_t>{3, 8, 64}));
+  std::vector<int64_t> row0(full->begin(), full->end());
+  const torch::Tensor tokens77 = torch::tensor(row0, torch::kLong).unsqueeze(0);
+  const torch::Tensor embedding = (*model)->EncodeText(tokens77);
+  const int64_t end = mask.sum(1)[0].item<int64_t>() - 1;
+  std::map<std::string, torch::Tensor> state = reel::testing::TinyState(
+      [] {
+        reel::testing::TinyClip c;
+        c.vocab = ClipTokenizer::kVocabSize;
+        c.tw = 64;
+        return c;
+      }(),
+      21);
+  const torch::Tensor projected = torch::matmul(feats[0][end], state.at("text_projection"));
+  EXPECT_LT((projected - embedding[0]).abs().max().item<double>(), 1e-4);
+
+  // Captions are computed once, then served from the cache.
+  const int64_t computed = f.computed();
+  EXPECT_EQ(computed, 3);
+  const torch::Tensor again = f.Features(f.Batch({captions[1], captions[0]}, 8));
+  EXPECT_EQ(f.computed(), computed);
+  EXPECT_TRUE(torch::equal(again[1], feats[0]));
+  EXPECT_FALSE(again.requires_grad());
+}
+
+TEST_F(FrozenClipTextTest, TrainsSavesLoadsAndNamesWhatIsMissing) {
+  auto frozen = LoadFrozenTextEncoder("clip-vit-b-32", torch::kCPU);
+  ASSERT_TRUE(frozen.ok()) << frozen.status().ToString();
+  ModelConfig config = *ModelConfig::Named("cpu-tiny");
+  config.text.encoder = "clip-vit-b-32";
+  config = WithFrozenText(config, **frozen);
+  EXPECT_EQ(config.text.width, 64);
+  EXPECT_EQ(config.text.vocab_size, ClipTokenizer::kVocabSize);
+  EXPECT_TRUE(config.Validate().ok());
+  TrainOptions to;
+  to.batch = 2;
+  to.seed = 4;
+  to.warmup_steps = 1;
+  EXPECT_EQ(Trainer::Create(config, BpeTokenizer(), to, torch::kCPU).status().code(),
+            StatusCode::kInvalidArgument)
+      << "a frozen-tower configuration without the tower";
+  auto trainer = Trainer::Create(config, BpeTokenizer(), to, torch::kCPU, *frozen);
+  ASSERT_TRUE(trainer.ok()) << trainer.status().ToString();
+  Trainer& t = **trainer;
+  // The tower is not trained: the text side's only parameter is the learned null caption.
+  int64_t dit_params = 0, text_params = 0;
+  for (const auto& p : t.dit()->parameters()) dit_params += p.numel();
+  for (const auto& p : t.text()->parameters()) text_params += p.numel();
+  EXPECT_EQ(text_params, 64);
+  int64_t all = 0;
+  for (const auto& p : t.Parameters()) all += p.numel();
+  EXPECT_EQ(all, dit_params + 64);
+
+  std::vector<LatentExample> data;
+  torch::manual_seed(2);
+  for (const char* c : {"a red square", "a blue circle", "a green bar"})
+    data.push_back({torch::randn({4, 3, 4, 4}), c});
+  const torch::Tensor null_before = t.text()->parameters()[0].clone();
+  for (int i = 0; i < 4; ++i) {
+    auto loss = t.Step(data);
+    ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+    EXPECT_TRUE(std::isfinite(*loss));
+  }
+  EXPECT_GT((t.text()->parameters()[0] - null_before).abs().max().item<double>(), 0)
+      << "the null caption learns (caption dropout)";
+
+  const std::string ckpt = dir_.File("ckpt");
+  ASSERT_TRUE(t.Save(ckpt).ok());
+  EXPECT_FALSE(fs::exists(ckpt + "/tokenizer.txt"));
+  auto no_loader = Trainer::Load(ckpt, torch::kCPU, false);
+  EXPECT_EQ(no_loader.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(no_loader.status().message().find("clip-vit-b-32"), std::string::npos);
+  auto loaded = Trainer::Load(ckpt, torch::kCPU, false, LoadFrozenTextEncoder);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  SampleOptions so;
+  so.steps = 3;
+  so.cfg = 4;
+  so.seed = 1;
+  const std::vector<std::string> prompts = {"a red square", "a blue circle"};
+  const torch::Tensor a =
+      SampleLatents(t.ema_dit(), t.ema_text(), t.tokenizer(), config, prompts, so, torch::kCPU);
+  const torch::Tensor b =
+      SampleLatents((*loaded)->ema_dit(), (*loaded)->ema_text(), (*loaded)->tokenizer(),
+                    (*loaded)->config(), prompts, so, torch::kCPU);
+  EXPECT_TRUE(torch::equal(a, b)) << "the checkpoint samples as the trainer did";
+
+  // Another CLIP under the same name is caught by the stored fingerprint.
+  reel::testing::TinyClip other;
+  other.vocab = ClipTokenizer::kVocabSize;
+  other.tw = 64;
+  reel::testing::SaveArchive(reel::testing::TinyState(other, 22), models_ + "/ViT-B-32.pt");
+  auto wrong = Trainer::Load(ckpt, torch::kCPU, false, LoadFrozenTextEncoder);
+  EXPECT_EQ(wrong.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(wrong.status().message().find("another clip-vit-b-32"), std::string::npos)
+      << wrong.status().ToString();
+  // Without the model installed, the error says which and how to get it.
+  fs::remove(models_ + "/ViT-B-32.pt");
+  auto missing = Trainer::Load(ckpt, torch::kCPU, false, LoadFrozenTextEncoder);
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("reel models fetch clip-vit-b-32"), std::string::npos)
+      << missing.status().ToString();
+}
+
+TEST_F(FrozenClipTextTest, TrainAndSampleFromTheCommandLine) {
+  // Latents and a VAE made directly (the CLI test above covers making them from a catalog).
+  const ModelConfig config = *ModelConfig::Named("cpu-tiny");
+  std::vector<TrainingClip> clips;
+  for (int i = 0; i < 2; ++i) {
+    TrainingClip c;
+    c.clip_id = i + 1;
+    c.caption = i == 0 ? "a red square moving right" : "a blue circle moving down";
+    c.video = torch::rand({3, 9, 32, 32}) * 2 - 1;
+    clips.push_back(std::move(c));
+  }
+  VaeTrainOptions vo;
+  vo.steps = 1;
+  vo.batch = 2;
+  ASSERT_TRUE(TrainVae(config, clips, vo, dir_.File("vae"), nullptr, nullptr).ok());
+  auto vae = LoadVae(dir_.File("vae"), torch::kCPU);
+  ASSERT_TRUE(vae.ok());
+  LatentCache cache;
+  cache.examples = EncodeLatents(vae->vae, clips);
+  cache.clip_ids = {1, 2};
+  cache.vae_dir = dir_.File("vae");
+  cache.model = config.ToJson();
+  ASSERT_TRUE(SaveLatentCache(cache, dir_.File("latents.pt")).ok());
+  const std::string db = dir_.File("c.db");
+  ASSERT_TRUE(Catalog::Open(db).ok());
+
+  auto train = [&](const std::string& out) {
+    return reel::testing::RunReel({"generate", "train", "--db", db, "--latents",
+                                   dir_.File("latents.pt"), "--out", dir_.File(out), "--steps", "3",
+                                   "--batch", "2", "--text-encoder", "clip-vit-b-32", "-q"});
+  };
+  auto ok = train("dit");
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  auto ckpt = Json::Parse(ReadBytes(dir_.File("dit/config.json")));
+  ASSERT_TRUE(ckpt.ok());
+  EXPECT_EQ(ckpt->Find("model")->Find("text")->Find("encoder")->as_string(), "clip-vit-b-32");
+  EXPECT_EQ(ckpt->Find("model")->Find("text")->Find("width")->as_int(), 64);
+  auto sample = reel::testing::RunReel({"generate", "sample", "--ckpt", dir_.File("dit"), "--vae",
+                                        dir_.File("vae"), "--prompt", "a red square moving right",
+                                        "--out", dir_.File("out"), "--steps", "2", "-q"});
+  ASSERT_EQ(sample.exit_code, 0) << sample.err;
+  EXPECT_TRUE(fs::exists(dir_.File("out/000000.mp4")));
+
+  // Without CLIP installed: exit 1, naming the model and the command that fetches it.
+  fs::remove(models_ + "/ViT-B-32.pt");
+  auto missing = train("dit2");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("reel models fetch clip-vit-b-32"), std::string::npos) << missing.err;
+  auto sample_missing =
+      reel::testing::RunReel({"generate", "sample", "--ckpt", dir_.File("dit"), "--vae",
+                              dir_.File("vae"), "--prompt", "x", "--out", dir_.File("out2"), "-q"});
+  EXPECT_EQ(sample_missing.exit_code, 1);
+  EXPECT_NE(sample_missing.err.find("clip-vit-b-32"), std::string::npos) << sample_missing.err;
 }
 
 }  // namespace
