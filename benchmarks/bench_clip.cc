@@ -7,6 +7,9 @@
 //                              images per second
 //   clip_text/batch:N          the ViT-B/32 text tower (width 512, 12 layers, 77 tokens):
 //                              captions per second
+//   clip_text_tokens/len:L    per-token features of the same tower cut at L tokens, batch 8
+//                              (what `generate train --text-encoder clip-vit-b-32` computes
+//                              once per caption): captions per second
 //   clip_tokenize              CLIP's BPE tokenizer on varied captions (needs the vocabulary:
 //                              ../shared/data/clip or the installed clip-vocab): captions/s
 //
@@ -143,6 +146,32 @@ BENCHMARK(BM_ClipText)
     ->ArgName("batch")
     ->Arg(1)
     ->Arg(32)
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(3.0);
+
+void BM_ClipTextTokens(benchmark::State& state) {
+  const ClipModel& model = VitB32();
+  const int64_t batch = 8, length = state.range(0);
+  torch::Tensor tokens = torch::zeros({batch, length}, torch::kLong);
+  for (int64_t b = 0; b < batch; ++b) {
+    tokens[b][0] = ClipTokenizer::kStartToken;
+    for (int64_t i = 1; i < length - 1; ++i) tokens[b][i] = 300 + (b * 31 + i * 7) % 40000;
+    tokens[b][length - 1] = ClipTokenizer::kEndToken;
+  }
+  tokens = tokens.to(model.device());
+  model.EncodeTextTokens(tokens);
+  for (auto _ : state) {
+    torch::Tensor f = model.EncodeTextTokens(tokens);
+    if (model.device().is_cuda()) torch::cuda::synchronize();
+    benchmark::DoNotOptimize(f);
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+BENCHMARK(BM_ClipTextTokens)
+    ->Name("clip_text_tokens")
+    ->ArgName("len")
+    ->Arg(24)
+    ->Arg(77)
     ->Unit(benchmark::kMillisecond)
     ->MinTime(3.0);
 

@@ -4,7 +4,7 @@
 // from the same distribution with another seed, with the training time.
 //
 // Usage: bench_vae_quality [--config cpu-tiny] [--train N] [--heldout N] [--steps N]
-//                          [--batch N] [--lr X] [--latent-channels N]
+//                          [--batch N] [--lr X] [--latent-channels N] [--mse-weight X]
 
 #include <algorithm>
 #include <chrono>
@@ -44,6 +44,7 @@ std::vector<TrainingClip> Clips(int n, uint64_t seed, const ModelConfig& c) {
 int main(int argc, char** argv) {
   std::string name = "cpu-tiny";
   int train_n = 64, heldout_n = 16, latent_channels = 0;
+  double mse_weight = -1;
   VaeTrainOptions o;
   o.steps = 1500;
   o.batch = 4;
@@ -62,12 +63,14 @@ int main(int argc, char** argv) {
       o.batch = std::atoi(v.c_str());
     } else if (k == "--latent-channels") {
       latent_channels = std::atoi(v.c_str());
+    } else if (k == "--mse-weight") {
+      mse_weight = std::atof(v.c_str());
     } else if (k == "--lr") {
       o.lr = std::atof(v.c_str());
     } else {
       std::fprintf(stderr,
                    "usage: bench_vae_quality [--config NAME] [--train N] [--heldout N] "
-                   "[--steps N] [--batch N] [--lr X] [--latent-channels N]\n");
+                   "[--steps N] [--batch N] [--lr X] [--latent-channels N] [--mse-weight X]\n");
       return 2;
     }
   }
@@ -77,6 +80,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (latent_channels > 0) config->vae.latent_channels = latent_channels;
+  if (mse_weight >= 0) config->vae.mse_weight = mse_weight;
   const std::vector<TrainingClip> train = Clips(train_n, 1, *config);
   const std::vector<TrainingClip> heldout = Clips(heldout_n, 2, *config);
   char tmpl[] = "/tmp/bench_vae_quality.XXXXXX";
@@ -108,10 +112,10 @@ int main(int argc, char** argv) {
   }
   std::filesystem::remove_all(dir);
   std::printf(
-      "%s VAE (%d latent channels), %d training clips, %lld steps at batch %d, lr %g: %.0f s "
-      "(%d torch threads)\n",
-      name.c_str(), config->vae.latent_channels, train_n, static_cast<long long>(o.steps), o.batch,
-      o.lr, secs, torch::get_num_threads());
+      "%s VAE (%d latent channels, mse weight %g), %d training clips, %lld steps at batch %d, "
+      "lr %g: %.0f s (%d torch threads)\n",
+      name.c_str(), config->vae.latent_channels, config->vae.mse_weight, train_n,
+      static_cast<long long>(o.steps), o.batch, o.lr, secs, torch::get_num_threads());
   std::printf(
       "reconstruction PSNR: training clips %.2f dB, %d held-out clips %.2f dB (worst %.2f)\n",
       r->psnr, heldout_n, heldout_psnr, worst);
