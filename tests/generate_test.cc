@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -212,6 +213,10 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
 // Four clips with distinct captions: the CPU-size model overfits them, and then each caption
 // brings back its own clip and not the others.
 TEST(ConditioningTest, EachCaptionSamplesItsOwnClip) {
+  // Minutes of training: use every logical core (libtorch starts with one thread per
+  // physical core, 1 of the 2 vCPUs here; this process runs this one test).
+  torch::set_num_threads(
+      std::max(torch::get_num_threads(), static_cast<int>(std::thread::hardware_concurrency())));
   TempDir dir;
   const ModelConfig config = *ModelConfig::Named("cpu-tiny");
   const int frames = config.clip.frames, size = config.clip.width;
