@@ -122,16 +122,21 @@ BENCHMARK(BM_ClipImage)
     ->Unit(benchmark::kMillisecond)
     ->MinTime(3.0);
 
+// [batch, length] CLIP tokens: start, varied ids, the end token at `end`, zero padding.
+torch::Tensor FakeTokens(int64_t batch, int64_t length, int64_t end) {
+  torch::Tensor tokens = torch::zeros({batch, length}, torch::kLong);
+  for (int64_t b = 0; b < batch; ++b) {
+    tokens[b][0] = ClipTokenizer::kStartToken;
+    for (int64_t i = 1; i < end; ++i) tokens[b][i] = 300 + (b * 31 + i * 7) % 40000;
+    tokens[b][end] = ClipTokenizer::kEndToken;
+  }
+  return tokens;
+}
+
 void BM_ClipText(benchmark::State& state) {
   const ClipModel& model = VitB32();
   const int64_t batch = state.range(0);
-  torch::Tensor tokens = torch::zeros({batch, 77}, torch::kLong);
-  for (int64_t b = 0; b < batch; ++b) {
-    tokens[b][0] = ClipTokenizer::kStartToken;
-    for (int64_t i = 1; i < 20; ++i) tokens[b][i] = 300 + (b * 31 + i * 7) % 40000;
-    tokens[b][20] = ClipTokenizer::kEndToken;
-  }
-  tokens = tokens.to(model.device());
+  const torch::Tensor tokens = FakeTokens(batch, 77, 20).to(model.device());
   compat::InferenceGuard guard;
   model.EncodeText(tokens);
   for (auto _ : state) {
@@ -152,13 +157,7 @@ BENCHMARK(BM_ClipText)
 void BM_ClipTextTokens(benchmark::State& state) {
   const ClipModel& model = VitB32();
   const int64_t batch = 8, length = state.range(0);
-  torch::Tensor tokens = torch::zeros({batch, length}, torch::kLong);
-  for (int64_t b = 0; b < batch; ++b) {
-    tokens[b][0] = ClipTokenizer::kStartToken;
-    for (int64_t i = 1; i < length - 1; ++i) tokens[b][i] = 300 + (b * 31 + i * 7) % 40000;
-    tokens[b][length - 1] = ClipTokenizer::kEndToken;
-  }
-  tokens = tokens.to(model.device());
+  const torch::Tensor tokens = FakeTokens(batch, length, length - 1).to(model.device());
   model.EncodeTextTokens(tokens);
   for (auto _ : state) {
     torch::Tensor f = model.EncodeTextTokens(tokens);

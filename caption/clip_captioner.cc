@@ -199,8 +199,7 @@ Result<std::unique_ptr<Captioner>> MakeClipCaptioner(const ClipTaggerParams& par
     if (!compat::CudaAvailable()) {
       return Status::FailedPrecondition("--device cuda: this build or machine has no CUDA");
     }
-    load.device = torch::Device(torch::kCUDA);
-    load.dtype = torch::kBFloat16;
+    load = ClipLoadOptions::ForDevice(torch::Device(torch::kCUDA));
   } else if (params.device != "cpu") {
     return Status::InvalidArgument("--device must be cpu or cuda, not '" + params.device + "'");
   }

@@ -390,10 +390,7 @@ Result<EvalReport> RunEvaluation(Catalog& catalog, const EvalOptions& o) {
   fake_needs.warp = metrics.count("warp-error") > 0;
   if (fake_needs.clip_openai || fake_needs.clip_vbench) {
     REEL_ASSIGN_OR_RETURN(std::string path, ResolveModel(o.clip_model));
-    ClipLoadOptions load;
-    load.device = device;
-    if (device.is_cuda()) load.dtype = torch::kBFloat16;
-    REEL_ASSIGN_OR_RETURN(nets.clip, ClipModel::Load(path, load));
+    REEL_ASSIGN_OR_RETURN(nets.clip, ClipModel::Load(path, ClipLoadOptions::ForDevice(device)));
     nets.clip_name = FindModelSpec(o.clip_model).ok()
                          ? o.clip_model
                          : std::filesystem::path(path).filename().string();

@@ -337,10 +337,8 @@ Result<std::shared_ptr<const FrozenClipText>> LoadFrozenTextEncoder(const std::s
   if (!path.ok()) return where(path.status());
   Result<std::string> vocab = InstalledModelPath("clip-vocab");
   if (!vocab.ok()) return where(vocab.status());
-  ClipLoadOptions load;
-  load.device = device;
-  if (device.is_cuda()) load.dtype = torch::kBFloat16;
-  Result<std::unique_ptr<ClipModel>> model = ClipModel::Load(*path, load);
+  Result<std::unique_ptr<ClipModel>> model =
+      ClipModel::Load(*path, ClipLoadOptions::ForDevice(device));
   if (!model.ok()) return where(model.status());
   Result<std::unique_ptr<ClipTokenizer>> tokenizer = ClipTokenizer::Load(*vocab);
   if (!tokenizer.ok()) return where(tokenizer.status());

@@ -225,15 +225,10 @@ int64_t FrozenClipText::computed() const {
 
 torch::Tensor FrozenClipText::Batch(const std::vector<std::string>& texts, int max_tokens) const {
   torch::Tensor out = torch::zeros({static_cast<int64_t>(texts.size()), max_tokens}, torch::kLong);
-  auto a = out.accessor<int64_t, 2>();
   for (size_t i = 0; i < texts.size(); ++i) {
-    std::vector<int> ids = tokenizer_->Encode(texts[i]);
-    if (static_cast<int>(ids.size()) > max_tokens - 2)
-      ids.resize(static_cast<size_t>(std::max(0, max_tokens - 2)));
-    const int64_t row = static_cast<int64_t>(i);
-    a[row][0] = ClipTokenizer::kStartToken;
-    for (size_t k = 0; k < ids.size(); ++k) a[row][static_cast<int64_t>(k) + 1] = ids[k];
-    a[row][static_cast<int64_t>(ids.size()) + 1] = ClipTokenizer::kEndToken;
+    Result<std::vector<int>> ids = tokenizer_->Tokenize(texts[i], max_tokens, /*truncate=*/true);
+    TORCH_CHECK(ids.ok(), ids.status().message());  // only for max_tokens < 2 (Validate refuses)
+    out[static_cast<int64_t>(i)].copy_(torch::tensor(*ids, torch::kLong));
   }
   return out;
 }

@@ -53,6 +53,13 @@ struct ClipLoadOptions {
   torch::Device device = torch::kCPU;
   // kFloat on CPU; kBFloat16 (or kHalf) on CUDA. Layer norms and softmax run in fp32.
   torch::Dtype dtype = torch::kFloat;
+  // On `device` in reel's dtype for it: float32 on CPU, bf16 on CUDA.
+  static ClipLoadOptions ForDevice(torch::Device device) {
+    ClipLoadOptions o;
+    o.device = device;
+    if (device.is_cuda()) o.dtype = torch::kBFloat16;
+    return o;
+  }
 };
 
 class ClipModel {

@@ -450,10 +450,8 @@ class FrozenClipTextTest : public ::testing::Test {
     }
     models_ = dir_.File("models");
     fs::create_directories(models_);
-    reel::testing::TinyClip c;
-    c.vocab = ClipTokenizer::kVocabSize;
-    c.tw = 64;
-    reel::testing::SaveArchive(reel::testing::TinyState(c, 21), models_ + "/ViT-B-32.pt");
+    state_ = reel::testing::TinyState(TextClip(), 21);
+    reel::testing::SaveArchive(state_, models_ + "/ViT-B-32.pt");
     fs::copy_file(vocab, models_ + "/bpe_simple_vocab_16e6.txt.gz");
     const char* old = std::getenv("REEL_MODELS_DIR");
     old_models_ = old != nullptr ? old : "";
@@ -466,7 +464,15 @@ class FrozenClipTextTest : public ::testing::Test {
     else
       unsetenv("REEL_MODELS_DIR");
   }
+  // Text width 64 with CLIP's real vocabulary size.
+  static reel::testing::TinyClip TextClip() {
+    reel::testing::TinyClip c;
+    c.vocab = ClipTokenizer::kVocabSize;
+    c.tw = 64;
+    return c;
+  }
   TempDir dir_;
+  std::map<std::string, torch::Tensor> state_;  // the installed model's parameters
   std::string models_, old_models_;
   bool had_models_ = false;
 };
@@ -508,15 +514,7 @@ TEST_F(FrozenClipTextTest, FeaturesAreClipsTokenFeaturesCutCausally) {
   const torch::Tensor tokens77 = torch::tensor(row0, torch::kLong).unsqueeze(0);
   const torch::Tensor embedding = (*model)->EncodeText(tokens77);
   const int64_t end = mask.sum(1)[0].item<int64_t>() - 1;
-  std::map<std::string, torch::Tensor> state = reel::testing::TinyState(
-      [] {
-        reel::testing::TinyClip c;
-        c.vocab = ClipTokenizer::kVocabSize;
-        c.tw = 64;
-        return c;
-      }(),
-      21);
-  const torch::Tensor projected = torch::matmul(feats[0][end], state.at("text_projection"));
+  const torch::Tensor projected = torch::matmul(feats[0][end], state_.at("text_projection"));
   EXPECT_LT((projected - embedding[0]).abs().max().item<double>(), 1e-4);
 
   // Captions are computed once, then served from the cache.
@@ -590,10 +588,7 @@ TEST_F(FrozenClipTextTest, TrainsSavesLoadsAndNamesWhatIsMissing) {
   EXPECT_TRUE(torch::equal(a, b)) << "the checkpoint samples as the trainer did";
 
   // Another CLIP under the same name is caught by the stored fingerprint.
-  reel::testing::TinyClip other;
-  other.vocab = ClipTokenizer::kVocabSize;
-  other.tw = 64;
-  reel::testing::SaveArchive(reel::testing::TinyState(other, 22), models_ + "/ViT-B-32.pt");
+  reel::testing::SaveArchive(reel::testing::TinyState(TextClip(), 22), models_ + "/ViT-B-32.pt");
   auto wrong = Trainer::Load(ckpt, torch::kCPU, false, LoadFrozenTextEncoder);
   EXPECT_EQ(wrong.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(wrong.status().message().find("another clip-vit-b-32"), std::string::npos)
