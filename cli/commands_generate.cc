@@ -213,8 +213,20 @@ class TrainCommand : public Command {
          "clip-vocab installed: reel models fetch clip-vit-b-32)")  //
         ("dist-timeout", po::value<int>(&dist_timeout_s_)->value_name("S")->default_value(600),
          "data parallel: seconds to wait for the other processes")  //
+        ("dist-backend",
+         po::value<std::string>(&dist_backend_)
+             ->value_name("auto|gloo|nccl")
+             ->default_value("auto"),
+         "data parallel: c10d backend (auto: NCCL on CUDA where this build has it, else Gloo)")  //
         ("device", po::value<std::string>(&device_)->value_name("cpu|cuda")->default_value("cpu"),
          "where to train (cuda: bf16 autocast; data-parallel processes use cuda:LOCAL_RANK)");
+  }
+  Status Setup(const po::variables_map&) override {
+    if (Status s = ParseCollectiveBackend(dist_backend_, true).status(); !s.ok())
+      return s.WithContext("--dist-backend");
+    if (dist_backend_ == "nccl" && !StartsWith(device_, "cuda"))
+      return Status::InvalidArgument("--dist-backend nccl needs --device cuda");
+    return Status::OK();
   }
   int Run() override {
     auto config = ResolveConfig(config_);
@@ -242,15 +254,18 @@ class TrainCommand : public Command {
     opt_.device = *device;
     if (device->is_cuda() && launch->world > 1)
       opt_.device = torch::Device(torch::kCUDA, launch->local_rank);
+    auto backend = ParseCollectiveBackend(dist_backend_, device->is_cuda());
+    if (!backend.ok()) return Fail(backend.status());
     std::unique_ptr<Collective> comm;
     if (launch->world > 1) {
-      auto c = Collective::Connect(*launch, std::chrono::seconds(dist_timeout_s_));
+      auto c = Collective::Connect(*launch, std::chrono::seconds(dist_timeout_s_), *backend);
       if (!c.ok()) return Fail(c.status());
       comm = std::move(*c);
       opt_.parallel = {launch->rank, launch->world, comm.get()};
       if (launch->rank == 0 && !common().quiet) {
-        std::fprintf(stderr, "data parallel: %d processes over Gloo, %d examples per process\n",
-                     launch->world, opt_.train.batch / launch->world);
+        std::fprintf(stderr, "data parallel: %d processes over %s, %d examples per process\n",
+                     launch->world, CollectiveBackendName(*backend),
+                     opt_.train.batch / launch->world);
       }
     }
     const bool lead = launch->rank == 0;
@@ -283,7 +298,7 @@ class TrainCommand : public Command {
   std::string db_, config_, latents_, out_;
   DenoiserTrainOptions opt_;
   int dist_timeout_s_ = 600;
-  std::string device_, text_encoder_;
+  std::string device_, text_encoder_, dist_backend_;
 };
 
 class SampleCommand : public Command {

@@ -4,12 +4,21 @@
 #include <optional>
 #include <stdexcept>
 
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+// Each backend where its headers are there: Gloo's (Debian: libgloo-dev) and, on a CUDA
+// libtorch built with NCCL (whose torch_cuda target defines USE_C10D_NCCL), NCCL's.
 #if __has_include(<gloo/algorithm.h>)
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #define REEL_HAVE_GLOO 1
 #else
 #define REEL_HAVE_GLOO 0
+#endif
+#if defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#define REEL_HAVE_NCCL 1
+#else
+#define REEL_HAVE_NCCL 0
 #endif
 
 #include "util/strings.h"
@@ -55,18 +64,64 @@ Result<LaunchEnv> LaunchEnvFromEnvironment() {
   return env;
 }
 
-#if REEL_HAVE_GLOO
+bool CollectiveBackendBuilt(CollectiveBackend backend) {
+  return backend == CollectiveBackend::kGloo ? REEL_HAVE_GLOO : REEL_HAVE_NCCL;
+}
 
+const char* CollectiveBackendName(CollectiveBackend backend) {
+  return backend == CollectiveBackend::kGloo ? "gloo" : "nccl";
+}
+
+Result<CollectiveBackend> ParseCollectiveBackend(const std::string& name, bool cuda) {
+  if (name == "gloo") return CollectiveBackend::kGloo;
+  if (name == "nccl") return CollectiveBackend::kNccl;
+  if (name == "auto") {
+    return cuda && CollectiveBackendBuilt(CollectiveBackend::kNccl) ? CollectiveBackend::kNccl
+                                                                    : CollectiveBackend::kGloo;
+  }
+  return Status::InvalidArgument("backend '" + name + "': expected auto, gloo or nccl");
+}
+
+// One process group of either backend. Gloo's and NCCL's groups share a base class whose
+// name differs between libtorch 1.13 (ProcessGroup) and 2.x (Backend); holding each by its
+// own type keeps that difference out of this file.
 struct Collective::Impl {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+#if REEL_HAVE_GLOO
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+#endif
+#if REEL_HAVE_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
+#endif
+
+  // Runs `op(group)` on whichever group this is, and waits for the work it returns.
+  template <typename Op>
+  void Run(Op op) {
+#if REEL_HAVE_GLOO
+    if (gloo) return static_cast<void>(op(*gloo)->wait());
+#endif
+#if REEL_HAVE_NCCL
+    if (nccl) return static_cast<void>(op(*nccl)->wait());
+#endif
+    throw std::logic_error("no process group");
+  }
 };
 
 Result<std::unique_ptr<Collective>> Collective::Connect(const LaunchEnv& env,
-                                                        std::chrono::milliseconds timeout) {
+                                                        std::chrono::milliseconds timeout,
+                                                        CollectiveBackend backend) {
   if (env.world < 1 || env.rank < 0 || env.rank >= env.world)
     return Status::InvalidArgument("rank " + std::to_string(env.rank) + " of " +
                                    std::to_string(env.world));
+  if (!CollectiveBackendBuilt(backend)) {
+    return Status::NotSupported(
+        backend == CollectiveBackend::kGloo
+            ? "data-parallel training over Gloo needs Gloo's headers at build time (Debian: "
+              "libgloo-dev); this reel was built without them"
+            : "data-parallel training over NCCL needs a CUDA libtorch built with NCCL and "
+              "NCCL's nccl.h at build time; this reel was built without them (use "
+              "--dist-backend gloo)");
+  }
   auto impl = std::make_unique<Impl>();
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   try {
@@ -77,17 +132,31 @@ Result<std::unique_ptr<Collective>> Collective::Connect(const LaunchEnv& env,
     so.waitWorkers = true;
     so.timeout = timeout;
     impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
-    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
-    const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
-    options->devices.push_back(ifname != nullptr && *ifname != '\0'
-                                   ? c10d::ProcessGroupGloo::createDeviceForInterface(ifname)
-                                   : c10d::ProcessGroupGloo::createDefaultDevice());
-    impl->group =
-        c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.world, options);
+#if REEL_HAVE_GLOO
+    if (backend == CollectiveBackend::kGloo) {
+      auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+      const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
+      options->devices.push_back(ifname != nullptr && *ifname != '\0'
+                                     ? c10d::ProcessGroupGloo::createDeviceForInterface(ifname)
+                                     : c10d::ProcessGroupGloo::createDefaultDevice());
+      impl->gloo =
+          c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.world, options);
+    }
+#endif
+#if REEL_HAVE_NCCL
+    if (backend == CollectiveBackend::kNccl) {
+      // NCCL's communicator is made at the first collective, on the device of its tensors
+      // (cuda:LOCAL_RANK, chosen by the caller).
+      auto options = c10d::ProcessGroupNCCL::Options::create();
+      options->timeout = timeout;
+      impl->nccl =
+          c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, env.rank, env.world, options);
+    }
+#endif
   } catch (const std::exception& e) {
-    return Status::IOError("joining the process group at " + where + " as rank " +
-                           std::to_string(env.rank) + " of " + std::to_string(env.world) + ": " +
-                           FirstLine(e.what()));
+    return Status::IOError("joining the " + std::string(CollectiveBackendName(backend)) +
+                           " process group at " + where + " as rank " + std::to_string(env.rank) +
+                           " of " + std::to_string(env.world) + ": " + FirstLine(e.what()));
   }
   return std::unique_ptr<Collective>(new Collective(std::move(impl), env.rank, env.world));
 }
@@ -95,7 +164,7 @@ Result<std::unique_ptr<Collective>> Collective::Connect(const LaunchEnv& env,
 Status Collective::AllReduceSum(torch::Tensor& tensor) {
   try {
     std::vector<torch::Tensor> t = {tensor};
-    impl_->group->allreduce(t)->wait();
+    impl_->Run([&](auto& group) { return group.allreduce(t); });
   } catch (const std::exception& e) {
     return Status::IOError("all-reduce: " + FirstLine(e.what()));
   }
@@ -108,32 +177,13 @@ Status Collective::Broadcast(std::vector<torch::Tensor>& tensors, int root) {
     o.rootRank = root;
     for (torch::Tensor& t : tensors) {
       std::vector<torch::Tensor> one = {t};
-      impl_->group->broadcast(one, o)->wait();
+      impl_->Run([&](auto& group) { return group.broadcast(one, o); });
     }
   } catch (const std::exception& e) {
     return Status::IOError("broadcast: " + FirstLine(e.what()));
   }
   return Status::OK();
 }
-
-#else  // !REEL_HAVE_GLOO
-
-struct Collective::Impl {};
-
-Result<std::unique_ptr<Collective>> Collective::Connect(const LaunchEnv&,
-                                                        std::chrono::milliseconds) {
-  return Status::NotSupported(
-      "data-parallel training needs Gloo's headers at build time (Debian: libgloo-dev); this "
-      "reel was built without them");
-}
-Status Collective::AllReduceSum(torch::Tensor&) {
-  return Status::NotSupported("no Gloo");
-}
-Status Collective::Broadcast(std::vector<torch::Tensor>&, int) {
-  return Status::NotSupported("no Gloo");
-}
-
-#endif
 
 Collective::Collective(std::unique_ptr<Impl> impl, int rank, int world)
     : impl_(std::move(impl)), rank_(rank), world_(world) {}

@@ -1,6 +1,7 @@
-// Data-parallel training across processes through torch.distributed's c10d library (the
-// Gloo backend), started the way torchrun starts its workers: every process gets RANK,
-// WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT in its environment (libtorch only).
+// Data-parallel training across processes through torch.distributed's c10d library
+// (Gloo on CPU, NCCL on CUDA where this build has it), started the way torchrun starts
+// its workers: every process gets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and
+// MASTER_PORT in its environment (libtorch only).
 //
 //   RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 reel generate train ... &
 //   RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 reel generate train ...
@@ -8,7 +9,8 @@
 // or `torchrun --nproc-per-node 2 --no-python reel generate train ...`. Rank 0 serves the
 // rendezvous store (c10d's TCPStore) at MASTER_ADDR:MASTER_PORT; the others connect to it.
 // Gloo picks its network interface as PyTorch does: GLOO_SOCKET_IFNAME when set, else the
-// interface of this host's name (falling back to loopback).
+// interface of this host's name (falling back to loopback). NCCL reads its own NCCL_*
+// variables; each process's tensors must be on its own GPU (cuda:LOCAL_RANK).
 //
 // Failure: a malformed variable is an InvalidArgument naming it; a peer that does not turn
 // up within the timeout, or a collective that fails, is an IOError with c10d's reason.
@@ -44,12 +46,27 @@ struct LaunchEnv {
 // (127.0.0.1, 29500).
 Result<LaunchEnv> LaunchEnvFromEnvironment();
 
+enum class CollectiveBackend {
+  kGloo,  // CPU and CUDA tensors (CUDA ones through host memory)
+  kNccl,  // CUDA tensors only, GPU to GPU
+};
+
+// Whether this build can join a group of `backend` (Gloo: built with libgloo-dev's headers;
+// NCCL: built against a CUDA libtorch with NCCL).
+bool CollectiveBackendBuilt(CollectiveBackend backend);
+const char* CollectiveBackendName(CollectiveBackend backend);  // "gloo", "nccl"
+// "gloo", "nccl" or "auto" (NCCL when training on CUDA and built with it, else Gloo, as
+// PyTorch's usual choice); anything else is an InvalidArgument.
+Result<CollectiveBackend> ParseCollectiveBackend(const std::string& name, bool cuda);
+
 class Collective {
  public:
-  // Joins the process group of `env` (blocks until all WORLD_SIZE processes have joined or
-  // `timeout` passes). Collectives then wait at most `timeout` too.
-  static Result<std::unique_ptr<Collective>> Connect(const LaunchEnv& env,
-                                                     std::chrono::milliseconds timeout);
+  // Joins the process group of `env` over `backend` (blocks until all WORLD_SIZE processes
+  // have joined or `timeout` passes). Collectives then wait at most `timeout` too. A
+  // backend this build lacks is NotSupported, saying what it needs.
+  static Result<std::unique_ptr<Collective>> Connect(
+      const LaunchEnv& env, std::chrono::milliseconds timeout,
+      CollectiveBackend backend = CollectiveBackend::kGloo);
   ~Collective();
   Collective(const Collective&) = delete;
   Collective& operator=(const Collective&) = delete;
@@ -57,7 +74,8 @@ class Collective {
   int rank() const { return rank_; }
   int world() const { return world_; }
 
-  // In place: every process ends with the element-wise sum over all processes.
+  // In place: every process ends with the element-wise sum over all processes. With NCCL
+  // the tensors are CUDA ones, and the sum is ordered on the current CUDA stream.
   Status AllReduceSum(torch::Tensor& tensor);
   // In place: every process ends with `root`'s tensors.
   Status Broadcast(std::vector<torch::Tensor>& tensors, int root);

@@ -662,5 +662,55 @@ TEST(LaunchEnvTest, ReadsTorchrunVariablesAndNamesBadOnes) {
   for (const char* v : vars) ::unsetenv(v);
 }
 
+TEST(CollectiveTest, BackendsByNameAndWhatThisBuildLacks) {
+  EXPECT_EQ(*ParseCollectiveBackend("gloo", true), CollectiveBackend::kGloo);
+  EXPECT_EQ(*ParseCollectiveBackend("nccl", false), CollectiveBackend::kNccl);
+  EXPECT_EQ(*ParseCollectiveBackend("auto", false), CollectiveBackend::kGloo);
+  EXPECT_EQ(*ParseCollectiveBackend("auto", true), CollectiveBackendBuilt(CollectiveBackend::kNccl)
+                                                       ? CollectiveBackend::kNccl
+                                                       : CollectiveBackend::kGloo);
+  auto bad = ParseCollectiveBackend("mpi", true);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("'mpi'"), std::string::npos) << bad.status().ToString();
+
+  // A backend this build lacks is refused before anything listens, saying what it needs.
+  for (CollectiveBackend b : {CollectiveBackend::kGloo, CollectiveBackend::kNccl}) {
+    if (CollectiveBackendBuilt(b)) continue;
+    auto c = Collective::Connect(LaunchEnv(), std::chrono::seconds(5), b);
+    ASSERT_FALSE(c.ok());
+    EXPECT_EQ(c.status().code(), StatusCode::kNotSupported);
+    const char* needs = b == CollectiveBackend::kGloo ? "libgloo-dev" : "--dist-backend gloo";
+    EXPECT_NE(c.status().message().find(needs), std::string::npos) << c.status().ToString();
+  }
+}
+
+// A group of one process (what a one-GPU machine can run over NCCL): the sum is the tensor
+// itself, a broadcast from rank 0 keeps it, and the group is joined and left cleanly.
+void CheckGroupOfOne(CollectiveBackend backend, torch::Device device) {
+  LaunchEnv env;
+  env.master_port = 0;  // rank 0 serves the store on any free port
+  auto c = Collective::Connect(env, std::chrono::seconds(30), backend);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ((*c)->world(), 1);
+  torch::Tensor x = torch::arange(6, torch::dtype(torch::kFloat).device(device));
+  ASSERT_TRUE((*c)->AllReduceSum(x).ok());
+  EXPECT_TRUE(torch::equal(x.cpu(), torch::arange(6, torch::kFloat)));
+  std::vector<torch::Tensor> all = {x, torch::ones({2, 3}, x.options())};
+  ASSERT_TRUE((*c)->Broadcast(all, 0).ok());
+  EXPECT_TRUE(torch::equal(all[1].cpu(), torch::ones({2, 3})));
+}
+
+TEST(CollectiveTest, GlooGroupOfOne) {
+  if (!CollectiveBackendBuilt(CollectiveBackend::kGloo))
+    GTEST_SKIP() << "built without Gloo's headers (Debian: libgloo-dev)";
+  CheckGroupOfOne(CollectiveBackend::kGloo, torch::kCPU);
+}
+
+TEST(CollectiveTest, NcclGroupOfOneOnTheGpu) {
+  if (!CollectiveBackendBuilt(CollectiveBackend::kNccl) || !compat::CudaAvailable())
+    GTEST_SKIP() << "needs a CUDA libtorch with NCCL and a GPU";
+  CheckGroupOfOne(CollectiveBackend::kNccl, torch::Device(torch::kCUDA, 0));
+}
+
 }  // namespace
 }  // namespace reel::gen

@@ -433,6 +433,14 @@ TEST(DataParallelTest, TwoProcessesOverGlooMatchOneOnTheUnionBatch) {
                                         "--out", dir.File("bad"), "-q"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("RANK"), std::string::npos) << bad.err;
+
+  // So are a backend c10d does not have here and NCCL for CPU training (usage errors).
+  for (const char* backend : {"mpi", "nccl"}) {
+    auto usage = reel::testing::RunReel({"generate", "train", "--db", db, "--latents", latents,
+                                         "--out", dir.File("bad"), "--dist-backend", backend});
+    EXPECT_EQ(usage.exit_code, 2) << backend << ": " << usage.err;
+    EXPECT_NE(usage.err.find("--dist-backend"), std::string::npos) << usage.err;
+  }
 }
 
 // ---------------------------------------------------------------- frozen CLIP text tower
