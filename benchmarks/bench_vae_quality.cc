@@ -117,7 +117,8 @@ int main(int argc, char** argv) {
       name.c_str(), config->vae.latent_channels, config->vae.mse_weight, train_n,
       static_cast<long long>(o.steps), o.batch, o.lr, secs, torch::get_num_threads());
   std::printf(
-      "reconstruction PSNR: training clips %.2f dB, %d held-out clips %.2f dB (worst %.2f)\n",
-      r->psnr, heldout_n, heldout_psnr, worst);
+      "reconstruction PSNR: %lld training clips %.2f dB, %d held-out clips %.2f dB (worst "
+      "%.2f)\n",
+      static_cast<long long>(r->measured_clips), r->psnr, heldout_n, heldout_psnr, worst);
   return 0;
 }

@@ -124,8 +124,10 @@ class TrainVaeCommand : public Command {
     progress->Finish();
     if (!r.ok()) return Fail(r.status());
     std::printf(
-        "VAE saved to %s: final L1 %.4f, reconstruction PSNR %.2f dB on %zu training clips\n",
-        out_.c_str(), r->final_l1, r->psnr, clips->size());
+        "VAE saved to %s: final L1 %.4f, reconstruction PSNR %.2f dB on %lld of its %zu training "
+        "clips\n",
+        out_.c_str(), r->final_l1, r->psnr, static_cast<long long>(r->measured_clips),
+        clips->size());
     return kExitOk;
   }
 

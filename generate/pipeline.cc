@@ -206,8 +206,9 @@ Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<Tra
                                 const StepCallback& on_step, const std::atomic<bool>* cancel) {
   REEL_RETURN_IF_ERROR(config.Validate());
   if (clips.empty()) return Status::InvalidArgument("no clips to train the VAE on");
-  if (options.batch < 1 || options.steps < 1)
-    return Status::InvalidArgument("VAE steps and batch must be positive");
+  if (options.batch < 1 || options.steps < 1 || options.measure_clips < 1)
+    return Status::InvalidArgument("VAE steps, batch and measured clips must be positive");
+  torch::AutoGradMode grad(true);  // whatever mode the caller is in
   torch::manual_seed(options.seed);
   VideoVae vae(config.vae);
   torch::optim::AdamW opt(
@@ -236,14 +237,17 @@ Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<Tra
     }
     vae->eval();
     torch::NoGradGuard g;
+    const size_t n = std::min(clips.size(), static_cast<size_t>(options.measure_clips));
     std::vector<torch::Tensor> latents;
     double psnr = 0;
-    for (const TrainingClip& c : clips) {
+    for (size_t i = 0; i < n; ++i) {
+      const TrainingClip& c = clips[i * clips.size() / n];
       const torch::Tensor z = vae->Encode(c.video.unsqueeze(0)).first;
       latents.push_back(z);
       psnr += VideoPsnr(vae->Decode(z)[0], c.video);
     }
-    result.psnr = psnr / static_cast<double>(clips.size());
+    result.psnr = psnr / static_cast<double>(n);
+    result.measured_clips = static_cast<int64_t>(n);
     vae->SetLatentStats(torch::cat(latents, 0));
   } catch (const c10::Error& e) {
     return Status::Internal("VAE training: " + FirstLine(e.what_without_backtrace()));

@@ -60,14 +60,20 @@ struct VaeTrainOptions {
   double lr = 1e-3;
   double weight_decay = 0.0;
   uint64_t seed = 0;
+  // After training, the latent statistics and the PSNR come from this many training clips
+  // at most, spread evenly over the set (all of a large subset would cost minutes).
+  int64_t measure_clips = 256;
 };
 struct VaeTrainResult {
   double final_l1 = 0;
-  double psnr = 0;  // of the reconstructions of the training clips (dB, on [0, 1] pixels)
+  // Mean PSNR of the reconstructions of `measured_clips` training clips (dB, on [0, 1]
+  // pixels): all of them up to VaeTrainOptions::measure_clips, else that many.
+  double psnr = 0;
+  int64_t measured_clips = 0;
 };
 // Trains a VAE on `clips` (a fresh one from `config`; AdamW, the learning rate decaying
-// along a cosine to a tenth), sets its latent statistics from
-// the clips' latents and saves it to `out_dir`.
+// along a cosine to a tenth), sets its latent statistics from the latents of the measured
+// clips (see VaeTrainResult) and saves it to `out_dir`.
 Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<TrainingClip>& clips,
                                 const VaeTrainOptions& options, const std::string& out_dir,
                                 const StepCallback& on_step, const std::atomic<bool>* cancel);
