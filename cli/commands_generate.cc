@@ -63,6 +63,12 @@ std::unique_ptr<Progress> MakeProgress(const std::string& label, int64_t total, 
   return std::make_unique<Progress>(p);
 }
 
+// One training step done (1-based `step` of `steps`); a resumed run counts what is left.
+void AdvanceTraining(Progress& progress, int64_t step, int64_t steps, double loss) {
+  if (progress.done() == 0 && step > 1) progress.SetTotal(steps - step + 1);
+  progress.Advance(1, "loss " + FormatFixed(loss, 4));
+}
+
 // Loads a subset's clips at the configuration's shape, reporting skips.
 Result<std::vector<TrainingClip>> Clips(const std::string& db, const std::string& subset,
                                         const std::string& prefer, const ClipShape& shape, int jobs,
@@ -104,12 +110,21 @@ class TrainVaeCommand : public Command {
         ("lr", po::value<double>(&opt_.lr)->value_name("X")->default_value(1e-3),
          "AdamW learning rate")  //
         ("weight-decay", po::value<double>(&opt_.weight_decay)->value_name("X")->default_value(0.0),
-         "AdamW weight decay")  //
-        ("seed", po::value<uint64_t>(&opt_.seed)->value_name("S")->default_value(0), "seed");
+         "AdamW weight decay")                                                                //
+        ("seed", po::value<uint64_t>(&opt_.seed)->value_name("S")->default_value(0), "seed")  //
+        ("save-every", po::value<int64_t>(&opt_.save_every)->value_name("N")->default_value(500),
+         "write the resumable state every N steps (0: only at the end)")  //
+        ("resume", po::bool_switch(&opt_.resume),
+         "continue the training saved in --out exactly (--steps may be raised)")  //
+        ("device", po::value<std::string>(&device_)->value_name("cpu|cuda")->default_value("cpu"),
+         "where to train (cuda: bf16 autocast)");
   }
   int Run() override {
     auto config = ResolveConfig(config_);
     if (!config.ok()) return Fail(config.status());
+    auto device = DeviceFor(device_);
+    if (!device.ok()) return Fail(device.status());
+    opt_.device = *device;
     auto clips = Clips(db_, subset_, "vlm,merged,clip,signals,original", config->clip, jobs_,
                        common().quiet);
     if (!clips.ok()) return Fail(clips.status());
@@ -117,22 +132,22 @@ class TrainVaeCommand : public Command {
     auto progress = MakeProgress("train-vae", opt_.steps, common().quiet);
     auto r = TrainVae(
         *config, *clips, opt_, out_,
-        [&](int64_t, int64_t, double loss) {
-          progress->Advance(1, "loss " + FormatFixed(loss, 4));
+        [&](int64_t step, int64_t steps, double loss) {
+          AdvanceTraining(*progress, step, steps, loss);
         },
         CancelFlag());
     progress->Finish();
     if (!r.ok()) return Fail(r.status());
     std::printf(
-        "VAE saved to %s: final L1 %.4f, reconstruction PSNR %.2f dB on %lld of its %zu training "
-        "clips\n",
-        out_.c_str(), r->final_l1, r->psnr, static_cast<long long>(r->measured_clips),
-        clips->size());
+        "VAE saved to %s: %lld steps, final L1 %.4f, reconstruction PSNR %.2f dB on %lld of its "
+        "%zu training clips\n",
+        out_.c_str(), static_cast<long long>(r->steps_done), r->final_l1, r->psnr,
+        static_cast<long long>(r->measured_clips), clips->size());
     return kExitOk;
   }
 
  private:
-  std::string db_, config_, subset_, out_;
+  std::string db_, config_, subset_, out_, device_;
   int jobs_ = 2;
   VaeTrainOptions opt_;
 };
@@ -282,8 +297,8 @@ class TrainCommand : public Command {
     auto progress = MakeProgress("train", opt_.steps, common().quiet || !lead);
     auto r = TrainDenoiser(
         catalog.get(), *config, cache->examples, captions, opt_, out_,
-        [&](int64_t, int64_t, double loss) {
-          progress->Advance(1, "loss " + FormatFixed(loss, 4));
+        [&](int64_t step, int64_t steps, double loss) {
+          AdvanceTraining(*progress, step, steps, loss);
         },
         CancelFlag());
     progress->Finish();

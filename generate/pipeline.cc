@@ -5,12 +5,15 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
+#include <sstream>
 
 #include "generate/vae.h"
 #include "nets/clip.h"
 #include "nets/clip_tokenizer.h"
 #include "nets/models.h"
+#include "nets/torch_compat.h"
 #include "util/parallel.h"
 #include "util/strings.h"
 #include "video/encoder.h"
@@ -201,25 +204,131 @@ double VideoPsnr(const torch::Tensor& a, const torch::Tensor& b) {
   return mse <= 0 ? 100.0 : 10.0 * std::log10(1.0 / mse);
 }
 
+namespace {
+
+constexpr const char* kVaeOptimizerFile = "optimizer.pt";
+
+// The resumable part of a VAE training: the options that shape its trajectory, the step
+// reached, and the clip-picking and noise generators' states.
+Json VaeTrainJson(const VaeTrainOptions& o, int64_t step, const std::mt19937_64& rng) {
+  std::ostringstream r;
+  r << rng;
+  Json t = Json::MakeObject();
+  t["step"] = step;
+  t["steps"] = o.steps;
+  t["batch"] = static_cast<int64_t>(o.batch);
+  t["lr"] = o.lr;
+  t["weight_decay"] = o.weight_decay;
+  t["seed"] = static_cast<int64_t>(o.seed);
+  t["pick_rng"] = r.str();
+  return t;
+}
+
+// Restores a training saved in `dir`: weights, optimiser, generators; returns the step to
+// continue from. The trajectory-shaping options (batch, lr, weight decay, seed) are the
+// saved ones; `steps` may grow.
+Result<int64_t> ResumeVae(const std::string& dir, const ModelConfig& config,
+                          VaeTrainOptions& options, VideoVae& vae, torch::optim::AdamW& opt,
+                          std::mt19937_64& rng) {
+  REEL_ASSIGN_OR_RETURN(LoadedVae saved, LoadVaeForTraining(dir, options.device));
+  const Json want_model = config.ToJson(), have_model = saved.config.ToJson();
+  const Json* want = want_model.Find("vae");
+  const Json* have = have_model.Find("vae");
+  if (want == nullptr || have == nullptr || want->Dump() != have->Dump()) {
+    return Status::FailedPrecondition(dir + ": its VAE is not the configuration's (" +
+                                      saved.config.name + " there, " + config.name + " here)");
+  }
+  const Json& t = saved.train;
+  const Json* step = t.is_object() ? t.Find("step") : nullptr;
+  if (step == nullptr || !std::filesystem::exists(dir + "/" + kVaeOptimizerFile)) {
+    return Status::FailedPrecondition(dir + ": holds no training state to resume");
+  }
+  if (step->as_int() >= options.steps) {
+    return Status::FailedPrecondition(dir + ": already trained " + std::to_string(step->as_int()) +
+                                      " steps; --steps must be more to continue");
+  }
+  options.batch = static_cast<int>(t.Find("batch")->as_int());
+  options.lr = t.Find("lr")->as_double();
+  options.weight_decay = t.Find("weight_decay")->as_double();
+  options.seed = static_cast<uint64_t>(t.Find("seed")->as_int());
+  std::istringstream r(t.Find("pick_rng")->as_string());
+  r >> rng;
+  if (r.fail()) return Status::Corruption(dir + "/config.json: unreadable pick_rng");
+  try {
+    torch::NoGradGuard g;
+    auto src = saved.vae->named_parameters();
+    for (auto& p : vae->named_parameters()) p.value().copy_(src[p.key()]);
+    torch::serialize::InputArchive a;
+    a.load_from(dir + "/" + kVaeOptimizerFile, options.device);
+    opt.load(a);
+    torch::Tensor gen_state;
+    a.read("generator_state", gen_state);
+    at::Generator gen = at::globalContext().defaultGenerator(options.device);  // shared
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(gen_state.cpu());
+  } catch (const c10::Error& e) {
+    return Status::Corruption(dir + "/" + kVaeOptimizerFile + ": unreadable (" +
+                              FirstLine(e.what_without_backtrace()) + ")");
+  }
+  return step->as_int();
+}
+
+}  // namespace
+
 Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<TrainingClip>& clips,
-                                const VaeTrainOptions& options, const std::string& out_dir,
+                                const VaeTrainOptions& train_options, const std::string& out_dir,
                                 const StepCallback& on_step, const std::atomic<bool>* cancel) {
   REEL_RETURN_IF_ERROR(config.Validate());
+  VaeTrainOptions options = train_options;
   if (clips.empty()) return Status::InvalidArgument("no clips to train the VAE on");
-  if (options.batch < 1 || options.steps < 1 || options.measure_clips < 1)
-    return Status::InvalidArgument("VAE steps, batch and measured clips must be positive");
+  if (options.batch < 1 || options.steps < 1 || options.measure_clips < 1 ||
+      options.save_every < 0) {
+    return Status::InvalidArgument(
+        "VAE steps, batch and measured clips must be positive, save_every not negative");
+  }
+  if (!options.resume && std::filesystem::exists(out_dir + "/config.json")) {
+    return Status::AlreadyExists(out_dir +
+                                 " already holds a VAE (--resume continues its training)");
+  }
   torch::AutoGradMode grad(true);  // whatever mode the caller is in
+  const torch::Device device = options.device;
   torch::manual_seed(options.seed);
   VideoVae vae(config.vae);
+  vae->to(device);
   torch::optim::AdamW opt(
       vae->parameters(), torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
   std::mt19937_64 rng(options.seed);
+  int64_t start = 0;
+  if (options.resume) {
+    REEL_ASSIGN_OR_RETURN(start, ResumeVae(out_dir, config, options, vae, opt, rng));
+  }
+  // Weights, optimiser and generators at `step` (atomically, as every VAE folder).
+  auto save = [&](int64_t step) {
+    return SaveVae(vae, config, out_dir, [&](const std::string& tmp, Json& j) -> Status {
+      j["train"] = VaeTrainJson(options, step, rng);
+      try {
+        torch::serialize::OutputArchive a;
+        opt.save(a);
+        a.write("generator_state", at::globalContext().defaultGenerator(device).get_state());
+        a.save_to(tmp + "/" + kVaeOptimizerFile);
+      } catch (const c10::Error& e) {
+        return Status::IOError(tmp + "/" + kVaeOptimizerFile + ": " +
+                               FirstLine(e.what_without_backtrace()));
+      }
+      return Status::OK();
+    });
+  };
   std::uniform_int_distribution<size_t> pick(0, clips.size() - 1);
   VaeTrainResult result;
   try {
     vae->train();
-    for (int64_t step = 0; step < options.steps; ++step) {
-      if (cancel != nullptr && cancel->load()) return Status::Cancelled("VAE training interrupted");
+    for (int64_t step = start; step < options.steps; ++step) {
+      if (cancel != nullptr && cancel->load()) {
+        REEL_RETURN_IF_ERROR(save(step));
+        return Status::Cancelled("VAE training interrupted at step " + std::to_string(step) +
+                                 " of " + std::to_string(options.steps) + "; saved to " + out_dir +
+                                 " (--resume continues)");
+      }
       std::vector<torch::Tensor> batch;
       for (int i = 0; i < options.batch; ++i) batch.push_back(clips[pick(rng)].video);
       // Cosine decay of the learning rate to a tenth over the run.
@@ -228,12 +337,20 @@ Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<Tra
       for (auto& group : opt.param_groups())
         static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
       opt.zero_grad();
-      VaeLoss loss = vae->Loss(torch::stack(batch));
+      VaeLoss loss;
+      {
+        compat::CudaBf16Autocast amp(device.is_cuda());
+        loss = vae->Loss(torch::stack(batch).to(device));
+      }
       loss.total.backward();
       torch::nn::utils::clip_grad_norm_(vae->parameters(), 1.0);
       opt.step();
       result.final_l1 = loss.l1.item<double>();
       if (on_step) on_step(step + 1, options.steps, loss.total.item<double>());
+      if (options.save_every > 0 && (step + 1) % options.save_every == 0 &&
+          step + 1 < options.steps) {
+        REEL_RETURN_IF_ERROR(save(step + 1));
+      }
     }
     vae->eval();
     torch::NoGradGuard g;
@@ -242,17 +359,18 @@ Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<Tra
     double psnr = 0;
     for (size_t i = 0; i < n; ++i) {
       const TrainingClip& c = clips[i * clips.size() / n];
-      const torch::Tensor z = vae->Encode(c.video.unsqueeze(0)).first;
+      const torch::Tensor z = vae->Encode(c.video.unsqueeze(0).to(device)).first;
       latents.push_back(z);
-      psnr += VideoPsnr(vae->Decode(z)[0], c.video);
+      psnr += VideoPsnr(vae->Decode(z)[0].to(torch::kCPU, torch::kFloat), c.video);
     }
     result.psnr = psnr / static_cast<double>(n);
     result.measured_clips = static_cast<int64_t>(n);
-    vae->SetLatentStats(torch::cat(latents, 0));
+    vae->SetLatentStats(torch::cat(latents, 0).to(torch::kFloat));
   } catch (const c10::Error& e) {
     return Status::Internal("VAE training: " + FirstLine(e.what_without_backtrace()));
   }
-  REEL_RETURN_IF_ERROR(SaveVae(vae, config, out_dir));
+  REEL_RETURN_IF_ERROR(save(options.steps));
+  result.steps_done = options.steps - start;
   return result;
 }
 

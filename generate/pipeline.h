@@ -63,6 +63,13 @@ struct VaeTrainOptions {
   // After training, the latent statistics and the PSNR come from this many training clips
   // at most, spread evenly over the set (all of a large subset would cost minutes).
   int64_t measure_clips = 256;
+  torch::Device device = torch::kCPU;  // CUDA: bf16 autocast
+  // The folder is written (weights, optimiser, generators, step) every save_every steps
+  // (0: only at the end) and when `cancel` stops the training.
+  int64_t save_every = 500;
+  // Continue the training saved in out_dir exactly (with its batch, lr, weight decay and
+  // seed; `steps` may be raised). Without it, an out_dir holding a VAE is refused.
+  bool resume = false;
 };
 struct VaeTrainResult {
   double final_l1 = 0;
@@ -70,10 +77,13 @@ struct VaeTrainResult {
   // pixels): all of them up to VaeTrainOptions::measure_clips, else that many.
   double psnr = 0;
   int64_t measured_clips = 0;
+  int64_t steps_done = 0;  // by this call (fewer than options.steps when resumed)
 };
-// Trains a VAE on `clips` (a fresh one from `config`; AdamW, the learning rate decaying
-// along a cosine to a tenth), sets its latent statistics from the latents of the measured
-// clips (see VaeTrainResult) and saves it to `out_dir`.
+// Trains a VAE on `clips` (a fresh one from `config`, or the one saved in `out_dir` with
+// options.resume; AdamW, the learning rate decaying along a cosine to a tenth), sets its
+// latent statistics from the latents of the measured clips (see VaeTrainResult) and saves
+// it to `out_dir`. Stopped by `cancel`, it saves its state and returns Cancelled; an
+// unfinished folder is refused by LoadVae until a --resume finishes it.
 Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<TrainingClip>& clips,
                                 const VaeTrainOptions& options, const std::string& out_dir,
                                 const StepCallback& on_step, const std::atomic<bool>* cancel);

@@ -311,11 +311,13 @@ void SetStreaming(torch::nn::Module& module, bool on) {
   });
 }
 
-Status SaveVae(const VideoVae& vae, const ModelConfig& config, const std::string& dir) {
+Status SaveVae(const VideoVae& vae, const ModelConfig& config, const std::string& dir,
+               const VaeFolderExtra& extra) {
   REEL_ASSIGN_OR_RETURN(const std::string tmp, BeginFolder(dir));
   Json j = Json::MakeObject();
   j["format"] = "reel-vae 2";
   j["model"] = config.ToJson();
+  if (extra) REEL_RETURN_IF_ERROR(extra(tmp, j));
   REEL_RETURN_IF_ERROR(WriteJsonFile(tmp, "config.json", j));
   try {
     torch::serialize::OutputArchive a;
@@ -329,12 +331,26 @@ Status SaveVae(const VideoVae& vae, const ModelConfig& config, const std::string
 }
 
 Result<LoadedVae> LoadVae(const std::string& dir, torch::Device device) {
+  REEL_ASSIGN_OR_RETURN(LoadedVae out, LoadVaeForTraining(dir, device));
+  const Json* step = out.train.is_object() ? out.train.Find("step") : nullptr;
+  const Json* steps = out.train.is_object() ? out.train.Find("steps") : nullptr;
+  if (step != nullptr && steps != nullptr && step->as_int() < steps->as_int()) {
+    return Status::FailedPrecondition(
+        dir + ": VAE training stopped at step " + std::to_string(step->as_int()) + " of " +
+        std::to_string(steps->as_int()) +
+        " (not finished; `reel generate train-vae --resume --out " + dir + "` finishes it)");
+  }
+  return out;
+}
+
+Result<LoadedVae> LoadVaeForTraining(const std::string& dir, torch::Device device) {
   namespace fs = std::filesystem;
   REEL_ASSIGN_OR_RETURN(
       const Json cfg,
       ReadConfigJson(dir, "reel-vae 2", "reel VAE checkpoint (reel generate train-vae)"));
   const Json* j = &cfg;
   LoadedVae out;
+  if (const Json* t = j->Find("train"); t != nullptr) out.train = *t;
   auto config = ModelConfig::FromJson(j->Find("model") != nullptr ? *j->Find("model") : Json());
   if (!config.ok()) return Status::Corruption(dir + "/config.json: " + config.status().message());
   out.config = *config;

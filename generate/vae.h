@@ -28,6 +28,7 @@
 #ifndef REEL_GENERATE_VAE_H_
 #define REEL_GENERATE_VAE_H_
 
+#include <functional>
 #include <string>
 
 #include <torch/torch.h>
@@ -98,12 +99,22 @@ void SetStreaming(torch::nn::Module& module, bool on);
 // A VAE checkpoint folder: config.json (the whole model configuration; the VAE part is
 // what matters) and vae.pt (weights and latent statistics). Written to a temporary folder
 // and renamed into place; loading names the missing or unreadable file.
-Status SaveVae(const VideoVae& vae, const ModelConfig& config, const std::string& dir);
+//
+// `extra`, when given, may add files to the temporary folder and fields to config.json
+// before either is committed (training keeps its resumable state there). A config.json
+// whose "train" object has "step" below "steps" is a training that has not finished (its
+// latent statistics are not set): LoadVae refuses it, saying how to finish it.
+using VaeFolderExtra = std::function<Status(const std::string& tmp_dir, Json& config)>;
+Status SaveVae(const VideoVae& vae, const ModelConfig& config, const std::string& dir,
+               const VaeFolderExtra& extra = nullptr);
 struct LoadedVae {
   ModelConfig config;
   VideoVae vae{nullptr};
+  Json train;  // the "train" object of config.json (null when absent)
 };
 Result<LoadedVae> LoadVae(const std::string& dir, torch::Device device);
+// As LoadVae, also when the training has not finished.
+Result<LoadedVae> LoadVaeForTraining(const std::string& dir, torch::Device device);
 
 }  // namespace reel::gen
 
