@@ -239,10 +239,12 @@ class TrainCommand : public Command {
          "where to train (cuda: bf16 autocast; data-parallel processes use cuda:LOCAL_RANK)");
   }
   Status Setup(const po::variables_map&) override {
-    if (Status s = ParseCollectiveBackend(dist_backend_, true).status(); !s.ok())
-      return s.WithContext("--dist-backend");
-    if (dist_backend_ == "nccl" && !StartsWith(device_, "cuda"))
+    const bool cuda = StartsWith(device_, "cuda");
+    Result<CollectiveBackend> backend = ParseCollectiveBackend(dist_backend_, cuda);
+    if (!backend.ok()) return backend.status().WithContext("--dist-backend");
+    if (*backend == CollectiveBackend::kNccl && !cuda)
       return Status::InvalidArgument("--dist-backend nccl needs --device cuda");
+    backend_ = *backend;
     return Status::OK();
   }
   int Run() override {
@@ -271,17 +273,15 @@ class TrainCommand : public Command {
     opt_.device = *device;
     if (device->is_cuda() && launch->world > 1)
       opt_.device = torch::Device(torch::kCUDA, launch->local_rank);
-    auto backend = ParseCollectiveBackend(dist_backend_, device->is_cuda());
-    if (!backend.ok()) return Fail(backend.status());
     std::unique_ptr<Collective> comm;
     if (launch->world > 1) {
-      auto c = Collective::Connect(*launch, std::chrono::seconds(dist_timeout_s_), *backend);
+      auto c = Collective::Connect(*launch, std::chrono::seconds(dist_timeout_s_), backend_);
       if (!c.ok()) return Fail(c.status());
       comm = std::move(*c);
       opt_.parallel = {launch->rank, launch->world, comm.get()};
       if (launch->rank == 0 && !common().quiet) {
         std::fprintf(stderr, "data parallel: %d processes over %s, %d examples per process\n",
-                     launch->world, CollectiveBackendName(*backend),
+                     launch->world, CollectiveBackendName(backend_),
                      opt_.train.batch / launch->world);
       }
     }
@@ -316,6 +316,7 @@ class TrainCommand : public Command {
   DenoiserTrainOptions opt_;
   int dist_timeout_s_ = 600;
   std::string device_, text_encoder_, dist_backend_;
+  CollectiveBackend backend_ = CollectiveBackend::kGloo;  // from --dist-backend and --device
 };
 
 class SampleCommand : public Command {

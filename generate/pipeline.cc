@@ -224,27 +224,20 @@ Json VaeTrainJson(const VaeTrainOptions& o, int64_t step, const std::mt19937_64&
   return t;
 }
 
-// Restores a training saved in `dir`: weights, optimiser, generators; returns the step to
-// continue from. The trajectory-shaping options (batch, lr, weight decay, seed) are the
-// saved ones; `steps` may grow.
-Result<int64_t> ResumeVae(const std::string& dir, const ModelConfig& config,
-                          VaeTrainOptions& options, VideoVae& vae, torch::optim::AdamW& opt,
-                          std::mt19937_64& rng) {
-  REEL_ASSIGN_OR_RETURN(LoadedVae saved, LoadVaeForTraining(dir, options.device));
-  const Json want_model = config.ToJson(), have_model = saved.config.ToJson();
-  const Json* want = want_model.Find("vae");
-  const Json* have = have_model.Find("vae");
-  if (want == nullptr || have == nullptr || want->Dump() != have->Dump()) {
-    return Status::FailedPrecondition(dir + ": its VAE is not the configuration's (" +
-                                      saved.config.name + " there, " + config.name + " here)");
+// Reads the resumable state of the training saved in `dir` (config.json's `train`
+// object): sets the trajectory-shaping options (batch, lr, weight decay, seed; `steps` may
+// grow) and the clip-picking generator; returns the step to continue from.
+Result<int64_t> ReadVaeTrainState(const std::string& dir, const Json& t, VaeTrainOptions& options,
+                                  std::mt19937_64& rng) {
+  const char* kFields[] = {"step", "batch", "lr", "weight_decay", "seed", "pick_rng"};
+  for (const char* f : kFields) {
+    if (!t.is_object() || t.Find(f) == nullptr)
+      return Status::FailedPrecondition(dir + ": holds no training state to resume (no train." + f +
+                                        " in config.json)");
   }
-  const Json& t = saved.train;
-  const Json* step = t.is_object() ? t.Find("step") : nullptr;
-  if (step == nullptr || !std::filesystem::exists(dir + "/" + kVaeOptimizerFile)) {
-    return Status::FailedPrecondition(dir + ": holds no training state to resume");
-  }
-  if (step->as_int() >= options.steps) {
-    return Status::FailedPrecondition(dir + ": already trained " + std::to_string(step->as_int()) +
+  const int64_t step = t.Find("step")->as_int();
+  if (step >= options.steps) {
+    return Status::FailedPrecondition(dir + ": already trained " + std::to_string(step) +
                                       " steps; --steps must be more to continue");
   }
   options.batch = static_cast<int>(t.Find("batch")->as_int());
@@ -253,24 +246,28 @@ Result<int64_t> ResumeVae(const std::string& dir, const ModelConfig& config,
   options.seed = static_cast<uint64_t>(t.Find("seed")->as_int());
   std::istringstream r(t.Find("pick_rng")->as_string());
   r >> rng;
-  if (r.fail()) return Status::Corruption(dir + "/config.json: unreadable pick_rng");
+  if (r.fail()) return Status::Corruption(dir + "/config.json: unreadable train.pick_rng");
+  return step;
+}
+
+// Restores the optimiser and libtorch's generator for `device` saved beside the weights.
+Status LoadVaeOptimizer(const std::string& dir, torch::Device device, torch::optim::AdamW& opt) {
+  const std::string path = dir + "/" + kVaeOptimizerFile;
+  if (!std::filesystem::exists(path)) return Status::NotFound(path + ": missing, cannot resume");
   try {
-    torch::NoGradGuard g;
-    auto src = saved.vae->named_parameters();
-    for (auto& p : vae->named_parameters()) p.value().copy_(src[p.key()]);
     torch::serialize::InputArchive a;
-    a.load_from(dir + "/" + kVaeOptimizerFile, options.device);
+    a.load_from(path, device);
     opt.load(a);
     torch::Tensor gen_state;
     a.read("generator_state", gen_state);
-    at::Generator gen = at::globalContext().defaultGenerator(options.device);  // shared
+    at::Generator gen = at::globalContext().defaultGenerator(device);  // shared
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(gen_state.cpu());
   } catch (const c10::Error& e) {
-    return Status::Corruption(dir + "/" + kVaeOptimizerFile + ": unreadable (" +
-                              FirstLine(e.what_without_backtrace()) + ")");
+    return Status::Corruption(path + ": unreadable (" + FirstLine(e.what_without_backtrace()) +
+                              ")");
   }
-  return step->as_int();
+  return Status::OK();
 }
 
 }  // namespace
@@ -293,15 +290,24 @@ Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<Tra
   torch::AutoGradMode grad(true);  // whatever mode the caller is in
   const torch::Device device = options.device;
   torch::manual_seed(options.seed);
-  VideoVae vae(config.vae);
+  std::mt19937_64 rng(options.seed);
+  VideoVae vae{nullptr};
+  int64_t start = 0;
+  if (options.resume) {
+    REEL_ASSIGN_OR_RETURN(LoadedVae saved, LoadVaeForTraining(out_dir, device));
+    if (saved.config.ToJson().Find("vae")->Dump() != config.ToJson().Find("vae")->Dump()) {
+      return Status::FailedPrecondition(out_dir + ": its VAE is not the configuration's (" +
+                                        saved.config.name + " there, " + config.name + " here)");
+    }
+    REEL_ASSIGN_OR_RETURN(start, ReadVaeTrainState(out_dir, saved.train, options, rng));
+    vae = saved.vae;
+  } else {
+    vae = VideoVae(config.vae);
+  }
   vae->to(device);
   torch::optim::AdamW opt(
       vae->parameters(), torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
-  std::mt19937_64 rng(options.seed);
-  int64_t start = 0;
-  if (options.resume) {
-    REEL_ASSIGN_OR_RETURN(start, ResumeVae(out_dir, config, options, vae, opt, rng));
-  }
+  if (options.resume) REEL_RETURN_IF_ERROR(LoadVaeOptimizer(out_dir, device, opt));
   // Weights, optimiser and generators at `step` (atomically, as every VAE folder).
   auto save = [&](int64_t step) {
     return SaveVae(vae, config, out_dir, [&](const std::string& tmp, Json& j) -> Status {

@@ -221,18 +221,23 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
   EXPECT_GT(j->Find("metrics")->at(0).Find("details")->Find("used")->as_int(), 0);
 }
 
+// Random 9-frame 32x32 clips (no captions: the VAE does not read them).
+std::vector<TrainingClip> RandomClips(int n) {
+  std::vector<TrainingClip> clips(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    clips[static_cast<size_t>(i)].clip_id = i + 1;
+    clips[static_cast<size_t>(i)].video = torch::rand({3, 9, 32, 32}) * 2 - 1;
+  }
+  return clips;
+}
+
 // After training, the VAE is measured (and its latent statistics taken) on at most
 // measure_clips clips spread evenly over the set.
 TEST(VaeTrainingTest, MeasuresAnEvenSampleOfALargeSet) {
   TempDir dir;
   const ModelConfig config = *ModelConfig::Named("cpu-tiny");
   torch::manual_seed(3);
-  std::vector<TrainingClip> clips(5);
-  for (size_t i = 0; i < clips.size(); ++i) {
-    clips[i].clip_id = static_cast<int64_t>(i + 1);
-    clips[i].caption = "clip " + std::to_string(i);
-    clips[i].video = torch::rand({3, 9, 32, 32}) * 2 - 1;
-  }
+  const std::vector<TrainingClip> clips = RandomClips(5);
   VaeTrainOptions vo;
   vo.steps = 1;
   vo.batch = 2;
@@ -257,15 +262,6 @@ TEST(VaeTrainingTest, MeasuresAnEvenSampleOfALargeSet) {
   vo.measure_clips = 0;
   EXPECT_EQ(TrainVae(config, clips, vo, dir.File("none"), nullptr, nullptr).status().code(),
             StatusCode::kInvalidArgument);
-}
-
-std::vector<TrainingClip> RandomClips(int n) {
-  std::vector<TrainingClip> clips(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) {
-    clips[static_cast<size_t>(i)].clip_id = i + 1;
-    clips[static_cast<size_t>(i)].video = torch::rand({3, 9, 32, 32}) * 2 - 1;
-  }
-  return clips;
 }
 
 // The weights and latent statistics in a VAE folder.
