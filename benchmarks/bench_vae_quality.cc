@@ -20,6 +20,7 @@
 #include "generate/pipeline.h"
 #include "generate/shape_clips.h"
 #include "generate/vae.h"
+#include "util/files.h"
 
 using namespace reel::gen;
 
@@ -110,7 +111,7 @@ int main(int argc, char** argv) {
     heldout_psnr += p / heldout.size();
     worst = std::min(worst, p);
   }
-  std::filesystem::remove_all(dir);
+  (void)reel::RemoveTree(dir);
   std::printf(
       "%s VAE (%d latent channels, mse weight %g), %d training clips, %lld steps at batch %d, "
       "lr %g: %.0f s (%d torch threads)\n",

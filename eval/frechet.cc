@@ -23,7 +23,7 @@ std::string Shape(const torch::Tensor& t) {
 // Eigenvalues and vectors of a symmetric matrix (symmetrised first).
 std::tuple<torch::Tensor, torch::Tensor> SymmetricEigen(const torch::Tensor& m) {
   const torch::Tensor sym = (m + m.t()) * 0.5;
-  return torch::linalg::eigh(sym, "L");
+  return torch::linalg_eigh(sym, "L");  // (torch::linalg:: is not in 2.x's torch/torch.h)
 }
 
 // Tr((S1 S2)^1/2) through A S2 A, A = S1^1/2.

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "util/files.h"
 #include "util/strings.h"
 
 namespace reel::gen {
@@ -14,8 +15,8 @@ namespace fs = std::filesystem;
 
 Result<std::string> BeginFolder(const std::string& dir) {
   const std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
+  REEL_RETURN_IF_ERROR(RemoveTree(tmp));  // a crashed save's leftovers
   std::error_code ec;
-  fs::remove_all(tmp, ec);
   fs::create_directories(tmp, ec);
   if (ec) return Status::IOError(tmp + ": " + ec.message());
   return tmp;
@@ -37,7 +38,8 @@ Status CommitFolder(const std::string& tmp, const std::string& dir) {
   if (ec) return Status::IOError(dir + ": " + ec.message());
   fs::rename(tmp, dir, ec);
   if (ec) return Status::IOError(dir + ": " + ec.message());
-  fs::remove_all(old, ec);
+  // The new folder is in place; a previous one that cannot be removed is only left over.
+  (void)RemoveTree(old);
   return Status::OK();
 }
 

@@ -86,7 +86,8 @@ class DownImpl : public TimeResampleImpl {
     torch::Tensor y = conv_(x) + x.view({b, c, t, h / 2, 2, w / 2, 2}).mean({4, 6});
     if (!time_) return y;
     const int64_t skip = Advance(t) % 2;
-    return y.narrow(2, skip, t - skip).slice(2, 0, c10::nullopt, 2);
+    const torch::Tensor kept = y.narrow(2, skip, t - skip);
+    return kept.slice(2, 0, kept.size(2), 2);
   }
 };
 TORCH_MODULE(Down);

@@ -33,8 +33,9 @@ inline std::string TorchVersion() {
 inline torch::Tensor Attention(const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const torch::Tensor& mask = {}) {
 #if TORCH_VERSION_MAJOR >= 2
-  return at::scaled_dot_product_attention(
-      q, k, v, mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt);
+  // (No optional spelled out: it is c10::optional before 2.3 and std::optional after.)
+  if (mask.defined()) return at::scaled_dot_product_attention(q, k, v, mask);
+  return at::scaled_dot_product_attention(q, k, v);
 #else
   torch::Tensor s =
       torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));

@@ -22,6 +22,7 @@
 #include "generate/vae.h"
 #include "nets/torch_compat.h"
 #include "tests/support/scratch_path.h"
+#include "util/files.h"
 
 namespace reel::gen {
 namespace {
@@ -228,7 +229,7 @@ TEST_F(VaeTest, CheckpointRoundTripAndBrokenOnesAreNamed) {
   ASSERT_FALSE(truncated.ok());
   EXPECT_NE(truncated.status().message().find("vae.pt"), std::string::npos)
       << truncated.status().message();
-  std::filesystem::remove_all(dir);
+  EXPECT_TRUE(RemoveTree(dir).ok());
 }
 
 // ---------------------------------------------------------------- text
@@ -545,7 +546,7 @@ TEST_F(TrainerTest, ResumingGivesTheSameWeightsAsTrainingStraight) {
   EXPECT_LT(MaxDiff((*frozen)->ema_dit()->parameters(), first->ema_dit()->parameters()), 1e-7);
   EXPECT_EQ((*frozen)->Step(data_).status().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ((*frozen)->Save(dir).code(), StatusCode::kFailedPrecondition);
-  std::filesystem::remove_all(dir);
+  EXPECT_TRUE(RemoveTree(dir).ok());
 }
 
 TEST_F(TrainerTest, TheLossFallsOnAFixedBatch) {
@@ -626,7 +627,7 @@ TEST_F(TrainerTest, BadOptionsAndBrokenCheckpointsAreNamed) {
   std::filesystem::remove(dir + "/config.json");
   EXPECT_NE(Trainer::Load(dir, torch::kCPU).status().message().find("config.json"),
             std::string::npos);
-  std::filesystem::remove_all(dir);
+  EXPECT_TRUE(RemoveTree(dir).ok());
 }
 
 // ---------------------------------------------------------------- launch environment

@@ -1,6 +1,8 @@
 // Tests for util/: Status, Rational, Json, SHA-256, strings, Progress.
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <thread>
@@ -8,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/test_support.h"
+#include "util/files.h"
 #include "util/json.h"
 #include "util/parallel.h"
 #include "util/progress.h"
@@ -413,6 +416,26 @@ TEST(ProgressTest, PlainLinesWhenNotATerminal) {
   EXPECT_TRUE(StartsWith(lines[0], "ingest: 4/10 files (40%)")) << lines[0];
   EXPECT_TRUE(StartsWith(lines[2], "ingest: 10/10 files (100%)")) << lines[2];
   EXPECT_EQ(lines[3], "done");
+}
+
+TEST(RemoveTreeTest, RemovesNestedFoldersButNotWhatLinksPointTo) {
+  namespace fs = std::filesystem;
+  testing::TempDir dir;
+  const std::string keep = dir.File("keep.txt");
+  std::ofstream(keep) << "outside";
+  const std::string tree = dir.File("tree");
+  fs::create_directories(tree + "/a/b");
+  std::ofstream(tree + "/a/b/file") << "x";
+  std::ofstream(tree + "/top") << "y";
+  fs::create_symlink(keep, tree + "/a/link");
+  fs::create_directory_symlink(dir.path(), tree + "/a/dirlink");
+  ASSERT_TRUE(RemoveTree(tree).ok());
+  EXPECT_FALSE(fs::exists(tree));
+  EXPECT_TRUE(fs::exists(keep)) << "a link's target stays";
+  EXPECT_TRUE(RemoveTree(tree).ok()) << "a missing path is fine";
+  std::ofstream(tree) << "a plain file";
+  EXPECT_TRUE(RemoveTree(tree).ok());
+  EXPECT_FALSE(fs::exists(tree));
 }
 
 }  // namespace

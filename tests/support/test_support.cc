@@ -10,6 +10,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "util/files.h"
+
 namespace reel::testing {
 
 TempDir::TempDir() {
@@ -20,8 +22,7 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
+  (void)RemoveTree(path_);
 }
 
 ProcessResult RunProcess(const std::vector<std::string>& argv) {
