@@ -22,6 +22,7 @@
 #include "generate/config.h"
 #include "generate/trainer.h"
 #include "generate/vae.h"
+#include "nets/torch_compat.h"
 
 using namespace reel::gen;
 using Clock = std::chrono::steady_clock;
@@ -126,17 +127,19 @@ int main(int argc, char** argv) {
           2 -
       1;
   const int vae_steps = std::max(5, steps / 5);
-  for (int i = 0; i < 2; ++i) {
+  auto vae_step = [&] {  // as TrainVae: bf16 autocast on CUDA
     opt.zero_grad();
-    vae->Loss(clips).total.backward();
+    torch::Tensor loss;
+    {
+      reel::compat::CudaBf16Autocast amp(device.is_cuda());
+      loss = vae->Loss(clips).total;
+    }
+    loss.backward();
     opt.step();
-  }
+  };
+  for (int i = 0; i < 2; ++i) vae_step();
   t0 = Clock::now();
-  for (int i = 0; i < vae_steps; ++i) {
-    opt.zero_grad();
-    vae->Loss(clips).total.backward();
-    opt.step();
-  }
+  for (int i = 0; i < vae_steps; ++i) vae_step();
   if (device.is_cuda()) torch::cuda::synchronize();
   const double vae_sps = vae_steps / Since(t0);
 

@@ -3,12 +3,15 @@
 # against the machine's CUDA PyTorch (libtorch 2.x), runs its tests, and measures the
 # generator on CUDA. Logs and figures go to $OUT (the device tool's folder that comes
 # back), else build-gpu/out. TORCH_PREFIX overrides where libtorch is found (to try the
-# script elsewhere). One step per call keeps each inside the tool's 10 minutes:
+# script elsewhere). The device machine goes back 30 s after a call, so `all` does
+# everything in one call of the tool's 10 minutes, each step bounded in time:
 #
+#   bash scripts/gpu-check.sh all     # build, bench, the GPU tests, then the rest of ctest
 #   bash scripts/gpu-check.sh build   # configure and build (build-gpu/, kept while warm)
 #   bash scripts/gpu-check.sh test    # ctest: the libtorch-only suites, CUDA tests included
 #   bash scripts/gpu-check.sh bench   # bench_generate for h100-b in bf16 (steps/s, MFU,
-#                                     # peak memory, sampling seconds)
+#                                     # peak GPU memory as nvidia-smi reads it, sampling s)
+#   bash scripts/gpu-check.sh profile # the bench's first 4,000 kernels timed by ncu
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-build-gpu/out}
@@ -35,24 +38,62 @@ case "$step" in
       -DCMAKE_PREFIX_PATH="$prefix;$torch_prefix" > "$out/configure.log" 2>&1 ||
       { tail -40 "$out/configure.log"; exit 1; }
     grep -E "reel:|Torch|CUDA" "$out/configure.log" | head -20
-    cmake --build build-gpu -j "$(nproc)" > "$out/build.log" 2>&1 ||
-      { grep -E -B2 -A6 "error|FAILED" "$out/build.log" | head -80; exit 1; }
+    # -k 0: every compile error in one call, not just the first.
+    cmake --build build-gpu -j "$(nproc)" -- -k 0 > "$out/build.log" 2>&1 ||
+      { grep -E -A8 "error:" "$out/build.log" | head -150; exit 1; }
     echo "built: $(ls build-gpu/tests build-gpu/benchmarks | grep -E '_test$|^bench_' | tr '\n' ' ')"
     ;;
   test)
-    (cd build-gpu && ctest -j 4 --output-on-failure --timeout 600) > "$out/test.log" 2>&1
+    # 4 ctest jobs of 4 CPU threads each on the 16 cores (at 16 threads each, CPU tests
+    # took 40x longer than here).
+    (cd build-gpu && OMP_NUM_THREADS=${OMP_NUM_THREADS:-4} ctest -j 4 --output-on-failure \
+      --timeout 600) > "$out/test.log" 2>&1
     rc=$?
     grep -E "tests passed|Failed|Skipped|\*\*\*" "$out/test.log" | tail -30
     exit $rc
     ;;
   bench)
     for batch in ${BENCH_BATCHES:-32}; do
+      log="$out/bench_generate_h100-b_b$batch.txt"
+      # The GPU's used memory, sampled every 100 ms while the benchmark runs (what
+      # libtorch's caching allocator holds, the CUDA context included).
+      nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$out/mem.txt" &
+      smi=$!
       build-gpu/benchmarks/bench_generate --config h100-b --device cuda --batch "$batch" \
-        2>&1 | tee "$out/bench_generate_h100-b_b$batch.txt"
+        2>&1 | tee "$log"
+      kill "$smi" 2>/dev/null; wait "$smi" 2>/dev/null
+      echo "peak GPU memory used (nvidia-smi): $(sort -n "$out/mem.txt" | tail -1) MiB" | tee -a "$log"
     done
     ;;
+  profile)
+    # Kernel by kernel: one metric (duration) keeps ncu's replay short; the summary
+    # (scripts/ncu-summary.py, here or there) groups the kernels by name.
+    ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-kernel-base function \
+      --launch-count "${PROFILE_KERNELS:-4000}" --log-file "$out/ncu.csv" \
+      build-gpu/benchmarks/bench_generate --config h100-b --device cuda --batch 32 --steps 1 \
+      > "$out/ncu_bench.txt" 2>&1
+    rc=$?
+    python3 scripts/ncu-summary.py "$out/ncu.csv" | tee "$out/ncu_summary.txt" | head -40
+    gzip -f "$out/ncu.csv"
+    exit $rc
+    ;;
+  all)
+    start=$SECONDS
+    timeout 330 bash "$0" build || exit 1
+    echo "== build: $((SECONDS - start)) s"
+    timeout 150 bash "$0" bench
+    echo "== bench: $((SECONDS - start)) s"
+    timeout 90 build-gpu/tests/generate_core_test --gtest_filter='*Gpu*:*Nccl*' 2>&1 |
+      tee "$out/gpu_tests.txt" | grep -E "^\[|GPU|VAE loss|Failure|Expected|Which is|actual" | head -60
+    echo "== GPU tests: $((SECONDS - start)) s"
+    left=$((570 - (SECONDS - start)))
+    if (( left > 30 )); then
+      timeout "$left" bash "$0" test
+      echo "== ctest: $((SECONDS - start)) s"
+    fi
+    ;;
   *)
-    echo "usage: gpu-check.sh build|test|bench" >&2
+    echo "usage: gpu-check.sh all|build|test|bench|profile" >&2
     exit 2
     ;;
 esac
