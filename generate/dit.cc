@@ -10,9 +10,11 @@ namespace {
 class RmsNormImpl : public torch::nn::Module {
  public:
   explicit RmsNormImpl(int dim) { weight_ = register_parameter("weight", torch::ones({dim})); }
+  // In float32, whatever the input (the queries and keys then get their rotary positions
+  // in float32 too, and are cast once, for the attention).
   torch::Tensor forward(const torch::Tensor& x) {
     const torch::Tensor xf = x.to(torch::kFloat);
-    return (xf * torch::rsqrt(xf.pow(2).mean(-1, true) + 1e-6)).to(x.scalar_type()) * weight_;
+    return xf * torch::rsqrt(xf.pow(2).mean(-1, true) + 1e-6) * weight_;
   }
 
  private:
@@ -20,9 +22,16 @@ class RmsNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(RmsNorm);
 
+// x (1 + scale) + shift, and residual + gate y, each one kernel (memory traffic, not
+// FLOPs, bounds these on a GPU).
 torch::Tensor Modulate(const torch::Tensor& x, const torch::Tensor& shift,
                        const torch::Tensor& scale) {
-  return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1);
+  return torch::addcmul(shift.unsqueeze(1), x, 1 + scale.unsqueeze(1));
+}
+
+torch::Tensor AddGated(const torch::Tensor& residual, const torch::Tensor& gate,
+                       const torch::Tensor& y) {
+  return torch::addcmul(residual, gate.unsqueeze(1), y);
 }
 
 struct Grid {
@@ -65,12 +74,11 @@ class DitBlockImpl : public torch::nn::Module {
                         const torch::Tensor& text_mask, const torch::Tensor& cos,
                         const torch::Tensor& sin, int mode, int64_t frames) {
     const auto mod = ada_(torch::silu(c)).chunk(6, 1);
-    x = x + mod[2].unsqueeze(1) *
-                SelfAttention(Modulate(norm1_(x), mod[0], mod[1]), cos, sin, mode, frames);
+    x = AddGated(x, mod[2],
+                 SelfAttention(Modulate(norm1_(x), mod[0], mod[1]), cos, sin, mode, frames));
     x = x + CrossAttention(norm_cross_(x), text, text_mask);
-    x = x +
-        mod[5].unsqueeze(1) * fc2_(torch::gelu(fc1_(Modulate(norm2_(x), mod[3], mod[4])), "tanh"));
-    return x;
+    return AddGated(x, mod[5],
+                    fc2_(torch::gelu(fc1_(Modulate(norm2_(x), mod[3], mod[4])), "tanh")));
   }
 
  private:
@@ -78,9 +86,9 @@ class DitBlockImpl : public torch::nn::Module {
                               const torch::Tensor& sin, int mode, int64_t frames) {
     const int64_t b = x.size(0), n = x.size(1), d = x.size(2), hd = d / heads_;
     auto qkv = qkv_(x).view({b, n, 3, heads_, hd}).permute({2, 0, 3, 1, 4});  // [3, B, H, N, hd]
-    torch::Tensor q = ApplyRope(q_norm_(qkv[0]), cos, sin);
-    torch::Tensor k = ApplyRope(k_norm_(qkv[1]), cos, sin);
     torch::Tensor v = qkv[2];
+    torch::Tensor q = ApplyRope(q_norm_(qkv[0]), cos, sin).to(v.scalar_type());
+    torch::Tensor k = ApplyRope(k_norm_(qkv[1]), cos, sin).to(v.scalar_type());
     torch::Tensor out;
     if (mode == 0) {
       out = compat::Attention(q, k, v);
@@ -106,9 +114,10 @@ class DitBlockImpl : public torch::nn::Module {
   torch::Tensor CrossAttention(const torch::Tensor& x, const torch::Tensor& text,
                                const torch::Tensor& mask) {
     const int64_t b = x.size(0), n = x.size(1), d = x.size(2), hd = d / heads_, l = text.size(1);
-    torch::Tensor q = cross_q_norm_(cross_q_(x).view({b, n, heads_, hd}).transpose(1, 2));
+    torch::Tensor q = cross_q_(x).view({b, n, heads_, hd}).transpose(1, 2);
+    q = cross_q_norm_(q).to(q.scalar_type());
     auto kv = cross_kv_(text).view({b, l, 2, heads_, hd}).permute({2, 0, 3, 1, 4});
-    torch::Tensor k = cross_k_norm_(kv[0]);
+    torch::Tensor k = cross_k_norm_(kv[0]).to(kv.scalar_type());
     torch::Tensor o = compat::Attention(q, k, kv[1], mask.view({b, 1, 1, l}));
     return cross_proj_(o.transpose(1, 2).reshape({b, n, d}));
   }
@@ -149,13 +158,14 @@ std::pair<torch::Tensor, torch::Tensor> Rope3d(int64_t t, int64_t h, int64_t w, 
 
 torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos,
                         const torch::Tensor& sin) {
+  // Each pair (x1, x2) is a complex number rotated by e^(i angle): one complex product in
+  // float32 instead of a kernel per term.
   auto sizes = x.sizes().vec();
   sizes.back() /= 2;
   sizes.push_back(2);
-  const torch::Tensor pairs = x.view(sizes);
-  const torch::Tensor x1 = pairs.select(-1, 0), x2 = pairs.select(-1, 1);
-  const torch::Tensor c = cos.to(x.scalar_type()), s = sin.to(x.scalar_type());
-  return torch::stack({x1 * c - x2 * s, x1 * s + x2 * c}, -1).flatten(-2);
+  const torch::Tensor pairs = x.to(torch::kFloat).contiguous().view(sizes);
+  const torch::Tensor rotation = torch::complex(cos.to(torch::kFloat), sin.to(torch::kFloat));
+  return torch::view_as_real(torch::view_as_complex(pairs) * rotation).flatten(-2);
 }
 
 DiffusionTransformerImpl::DiffusionTransformerImpl(const DitConfig& config, int latent_channels,
