@@ -20,6 +20,7 @@
 #include <torch/torch.h>
 
 #include "generate/config.h"
+#include "generate/optim.h"
 #include "generate/trainer.h"
 #include "generate/vae.h"
 #include "nets/torch_compat.h"
@@ -127,15 +128,17 @@ int main(int argc, char** argv) {
           2 -
       1;
   const int vae_steps = std::max(5, steps / 5);
-  auto vae_step = [&] {  // as TrainVae: bf16 autocast on CUDA
-    opt.zero_grad();
+  const std::vector<torch::Tensor> vae_params = vae->parameters();
+  auto vae_step = [&] {  // as TrainVae: bf16 autocast on CUDA, multi-tensor optimiser
+    ZeroGrads(vae_params);
     torch::Tensor loss;
     {
       reel::compat::CudaBf16Autocast amp(device.is_cuda());
       loss = vae->Loss(clips).total;
     }
     loss.backward();
-    opt.step();
+    ClipGradNorm(vae_params, 1.0);
+    AdamWStep(opt);
   };
   for (int i = 0; i < 2; ++i) vae_step();
   t0 = Clock::now();

@@ -9,6 +9,7 @@
 #include <random>
 #include <sstream>
 
+#include "generate/optim.h"
 #include "generate/vae.h"
 #include "nets/clip.h"
 #include "nets/clip_tokenizer.h"
@@ -328,6 +329,7 @@ Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<Tra
   VaeTrainResult result;
   try {
     vae->train();
+    const std::vector<torch::Tensor> params = vae->parameters();
     for (int64_t step = start; step < options.steps; ++step) {
       if (cancel != nullptr && cancel->load()) {
         REEL_RETURN_IF_ERROR(save(step));
@@ -342,15 +344,15 @@ Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<Tra
       const double lr = options.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * progress)));
       for (auto& group : opt.param_groups())
         static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-      opt.zero_grad();
+      ZeroGrads(params);
       VaeLoss loss;
       {
         compat::CudaBf16Autocast amp(device.is_cuda());
         loss = vae->Loss(torch::stack(batch).to(device));
       }
       loss.total.backward();
-      torch::nn::utils::clip_grad_norm_(vae->parameters(), 1.0);
-      opt.step();
+      ClipGradNorm(params, 1.0);
+      AdamWStep(opt);
       result.final_l1 = loss.l1.item<double>();
       if (on_step) on_step(step + 1, options.steps, loss.total.item<double>());
       if (options.save_every > 0 && (step + 1) % options.save_every == 0 &&

@@ -11,6 +11,7 @@
 
 #include "generate/checkpoint_files.h"
 #include "generate/flow.h"
+#include "generate/optim.h"
 #include "nets/torch_compat.h"
 #include "util/strings.h"
 
@@ -111,10 +112,22 @@ Trainer::Trainer(const ModelConfig& config, BpeTokenizer tokenizer, const TrainO
   ema_text_->eval();
   for (auto& p : ema_dit_->parameters()) p.set_requires_grad(false);
   for (auto& p : ema_text_->parameters()) p.set_requires_grad(false);
+  params_ = Parameters();
   optimizer_ = std::make_unique<torch::optim::AdamW>(
-      Parameters(), torch::optim::AdamWOptions(options.lr)
-                        .weight_decay(options.weight_decay)
-                        .betas(std::make_tuple(options.beta1, options.beta2)));
+      params_, torch::optim::AdamWOptions(options.lr)
+                   .weight_decay(options.weight_decay)
+                   .betas(std::make_tuple(options.beta1, options.beta2)));
+  // Each EMA tensor beside the trained one it follows. These are the modules' own tensors,
+  // not detached aliases: loading a checkpoint later sets new storage into them in place.
+  auto pair = [this](torch::nn::Module& model, torch::nn::Module& ema) {
+    auto source = model.named_parameters();
+    for (auto& p : ema.named_parameters()) {
+      ema_params_.push_back(p.value());
+      ema_sources_.push_back(source[p.key()]);
+    }
+  };
+  pair(*dit_, *ema_dit_);
+  pair(*text_, *ema_text_);
 }
 
 std::vector<torch::Tensor> Trainer::Parameters() const {
@@ -160,17 +173,6 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const ModelConfig& config, BpeT
       new Trainer(config, std::move(tokenizer), options, device, std::move(frozen)));
 }
 
-void Trainer::UpdateEma() {
-  torch::NoGradGuard g;
-  const double d = options_.ema_decay;
-  auto update = [d](torch::nn::Module& model, torch::nn::Module& ema) {
-    auto src = model.named_parameters();
-    for (auto& p : ema.named_parameters()) p.value().mul_(d).add_(src[p.key()].detach(), 1 - d);
-  };
-  update(*dit_, *ema_dit_);
-  update(*text_, *ema_text_);
-}
-
 Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataParallel& dp,
                              bool* stop) {
   if (!optimizer_loaded_)
@@ -202,7 +204,7 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
                                                       std::max(1, options_.warmup_steps));
     for (auto& group : optimizer_->param_groups())
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    optimizer_->zero_grad();
+    ZeroGrads(params_);
 
     std::vector<torch::Tensor> x0s, noises, ts;
     std::vector<std::string> captions;
@@ -243,7 +245,7 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
     }
     loss.backward();
 
-    const std::vector<torch::Tensor> params = Parameters();
+    const std::vector<torch::Tensor>& params = params_;
     double loss_value = loss.item<double>();
     if (dp.world > 1) {
       // Average gradients (and the loss, for reporting) over the processes, in one buffer
@@ -268,9 +270,9 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
       loss_value = buffer[offset].item<double>();
       if (stop != nullptr) *stop = buffer[offset + 1].item<double>() > 0;
     }
-    if (options_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, options_.grad_clip);
-    optimizer_->step();
-    UpdateEma();
+    if (options_.grad_clip > 0) ClipGradNorm(params, options_.grad_clip);
+    AdamWStep(*optimizer_);
+    EmaUpdate(ema_params_, ema_sources_, options_.ema_decay);
     ++step_;
     return loss_value;
   } catch (const c10::Error& e) {

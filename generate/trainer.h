@@ -118,7 +118,6 @@ class Trainer {
  private:
   Trainer(const ModelConfig& config, BpeTokenizer tokenizer, const TrainOptions& options,
           torch::Device device, std::shared_ptr<const FrozenClipText> frozen);
-  void UpdateEma();
 
   ModelConfig config_;
   BpeTokenizer tokenizer_;
@@ -128,6 +127,8 @@ class Trainer {
   DiffusionTransformer dit_{nullptr}, ema_dit_{nullptr};
   TextEncoder text_{nullptr}, ema_text_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::vector<torch::Tensor> params_;  // Parameters(), as the optimiser holds them
+  std::vector<torch::Tensor> ema_params_, ema_sources_;  // pairwise: EMA tensor, followed one
   int64_t step_ = 0;
   int64_t dataset_size_ = -1;
   bool optimizer_loaded_ = true;  // checked on every step: the order depends on it

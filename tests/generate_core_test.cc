@@ -18,6 +18,7 @@
 #include "generate/distributed.h"
 #include "generate/dit.h"
 #include "generate/flow.h"
+#include "generate/optim.h"
 #include "generate/text.h"
 #include "generate/trainer.h"
 #include "generate/vae.h"
@@ -471,6 +472,62 @@ TEST(FlowTest, EulerWithTheExactVelocityLandsOnTheData) {
   // Guidance: cfg 2 extrapolates from the unconditional (target 0) past the conditional.
   const torch::Tensor g = SampleEuler(exact, noise, 7, 2.0, 1.0);
   EXPECT_LT((g - 2 * a).abs().max().item<double>(), 1e-4);
+}
+
+// ---------------------------------------------------------------- optimiser
+
+// The multi-tensor optimiser steps give libtorch's numbers (on the CPU the same kernels
+// run), and keep their state where torch::optim::AdamW finds it: after three of our steps,
+// libtorch's own AdamW::step continues from our moments, not from fresh ones.
+TEST(OptimTest, MultiTensorStepsEqualLibtorchsAndShareItsState) {
+  auto make = [] {
+    torch::manual_seed(4);
+    torch::nn::Sequential m(torch::nn::Linear(6, 8), torch::nn::Tanh(), torch::nn::Linear(8, 3));
+    return m;
+  };
+  torch::nn::Sequential ours = make(), theirs = make();
+  torch::nn::Linear unused_ours(2, 2), unused_theirs(2, 2);  // no gradient: skipped by both
+  unused_theirs->weight.data().copy_(unused_ours->weight.data());
+  unused_theirs->bias.data().copy_(unused_ours->bias.data());
+  auto params = [](torch::nn::Sequential& m, torch::nn::Linear& u) {
+    std::vector<torch::Tensor> ps = m->parameters();
+    for (const auto& p : u->parameters()) ps.push_back(p);
+    return ps;
+  };
+  const std::vector<torch::Tensor> p_ours = params(ours, unused_ours),
+                                   p_theirs = params(theirs, unused_theirs);
+  const auto options = torch::optim::AdamWOptions(0.05).weight_decay(0.1).betas({0.8, 0.95});
+  torch::optim::AdamW opt_ours(p_ours, options), opt_theirs(p_theirs, options);
+  const std::vector<torch::Tensor> ema = {torch::zeros({8, 6}), torch::zeros({8})};
+  torch::Tensor ema_expected_w = torch::zeros({8, 6}), ema_expected_b = torch::zeros({8});
+  for (int step = 0; step < 5; ++step) {
+    const torch::Tensor x = torch::randn({16, 6}), y = torch::randn({16, 3});
+    ZeroGrads(p_ours);
+    opt_theirs.zero_grad();
+    (ours->forward(x) - y).pow(2).sum().backward();
+    (theirs->forward(x) - y).pow(2).sum().backward();
+    const double norm = ClipGradNorm(p_ours, 0.5);  // bites: the norm is larger
+    const double norm_theirs = torch::nn::utils::clip_grad_norm_(p_theirs, 0.5);
+    EXPECT_NEAR(norm, norm_theirs, 1e-5 * norm_theirs);
+    EXPECT_GT(norm, 0.5);
+    if (step < 3) {
+      AdamWStep(opt_ours);
+    } else {
+      opt_ours.step();  // libtorch's step on the state ours wrote
+    }
+    opt_theirs.step();
+    EmaUpdate(ema, {p_ours[0], p_ours[1]}, 0.9);
+    ema_expected_w = ema_expected_w * 0.9 + p_theirs[0].detach() * 0.1;
+    ema_expected_b = ema_expected_b * 0.9 + p_theirs[1].detach() * 0.1;
+    double diff = 0;
+    for (size_t i = 0; i < p_ours.size(); ++i)
+      diff = std::max(diff, (p_ours[i] - p_theirs[i]).abs().max().item<double>());
+    EXPECT_LT(diff, 1e-6) << "step " << step;
+  }
+  EXPECT_FALSE(p_ours.back().grad().defined());
+  EXPECT_TRUE(torch::equal(p_ours.back(), p_theirs.back())) << "no gradient, no update";
+  EXPECT_LT((ema[0] - ema_expected_w).abs().max().item<double>(), 1e-6);
+  EXPECT_LT((ema[1] - ema_expected_b).abs().max().item<double>(), 1e-6);
 }
 
 // ---------------------------------------------------------------- training
