@@ -1,7 +1,8 @@
 // Generator throughput (libtorch only, so it builds on the GPU machine too): denoiser
 // training steps per second and VAE training steps per second for a configuration on
-// random data, the peak resident memory of the process, and the seconds to sample one
-// clip at 30 Euler steps with guidance.
+// random data, the denoiser's forward and forward + backward alone (so the rest of a step
+// shows), the peak resident memory of the process, and the seconds to sample one clip at
+// 30 Euler steps with guidance.
 //
 // With --device cuda the denoiser trains under bf16 autocast and the model FLOPs
 // utilisation is reported against --peak-tflops (989.4: an H100 SXM's dense bf16 peak).
@@ -15,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/torch.h>
@@ -53,6 +55,38 @@ double ModelFlopsPerStep(const ModelConfig& c, int batch) {
   const double block = 2 * n * linear_per_token + 2 * l * 2 * d * dt + attention + 4 * n * l * d;
   const double io = 2 * n * 2 * (c.vae.latent_channels * p * p * d);  // patch embed + output
   return 3.0 * batch * (c.dit.depth * block + io);
+}
+
+// Milliseconds per forward of the denoiser alone (no autograd) and per forward plus
+// backward (no optimiser), on random inputs shaped like a training batch: what the rest
+// of a training step costs (data, text encoder, optimiser, EMA, clipping) is the
+// difference from a full step.
+std::pair<double, double> TimeDenoiser(DiffusionTransformer& dit, const ModelConfig& c, int batch,
+                                       int reps, torch::Device device) {
+  const auto on = torch::TensorOptions().device(device);
+  const torch::Tensor x = torch::randn(
+      {batch, c.vae.latent_channels, c.latent_frames(), c.latent_height(), c.latent_width()}, on);
+  const torch::Tensor t = torch::rand({batch}, on);
+  const torch::Tensor text = torch::randn({batch, c.text.max_tokens, c.text.width}, on);
+  const torch::Tensor mask = torch::ones({batch, c.text.max_tokens}, on.dtype(torch::kBool));
+  auto pass = [&](bool backward) {
+    reel::compat::CudaBf16Autocast amp(device.is_cuda());
+    if (!backward) {
+      torch::NoGradGuard g;
+      (void)dit->forward(x, t, text, mask);
+      return;
+    }
+    dit->forward(x, t, text, mask).to(torch::kFloat).pow(2).mean().backward();
+  };
+  auto time = [&](bool backward) {
+    pass(backward);  // warm-up
+    if (device.is_cuda()) torch::cuda::synchronize();
+    const auto t0 = Clock::now();
+    for (int i = 0; i < reps; ++i) pass(backward);
+    if (device.is_cuda()) torch::cuda::synchronize();
+    return 1e3 * Since(t0) / reps;
+  };
+  return {time(false), time(true)};
 }
 
 double PeakRssMiB() {
@@ -119,6 +153,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < steps; ++i) (void)(*trainer)->Step(data);
   if (device.is_cuda()) torch::cuda::synchronize();
   const double dit_sps = steps / Since(t0);
+  const auto [forward_ms, forward_backward_ms] =
+      TimeDenoiser((*trainer)->dit(), *config, batch, std::max(3, steps / 5), device);
 
   VideoVae vae(config->vae);
   vae->to(device);
@@ -174,6 +210,10 @@ int main(int argc, char** argv) {
     std::printf(", MFU %.1f %% of %.1f TFLOP/s (bf16 autocast)",
                 100 * flops * dit_sps / 1e12 / peak_tflops, peak_tflops);
   std::printf("\n");
+  std::printf(
+      "denoiser alone at batch %d: forward %.1f ms, forward + backward %.1f ms; a whole "
+      "training step %.1f ms\n",
+      batch, forward_ms, forward_backward_ms, 1e3 / dit_sps);
   std::printf("VAE training: %.2f steps/s at batch 4\n", vae_sps);
   std::printf("sampling one clip, 30 steps with guidance, VAE decode included: %.2f s\n", sample_s);
   std::printf("peak resident memory: %.1f MiB\n", PeakRssMiB());
