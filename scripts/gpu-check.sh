@@ -79,11 +79,12 @@ case "$step" in
     ;;
   all)
     start=$SECONDS
-    timeout 330 bash "$0" build || exit 1
+    timeout 300 bash "$0" build || exit 1
     echo "== build: $((SECONDS - start)) s"
     timeout 150 bash "$0" bench
     echo "== bench: $((SECONDS - start)) s"
-    timeout 90 build-gpu/tests/generate_core_test --gtest_filter='*Gpu*:*Nccl*' 2>&1 |
+    OMP_NUM_THREADS=${OMP_NUM_THREADS:-4} timeout 120 \
+      build-gpu/tests/generate_core_test --gtest_filter='*Gpu*:*Nccl*' 2>&1 |
       tee "$out/gpu_tests.txt" | grep -E "^\[|GPU|VAE loss|Failure|Expected|Which is|actual" | head -60
     echo "== GPU tests: $((SECONDS - start)) s"
     left=$((570 - (SECONDS - start)))

@@ -786,7 +786,9 @@ TEST_F(TrainerTest, TrainsInBf16OnTheGpuAsInFp32OnTheCpu) {
   }
   const double off =
       RelativeDistance(Minus(cuda->Parameters(), start), Minus(cpu->Parameters(), start));
+  // (Flushed: a crash later in the test must not lose the figure.)
   std::printf("GPU bf16 vs CPU fp32 after 10 steps: updates differ by %.3f of their norm\n", off);
+  std::fflush(stdout);
   EXPECT_LT(off, 0.5);
   for (int i = 10; i < 80; ++i) {
     auto l = cuda->Step(data_);
@@ -819,6 +821,7 @@ TEST_F(TrainerTest, TrainsInBf16OnTheGpuAsInFp32OnTheCpu) {
                                         (*loaded)->tokenizer(), config_, prompts, so, torch::kCPU);
   const double sample_off = RelativeDistance({a}, {c});
   std::printf("GPU bf16 vs CPU fp32 sample: %.4f of its norm\n", sample_off);
+  std::fflush(stdout);
   EXPECT_LT(sample_off, 0.05);
 }
 
