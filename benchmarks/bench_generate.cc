@@ -21,6 +21,7 @@
 
 #include <torch/torch.h>
 
+#include "benchmarks/bench_flags.h"
 #include "generate/config.h"
 #include "generate/optim.h"
 #include "generate/trainer.h"
@@ -101,25 +102,19 @@ int main(int argc, char** argv) {
   std::string name = "cpu-tiny", device_name = "cpu";
   int batch = 8, steps = 50;
   double peak_tflops = 989.4;  // H100 SXM, dense bf16
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--config")
-      name = v;
-    else if (k == "--batch")
-      batch = std::atoi(v.c_str());
-    else if (k == "--steps")
-      steps = std::atoi(v.c_str());
-    else if (k == "--device")
-      device_name = v;
-    else if (k == "--peak-tflops")
-      peak_tflops = std::atof(v.c_str());
-    else {
-      std::fprintf(
-          stderr,
-          "usage: bench_generate [--config NAME] [--batch N] [--steps N] [--device cpu|cuda] "
-          "[--peak-tflops X]\n");
-      return 2;
-    }
+  reel::bench::BenchFlags flags(
+      "usage: bench_generate [--config NAME] [--batch N] [--steps N] [--device cpu|cuda] "
+      "[--peak-tflops X]");
+  flags.Add("--config", &name);
+  flags.Add("--batch", &batch);
+  flags.Add("--steps", &steps);
+  flags.Add("--device", &device_name);
+  flags.Add("--peak-tflops", &peak_tflops);
+  if (!flags.Parse(argc, argv)) return 2;
+  if (device_name != "cpu" && device_name != "cuda") {
+    std::fprintf(stderr, "bench_generate: --device is cpu or cuda, not '%s'\n",
+                 device_name.c_str());
+    return 2;
   }
   auto config = ModelConfig::Named(name);
   if (!config.ok()) {

@@ -17,6 +17,7 @@
 
 #include <torch/torch.h>
 
+#include "benchmarks/bench_flags.h"
 #include "generate/pipeline.h"
 #include "generate/shape_clips.h"
 #include "generate/vae.h"
@@ -50,31 +51,18 @@ int main(int argc, char** argv) {
   o.steps = 1500;
   o.batch = 4;
   o.lr = 1e-3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--config") {
-      name = v;
-    } else if (k == "--train") {
-      train_n = std::atoi(v.c_str());
-    } else if (k == "--heldout") {
-      heldout_n = std::atoi(v.c_str());
-    } else if (k == "--steps") {
-      o.steps = std::atoll(v.c_str());
-    } else if (k == "--batch") {
-      o.batch = std::atoi(v.c_str());
-    } else if (k == "--latent-channels") {
-      latent_channels = std::atoi(v.c_str());
-    } else if (k == "--mse-weight") {
-      mse_weight = std::atof(v.c_str());
-    } else if (k == "--lr") {
-      o.lr = std::atof(v.c_str());
-    } else {
-      std::fprintf(stderr,
-                   "usage: bench_vae_quality [--config NAME] [--train N] [--heldout N] "
-                   "[--steps N] [--batch N] [--lr X] [--latent-channels N] [--mse-weight X]\n");
-      return 2;
-    }
-  }
+  reel::bench::BenchFlags flags(
+      "usage: bench_vae_quality [--config NAME] [--train N] [--heldout N] [--steps N] "
+      "[--batch N] [--lr X] [--latent-channels N] [--mse-weight X]");
+  flags.Add("--config", &name);
+  flags.Add("--train", &train_n);
+  flags.Add("--heldout", &heldout_n);
+  flags.Add("--steps", &o.steps);
+  flags.Add("--batch", &o.batch);
+  flags.Add("--latent-channels", &latent_channels);
+  flags.Add("--mse-weight", &mse_weight);
+  flags.Add("--lr", &o.lr);
+  if (!flags.Parse(argc, argv)) return 2;
   auto config = ModelConfig::Named(name);
   if (!config.ok()) {
     std::fprintf(stderr, "bench_vae_quality: %s\n", config.status().ToString().c_str());
