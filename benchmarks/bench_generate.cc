@@ -123,6 +123,11 @@ int main(int argc, char** argv) {
   }
   const torch::Device device =
       device_name == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  if (device.is_cuda() && !reel::compat::CudaAvailable()) {
+    std::fprintf(stderr,
+                 "bench_generate: --device cuda: no CUDA device in this build or machine\n");
+    return 1;
+  }
   torch::manual_seed(0);
   std::vector<std::string> captions;
   std::vector<LatentExample> data;

@@ -1,10 +1,12 @@
 // How well the video VAE reconstructs clips it was not trained on: trains a VAE of a named
 // configuration on random synthetic shape clips (generate/shape_clips.h) and reports the
 // reconstruction PSNR (dB, pixels in [0, 1]) on those clips and on held-out ones drawn
-// from the same distribution with another seed, with the training time.
+// from the same distribution with another seed, with the training time. With --device
+// cuda it trains under bf16 autocast as `reel generate train-vae --device cuda` does.
 //
 // Usage: bench_vae_quality [--config cpu-tiny] [--train N] [--heldout N] [--steps N]
 //                          [--batch N] [--lr X] [--latent-channels N] [--mse-weight X]
+//                          [--device cpu|cuda]
 
 #include <algorithm>
 #include <chrono>
@@ -18,9 +20,10 @@
 #include <torch/torch.h>
 
 #include "benchmarks/bench_flags.h"
-#include "generate/pipeline.h"
 #include "generate/shape_clips.h"
 #include "generate/vae.h"
+#include "generate/vae_training.h"
+#include "nets/torch_compat.h"
 #include "util/files.h"
 
 using namespace reel::gen;
@@ -44,7 +47,7 @@ std::vector<TrainingClip> Clips(int n, uint64_t seed, const ModelConfig& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string name = "cpu-tiny";
+  std::string name = "cpu-tiny", device_name = "cpu";
   int train_n = 64, heldout_n = 16, latent_channels = 0;
   double mse_weight = -1;
   VaeTrainOptions o;
@@ -53,7 +56,7 @@ int main(int argc, char** argv) {
   o.lr = 1e-3;
   reel::bench::BenchFlags flags(
       "usage: bench_vae_quality [--config NAME] [--train N] [--heldout N] [--steps N] "
-      "[--batch N] [--lr X] [--latent-channels N] [--mse-weight X]");
+      "[--batch N] [--lr X] [--latent-channels N] [--mse-weight X] [--device cpu|cuda]");
   flags.Add("--config", &name);
   flags.Add("--train", &train_n);
   flags.Add("--heldout", &heldout_n);
@@ -62,7 +65,19 @@ int main(int argc, char** argv) {
   flags.Add("--latent-channels", &latent_channels);
   flags.Add("--mse-weight", &mse_weight);
   flags.Add("--lr", &o.lr);
+  flags.Add("--device", &device_name);
   if (!flags.Parse(argc, argv)) return 2;
+  if (device_name != "cpu" && device_name != "cuda") {
+    std::fprintf(stderr, "bench_vae_quality: --device is cpu or cuda, not '%s'\n",
+                 device_name.c_str());
+    return 2;
+  }
+  o.device = device_name == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  if (o.device.is_cuda() && !reel::compat::CudaAvailable()) {
+    std::fprintf(stderr,
+                 "bench_vae_quality: --device cuda: no CUDA device in this build or machine\n");
+    return 1;
+  }
   auto config = ModelConfig::Named(name);
   if (!config.ok()) {
     std::fprintf(stderr, "bench_vae_quality: %s\n", config.status().ToString().c_str());
@@ -89,22 +104,26 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_vae_quality: %s\n", r.status().ToString().c_str());
     return 1;
   }
-  auto vae = LoadVae(std::string(dir) + "/vae", torch::kCPU);
-  if (!vae.ok()) return 1;
+  auto vae = LoadVae(std::string(dir) + "/vae", o.device);
+  if (!vae.ok()) {
+    std::fprintf(stderr, "bench_vae_quality: %s\n", vae.status().ToString().c_str());
+    return 1;
+  }
   torch::NoGradGuard g;
   double heldout_psnr = 0, worst = 1e9;
   for (const TrainingClip& c : heldout) {
-    const torch::Tensor x = c.video.unsqueeze(0);
-    const double p = VideoPsnr(vae->vae->Decode(vae->vae->Encode(x).first)[0], c.video);
+    const torch::Tensor x = c.video.unsqueeze(0).to(o.device);
+    const double p = VideoPsnr(vae->vae->Decode(vae->vae->Encode(x).first)[0].cpu(), c.video);
     heldout_psnr += p / heldout.size();
     worst = std::min(worst, p);
   }
   (void)reel::RemoveTree(dir);
   std::printf(
       "%s VAE (%d latent channels, mse weight %g), %d training clips, %lld steps at batch %d, "
-      "lr %g: %.0f s (%d torch threads)\n",
+      "lr %g: %.0f s (%s, %d torch threads)\n",
       name.c_str(), config->vae.latent_channels, config->vae.mse_weight, train_n,
-      static_cast<long long>(o.steps), o.batch, o.lr, secs, torch::get_num_threads());
+      static_cast<long long>(o.steps), o.batch, o.lr, secs, device_name.c_str(),
+      torch::get_num_threads());
   std::printf(
       "reconstruction PSNR: %lld training clips %.2f dB, %d held-out clips %.2f dB (worst "
       "%.2f)\n",

@@ -159,6 +159,8 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const ModelConfig& config, BpeT
                                    " ids but the text encoder only " +
                                    std::to_string(config.text.vocab_size));
   }
+  if (device.is_cuda() && !compat::CudaAvailable())
+    return Status::FailedPrecondition("training on cuda: no CUDA device in this build or machine");
   if (options.batch < 1) return Status::InvalidArgument("batch must be at least 1");
   if (!(options.lr > 0)) return Status::InvalidArgument("learning rate must be positive");
   if (options.caption_dropout < 0 || options.caption_dropout > 1) {

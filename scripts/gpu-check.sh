@@ -12,6 +12,8 @@
 #   bash scripts/gpu-check.sh bench   # bench_generate for h100-b in bf16 (steps/s, MFU,
 #                                     # peak GPU memory as nvidia-smi reads it, sampling s)
 #   bash scripts/gpu-check.sh profile # the bench's first 4,000 kernels timed by ncu
+#   bash scripts/gpu-check.sh vae     # VAE quality on held-out synthetic clips, bf16 on
+#                                     # CUDA (VAE_ARGS: bench_vae_quality's flags)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-build-gpu/out}
@@ -77,6 +79,11 @@ case "$step" in
     gzip -f "$out/ncu.csv"
     exit $rc
     ;;
+  vae)
+    # shellcheck disable=SC2086
+    build-gpu/benchmarks/bench_vae_quality --device cuda \
+      ${VAE_ARGS:---train 4096 --heldout 16 --steps 6000 --batch 16} 2>&1 | tee "$out/vae.txt"
+    ;;
   all)
     start=$SECONDS
     timeout 300 bash "$0" build || exit 1
@@ -94,7 +101,7 @@ case "$step" in
     fi
     ;;
   *)
-    echo "usage: gpu-check.sh all|build|test|bench|profile" >&2
+    echo "usage: gpu-check.sh all|build|test|bench|profile|vae" >&2
     exit 2
     ;;
 esac

@@ -3,6 +3,7 @@
 // diffusion transformer (zero-initialised output, rotary positions, factorised
 // attention, masks) and rectified flow (targets, shift, the Euler sampler).
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +23,7 @@
 #include "generate/text.h"
 #include "generate/trainer.h"
 #include "generate/vae.h"
+#include "generate/vae_training.h"
 #include "nets/torch_compat.h"
 #include "tests/support/scratch_path.h"
 #include "util/files.h"
@@ -655,6 +657,10 @@ TEST_F(TrainerTest, BadOptionsAndBrokenCheckpointsAreNamed) {
   bad.batch = 0;
   EXPECT_EQ(Trainer::Create(config_, tok_, bad, torch::kCPU).status().code(),
             StatusCode::kInvalidArgument);
+  if (!compat::CudaAvailable()) {  // a clear error, not libtorch's exception
+    EXPECT_EQ(Trainer::Create(config_, tok_, options_, torch::kCUDA).status().code(),
+              StatusCode::kFailedPrecondition);
+  }
   ModelConfig small = config_;
   small.text.vocab_size = 260;
   EXPECT_NE(
@@ -850,6 +856,55 @@ TEST_F(VaeTest, Bf16OnTheGpuMatchesFp32OnTheCpu) {
   std::printf("VAE loss %.5f (CPU fp32) vs %.5f (GPU bf16); gradients differ by %.3f\n",
               cpu_loss.item<double>(), gpu_loss.item<double>(), off);
   EXPECT_LT(off, 0.1);
+}
+
+// TrainVae on the GPU (bf16 autocast): it trains, writes a folder the CPU loads, and a run
+// interrupted and resumed on the GPU (the CUDA generator's state restored with the
+// optimiser) ends where a straight one does, up to the GPU's nondeterministic reductions.
+TEST(VaeGpuTest, TrainsSavesAndResumesOnTheGpu) {
+  if (!compat::CudaAvailable()) GTEST_SKIP() << "needs a CUDA libtorch and a GPU";
+  const ModelConfig config = *ModelConfig::Named("cpu-tiny");
+  torch::manual_seed(7);
+  std::vector<TrainingClip> clips;
+  for (int64_t i = 0; i < 4; ++i)
+    clips.push_back({i, std::nullopt, "", torch::rand({3, 9, 32, 32}) * 2 - 1});
+  VaeTrainOptions vo;
+  vo.steps = 6;
+  vo.batch = 2;
+  vo.seed = 3;
+  vo.save_every = 0;
+  vo.device = torch::Device(torch::kCUDA, 0);
+  const std::string straight_dir = testing::ScratchPath("straight");
+  const std::string resumed_dir = testing::ScratchPath("resumed");
+  auto straight = TrainVae(config, clips, vo, straight_dir, nullptr, nullptr);
+  ASSERT_TRUE(straight.ok()) << straight.status().ToString();
+  EXPECT_TRUE(std::isfinite(straight->psnr) && straight->psnr > 5) << straight->psnr;
+  std::atomic<bool> stop{false};
+  auto stopped = TrainVae(
+      config, clips, vo, resumed_dir, [&](int64_t step, int64_t, double) { stop = step == 3; },
+      &stop);
+  ASSERT_EQ(stopped.status().code(), StatusCode::kCancelled) << stopped.status().ToString();
+  vo.resume = true;
+  auto resumed = TrainVae(config, clips, vo, resumed_dir, nullptr, nullptr);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_EQ(resumed->steps_done, 3);
+  auto a = LoadVae(straight_dir, torch::kCPU);
+  auto b = LoadVae(resumed_dir, torch::kCPU);
+  ASSERT_TRUE(a.ok() && b.ok());
+  torch::manual_seed(vo.seed);  // TrainVae's initial weights
+  VideoVae initial(config.vae);
+  const auto pa = a->vae->parameters(), pb = b->vae->parameters(), p0 = initial->parameters();
+  double moved = 0, apart = 0;
+  for (size_t i = 0; i < pa.size(); ++i) {
+    moved = std::max(moved, (pa[i] - p0[i]).abs().max().item<double>());
+    apart = std::max(apart, (pa[i] - pb[i]).abs().max().item<double>());
+  }
+  std::printf("VAE on the GPU: weights moved up to %.3g; resumed and straight %.3g apart\n", moved,
+              apart);
+  std::fflush(stdout);
+  EXPECT_LT(apart, 0.05 * moved);
+  EXPECT_TRUE(RemoveTree(straight_dir).ok());
+  EXPECT_TRUE(RemoveTree(resumed_dir).ok());
 }
 
 // A group of one process (what a one-GPU machine can run over NCCL): the sum is the tensor

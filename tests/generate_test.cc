@@ -30,6 +30,7 @@
 #include "generate/vae.h"
 #include "nets/clip.h"
 #include "nets/clip_tokenizer.h"
+#include "nets/torch_compat.h"
 #include "tests/support/test_support.h"
 #include "tests/support/tiny_clip.h"
 #include "util/json.h"
@@ -262,6 +263,12 @@ TEST(VaeTrainingTest, MeasuresAnEvenSampleOfALargeSet) {
   vo.measure_clips = 0;
   EXPECT_EQ(TrainVae(config, clips, vo, dir.File("none"), nullptr, nullptr).status().code(),
             StatusCode::kInvalidArgument);
+  if (!compat::CudaAvailable()) {
+    vo.measure_clips = 1;
+    vo.device = torch::kCUDA;
+    EXPECT_EQ(TrainVae(config, clips, vo, dir.File("cuda"), nullptr, nullptr).status().code(),
+              StatusCode::kFailedPrecondition);
+  }
 }
 
 // The weights and latent statistics in a VAE folder.

@@ -1,0 +1,205 @@
+#include "generate/vae_training.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <sstream>
+
+#include "generate/optim.h"
+#include "generate/vae.h"
+#include "nets/torch_compat.h"
+#include "util/json.h"
+#include "util/strings.h"
+
+namespace reel::gen {
+
+double VideoPsnr(const torch::Tensor& a, const torch::Tensor& b) {
+  const torch::Tensor x = ((a.clamp(-1, 1) + 1) / 2).to(torch::kDouble);
+  const torch::Tensor y = ((b.clamp(-1, 1) + 1) / 2).to(torch::kDouble);
+  const double mse = (x - y).pow(2).mean().item<double>();
+  return mse <= 0 ? 100.0 : 10.0 * std::log10(1.0 / mse);
+}
+
+namespace {
+
+constexpr const char* kVaeOptimizerFile = "optimizer.pt";
+
+// The resumable part of a VAE training: the options that shape its trajectory, the step
+// reached, and the clip-picking and noise generators' states.
+Json VaeTrainJson(const VaeTrainOptions& o, int64_t step, const std::mt19937_64& rng) {
+  std::ostringstream r;
+  r << rng;
+  Json t = Json::MakeObject();
+  t["step"] = step;
+  t["steps"] = o.steps;
+  t["batch"] = static_cast<int64_t>(o.batch);
+  t["lr"] = o.lr;
+  t["weight_decay"] = o.weight_decay;
+  t["seed"] = static_cast<int64_t>(o.seed);
+  t["pick_rng"] = r.str();
+  return t;
+}
+
+// Reads the resumable state of the training saved in `dir` (config.json's `train`
+// object): sets the trajectory-shaping options (batch, lr, weight decay, seed; `steps` may
+// grow) and the clip-picking generator; returns the step to continue from.
+Result<int64_t> ReadVaeTrainState(const std::string& dir, const Json& t, VaeTrainOptions& options,
+                                  std::mt19937_64& rng) {
+  const char* kFields[] = {"step", "batch", "lr", "weight_decay", "seed", "pick_rng"};
+  for (const char* f : kFields) {
+    if (!t.is_object() || t.Find(f) == nullptr)
+      return Status::FailedPrecondition(dir + ": holds no training state to resume (no train." + f +
+                                        " in config.json)");
+  }
+  const int64_t step = t.Find("step")->as_int();
+  if (step >= options.steps) {
+    return Status::FailedPrecondition(dir + ": already trained " + std::to_string(step) +
+                                      " steps; --steps must be more to continue");
+  }
+  options.batch = static_cast<int>(t.Find("batch")->as_int());
+  options.lr = t.Find("lr")->as_double();
+  options.weight_decay = t.Find("weight_decay")->as_double();
+  options.seed = static_cast<uint64_t>(t.Find("seed")->as_int());
+  std::istringstream r(t.Find("pick_rng")->as_string());
+  r >> rng;
+  if (r.fail()) return Status::Corruption(dir + "/config.json: unreadable train.pick_rng");
+  return step;
+}
+
+// Restores the optimiser and libtorch's generator for `device` saved beside the weights.
+Status LoadVaeOptimizer(const std::string& dir, torch::Device device, torch::optim::AdamW& opt) {
+  const std::string path = dir + "/" + kVaeOptimizerFile;
+  if (!std::filesystem::exists(path)) return Status::NotFound(path + ": missing, cannot resume");
+  try {
+    torch::serialize::InputArchive a;
+    a.load_from(path, device);
+    opt.load(a);
+    torch::Tensor gen_state;
+    a.read("generator_state", gen_state);
+    at::Generator gen = at::globalContext().defaultGenerator(device);  // shared
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(gen_state.cpu());
+  } catch (const c10::Error& e) {
+    return Status::Corruption(path + ": unreadable (" + FirstLine(e.what_without_backtrace()) +
+                              ")");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<TrainingClip>& clips,
+                                const VaeTrainOptions& train_options, const std::string& out_dir,
+                                const StepCallback& on_step, const std::atomic<bool>* cancel) {
+  REEL_RETURN_IF_ERROR(config.Validate());
+  VaeTrainOptions options = train_options;
+  if (clips.empty()) return Status::InvalidArgument("no clips to train the VAE on");
+  if (options.batch < 1 || options.steps < 1 || options.measure_clips < 1 ||
+      options.save_every < 0) {
+    return Status::InvalidArgument(
+        "VAE steps, batch and measured clips must be positive, save_every not negative");
+  }
+  if (!options.resume && std::filesystem::exists(out_dir + "/config.json")) {
+    return Status::AlreadyExists(out_dir +
+                                 " already holds a VAE (--resume continues its training)");
+  }
+  const torch::Device device = options.device;
+  if (device.is_cuda() && !compat::CudaAvailable())
+    return Status::FailedPrecondition(
+        "VAE training on cuda: no CUDA device in this build or machine");
+  torch::AutoGradMode grad(true);  // whatever mode the caller is in
+  torch::manual_seed(options.seed);
+  std::mt19937_64 rng(options.seed);
+  VideoVae vae{nullptr};
+  int64_t start = 0;
+  if (options.resume) {
+    REEL_ASSIGN_OR_RETURN(LoadedVae saved, LoadVaeForTraining(out_dir, device));
+    if (saved.config.ToJson().Find("vae")->Dump() != config.ToJson().Find("vae")->Dump()) {
+      return Status::FailedPrecondition(out_dir + ": its VAE is not the configuration's (" +
+                                        saved.config.name + " there, " + config.name + " here)");
+    }
+    REEL_ASSIGN_OR_RETURN(start, ReadVaeTrainState(out_dir, saved.train, options, rng));
+    vae = saved.vae;
+  } else {
+    vae = VideoVae(config.vae);
+  }
+  vae->to(device);
+  torch::optim::AdamW opt(
+      vae->parameters(), torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
+  if (options.resume) REEL_RETURN_IF_ERROR(LoadVaeOptimizer(out_dir, device, opt));
+  // Weights, optimiser and generators at `step` (atomically, as every VAE folder).
+  auto save = [&](int64_t step) {
+    return SaveVae(vae, config, out_dir, [&](const std::string& tmp, Json& j) -> Status {
+      j["train"] = VaeTrainJson(options, step, rng);
+      try {
+        torch::serialize::OutputArchive a;
+        opt.save(a);
+        a.write("generator_state", at::globalContext().defaultGenerator(device).get_state());
+        a.save_to(tmp + "/" + kVaeOptimizerFile);
+      } catch (const c10::Error& e) {
+        return Status::IOError(tmp + "/" + kVaeOptimizerFile + ": " +
+                               FirstLine(e.what_without_backtrace()));
+      }
+      return Status::OK();
+    });
+  };
+  std::uniform_int_distribution<size_t> pick(0, clips.size() - 1);
+  VaeTrainResult result;
+  try {
+    vae->train();
+    const std::vector<torch::Tensor> params = vae->parameters();
+    for (int64_t step = start; step < options.steps; ++step) {
+      if (cancel != nullptr && cancel->load()) {
+        REEL_RETURN_IF_ERROR(save(step));
+        return Status::Cancelled("VAE training interrupted at step " + std::to_string(step) +
+                                 " of " + std::to_string(options.steps) + "; saved to " + out_dir +
+                                 " (--resume continues)");
+      }
+      std::vector<torch::Tensor> batch;
+      for (int i = 0; i < options.batch; ++i) batch.push_back(clips[pick(rng)].video);
+      // Cosine decay of the learning rate to a tenth over the run.
+      const double progress = static_cast<double>(step) / static_cast<double>(options.steps);
+      const double lr = options.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * progress)));
+      for (auto& group : opt.param_groups())
+        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+      ZeroGrads(params);
+      VaeLoss loss;
+      {
+        compat::CudaBf16Autocast amp(device.is_cuda());
+        loss = vae->Loss(torch::stack(batch).to(device));
+      }
+      loss.total.backward();
+      ClipGradNorm(params, 1.0);
+      AdamWStep(opt);
+      result.final_l1 = loss.l1.item<double>();
+      if (on_step) on_step(step + 1, options.steps, loss.total.item<double>());
+      if (options.save_every > 0 && (step + 1) % options.save_every == 0 &&
+          step + 1 < options.steps) {
+        REEL_RETURN_IF_ERROR(save(step + 1));
+      }
+    }
+    vae->eval();
+    torch::NoGradGuard g;
+    const size_t n = std::min(clips.size(), static_cast<size_t>(options.measure_clips));
+    std::vector<torch::Tensor> latents;
+    double psnr = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const TrainingClip& c = clips[i * clips.size() / n];
+      const torch::Tensor z = vae->Encode(c.video.unsqueeze(0).to(device)).first;
+      latents.push_back(z);
+      psnr += VideoPsnr(vae->Decode(z)[0].to(torch::kCPU, torch::kFloat), c.video);
+    }
+    result.psnr = psnr / static_cast<double>(n);
+    result.measured_clips = static_cast<int64_t>(n);
+    vae->SetLatentStats(torch::cat(latents, 0).to(torch::kFloat));
+  } catch (const c10::Error& e) {
+    return Status::Internal("VAE training: " + FirstLine(e.what_without_backtrace()));
+  }
+  REEL_RETURN_IF_ERROR(save(options.steps));
+  result.steps_done = options.steps - start;
+  return result;
+}
+
+}  // namespace reel::gen
