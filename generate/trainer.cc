@@ -79,16 +79,25 @@ TrainOptions TrainOptions::FromJson(const Json& j) {
   return o;
 }
 
-int64_t ExampleIndex(uint64_t seed, int64_t dataset_size, int64_t k) {
+int64_t ExampleOrder::Index(uint64_t seed, int64_t dataset_size, int64_t k) {
   const int64_t epoch = k / dataset_size;
-  std::vector<int64_t> perm(static_cast<size_t>(dataset_size));
-  for (int64_t i = 0; i < dataset_size; ++i) perm[static_cast<size_t>(i)] = i;
-  std::mt19937_64 rng(Seed3(seed, 0x5eed, static_cast<uint64_t>(epoch)));
-  for (int64_t i = dataset_size - 1; i > 0; --i) {
-    std::uniform_int_distribution<int64_t> pick(0, i);
-    std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(pick(rng))]);
+  if (seed != seed_ || dataset_size != size_ || epoch != epoch_) {
+    perm_.resize(static_cast<size_t>(dataset_size));
+    for (int64_t i = 0; i < dataset_size; ++i) perm_[static_cast<size_t>(i)] = i;
+    std::mt19937_64 rng(Seed3(seed, 0x5eed, static_cast<uint64_t>(epoch)));
+    for (int64_t i = dataset_size - 1; i > 0; --i) {
+      std::uniform_int_distribution<int64_t> pick(0, i);
+      std::swap(perm_[static_cast<size_t>(i)], perm_[static_cast<size_t>(pick(rng))]);
+    }
+    seed_ = seed;
+    size_ = dataset_size;
+    epoch_ = epoch;
   }
-  return perm[static_cast<size_t>(k % dataset_size)];
+  return perm_[static_cast<size_t>(k % dataset_size)];
+}
+
+int64_t ExampleIndex(uint64_t seed, int64_t dataset_size, int64_t k) {
+  return ExampleOrder().Index(seed, dataset_size, k);
 }
 
 Trainer::Trainer(const ModelConfig& config, BpeTokenizer tokenizer, const TrainOptions& options,
@@ -214,7 +223,7 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
     for (int i = 0; i < local; ++i) {
       const int64_t j = first + i;
       const int64_t k = step_ * b + j;
-      const LatentExample& ex = data[static_cast<size_t>(ExampleIndex(options_.seed, n, k))];
+      const LatentExample& ex = data[static_cast<size_t>(order_.Index(options_.seed, n, k))];
       at::Generator gen =
           MakeGen(Seed3(options_.seed, static_cast<uint64_t>(step_), static_cast<uint64_t>(j)));
       const bool drop = at::rand({1}, gen).item<double>() < options_.caption_dropout;

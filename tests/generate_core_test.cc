@@ -580,6 +580,13 @@ TEST(ExampleOrderTest, EachEpochIsAPermutation) {
     EXPECT_EQ(seen.size(), 7u);
   }
   EXPECT_EQ(ExampleIndex(9, 7, 12), ExampleIndex(9, 7, 12));
+  // The cached order is the same, across epochs, seeds and sizes.
+  ExampleOrder order;
+  for (const auto& [seed, size] :
+       std::vector<std::pair<uint64_t, int64_t>>{{9, 7}, {9, 5}, {4, 5}}) {
+    for (int64_t k = 0; k < 3 * size; ++k)
+      EXPECT_EQ(order.Index(seed, size, k), ExampleIndex(seed, size, k));
+  }
 }
 
 TEST_F(TrainerTest, ResumingGivesTheSameWeightsAsTrainingStraight) {
