@@ -1,6 +1,7 @@
 // "--name value" flags for the bench binaries that are plain programs (not Google
 // Benchmark): each flag is bound to a variable that holds its default. An unknown flag, a
-// flag without its value and a value that does not parse whole all print the usage line.
+// flag without its value and a value that does not parse whole (or is not one of a
+// string flag's choices) all print the usage line.
 //
 //   BenchFlags flags("usage: bench_x [--steps N]");
 //   flags.Add("--steps", &steps);
@@ -9,6 +10,7 @@
 #ifndef REEL_BENCHMARKS_BENCH_FLAGS_H_
 #define REEL_BENCHMARKS_BENCH_FLAGS_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +18,7 @@
 #include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace reel::bench {
 
@@ -23,8 +26,11 @@ class BenchFlags {
  public:
   explicit BenchFlags(std::string usage) : usage_(std::move(usage)) {}
 
-  void Add(const std::string& name, std::string* v) {
-    setters_[name] = [v](const std::string& s) {
+  // A string flag; with `choices`, only those values are taken.
+  void Add(const std::string& name, std::string* v, std::vector<std::string> choices = {}) {
+    setters_[name] = [v, choices = std::move(choices)](const std::string& s) {
+      if (!choices.empty() && std::find(choices.begin(), choices.end(), s) == choices.end())
+        return false;
       *v = s;
       return true;
     };

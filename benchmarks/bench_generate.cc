@@ -108,14 +108,9 @@ int main(int argc, char** argv) {
   flags.Add("--config", &name);
   flags.Add("--batch", &batch);
   flags.Add("--steps", &steps);
-  flags.Add("--device", &device_name);
+  flags.Add("--device", &device_name, {"cpu", "cuda"});
   flags.Add("--peak-tflops", &peak_tflops);
   if (!flags.Parse(argc, argv)) return 2;
-  if (device_name != "cpu" && device_name != "cuda") {
-    std::fprintf(stderr, "bench_generate: --device is cpu or cuda, not '%s'\n",
-                 device_name.c_str());
-    return 2;
-  }
   auto config = ModelConfig::Named(name);
   if (!config.ok()) {
     std::fprintf(stderr, "bench_generate: %s\n", config.status().ToString().c_str());

@@ -65,13 +65,8 @@ int main(int argc, char** argv) {
   flags.Add("--latent-channels", &latent_channels);
   flags.Add("--mse-weight", &mse_weight);
   flags.Add("--lr", &o.lr);
-  flags.Add("--device", &device_name);
+  flags.Add("--device", &device_name, {"cpu", "cuda"});
   if (!flags.Parse(argc, argv)) return 2;
-  if (device_name != "cpu" && device_name != "cuda") {
-    std::fprintf(stderr, "bench_vae_quality: --device is cpu or cuda, not '%s'\n",
-                 device_name.c_str());
-    return 2;
-  }
   o.device = device_name == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   if (o.device.is_cuda() && !reel::compat::CudaAvailable()) {
     std::fprintf(stderr,
