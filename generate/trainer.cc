@@ -217,24 +217,32 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     ZeroGrads(params_);
 
-    std::vector<torch::Tensor> x0s, noises, ts;
-    std::vector<std::string> captions;
-    std::vector<bool> dropped;
+    // Each example's draws (caption dropout, t, noise) come from its own generator, so the
+    // examples are drawn in parallel on libtorch's intra-op threads, with the same numbers
+    // on any thread count.
+    std::vector<const LatentExample*> examples(static_cast<size_t>(local));
     for (int i = 0; i < local; ++i) {
-      const int64_t j = first + i;
-      const int64_t k = step_ * b + j;
-      const LatentExample& ex = data[static_cast<size_t>(order_.Index(options_.seed, n, k))];
-      at::Generator gen =
-          MakeGen(Seed3(options_.seed, static_cast<uint64_t>(step_), static_cast<uint64_t>(j)));
-      const bool drop = at::rand({1}, gen).item<double>() < options_.caption_dropout;
-      const torch::Tensor t = SampleTrainingTimesteps(1, shift, gen);
-      const torch::Tensor noise = at::randn(ex.latent.sizes(), gen, torch::kFloat);
-      x0s.push_back(ex.latent.to(torch::kFloat));
-      noises.push_back(noise);
-      ts.push_back(t);
-      captions.push_back(drop ? std::string() : ex.caption);
-      dropped.push_back(drop);
+      const int64_t k = step_ * b + first + i;
+      examples[static_cast<size_t>(i)] =
+          &data[static_cast<size_t>(order_.Index(options_.seed, n, k))];
     }
+    std::vector<torch::Tensor> x0s(examples.size()), noises(examples.size()), ts(examples.size());
+    std::vector<std::string> captions(examples.size());
+    std::vector<char> dropped(examples.size());
+    at::parallel_for(0, local, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const size_t e = static_cast<size_t>(i);
+        const LatentExample& ex = *examples[e];
+        at::Generator gen = MakeGen(
+            Seed3(options_.seed, static_cast<uint64_t>(step_), static_cast<uint64_t>(first + i)));
+        const bool drop = at::rand({1}, gen).item<double>() < options_.caption_dropout;
+        ts[e] = SampleTrainingTimesteps(1, shift, gen);
+        noises[e] = at::randn(ex.latent.sizes(), gen, torch::kFloat);
+        x0s[e] = ex.latent.to(torch::kFloat);
+        captions[e] = drop ? std::string() : ex.caption;
+        dropped[e] = drop;
+      }
+    });
     const torch::Tensor x0 = torch::stack(x0s).to(device_);
     const torch::Tensor noise = torch::stack(noises).to(device_);
     const torch::Tensor t = torch::cat(ts).to(device_);
