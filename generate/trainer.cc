@@ -264,13 +264,12 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
     }
     loss.backward();
 
-    const std::vector<torch::Tensor>& params = params_;
     double loss_value = loss.item<double>();
     if (dp.world > 1) {
       // Average gradients (and the loss, for reporting) over the processes, in one buffer
       // that also carries the processes' votes to stop.
       std::vector<torch::Tensor> flat;
-      for (const auto& p : params) {
+      for (const auto& p : params_) {
         flat.push_back(p.grad().defined() ? p.grad().reshape({-1})
                                           : torch::zeros({p.numel()}, p.options()));
       }
@@ -282,14 +281,14 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
       }
       buffer.div_(dp.world);
       int64_t offset = 0;
-      for (const auto& p : params) {
+      for (const auto& p : params_) {
         if (p.grad().defined()) p.grad().copy_(buffer.narrow(0, offset, p.numel()).view_as(p));
         offset += p.numel();
       }
       loss_value = buffer[offset].item<double>();
       if (stop != nullptr) *stop = buffer[offset + 1].item<double>() > 0;
     }
-    if (options_.grad_clip > 0) ClipGradNorm(params, options_.grad_clip);
+    if (options_.grad_clip > 0) ClipGradNorm(params_, options_.grad_clip);
     AdamWStep(*optimizer_);
     EmaUpdate(ema_params_, ema_sources_, options_.ema_decay);
     ++step_;

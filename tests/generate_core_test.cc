@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -234,6 +235,145 @@ TEST_F(VaeTest, CheckpointRoundTripAndBrokenOnesAreNamed) {
   EXPECT_NE(truncated.status().message().find("vae.pt"), std::string::npos)
       << truncated.status().message();
   EXPECT_TRUE(RemoveTree(dir).ok());
+}
+
+// ---------------------------------------------------------------- VAE training
+
+// Random 9-frame 32x32 clips (no captions: the VAE does not read them).
+std::vector<TrainingClip> RandomClips(int n) {
+  std::vector<TrainingClip> clips(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    clips[static_cast<size_t>(i)].clip_id = i + 1;
+    clips[static_cast<size_t>(i)].video = torch::rand({3, 9, 32, 32}) * 2 - 1;
+  }
+  return clips;
+}
+
+// A VAE's weights and latent statistics by name.
+std::map<std::string, torch::Tensor> VaeTensors(const VideoVae& vae) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& p : vae->named_parameters()) out[p.key()] = p.value().detach().clone();
+  for (const auto& b : vae->named_buffers()) out[b.key()] = b.value().clone();
+  return out;
+}
+
+// The same of the VAE in a folder.
+std::map<std::string, torch::Tensor> VaeTensors(const std::string& dir) {
+  auto vae = LoadVae(dir, torch::kCPU);
+  EXPECT_TRUE(vae.ok()) << vae.status().ToString();
+  if (!vae.ok()) return {};
+  return VaeTensors(vae->vae);
+}
+
+// Training runs write their folders under one scratch folder, removed after the test.
+class VaeTrainingTest : public ::testing::Test {
+ protected:
+  void TearDown() override { EXPECT_TRUE(RemoveTree(dir_).ok()); }
+  std::string File(const std::string& name) const { return dir_ + "/" + name; }
+  const ModelConfig config_ = *ModelConfig::Named("cpu-tiny");
+  const std::string dir_ = testing::ScratchPath("vae-training");
+};
+
+// After training, the VAE is measured (and its latent statistics taken) on at most
+// measure_clips clips spread evenly over the set.
+TEST_F(VaeTrainingTest, MeasuresAnEvenSampleOfALargeSet) {
+  torch::manual_seed(3);
+  const std::vector<TrainingClip> clips = RandomClips(5);
+  VaeTrainOptions vo;
+  vo.steps = 1;
+  vo.batch = 2;
+  vo.measure_clips = 2;
+  auto two = TrainVae(config_, clips, vo, File("vae"), nullptr, nullptr);
+  ASSERT_TRUE(two.ok()) << two.status().ToString();
+  EXPECT_EQ(two->measured_clips, 2);
+  auto vae = LoadVae(File("vae"), torch::kCPU);
+  ASSERT_TRUE(vae.ok()) << vae.status().ToString();
+  torch::NoGradGuard g;
+  double expected = 0;
+  for (size_t i : {0, 2}) {  // clips 0 and 5/2 of 5
+    const torch::Tensor z = vae->vae->Encode(clips[i].video.unsqueeze(0)).first;
+    expected += VideoPsnr(vae->vae->Decode(z)[0], clips[i].video) / 2;
+  }
+  EXPECT_NEAR(two->psnr, expected, 1e-6);
+
+  vo.measure_clips = 10;  // (trains under the NoGradGuard above too)
+  auto all = TrainVae(config_, clips, vo, File("all"), nullptr, nullptr);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(all->measured_clips, 5);
+  vo.measure_clips = 0;
+  EXPECT_EQ(TrainVae(config_, clips, vo, File("none"), nullptr, nullptr).status().code(),
+            StatusCode::kInvalidArgument);
+  if (!compat::CudaAvailable()) {
+    vo.measure_clips = 1;
+    vo.device = torch::kCUDA;
+    EXPECT_EQ(TrainVae(config_, clips, vo, File("cuda"), nullptr, nullptr).status().code(),
+              StatusCode::kFailedPrecondition);
+  }
+}
+
+// Interrupted, the VAE's training saves its state; --resume then ends with the weights of
+// a run that was never interrupted, and unfinished folders are not used as VAEs.
+TEST_F(VaeTrainingTest, InterruptedThenResumedEqualsStraight) {
+  torch::manual_seed(5);
+  const std::vector<TrainingClip> clips = RandomClips(5);
+  VaeTrainOptions vo;
+  vo.steps = 6;
+  vo.batch = 2;
+  vo.seed = 11;
+  vo.save_every = 2;
+  int64_t saved_step = -1;
+  auto periodic = TrainVae(
+      config_, clips, vo, File("periodic"),
+      [&](int64_t step, int64_t, double) {
+        if (step != 5) return;  // the folder as saved after step 4, while training goes on
+        auto partial = LoadVaeForTraining(File("periodic"), torch::kCPU);
+        if (partial.ok()) saved_step = partial->train.Find("step")->as_int();
+      },
+      nullptr);
+  ASSERT_TRUE(periodic.ok()) << periodic.status().ToString();
+  EXPECT_EQ(saved_step, 4) << "save_every 2 wrote the state after step 4";
+  // (Loading a VAE draws on libtorch's generator, so the run to compare with loads none.)
+  auto straight = TrainVae(config_, clips, vo, File("straight"), nullptr, nullptr);
+  ASSERT_TRUE(straight.ok()) << straight.status().ToString();
+
+  std::atomic<bool> stop{false};
+  auto stopped = TrainVae(
+      config_, clips, vo, File("resumed"), [&](int64_t step, int64_t, double) { stop = step == 3; },
+      &stop);
+  ASSERT_EQ(stopped.status().code(), StatusCode::kCancelled) << stopped.status().ToString();
+  EXPECT_NE(stopped.status().message().find("step 3 of 6"), std::string::npos)
+      << stopped.status().ToString();
+  auto unfinished = LoadVae(File("resumed"), torch::kCPU);
+  ASSERT_EQ(unfinished.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(unfinished.status().message().find("--resume"), std::string::npos)
+      << unfinished.status().ToString();
+  EXPECT_EQ(TrainVae(config_, clips, vo, File("resumed"), nullptr, nullptr).status().code(),
+            StatusCode::kAlreadyExists);
+
+  VaeTrainOptions resume = vo;
+  resume.resume = true;
+  resume.batch = 3;  // ignored: the saved training's batch is used
+  auto rest = TrainVae(config_, clips, resume, File("resumed"), nullptr, nullptr);
+  ASSERT_TRUE(rest.ok()) << rest.status().ToString();
+  EXPECT_EQ(rest->steps_done, 3);
+  const auto a = VaeTensors(File("straight"));
+  const auto b = VaeTensors(File("resumed"));
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_FALSE(a.empty());
+  for (const auto& [name, t] : a) {
+    EXPECT_LE((t - b.at(name)).abs().max().item<double>(), 1e-6) << name;
+  }
+
+  // Finished: more steps are needed to go on; another VAE configuration is refused.
+  auto done = TrainVae(config_, clips, resume, File("resumed"), nullptr, nullptr);
+  EXPECT_NE(done.status().message().find("--steps must be more"), std::string::npos)
+      << done.status().ToString();
+  ModelConfig other = config_;
+  other.vae.latent_channels = 8;
+  resume.steps = 8;
+  auto mismatch = TrainVae(other, clips, resume, File("resumed"), nullptr, nullptr);
+  EXPECT_EQ(mismatch.status().code(), StatusCode::kFailedPrecondition)
+      << mismatch.status().ToString();
 }
 
 // ---------------------------------------------------------------- text
@@ -868,50 +1008,44 @@ TEST_F(VaeTest, Bf16OnTheGpuMatchesFp32OnTheCpu) {
 // TrainVae on the GPU (bf16 autocast): it trains, writes a folder the CPU loads, and a run
 // interrupted and resumed on the GPU (the CUDA generator's state restored with the
 // optimiser) ends where a straight one does, up to the GPU's nondeterministic reductions.
-TEST(VaeGpuTest, TrainsSavesAndResumesOnTheGpu) {
+TEST_F(VaeTrainingTest, TrainsSavesAndResumesOnTheGpu) {
   if (!compat::CudaAvailable()) GTEST_SKIP() << "needs a CUDA libtorch and a GPU";
-  const ModelConfig config = *ModelConfig::Named("cpu-tiny");
   torch::manual_seed(7);
-  std::vector<TrainingClip> clips;
-  for (int64_t i = 0; i < 4; ++i)
-    clips.push_back({i, std::nullopt, "", torch::rand({3, 9, 32, 32}) * 2 - 1});
+  const std::vector<TrainingClip> clips = RandomClips(4);
   VaeTrainOptions vo;
   vo.steps = 6;
   vo.batch = 2;
   vo.seed = 3;
   vo.save_every = 0;
   vo.device = torch::Device(torch::kCUDA, 0);
-  const std::string straight_dir = testing::ScratchPath("straight");
-  const std::string resumed_dir = testing::ScratchPath("resumed");
-  auto straight = TrainVae(config, clips, vo, straight_dir, nullptr, nullptr);
+  auto straight = TrainVae(config_, clips, vo, File("straight"), nullptr, nullptr);
   ASSERT_TRUE(straight.ok()) << straight.status().ToString();
   EXPECT_TRUE(std::isfinite(straight->psnr) && straight->psnr > 5) << straight->psnr;
   std::atomic<bool> stop{false};
   auto stopped = TrainVae(
-      config, clips, vo, resumed_dir, [&](int64_t step, int64_t, double) { stop = step == 3; },
+      config_, clips, vo, File("resumed"), [&](int64_t step, int64_t, double) { stop = step == 3; },
       &stop);
   ASSERT_EQ(stopped.status().code(), StatusCode::kCancelled) << stopped.status().ToString();
   vo.resume = true;
-  auto resumed = TrainVae(config, clips, vo, resumed_dir, nullptr, nullptr);
+  auto resumed = TrainVae(config_, clips, vo, File("resumed"), nullptr, nullptr);
   ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
   EXPECT_EQ(resumed->steps_done, 3);
-  auto a = LoadVae(straight_dir, torch::kCPU);
-  auto b = LoadVae(resumed_dir, torch::kCPU);
-  ASSERT_TRUE(a.ok() && b.ok());
+  const auto a = VaeTensors(File("straight"));  // loaded on the CPU
+  const auto b = VaeTensors(File("resumed"));
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_FALSE(a.empty());
   torch::manual_seed(vo.seed);  // TrainVae's initial weights
-  VideoVae initial(config.vae);
-  const auto pa = a->vae->parameters(), pb = b->vae->parameters(), p0 = initial->parameters();
+  const auto initial = VaeTensors(VideoVae(config_.vae));
   double moved = 0, apart = 0;
-  for (size_t i = 0; i < pa.size(); ++i) {
-    moved = std::max(moved, (pa[i] - p0[i]).abs().max().item<double>());
-    apart = std::max(apart, (pa[i] - pb[i]).abs().max().item<double>());
+  for (const auto& [name, t] : a) {
+    if (name.find("latent_") != std::string::npos) continue;  // statistics, not weights
+    moved = std::max(moved, (t - initial.at(name)).abs().max().item<double>());
+    apart = std::max(apart, (t - b.at(name)).abs().max().item<double>());
   }
   std::printf("VAE on the GPU: weights moved up to %.3g; resumed and straight %.3g apart\n", moved,
               apart);
   std::fflush(stdout);
   EXPECT_LT(apart, 0.05 * moved);
-  EXPECT_TRUE(RemoveTree(straight_dir).ok());
-  EXPECT_TRUE(RemoveTree(resumed_dir).ok());
 }
 
 // A group of one process (what a one-GPU machine can run over NCCL): the sum is the tensor

@@ -9,11 +9,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <sstream>
 #include <thread>
 
@@ -30,7 +28,6 @@
 #include "generate/vae.h"
 #include "nets/clip.h"
 #include "nets/clip_tokenizer.h"
-#include "nets/torch_compat.h"
 #include "tests/support/test_support.h"
 #include "tests/support/tiny_clip.h"
 #include "util/json.h"
@@ -220,133 +217,6 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
   auto j = Json::Parse(ev.out);
   ASSERT_TRUE(j.ok());
   EXPECT_GT(j->Find("metrics")->at(0).Find("details")->Find("used")->as_int(), 0);
-}
-
-// Random 9-frame 32x32 clips (no captions: the VAE does not read them).
-std::vector<TrainingClip> RandomClips(int n) {
-  std::vector<TrainingClip> clips(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) {
-    clips[static_cast<size_t>(i)].clip_id = i + 1;
-    clips[static_cast<size_t>(i)].video = torch::rand({3, 9, 32, 32}) * 2 - 1;
-  }
-  return clips;
-}
-
-// After training, the VAE is measured (and its latent statistics taken) on at most
-// measure_clips clips spread evenly over the set.
-TEST(VaeTrainingTest, MeasuresAnEvenSampleOfALargeSet) {
-  TempDir dir;
-  const ModelConfig config = *ModelConfig::Named("cpu-tiny");
-  torch::manual_seed(3);
-  const std::vector<TrainingClip> clips = RandomClips(5);
-  VaeTrainOptions vo;
-  vo.steps = 1;
-  vo.batch = 2;
-  vo.measure_clips = 2;
-  auto two = TrainVae(config, clips, vo, dir.File("vae"), nullptr, nullptr);
-  ASSERT_TRUE(two.ok()) << two.status().ToString();
-  EXPECT_EQ(two->measured_clips, 2);
-  auto vae = LoadVae(dir.File("vae"), torch::kCPU);
-  ASSERT_TRUE(vae.ok()) << vae.status().ToString();
-  torch::NoGradGuard g;
-  double expected = 0;
-  for (size_t i : {0, 2}) {  // clips 0 and 5/2 of 5
-    const torch::Tensor z = vae->vae->Encode(clips[i].video.unsqueeze(0)).first;
-    expected += VideoPsnr(vae->vae->Decode(z)[0], clips[i].video) / 2;
-  }
-  EXPECT_NEAR(two->psnr, expected, 1e-6);
-
-  vo.measure_clips = 10;  // (trains under the NoGradGuard above too)
-  auto all = TrainVae(config, clips, vo, dir.File("all"), nullptr, nullptr);
-  ASSERT_TRUE(all.ok()) << all.status().ToString();
-  EXPECT_EQ(all->measured_clips, 5);
-  vo.measure_clips = 0;
-  EXPECT_EQ(TrainVae(config, clips, vo, dir.File("none"), nullptr, nullptr).status().code(),
-            StatusCode::kInvalidArgument);
-  if (!compat::CudaAvailable()) {
-    vo.measure_clips = 1;
-    vo.device = torch::kCUDA;
-    EXPECT_EQ(TrainVae(config, clips, vo, dir.File("cuda"), nullptr, nullptr).status().code(),
-              StatusCode::kFailedPrecondition);
-  }
-}
-
-// The weights and latent statistics in a VAE folder.
-std::map<std::string, torch::Tensor> VaeTensors(const std::string& dir) {
-  std::map<std::string, torch::Tensor> out;
-  auto vae = LoadVae(dir, torch::kCPU);
-  EXPECT_TRUE(vae.ok()) << vae.status().ToString();
-  if (!vae.ok()) return out;
-  for (const auto& p : vae->vae->named_parameters()) out[p.key()] = p.value().clone();
-  for (const auto& b : vae->vae->named_buffers()) out[b.key()] = b.value().clone();
-  return out;
-}
-
-// Interrupted, the VAE's training saves its state; --resume then ends with the weights of
-// a run that was never interrupted, and unfinished folders are not used as VAEs.
-TEST(VaeTrainingTest, InterruptedThenResumedEqualsStraight) {
-  TempDir dir;
-  const ModelConfig config = *ModelConfig::Named("cpu-tiny");
-  torch::manual_seed(5);
-  const std::vector<TrainingClip> clips = RandomClips(5);
-  VaeTrainOptions vo;
-  vo.steps = 6;
-  vo.batch = 2;
-  vo.seed = 11;
-  vo.save_every = 2;
-  int64_t saved_step = -1;
-  auto periodic = TrainVae(
-      config, clips, vo, dir.File("periodic"),
-      [&](int64_t step, int64_t, double) {
-        if (step != 5) return;  // the folder as saved after step 4, while training goes on
-        auto partial = LoadVaeForTraining(dir.File("periodic"), torch::kCPU);
-        if (partial.ok()) saved_step = partial->train.Find("step")->as_int();
-      },
-      nullptr);
-  ASSERT_TRUE(periodic.ok()) << periodic.status().ToString();
-  EXPECT_EQ(saved_step, 4) << "save_every 2 wrote the state after step 4";
-  // (Loading a VAE draws on libtorch's generator, so the run to compare with loads none.)
-  auto straight = TrainVae(config, clips, vo, dir.File("straight"), nullptr, nullptr);
-  ASSERT_TRUE(straight.ok()) << straight.status().ToString();
-
-  std::atomic<bool> stop{false};
-  auto stopped = TrainVae(
-      config, clips, vo, dir.File("resumed"),
-      [&](int64_t step, int64_t, double) { stop = step == 3; }, &stop);
-  ASSERT_EQ(stopped.status().code(), StatusCode::kCancelled) << stopped.status().ToString();
-  EXPECT_NE(stopped.status().message().find("step 3 of 6"), std::string::npos)
-      << stopped.status().ToString();
-  auto unfinished = LoadVae(dir.File("resumed"), torch::kCPU);
-  ASSERT_EQ(unfinished.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(unfinished.status().message().find("--resume"), std::string::npos)
-      << unfinished.status().ToString();
-  EXPECT_EQ(TrainVae(config, clips, vo, dir.File("resumed"), nullptr, nullptr).status().code(),
-            StatusCode::kAlreadyExists);
-
-  VaeTrainOptions resume = vo;
-  resume.resume = true;
-  resume.batch = 3;  // ignored: the saved training's batch is used
-  auto rest = TrainVae(config, clips, resume, dir.File("resumed"), nullptr, nullptr);
-  ASSERT_TRUE(rest.ok()) << rest.status().ToString();
-  EXPECT_EQ(rest->steps_done, 3);
-  const auto a = VaeTensors(dir.File("straight"));
-  const auto b = VaeTensors(dir.File("resumed"));
-  ASSERT_EQ(a.size(), b.size());
-  ASSERT_FALSE(a.empty());
-  for (const auto& [name, t] : a) {
-    EXPECT_LE((t - b.at(name)).abs().max().item<double>(), 1e-6) << name;
-  }
-
-  // Finished: more steps are needed to go on; another VAE configuration is refused.
-  auto done = TrainVae(config, clips, resume, dir.File("resumed"), nullptr, nullptr);
-  EXPECT_NE(done.status().message().find("--steps must be more"), std::string::npos)
-      << done.status().ToString();
-  ModelConfig other = config;
-  other.vae.latent_channels = 8;
-  resume.steps = 8;
-  auto mismatch = TrainVae(other, clips, resume, dir.File("resumed"), nullptr, nullptr);
-  EXPECT_EQ(mismatch.status().code(), StatusCode::kFailedPrecondition)
-      << mismatch.status().ToString();
 }
 
 // Four clips with distinct captions: the CPU-size model overfits them, and then each caption
