@@ -6,8 +6,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
+
+#include <ATen/record_function.h>
 
 #include "generate/checkpoint_files.h"
 #include "generate/flow.h"
@@ -217,6 +220,15 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     ZeroGrads(params_);
 
+    // The step's phases are named for profilers (RecordFunction user scopes: nothing is
+    // recorded unless a profiler or bench_step_ops listens).
+    std::optional<at::RecordFunction> phase;
+    auto begin_phase = [&phase](const char* name) {
+      phase.reset();
+      phase.emplace(at::RecordScope::USER_SCOPE);
+      if (phase->isActive()) phase->before(name);
+    };
+    begin_phase("reel::step::data");
     // Each example's draws (caption dropout, t, noise) come from its own generator, so the
     // examples are drawn in parallel on libtorch's intra-op threads, with the same numbers
     // on any thread count.
@@ -249,6 +261,7 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
     const FlowPair pair = MakeFlowPair(x0, noise, t);
 
     torch::Tensor loss;
+    begin_phase("reel::step::forward");
     {
       // bf16 autocast on CUDA; the loss is taken in float32.
       compat::CudaBf16Autocast amp(device_.is_cuda());
@@ -262,8 +275,10 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
       const torch::Tensor v = dit_->forward(pair.x_t, t, feats, mask);
       loss = (v.to(torch::kFloat) - pair.target).pow(2).mean();
     }
+    begin_phase("reel::step::backward");
     loss.backward();
 
+    begin_phase("reel::step::optimizer");
     double loss_value = loss.item<double>();
     if (dp.world > 1) {
       // Average gradients (and the loss, for reporting) over the processes, in one buffer
@@ -291,6 +306,7 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
     if (options_.grad_clip > 0) ClipGradNorm(params_, options_.grad_clip);
     AdamWStep(*optimizer_);
     EmaUpdate(ema_params_, ema_sources_, options_.ema_decay);
+    phase.reset();
     ++step_;
     return loss_value;
   } catch (const c10::Error& e) {

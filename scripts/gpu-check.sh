@@ -11,6 +11,8 @@
 #   bash scripts/gpu-check.sh test    # ctest: the libtorch-only suites, CUDA tests included
 #   bash scripts/gpu-check.sh bench   # bench_generate for h100-b in bf16 (steps/s, MFU,
 #                                     # peak GPU memory as nvidia-smi reads it, sampling s)
+#   bash scripts/gpu-check.sh census  # bench_step_ops: what one h100-b step dispatches
+#                                     # under bf16 autocast (calls, launches, bytes, FLOPs)
 #   bash scripts/gpu-check.sh profile # the bench's first 4,000 kernels timed by ncu
 #   bash scripts/gpu-check.sh vae     # VAE quality on held-out synthetic clips, bf16 on
 #                                     # CUDA (VAE_ARGS: bench_vae_quality's flags)
@@ -67,6 +69,10 @@ case "$step" in
       echo "peak GPU memory used (nvidia-smi): $(sort -n "$out/mem.txt" | tail -1) MiB" | tee -a "$log"
     done
     ;;
+  census)
+    build-gpu/benchmarks/bench_step_ops --config h100-b --device cuda --batch 32 --top 40 \
+      2>&1 | tee "$out/census_h100-b_b32.txt" | head -12
+    ;;
   profile)
     # Kernel by kernel: one metric (duration) keeps ncu's replay short; the summary
     # (scripts/ncu-summary.py, here or there) groups the kernels by name.
@@ -90,6 +96,8 @@ case "$step" in
     echo "== build: $((SECONDS - start)) s"
     timeout 150 bash "$0" bench
     echo "== bench: $((SECONDS - start)) s"
+    timeout 60 bash "$0" census
+    echo "== census: $((SECONDS - start)) s"
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-4} timeout 120 \
       build-gpu/tests/generate_core_test --gtest_filter='*Gpu*:*Nccl*' 2>&1 |
       tee "$out/gpu_tests.txt" | grep -E "^\[|GPU|VAE loss|Failure|Expected|Which is|actual" | head -60
@@ -101,7 +109,7 @@ case "$step" in
     fi
     ;;
   *)
-    echo "usage: gpu-check.sh all|build|test|bench|profile|vae" >&2
+    echo "usage: gpu-check.sh all|build|test|bench|census|profile|vae" >&2
     exit 2
     ;;
 esac
