@@ -7,8 +7,13 @@
 // With --device cuda the denoiser trains under bf16 autocast and the model FLOPs
 // utilisation is reported against --peak-tflops (989.4: an H100 SXM's dense bf16 peak).
 //
+// --qk-norm composite runs the queries' and keys' norm and rotary positions as separate
+// ATen operators instead of the fused operator (generate/qk_norm.h), to measure one against
+// the other; --denoiser-only stops after the denoiser's figures (no VAE, no sampling).
+//
 // Usage: bench_generate [--config cpu-tiny|cpu-small|h100-b] [--batch N] [--steps N]
-//                       [--device cpu|cuda] [--peak-tflops X]
+//                       [--device cpu|cuda] [--peak-tflops X] [--qk-norm fused|composite]
+//                       [--denoiser-only yes|no]
 
 #include <sys/resource.h>
 
@@ -24,6 +29,7 @@
 #include "benchmarks/bench_flags.h"
 #include "generate/config.h"
 #include "generate/optim.h"
+#include "generate/qk_norm.h"
 #include "generate/trainer.h"
 #include "generate/vae.h"
 #include "nets/torch_compat.h"
@@ -99,18 +105,21 @@ double PeakRssMiB() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string name = "cpu-tiny", device_name = "cpu";
+  std::string name = "cpu-tiny", device_name = "cpu", qk_norm = "fused", denoiser_only = "no";
   int batch = 8, steps = 50;
   double peak_tflops = 989.4;  // H100 SXM, dense bf16
   reel::bench::BenchFlags flags(
       "usage: bench_generate [--config NAME] [--batch N] [--steps N] [--device cpu|cuda] "
-      "[--peak-tflops X]");
+      "[--peak-tflops X] [--qk-norm fused|composite] [--denoiser-only yes|no]");
   flags.Add("--config", &name);
   flags.Add("--batch", &batch);
   flags.Add("--steps", &steps);
   flags.Add("--device", &device_name, {"cpu", "cuda"});
   flags.Add("--peak-tflops", &peak_tflops);
+  flags.Add("--qk-norm", &qk_norm, {"fused", "composite"});
+  flags.Add("--denoiser-only", &denoiser_only, {"yes", "no"});
   if (!flags.Parse(argc, argv)) return 2;
+  SetFusedQkNorm(qk_norm == "fused");
   auto config = ModelConfig::Named(name);
   if (!config.ok()) {
     std::fprintf(stderr, "bench_generate: %s\n", config.status().ToString().c_str());
@@ -151,6 +160,31 @@ int main(int argc, char** argv) {
   const auto [forward_ms, forward_backward_ms] =
       TimeDenoiser((*trainer)->dit(), *config, batch, std::max(3, steps / 5), device);
 
+  std::printf(
+      "%s: %d frames %dx%d, %lld tokens, DiT %.2fM parameters, %d torch threads, %s, "
+      "%s query/key norm\n",
+      name.c_str(), config->clip.frames, config->clip.width, config->clip.height,
+      static_cast<long long>(config->tokens()), dit_params / 1e6, torch::get_num_threads(),
+      device_name.c_str(), qk_norm.c_str());
+  std::printf("denoiser training: %.2f steps/s at batch %d (%.1f clips/s)\n", dit_sps, batch,
+              dit_sps * batch);
+  const double flops = ModelFlopsPerStep(*config, batch);
+  std::printf("model FLOPs per training step: %.3g; achieved %.3g TFLOP/s", flops,
+              flops * dit_sps / 1e12);
+  if (device.is_cuda())
+    std::printf(", MFU %.1f %% of %.1f TFLOP/s (bf16 autocast)",
+                100 * flops * dit_sps / 1e12 / peak_tflops, peak_tflops);
+  std::printf("\n");
+  std::printf(
+      "denoiser alone at batch %d: forward %.1f ms, forward + backward %.1f ms; a whole "
+      "training step %.1f ms\n",
+      batch, forward_ms, forward_backward_ms, 1e3 / dit_sps);
+  std::fflush(stdout);
+  if (denoiser_only == "yes") {
+    std::printf("peak resident memory: %.1f MiB\n", PeakRssMiB());
+    return 0;
+  }
+
   VideoVae vae(config->vae);
   vae->to(device);
   torch::optim::AdamW opt(vae->parameters(), torch::optim::AdamWOptions(1e-4));
@@ -180,37 +214,26 @@ int main(int argc, char** argv) {
   SampleOptions so;
   so.steps = 30;
   so.cfg = 7;
-  t0 = Clock::now();
+  double denoise_s = 0, decode_s = 0;
   {
     torch::NoGradGuard g;
+    t0 = Clock::now();
     const torch::Tensor z =
         SampleLatents((*trainer)->ema_dit(), (*trainer)->ema_text(), (*trainer)->tokenizer(),
                       *config, {captions[0]}, so, device);
+    if (device.is_cuda()) torch::cuda::synchronize();
+    denoise_s = Since(t0);
+    t0 = Clock::now();
     vae->eval();
     (void)vae->Decode(vae->Denormalize(z));
+    if (device.is_cuda()) torch::cuda::synchronize();
+    decode_s = Since(t0);
   }
-  if (device.is_cuda()) torch::cuda::synchronize();
-  const double sample_s = Since(t0);
-
-  std::printf("%s: %d frames %dx%d, %lld tokens, DiT %.2fM parameters, %d torch threads, %s\n",
-              name.c_str(), config->clip.frames, config->clip.width, config->clip.height,
-              static_cast<long long>(config->tokens()), dit_params / 1e6, torch::get_num_threads(),
-              device_name.c_str());
-  std::printf("denoiser training: %.2f steps/s at batch %d (%.1f clips/s)\n", dit_sps, batch,
-              dit_sps * batch);
-  const double flops = ModelFlopsPerStep(*config, batch);
-  std::printf("model FLOPs per training step: %.3g; achieved %.3g TFLOP/s", flops,
-              flops * dit_sps / 1e12);
-  if (device.is_cuda())
-    std::printf(", MFU %.1f %% of %.1f TFLOP/s (bf16 autocast)",
-                100 * flops * dit_sps / 1e12 / peak_tflops, peak_tflops);
-  std::printf("\n");
-  std::printf(
-      "denoiser alone at batch %d: forward %.1f ms, forward + backward %.1f ms; a whole "
-      "training step %.1f ms\n",
-      batch, forward_ms, forward_backward_ms, 1e3 / dit_sps);
   std::printf("VAE training: %.2f steps/s at batch 4\n", vae_sps);
-  std::printf("sampling one clip, 30 steps with guidance, VAE decode included: %.2f s\n", sample_s);
+  std::printf(
+      "sampling one clip, 30 steps with guidance, VAE decode included: %.2f s (denoising %.2f s, "
+      "decode %.2f s)\n",
+      denoise_s + decode_s, denoise_s, decode_s);
   std::printf("peak resident memory: %.1f MiB\n", PeakRssMiB());
   return 0;
 }

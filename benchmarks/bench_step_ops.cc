@@ -11,7 +11,7 @@
 // would be, and the operators it calls are not counted again.
 //
 // Usage: bench_step_ops [--config NAME] [--batch N] [--device cpu|cuda] [--top N]
-//                       [--hbm-tbps X] [--peak-tflops X]
+//                       [--hbm-tbps X] [--peak-tflops X] [--qk-norm fused|composite]
 
 #include <algorithm>
 #include <array>
@@ -28,6 +28,7 @@
 
 #include "benchmarks/bench_flags.h"
 #include "generate/config.h"
+#include "generate/qk_norm.h"
 #include "generate/trainer.h"
 #include "nets/torch_compat.h"
 
@@ -168,19 +169,21 @@ void OnEnd(const at::RecordFunction& fn, at::ObserverContext* raw) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string name = "h100-b", device_name = "cpu";
+  std::string name = "h100-b", device_name = "cpu", qk_norm = "fused";
   int batch = 1, top = 25;
   double hbm_tbps = 3.35, peak_tflops = 989.4;  // H100 SXM: HBM3, dense bf16
   reel::bench::BenchFlags flags(
       "usage: bench_step_ops [--config NAME] [--batch N] [--device cpu|cuda] [--top N] "
-      "[--hbm-tbps X] [--peak-tflops X]");
+      "[--hbm-tbps X] [--peak-tflops X] [--qk-norm fused|composite]");
   flags.Add("--config", &name);
   flags.Add("--batch", &batch);
   flags.Add("--device", &device_name, {"cpu", "cuda"});
   flags.Add("--top", &top);
   flags.Add("--hbm-tbps", &hbm_tbps);
   flags.Add("--peak-tflops", &peak_tflops);
+  flags.Add("--qk-norm", &qk_norm, {"fused", "composite"});
   if (!flags.Parse(argc, argv)) return 2;
+  SetFusedQkNorm(qk_norm == "fused");
   auto config = ModelConfig::Named(name);
   if (!config.ok()) {
     std::fprintf(stderr, "bench_step_ops: %s\n", config.status().ToString().c_str());
@@ -228,8 +231,9 @@ int main(int argc, char** argv) {
   }
 
   const Census& c = TheCensus();
-  std::printf("%s, batch %d, %s%s: one training step\n", name.c_str(), batch, device_name.c_str(),
-              device.is_cuda() ? " (bf16 autocast)" : " (float32)");
+  std::printf("%s, batch %d, %s%s, %s query/key norm: one training step\n", name.c_str(), batch,
+              device_name.c_str(), device.is_cuda() ? " (bf16 autocast)" : " (float32)",
+              qk_norm.c_str());
   std::printf("%-24s %8s %9s %10s %10s %12s %12s\n", "phase", "calls", "launches", "GB", "GFLOP",
               "GB at HBM", "GFLOP at pk");
   std::printf("%-24s %8s %9s %10s %10s %12s %12s\n", "", "", "", "(non-mm)", "(matmul)", "(ms)",

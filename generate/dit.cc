@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "generate/qk_norm.h"
 #include "nets/torch_compat.h"
 
 namespace reel::gen {
@@ -10,11 +11,11 @@ namespace {
 class RmsNormImpl : public torch::nn::Module {
  public:
   explicit RmsNormImpl(int dim) { weight_ = register_parameter("weight", torch::ones({dim})); }
-  // In float32, whatever the input (the queries and keys then get their rotary positions
-  // in float32 too, and are cast once, for the attention).
-  torch::Tensor forward(const torch::Tensor& x) {
-    const torch::Tensor xf = x.to(torch::kFloat);
-    return xf * torch::rsqrt(xf.pow(2).mean(-1, true) + 1e-6) * weight_;
+  // x [B, N, H, D] -> normalised in float32 with the weight, rotated by the rotary
+  // positions when cos and sin are given, in x's dtype (one fused operator: qk_norm.h).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos = {},
+                        const torch::Tensor& sin = {}) {
+    return QkNormRope(x, weight_, cos, sin, 1e-6);
   }
 
  private:
@@ -85,10 +86,11 @@ class DitBlockImpl : public torch::nn::Module {
   torch::Tensor SelfAttention(const torch::Tensor& x, const torch::Tensor& cos,
                               const torch::Tensor& sin, int mode, int64_t frames) {
     const int64_t b = x.size(0), n = x.size(1), d = x.size(2), hd = d / heads_;
-    auto qkv = qkv_(x).view({b, n, 3, heads_, hd}).permute({2, 0, 3, 1, 4});  // [3, B, H, N, hd]
-    torch::Tensor v = qkv[2];
-    torch::Tensor q = ApplyRope(q_norm_(qkv[0]), cos, sin).to(v.scalar_type());
-    torch::Tensor k = ApplyRope(k_norm_(qkv[1]), cos, sin).to(v.scalar_type());
+    // [B, N, H, hd] slices of the projection; the attention takes them as [B, H, N, hd].
+    const auto qkv = qkv_(x).view({b, n, 3, heads_, hd}).unbind(2);
+    const torch::Tensor q = q_norm_(qkv[0], cos, sin).transpose(1, 2);
+    const torch::Tensor k = k_norm_(qkv[1], cos, sin).transpose(1, 2);
+    const torch::Tensor v = qkv[2].transpose(1, 2);
     torch::Tensor out;
     if (mode == 0) {
       out = compat::Attention(q, k, v);
@@ -114,11 +116,10 @@ class DitBlockImpl : public torch::nn::Module {
   torch::Tensor CrossAttention(const torch::Tensor& x, const torch::Tensor& text,
                                const torch::Tensor& mask) {
     const int64_t b = x.size(0), n = x.size(1), d = x.size(2), hd = d / heads_, l = text.size(1);
-    torch::Tensor q = cross_q_(x).view({b, n, heads_, hd}).transpose(1, 2);
-    q = cross_q_norm_(q).to(q.scalar_type());
-    auto kv = cross_kv_(text).view({b, l, 2, heads_, hd}).permute({2, 0, 3, 1, 4});
-    torch::Tensor k = cross_k_norm_(kv[0]).to(kv.scalar_type());
-    torch::Tensor o = compat::Attention(q, k, kv[1], mask.view({b, 1, 1, l}));
+    const torch::Tensor q = cross_q_norm_(cross_q_(x).view({b, n, heads_, hd})).transpose(1, 2);
+    const auto kv = cross_kv_(text).view({b, l, 2, heads_, hd}).unbind(2);
+    const torch::Tensor k = cross_k_norm_(kv[0]).transpose(1, 2);
+    const torch::Tensor o = compat::Attention(q, k, kv[1].transpose(1, 2), mask.view({b, 1, 1, l}));
     return cross_proj_(o.transpose(1, 2).reshape({b, n, d}));
   }
 
@@ -163,8 +164,9 @@ torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos,
   auto sizes = x.sizes().vec();
   sizes.back() /= 2;
   sizes.push_back(2);
-  const torch::Tensor pairs = x.to(torch::kFloat).contiguous().view(sizes);
-  const torch::Tensor rotation = torch::complex(cos.to(torch::kFloat), sin.to(torch::kFloat));
+  const auto acc = x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
+  const torch::Tensor pairs = x.to(acc).contiguous().view(sizes);
+  const torch::Tensor rotation = torch::complex(cos.to(acc), sin.to(acc));
   return torch::view_as_real(torch::view_as_complex(pairs) * rotation).flatten(-2);
 }
 

@@ -59,7 +59,8 @@ torch::Tensor TimestepFeatures(const torch::Tensor& t, int dim);
 // cos and sin tables [N, head_dim / 2] for tokens on a T x H x W grid (3D RoPE).
 std::pair<torch::Tensor, torch::Tensor> Rope3d(int64_t t, int64_t h, int64_t w, int head_dim,
                                                torch::Device device);
-// Rotates pairs (x[2i], x[2i+1]) of x [..., N, head_dim] by the tables; float32 out.
+// Rotates pairs (x[2i], x[2i+1]) of x [..., N, head_dim] by the tables (or by tables
+// broadcastable to x's pairs); float32 out (float64 for a double x).
 torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
 }  // namespace reel::gen

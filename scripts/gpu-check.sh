@@ -6,11 +6,13 @@
 # script elsewhere). The device machine goes back 30 s after a call, so `all` does
 # everything in one call of the tool's 10 minutes, each step bounded in time:
 #
-#   bash scripts/gpu-check.sh all     # build, bench, the GPU tests, then the rest of ctest
+#   bash scripts/gpu-check.sh all     # build, the GPU tests, bench, ab, census, then ctest
 #   bash scripts/gpu-check.sh build   # configure and build (build-gpu/, kept while warm)
 #   bash scripts/gpu-check.sh test    # ctest: the libtorch-only suites, CUDA tests included
 #   bash scripts/gpu-check.sh bench   # bench_generate for h100-b in bf16 (steps/s, MFU,
 #                                     # peak GPU memory as nvidia-smi reads it, sampling s)
+#   bash scripts/gpu-check.sh ab      # the denoiser's step with the query/key norm fused
+#                                     # against the same as separate ATen operators
 #   bash scripts/gpu-check.sh census  # bench_step_ops: what one h100-b step dispatches
 #                                     # under bf16 autocast (calls, launches, bytes, FLOPs)
 #   bash scripts/gpu-check.sh profile # the bench's first 4,000 kernels timed by ncu
@@ -69,9 +71,17 @@ case "$step" in
       echo "peak GPU memory used (nvidia-smi): $(sort -n "$out/mem.txt" | tail -1) MiB" | tee -a "$log"
     done
     ;;
+  ab)
+    for qk in composite fused; do
+      build-gpu/benchmarks/bench_generate --config h100-b --device cuda --batch 32 --steps 20 \
+        --qk-norm "$qk" --denoiser-only yes 2>&1 | tee "$out/ab_qk_norm_$qk.txt"
+    done
+    ;;
   census)
-    build-gpu/benchmarks/bench_step_ops --config h100-b --device cuda --batch 32 --top 40 \
-      2>&1 | tee "$out/census_h100-b_b32.txt" | head -12
+    for qk in fused composite; do
+      build-gpu/benchmarks/bench_step_ops --config h100-b --device cuda --batch 32 --top 40 \
+        --qk-norm "$qk" 2>&1 | tee "$out/census_h100-b_b32_$qk.txt" | head -10
+    done
     ;;
   profile)
     # Kernel by kernel: one metric (duration) keeps ncu's replay short; the summary
@@ -94,14 +104,16 @@ case "$step" in
     start=$SECONDS
     timeout 300 bash "$0" build || exit 1
     echo "== build: $((SECONDS - start)) s"
+    OMP_NUM_THREADS=${OMP_NUM_THREADS:-4} timeout 120 \
+      build-gpu/tests/generate_core_test --gtest_filter='*Cuda*:*Gpu*:*Nccl*' 2>&1 |
+      tee "$out/gpu_tests.txt" | grep -E "^\[|GPU|VAE loss|apart|kernels|Failure|Expected|Which is|actual" | head -60
+    echo "== GPU tests: $((SECONDS - start)) s"
     timeout 150 bash "$0" bench
     echo "== bench: $((SECONDS - start)) s"
+    timeout 100 bash "$0" ab
+    echo "== A/B: $((SECONDS - start)) s"
     timeout 60 bash "$0" census
     echo "== census: $((SECONDS - start)) s"
-    OMP_NUM_THREADS=${OMP_NUM_THREADS:-4} timeout 120 \
-      build-gpu/tests/generate_core_test --gtest_filter='*Gpu*:*Nccl*' 2>&1 |
-      tee "$out/gpu_tests.txt" | grep -E "^\[|GPU|VAE loss|Failure|Expected|Which is|actual" | head -60
-    echo "== GPU tests: $((SECONDS - start)) s"
     left=$((570 - (SECONDS - start)))
     if (( left > 30 )); then
       timeout "$left" bash "$0" test
@@ -109,7 +121,7 @@ case "$step" in
     fi
     ;;
   *)
-    echo "usage: gpu-check.sh all|build|test|bench|census|profile|vae" >&2
+    echo "usage: gpu-check.sh all|build|test|bench|ab|census|profile|vae" >&2
     exit 2
     ;;
 esac

@@ -21,6 +21,7 @@
 #include "generate/dit.h"
 #include "generate/flow.h"
 #include "generate/optim.h"
+#include "generate/qk_norm.h"
 #include "generate/text.h"
 #include "generate/trainer.h"
 #include "generate/vae.h"
@@ -468,6 +469,103 @@ TEST(RopeTest, ScoresDependOnRelativePositionOnly) {
   EXPECT_NEAR(s00, (q * k).sum().item<double>(), 1e-4) << "position 0 is the identity";
   EXPECT_GT(std::fabs(s02 - s00), 1e-3);
   EXPECT_NEAR(at(q, 4).norm().item<double>(), q.norm().item<double>(), 1e-4) << "a rotation";
+}
+
+// The fused query/key norm + rotary positions against the same math as separate ATen
+// operators: a strided slice of a qkv projection in, with and without rotary positions,
+// forward and both gradients.
+struct QkNormCase {
+  torch::Tensor qkv, x, weight, cos, sin, grad_out;
+};
+
+QkNormCase MakeQkNormCase(torch::ScalarType dtype, bool rope, torch::Device device = torch::kCPU,
+                          int64_t b = 2, int64_t n = 12, int64_t h = 3, int64_t d = 16) {
+  torch::manual_seed(11);
+  QkNormCase c;
+  const auto on = torch::TensorOptions().dtype(torch::kDouble);
+  c.qkv = (torch::randn({b, n, 3, h, d}, on) * 3 + 0.5).to(device, dtype).requires_grad_();
+  c.x = c.qkv.select(2, 1);  // [B, N, H, D] with the projection's strides
+  c.weight = (1 + 0.3 * torch::randn({d}, on)).to(device, torch::kFloat).requires_grad_();
+  if (rope) {
+    auto tables = Rope3d(3, 2, n / 6, static_cast<int>(d), device);
+    c.cos = tables.first;
+    c.sin = tables.second;
+  }
+  c.grad_out = torch::randn({b, n, h, d}, on).to(device, dtype);
+  return c;
+}
+
+struct QkNormResult {
+  torch::Tensor out, grad_qkv, grad_weight;
+};
+
+QkNormResult RunQkNorm(const QkNormCase& c, bool fused) {
+  for (const torch::Tensor& t : {c.qkv, c.weight})
+    if (t.grad().defined()) t.mutable_grad().zero_();
+  SetFusedQkNorm(fused);
+  const torch::Tensor out = QkNormRope(c.x, c.weight, c.cos, c.sin);
+  SetFusedQkNorm(true);
+  (out.to(torch::kDouble) * c.grad_out.to(torch::kDouble)).sum().backward();
+  return {out.detach(), c.qkv.grad().clone(), c.weight.grad().clone()};
+}
+
+double RelDiff(const torch::Tensor& a, const torch::Tensor& b) {
+  const torch::Tensor x = a.to(torch::kCPU, torch::kDouble), y = b.to(torch::kCPU, torch::kDouble);
+  return ((x - y).norm() / (y.norm() + 1e-30)).item<double>();
+}
+
+TEST(QkNormTest, FusedEqualsTheCompositeOperatorsForwardAndBackward) {
+  for (bool rope : {false, true}) {
+    SCOPED_TRACE(rope ? "with rotary positions" : "without");
+    const QkNormCase c = MakeQkNormCase(torch::kDouble, rope);
+    const QkNormResult fused = RunQkNorm(c, true), composite = RunQkNorm(c, false);
+    EXPECT_EQ(fused.out.sizes(), c.x.sizes());
+    EXPECT_TRUE(fused.out.is_contiguous());
+    EXPECT_EQ(fused.out.scalar_type(), torch::kDouble);
+    // The weight is float32 in both; the rest is float64, so they agree to rounding.
+    EXPECT_LT(RelDiff(fused.out, composite.out), 1e-12);
+    EXPECT_LT(RelDiff(fused.grad_qkv, composite.grad_qkv), 1e-12);
+    EXPECT_LT(RelDiff(fused.grad_weight, composite.grad_weight), 1e-6);
+    // Only the slice that was normalised gets a gradient.
+    EXPECT_EQ(fused.grad_qkv.select(2, 0).abs().max().item<double>(), 0);
+    EXPECT_GT(fused.grad_qkv.select(2, 1).abs().max().item<double>(), 0);
+    // The output rows have the weight's RMS before rotation, which keeps norms per pair.
+    EXPECT_GT(fused.grad_weight.abs().max().item<double>(), 0);
+  }
+  // Float32 and bfloat16 inputs: computed in float32, returned in the input's dtype.
+  for (torch::ScalarType dtype : {torch::kFloat, torch::kBFloat16}) {
+    const QkNormCase c = MakeQkNormCase(dtype, true);
+    const QkNormResult fused = RunQkNorm(c, true), composite = RunQkNorm(c, false);
+    EXPECT_EQ(fused.out.scalar_type(), dtype);
+    const double tol = dtype == torch::kFloat ? 1e-6 : 1e-2;
+    EXPECT_LT(RelDiff(fused.out, composite.out), tol);
+    EXPECT_LT(RelDiff(fused.grad_qkv, composite.grad_qkv), tol);
+    EXPECT_LT(RelDiff(fused.grad_weight, composite.grad_weight), tol);
+  }
+}
+
+TEST(QkNormTest, SameResultOnAnyThreadCountAndShapesAreChecked) {
+  // Enough rows for several of the backward's fixed blocks of partial sums.
+  const QkNormCase c = MakeQkNormCase(torch::kFloat, true, torch::kCPU, 4, 48, 6, 32);
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  const QkNormResult one = RunQkNorm(c, true);
+  torch::set_num_threads(3);
+  const QkNormResult three = RunQkNorm(c, true);
+  torch::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(one.out, three.out));
+  EXPECT_TRUE(torch::equal(one.grad_qkv, three.grad_qkv));
+  EXPECT_TRUE(torch::equal(one.grad_weight, three.grad_weight));
+
+  const torch::Tensor w = torch::ones({16});
+  EXPECT_THROW(QkNormRope(torch::randn({2, 4, 16}), w), c10::Error);
+  EXPECT_THROW(QkNormRope(torch::randn({1, 4, 2, 15}), torch::ones({15})), c10::Error);
+  EXPECT_THROW(QkNormRope(torch::randn({1, 4, 2, 16}), torch::ones({8})), c10::Error);
+  EXPECT_THROW(QkNormRope(torch::randn({1, 4, 2, 16}), w, torch::ones({5, 8}), torch::ones({5, 8})),
+               c10::Error);
+  EXPECT_THROW(QkNormRope(torch::randn({1, 4, 2, 16}), w, torch::ones({4, 8})), c10::Error);
+  // No rows at all is not an error.
+  EXPECT_EQ(QkNormRope(torch::randn({0, 4, 2, 16}), w).numel(), 0);
 }
 
 class DitTest : public ::testing::Test {
@@ -1062,6 +1160,35 @@ void CheckGroupOfOne(CollectiveBackend backend, torch::Device device) {
   std::vector<torch::Tensor> all = {x, torch::ones({2, 3}, x.options())};
   ASSERT_TRUE((*c)->Broadcast(all, 0).ok());
   EXPECT_TRUE(torch::equal(all[1].cpu(), torch::ones({2, 3})));
+}
+
+TEST(QkNormTest, CudaKernelsMatchTheCpu) {
+  if (!compat::CudaAvailable()) GTEST_SKIP() << "needs a CUDA libtorch and a GPU";
+  std::printf("reel CUDA kernels in this build: %s\n", HaveCudaKernels() ? "yes" : "no");
+  std::fflush(stdout);
+  for (torch::ScalarType dtype : {torch::kFloat, torch::kBFloat16}) {
+    for (bool rope : {false, true}) {
+      SCOPED_TRACE(std::string(dtype == torch::kFloat ? "float32" : "bfloat16") +
+                   (rope ? ", rotary" : ", no rotary"));
+      // h100-b's heads: 64 wide; 1,280 positions would be slow on the CPU, 240 will do.
+      const QkNormCase cpu = MakeQkNormCase(dtype, rope, torch::kCPU, 3, 240, 12, 64);
+      const QkNormCase gpu = MakeQkNormCase(dtype, rope, torch::kCUDA, 3, 240, 12, 64);
+      const QkNormResult want = RunQkNorm(cpu, true), got = RunQkNorm(gpu, true);
+      const QkNormResult composite = RunQkNorm(gpu, false);
+      const double tol = dtype == torch::kFloat ? 1e-5 : 1e-2;
+      std::printf("%s: out %.2e, grad x %.2e, grad w %.2e apart (CUDA composite: %.2e)\n",
+                  dtype == torch::kFloat ? "float32" : "bfloat16", RelDiff(got.out, want.out),
+                  RelDiff(got.grad_qkv, want.grad_qkv), RelDiff(got.grad_weight, want.grad_weight),
+                  RelDiff(composite.out, want.out));
+      std::fflush(stdout);
+      EXPECT_EQ(got.out.scalar_type(), dtype);
+      EXPECT_LT(RelDiff(got.out, want.out), tol);
+      EXPECT_LT(RelDiff(got.grad_qkv, want.grad_qkv), tol);
+      EXPECT_LT(RelDiff(got.grad_weight, want.grad_weight), tol);
+      // Deterministic: the weight's gradient is summed in a fixed order.
+      EXPECT_TRUE(torch::equal(RunQkNorm(gpu, true).grad_weight, got.grad_weight));
+    }
+  }
 }
 
 TEST(CollectiveTest, GlooGroupOfOne) {
