@@ -5,6 +5,10 @@
 // memory traffic and how many dispatches the host has to issue per step; on the GPU
 // machine (--device cuda) it counts the same step under bf16 autocast, casts included.
 //
+// Then --timed-steps steps run without the census, timed per phase: the device is
+// synchronised at each phase's start and end, so each phase's time is its own (at the
+// cost of the overlap between phases), to set beside its bytes and FLOPs.
+//
 // Bytes are those of the operator's tensor inputs and outputs (a broadcast input counts
 // its stored elements once), a lower bound on its memory traffic; a composite operator
 // (linear, layer_norm, scaled_dot_product_attention) is counted once, as a fused kernel
@@ -12,9 +16,11 @@
 //
 // Usage: bench_step_ops [--config NAME] [--batch N] [--device cpu|cuda] [--top N]
 //                       [--hbm-tbps X] [--peak-tflops X] [--qk-norm fused|composite]
+//                       [--timed-steps N]
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -166,15 +172,54 @@ void OnEnd(const at::RecordFunction& fn, at::ObserverContext* raw) {
   if (IsMatmul(name)) o.flops += MatmulFlops(name, fn.inputs(), fn.outputs());
 }
 
+// Phase timing: wall time between each phase's start and end, the device synchronised at
+// both.
+struct PhaseClock {
+  std::mutex mu;
+  bool cuda = false;
+  std::array<double, kPhases.size()> seconds{};
+  std::chrono::steady_clock::time_point started;
+};
+
+PhaseClock& ThePhaseClock() {
+  static PhaseClock c;
+  return c;
+}
+
+int PhaseIndex(const at::RecordFunction& fn) {
+  for (size_t i = 1; i < kPhases.size(); ++i)
+    if (std::strcmp(fn.name(), kPhases[i]) == 0) return static_cast<int>(i);
+  return 0;
+}
+
+std::unique_ptr<at::ObserverContext> OnPhaseStart(const at::RecordFunction& fn) {
+  PhaseClock& c = ThePhaseClock();
+  if (PhaseIndex(fn) == 0) return nullptr;
+  if (c.cuda) torch::cuda::synchronize();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.started = std::chrono::steady_clock::now();
+  return nullptr;
+}
+
+void OnPhaseEnd(const at::RecordFunction& fn, at::ObserverContext*) {
+  PhaseClock& c = ThePhaseClock();
+  const int phase = PhaseIndex(fn);
+  if (phase == 0) return;
+  if (c.cuda) torch::cuda::synchronize();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.seconds[static_cast<size_t>(phase)] +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - c.started).count();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string name = "h100-b", device_name = "cpu", qk_norm = "fused";
-  int batch = 1, top = 25;
+  int batch = 1, top = 25, timed_steps = 3;
   double hbm_tbps = 3.35, peak_tflops = 989.4;  // H100 SXM: HBM3, dense bf16
   reel::bench::BenchFlags flags(
       "usage: bench_step_ops [--config NAME] [--batch N] [--device cpu|cuda] [--top N] "
-      "[--hbm-tbps X] [--peak-tflops X] [--qk-norm fused|composite]");
+      "[--hbm-tbps X] [--peak-tflops X] [--qk-norm fused|composite] [--timed-steps N]");
   flags.Add("--config", &name);
   flags.Add("--batch", &batch);
   flags.Add("--device", &device_name, {"cpu", "cuda"});
@@ -182,6 +227,7 @@ int main(int argc, char** argv) {
   flags.Add("--hbm-tbps", &hbm_tbps);
   flags.Add("--peak-tflops", &peak_tflops);
   flags.Add("--qk-norm", &qk_norm, {"fused", "composite"});
+  flags.Add("--timed-steps", &timed_steps);
   if (!flags.Parse(argc, argv)) return 2;
   SetFusedQkNorm(qk_norm == "fused");
   auto config = ModelConfig::Named(name);
@@ -230,14 +276,30 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  PhaseClock& clock = ThePhaseClock();
+  clock.cuda = device.is_cuda();
+  const auto timer = at::addGlobalCallback(
+      at::RecordFunctionCallback(OnPhaseStart, OnPhaseEnd).scopes({at::RecordScope::USER_SCOPE}));
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < timed_steps; ++i) {
+    if (auto s = (*trainer)->Step(data); !s.ok()) {
+      std::fprintf(stderr, "bench_step_ops: %s\n", s.status().ToString().c_str());
+      return 1;
+    }
+  }
+  if (device.is_cuda()) torch::cuda::synchronize();
+  const double timed_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  at::removeCallback(timer);
+
   const Census& c = TheCensus();
   std::printf("%s, batch %d, %s%s, %s query/key norm: one training step\n", name.c_str(), batch,
               device_name.c_str(), device.is_cuda() ? " (bf16 autocast)" : " (float32)",
               qk_norm.c_str());
-  std::printf("%-24s %8s %9s %10s %10s %12s %12s\n", "phase", "calls", "launches", "GB", "GFLOP",
-              "GB at HBM", "GFLOP at pk");
-  std::printf("%-24s %8s %9s %10s %10s %12s %12s\n", "", "", "", "(non-mm)", "(matmul)", "(ms)",
-              "(ms)");
+  std::printf("%-24s %8s %9s %10s %10s %12s %12s %10s\n", "phase", "calls", "launches", "GB",
+              "GFLOP", "GB at HBM", "GFLOP at pk", "measured");
+  std::printf("%-24s %8s %9s %10s %10s %12s %12s %10s\n", "", "", "", "(non-mm)", "(matmul)",
+              "(ms)", "(ms)", "(ms)");
   OpTotals all;
   for (size_t p = 0; p < kPhases.size(); ++p) {
     OpTotals t;
@@ -252,19 +314,22 @@ int main(int argc, char** argv) {
     all.launches += t.launches;
     all.bytes += t.bytes;
     all.flops += t.flops;
-    std::printf("%-24s %8lld %9lld %10.2f %10.1f %12.2f %12.2f\n", kPhases[p],
+    std::printf("%-24s %8lld %9lld %10.2f %10.1f %12.2f %12.2f %10.2f\n", kPhases[p],
                 static_cast<long long>(t.calls), static_cast<long long>(t.launches), t.bytes / 1e9,
                 t.flops / 1e9, t.bytes / (hbm_tbps * 1e12) * 1e3,
-                t.flops / (peak_tflops * 1e12) * 1e3);
+                t.flops / (peak_tflops * 1e12) * 1e3,
+                timed_steps > 0 ? clock.seconds[p] * 1e3 / timed_steps : 0.0);
   }
-  std::printf("%-24s %8lld %9lld %10.2f %10.1f %12.2f %12.2f\n", "step",
+  std::printf("%-24s %8lld %9lld %10.2f %10.1f %12.2f %12.2f %10.2f\n", "step",
               static_cast<long long>(all.calls), static_cast<long long>(all.launches),
               all.bytes / 1e9, all.flops / 1e9, all.bytes / (hbm_tbps * 1e12) * 1e3,
-              all.flops / (peak_tflops * 1e12) * 1e3);
+              all.flops / (peak_tflops * 1e12) * 1e3,
+              timed_steps > 0 ? timed_s * 1e3 / timed_steps : 0.0);
   std::printf(
-      "(ms columns: the bytes at %.2f TB/s and the matmul FLOPs at %.1f TFLOP/s; attention "
-      "is in the non-mm bytes)\n\n",
-      hbm_tbps, peak_tflops);
+      "(ms: the bytes at %.2f TB/s and the matmul FLOPs at %.1f TFLOP/s, attention in the "
+      "non-mm bytes; measured: the mean of %d steps with the device synchronised at each "
+      "phase's start and end)\n\n",
+      hbm_tbps, peak_tflops, timed_steps);
 
   std::vector<std::pair<std::string, OpTotals>> rows(c.ops.begin(), c.ops.end());
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
