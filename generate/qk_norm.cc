@@ -25,6 +25,13 @@ std::atomic<bool> fused_qk_norm{true};
 // sum's order does not depend on the thread count.
 constexpr int64_t kCpuRowsPerBlock = 256;
 
+// Rows per CPU task: about ATen's own grain of elements, so that small inputs run on one
+// thread (a parallel region costs more than a few thousand elements, and far more when
+// the cores are shared with other processes).
+int64_t RowGrain(int64_t dim) {
+  return std::max<int64_t>(1, at::internal::GRAIN_SIZE / dim);
+}
+
 // The fused operator as one record for profilers and bench_step_ops, with its tensors
 // (the operators it calls inside are nested under it).
 class OpRecord {
@@ -77,7 +84,7 @@ void CpuForward(const torch::Tensor& x, const torch::Tensor& w, const torch::Ten
   const Acc* sp = l.rope ? sin.data_ptr<Acc>() : nullptr;
   T* op = out.data_ptr<T>();
   const int64_t pairs = l.dim / 2;
-  at::parallel_for(0, l.rows, 64, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, l.rows, RowGrain(l.dim), [&](int64_t begin, int64_t end) {
     std::vector<Acc> xs(static_cast<size_t>(l.dim));
     for (int64_t row = begin; row < end; ++row) {
       const Acc r = Rsqrt(xp + l.InputOffset(row), l.dim, static_cast<Acc>(l.eps), xs.data());
@@ -112,7 +119,8 @@ torch::Tensor CpuBackward(const torch::Tensor& grad_out, const torch::Tensor& x,
   const int64_t pairs = l.dim / 2;
   const int64_t blocks = (l.rows + kCpuRowsPerBlock - 1) / kCpuRowsPerBlock;
   std::vector<Acc> partials(static_cast<size_t>(blocks * l.dim), Acc(0));
-  at::parallel_for(0, blocks, 1, [&](int64_t first_block, int64_t end_block) {
+  const int64_t grain = std::max<int64_t>(1, RowGrain(l.dim) / kCpuRowsPerBlock);
+  at::parallel_for(0, blocks, grain, [&](int64_t first_block, int64_t end_block) {
     std::vector<Acc> xs(static_cast<size_t>(l.dim)), n(xs.size()), gn(xs.size());
     for (int64_t block = first_block; block < end_block; ++block) {
       Acc* gw = partials.data() + block * l.dim;
@@ -148,6 +156,23 @@ torch::Tensor CpuBackward(const torch::Tensor& grad_out, const torch::Tensor& x,
 torch::ScalarType AccType(const torch::Tensor& x) {
   return x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
 }
+
+// What the fused implementation reads besides x: the layout of x's rows, and the weight
+// and rotary tables (empty without rotary positions) in the accumulation dtype.
+struct Operands {
+  Operands(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& cos_in,
+           const torch::Tensor& sin_in, double eps)
+      : layout(MakeLayout(x, cos_in.numel() > 0, eps)) {
+    const torch::ScalarType acc = x.is_cuda() ? torch::kFloat : AccType(x);
+    w = weight.to(acc).contiguous();
+    if (layout.rope) {
+      cos = cos_in.to(acc).contiguous();
+      sin = sin_in.to(acc).contiguous();
+    }
+  }
+  qk_norm::Layout layout;
+  torch::Tensor w, cos, sin;
+};
 
 #if defined(REEL_CUDA_KERNELS)
 bool CudaFits(const torch::Tensor& x) {
@@ -188,21 +213,18 @@ bool Fusable(const torch::Tensor& x) {
 torch::Tensor FusedForward(const torch::Tensor& x, const torch::Tensor& weight,
                            const torch::Tensor& cos, const torch::Tensor& sin, double eps) {
   OpRecord record("reel::qk_norm_rope", {x, weight, cos, sin});
-  const bool rope = cos.numel() > 0;
-  const qk_norm::Layout l = MakeLayout(x, rope, eps);
+  const Operands o(x, weight, cos, sin, eps);
+  const qk_norm::Layout& l = o.layout;
+  const torch::Tensor &w = o.w, &c = o.cos, &s = o.sin;
   torch::Tensor out =
       torch::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
-  const torch::ScalarType acc = x.is_cuda() ? torch::kFloat : AccType(x);
-  const torch::Tensor w = weight.to(acc).contiguous();
-  const torch::Tensor c = rope ? cos.to(acc).contiguous() : torch::Tensor();
-  const torch::Tensor s = rope ? sin.to(acc).contiguous() : torch::Tensor();
   if (l.rows == 0) return out;
 #if defined(REEL_CUDA_KERNELS)
   if (x.is_cuda()) {
     const c10::cuda::CUDAGuard guard(x.device());
     CheckLaunch(qk_norm::LaunchForward(x.data_ptr(), KernelDtype(x), w.data_ptr<float>(),
-                                       rope ? c.data_ptr<float>() : nullptr,
-                                       rope ? s.data_ptr<float>() : nullptr, out.data_ptr(), l,
+                                       l.rope ? c.data_ptr<float>() : nullptr,
+                                       l.rope ? s.data_ptr<float>() : nullptr, out.data_ptr(), l,
                                        at::cuda::getCurrentCUDAStream()),
                 "forward");
     record.SetOutputs({out});
@@ -221,15 +243,12 @@ std::pair<torch::Tensor, torch::Tensor> FusedBackward(const torch::Tensor& grad,
                                                       const torch::Tensor& cos,
                                                       const torch::Tensor& sin, double eps) {
   OpRecord record("reel::qk_norm_rope_backward", {grad, x, weight, cos, sin});
-  const bool rope = cos.numel() > 0;
-  const qk_norm::Layout l = MakeLayout(x, rope, eps);
+  const Operands o(x, weight, cos, sin, eps);
+  const qk_norm::Layout& l = o.layout;
+  const torch::Tensor &w = o.w, &c = o.cos, &s = o.sin;
   const torch::Tensor g = grad.to(x.scalar_type()).contiguous();
   torch::Tensor grad_x =
       torch::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
-  const torch::ScalarType acc = x.is_cuda() ? torch::kFloat : AccType(x);
-  const torch::Tensor w = weight.to(acc).contiguous();
-  const torch::Tensor c = rope ? cos.to(acc).contiguous() : torch::Tensor();
-  const torch::Tensor s = rope ? sin.to(acc).contiguous() : torch::Tensor();
   if (l.rows == 0) return {grad_x, torch::zeros_like(weight)};
   torch::Tensor grad_w;
 #if defined(REEL_CUDA_KERNELS)
@@ -239,8 +258,8 @@ std::pair<torch::Tensor, torch::Tensor> FusedBackward(const torch::Tensor& grad,
         torch::empty({qk_norm::BackwardBlocks(l), l.dim}, x.options().dtype(torch::kFloat));
     CheckLaunch(
         qk_norm::LaunchBackward(g.data_ptr(), x.data_ptr(), KernelDtype(x), w.data_ptr<float>(),
-                                rope ? c.data_ptr<float>() : nullptr,
-                                rope ? s.data_ptr<float>() : nullptr, grad_x.data_ptr(),
+                                l.rope ? c.data_ptr<float>() : nullptr,
+                                l.rope ? s.data_ptr<float>() : nullptr, grad_x.data_ptr(),
                                 partials.data_ptr<float>(), l, at::cuda::getCurrentCUDAStream()),
         "backward");
     grad_w = partials.sum(0);
@@ -283,6 +302,10 @@ void CheckShapes(const torch::Tensor& x, const torch::Tensor& weight, const torc
   TORCH_CHECK(weight.dim() == 1 && weight.size(0) == d, "QkNormRope: weight must be [", d,
               "], not ", weight.sizes());
   TORCH_CHECK(cos.defined() == sin.defined(), "QkNormRope: cos and sin go together");
+  for (const torch::Tensor* t : {&weight, &cos, &sin}) {
+    TORCH_CHECK(!t->defined() || t->device() == x.device(), "QkNormRope: x is on ", x.device(),
+                ", an operand on ", t->device());
+  }
   if (cos.defined()) {
     TORCH_CHECK(cos.dim() == 2 && cos.size(0) == x.size(1) && cos.size(1) == d / 2 &&
                     sin.sizes() == cos.sizes(),
