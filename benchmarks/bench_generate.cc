@@ -96,6 +96,23 @@ std::pair<double, double> TimeDenoiser(DiffusionTransformer& dit, const ModelCon
   return {time(false), time(true)};
 }
 
+// The attention implementations libtorch picks for the denoiser's operands, laid out as
+// the model lays them out (bf16 on CUDA): self-attention over [B, N, H, hd] slices of the
+// qkv projection, cross-attention to the text with its mask.
+std::string AttentionBackends(const ModelConfig& c, int batch, torch::Device device) {
+  const int64_t b = batch, n = c.tokens(), h = c.dit.heads, hd = c.dit.width / c.dit.heads;
+  const int64_t l = c.text.max_tokens;
+  const auto on = torch::TensorOptions().device(device).dtype(device.is_cuda() ? torch::kBFloat16
+                                                                               : torch::kFloat);
+  const auto qkv = torch::randn({b, n, 3, h, hd}, on).unbind(2);
+  const torch::Tensor q = torch::randn({b, n, h, hd}, on).transpose(1, 2);
+  const auto kv = torch::randn({b, l, 2, h, hd}, on).unbind(2);
+  const torch::Tensor mask = torch::ones({b, 1, 1, l}, on.dtype(torch::kBool));
+  return "self-attention " + reel::compat::AttentionBackend(q, q, qkv[2].transpose(1, 2)) +
+         ", cross-attention " +
+         reel::compat::AttentionBackend(q, kv[0].transpose(1, 2), kv[1].transpose(1, 2), mask);
+}
+
 double PeakRssMiB() {
   struct rusage u {};
   getrusage(RUSAGE_SELF, &u);
@@ -166,6 +183,7 @@ int main(int argc, char** argv) {
       name.c_str(), config->clip.frames, config->clip.width, config->clip.height,
       static_cast<long long>(config->tokens()), dit_params / 1e6, torch::get_num_threads(),
       device_name.c_str(), qk_norm.c_str());
+  std::printf("attention kernels: %s\n", AttentionBackends(*config, batch, device).c_str());
   std::printf("denoiser training: %.2f steps/s at batch %d (%.1f clips/s)\n", dit_sps, batch,
               dit_sps * batch);
   const double flops = ModelFlopsPerStep(*config, batch);

@@ -45,6 +45,32 @@ inline torch::Tensor Attention(const torch::Tensor& q, const torch::Tensor& k,
 #endif
 }
 
+// Which of libtorch's attention implementations Attention() runs for these operands:
+// "flash", "efficient", "cudnn" or "math" (libtorch 2.x's own choice, which depends on the
+// device, dtype, layout and mask), or "written out" on 1.13.
+inline std::string AttentionBackend(const torch::Tensor& q, const torch::Tensor& k,
+                                    const torch::Tensor& v, const torch::Tensor& mask = {}) {
+#if TORCH_VERSION_MAJOR >= 2
+  const int64_t choice =
+      mask.defined() ? at::_fused_sdp_choice(q, k, v, mask) : at::_fused_sdp_choice(q, k, v);
+  switch (choice) {
+    case 0:
+      return "math";
+    case 1:
+      return "flash";
+    case 2:
+      return "efficient";
+    case 3:
+      return "cudnn";
+    default:
+      return "backend " + std::to_string(choice);
+  }
+#else
+  (void)q, (void)k, (void)v, (void)mask;
+  return "written out";
+#endif
+}
+
 // Whether CUDA can be used by this build on this machine.
 inline bool CudaAvailable() {
   return torch::cuda::is_available();
