@@ -5,10 +5,9 @@
 #include <vector>
 
 #include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
-#include <ATen/record_function.h>
 
 #include "generate/dit.h"
+#include "generate/fused_ops.h"
 #include "generate/qk_norm_math.h"
 
 #if defined(REEL_CUDA_KERNELS)
@@ -24,31 +23,6 @@ std::atomic<bool> fused_qk_norm{true};
 // Rows per block of the CPU backward's weight-gradient partial sums: fixed, so that the
 // sum's order does not depend on the thread count.
 constexpr int64_t kCpuRowsPerBlock = 256;
-
-// Rows per CPU task: about ATen's own grain of elements, so that small inputs run on one
-// thread (a parallel region costs more than a few thousand elements, and far more when
-// the cores are shared with other processes).
-int64_t RowGrain(int64_t dim) {
-  return std::max<int64_t>(1, at::internal::GRAIN_SIZE / dim);
-}
-
-// The fused operator as one record for profilers and bench_step_ops, with its tensors
-// (the operators it calls inside are nested under it).
-class OpRecord {
- public:
-  OpRecord(const char* name, std::vector<c10::IValue> inputs)
-      : inputs_(std::move(inputs)), record_(at::RecordScope::FUNCTION) {
-    if (record_.isActive())
-      record_.before(name, c10::ArrayRef<const c10::IValue>(inputs_.data(), inputs_.size()));
-  }
-  void SetOutputs(std::vector<c10::IValue> outputs) {
-    if (record_.isActive()) record_.setOutputs(std::move(outputs));
-  }
-
- private:
-  std::vector<c10::IValue> inputs_;  // outlives the record, whose end callbacks read it
-  at::RecordFunction record_;
-};
 
 qk_norm::Layout MakeLayout(const torch::Tensor& x, bool rope, double eps) {
   qk_norm::Layout l;
@@ -84,7 +58,7 @@ void CpuForward(const torch::Tensor& x, const torch::Tensor& w, const torch::Ten
   const Acc* sp = l.rope ? sin.data_ptr<Acc>() : nullptr;
   T* op = out.data_ptr<T>();
   const int64_t pairs = l.dim / 2;
-  at::parallel_for(0, l.rows, RowGrain(l.dim), [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, l.rows, fused::RowGrain(l.dim), [&](int64_t begin, int64_t end) {
     std::vector<Acc> xs(static_cast<size_t>(l.dim));
     for (int64_t row = begin; row < end; ++row) {
       const Acc r = Rsqrt(xp + l.InputOffset(row), l.dim, static_cast<Acc>(l.eps), xs.data());
@@ -119,7 +93,7 @@ torch::Tensor CpuBackward(const torch::Tensor& grad_out, const torch::Tensor& x,
   const int64_t pairs = l.dim / 2;
   const int64_t blocks = (l.rows + kCpuRowsPerBlock - 1) / kCpuRowsPerBlock;
   std::vector<Acc> partials(static_cast<size_t>(blocks * l.dim), Acc(0));
-  const int64_t grain = std::max<int64_t>(1, RowGrain(l.dim) / kCpuRowsPerBlock);
+  const int64_t grain = std::max<int64_t>(1, fused::RowGrain(l.dim) / kCpuRowsPerBlock);
   at::parallel_for(0, blocks, grain, [&](int64_t first_block, int64_t end_block) {
     std::vector<Acc> xs(static_cast<size_t>(l.dim)), n(xs.size()), gn(xs.size());
     for (int64_t block = first_block; block < end_block; ++block) {
@@ -176,24 +150,7 @@ struct Operands {
 
 #if defined(REEL_CUDA_KERNELS)
 bool CudaFits(const torch::Tensor& x) {
-  const auto t = x.scalar_type();
-  return (t == torch::kFloat || t == torch::kBFloat16 || t == torch::kHalf) &&
-         x.size(3) <= qk_norm::kMaxDim;
-}
-
-qk_norm::Dtype KernelDtype(const torch::Tensor& x) {
-  switch (x.scalar_type()) {
-    case torch::kBFloat16:
-      return qk_norm::Dtype::kBFloat16;
-    case torch::kHalf:
-      return qk_norm::Dtype::kHalf;
-    default:
-      return qk_norm::Dtype::kFloat;
-  }
-}
-
-void CheckLaunch(cudaError_t err, const char* what) {
-  TORCH_CHECK(err == cudaSuccess, "QkNormRope ", what, " kernel: ", cudaGetErrorString(err));
+  return fused::KernelTakes(x.scalar_type()) && x.size(3) <= qk_norm::kMaxDim;
 }
 #endif
 
@@ -212,7 +169,7 @@ bool Fusable(const torch::Tensor& x) {
 // cos and sin are empty without rotary positions.
 torch::Tensor FusedForward(const torch::Tensor& x, const torch::Tensor& weight,
                            const torch::Tensor& cos, const torch::Tensor& sin, double eps) {
-  OpRecord record("reel::qk_norm_rope", {x, weight, cos, sin});
+  fused::OpRecord record("reel::qk_norm_rope", {x, weight, cos, sin});
   const Operands o(x, weight, cos, sin, eps);
   const qk_norm::Layout& l = o.layout;
   const torch::Tensor &w = o.w, &c = o.cos, &s = o.sin;
@@ -222,11 +179,12 @@ torch::Tensor FusedForward(const torch::Tensor& x, const torch::Tensor& weight,
 #if defined(REEL_CUDA_KERNELS)
   if (x.is_cuda()) {
     const c10::cuda::CUDAGuard guard(x.device());
-    CheckLaunch(qk_norm::LaunchForward(x.data_ptr(), KernelDtype(x), w.data_ptr<float>(),
-                                       l.rope ? c.data_ptr<float>() : nullptr,
-                                       l.rope ? s.data_ptr<float>() : nullptr, out.data_ptr(), l,
-                                       at::cuda::getCurrentCUDAStream()),
-                "forward");
+    fused::CheckLaunch(
+        qk_norm::LaunchForward(x.data_ptr(), fused::KernelDtype(x.scalar_type()),
+                               w.data_ptr<float>(), l.rope ? c.data_ptr<float>() : nullptr,
+                               l.rope ? s.data_ptr<float>() : nullptr, out.data_ptr(), l,
+                               at::cuda::getCurrentCUDAStream()),
+        "QkNormRope", "forward");
     record.SetOutputs({out});
     return out;
   }
@@ -242,7 +200,7 @@ std::pair<torch::Tensor, torch::Tensor> FusedBackward(const torch::Tensor& grad,
                                                       const torch::Tensor& weight,
                                                       const torch::Tensor& cos,
                                                       const torch::Tensor& sin, double eps) {
-  OpRecord record("reel::qk_norm_rope_backward", {grad, x, weight, cos, sin});
+  fused::OpRecord record("reel::qk_norm_rope_backward", {grad, x, weight, cos, sin});
   const Operands o(x, weight, cos, sin, eps);
   const qk_norm::Layout& l = o.layout;
   const torch::Tensor &w = o.w, &c = o.cos, &s = o.sin;
@@ -256,12 +214,12 @@ std::pair<torch::Tensor, torch::Tensor> FusedBackward(const torch::Tensor& grad,
     const c10::cuda::CUDAGuard guard(x.device());
     torch::Tensor partials =
         torch::empty({qk_norm::BackwardBlocks(l), l.dim}, x.options().dtype(torch::kFloat));
-    CheckLaunch(
-        qk_norm::LaunchBackward(g.data_ptr(), x.data_ptr(), KernelDtype(x), w.data_ptr<float>(),
-                                l.rope ? c.data_ptr<float>() : nullptr,
+    fused::CheckLaunch(
+        qk_norm::LaunchBackward(g.data_ptr(), x.data_ptr(), fused::KernelDtype(x.scalar_type()),
+                                w.data_ptr<float>(), l.rope ? c.data_ptr<float>() : nullptr,
                                 l.rope ? s.data_ptr<float>() : nullptr, grad_x.data_ptr(),
                                 partials.data_ptr<float>(), l, at::cuda::getCurrentCUDAStream()),
-        "backward");
+        "QkNormRope", "backward");
     grad_w = partials.sum(0);
   }
 #endif

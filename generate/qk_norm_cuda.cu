@@ -6,9 +6,6 @@
 // one partial row per block (summed by the caller, so the result does not depend on the
 // order blocks finish in).
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include <algorithm>
 
 #ifndef REEL_CUDA_KERNELS
@@ -25,34 +22,9 @@ constexpr int kPairsPerLane = static_cast<int>(kMaxDim / 64);
 constexpr int64_t kMaxForwardBlocks = 65535;
 constexpr int64_t kMaxBackwardBlocks = 1024;
 
-__device__ inline float ToFloat(float v) {
-  return v;
-}
-__device__ inline float ToFloat(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-__device__ inline float ToFloat(__half v) {
-  return __half2float(v);
-}
-template <typename T>
-__device__ inline T FromFloat(float v);
-template <>
-__device__ inline float FromFloat<float>(float v) {
-  return v;
-}
-template <>
-__device__ inline __nv_bfloat16 FromFloat<__nv_bfloat16>(float v) {
-  return __float2bfloat16(v);
-}
-template <>
-__device__ inline __half FromFloat<__half>(float v) {
-  return __float2half(v);
-}
-
-__device__ inline float WarpSum(float v) {
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
+using kernels::FromFloat;
+using kernels::ToFloat;
+using kernels::WarpSum;
 
 template <typename T>
 __global__ void ForwardKernel(const T* __restrict__ x, const float* __restrict__ w,

@@ -17,11 +17,7 @@
 
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define REEL_HOST_DEVICE __host__ __device__
-#else
-#define REEL_HOST_DEVICE
-#endif
+#include "generate/kernel_common.h"
 
 namespace reel::gen::qk_norm {
 
@@ -80,7 +76,7 @@ REEL_HOST_DEVICE inline Acc InputGrad(Acc gn, Acc n, Acc r, Acc mean_gn_n) {
 
 namespace reel::gen::qk_norm {
 
-enum class Dtype { kFloat, kBFloat16, kHalf };
+using kernels::Dtype;
 
 // The CUDA kernels (generate/qk_norm_cuda.cu). `w` has dim floats, `cos` and `sin`
 // positions x dim / 2 floats (unused without rope). Backward writes one row of dim
