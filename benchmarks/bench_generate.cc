@@ -8,11 +8,13 @@
 // utilisation is reported against --peak-tflops (989.4: an H100 SXM's dense bf16 peak).
 //
 // --qk-norm composite runs the queries' and keys' norm and rotary positions as separate
-// ATen operators instead of the fused operator (generate/qk_norm.h), to measure one against
+// ATen operators instead of the fused operator (generate/qk_norm.h), and --norm-modulate
+// composite the LayerNorm + modulation (generate/norm_modulate.h), to measure one against
 // the other; --denoiser-only stops after the denoiser's figures (no VAE, no sampling).
 //
 // Usage: bench_generate [--config cpu-tiny|cpu-small|h100-b] [--batch N] [--steps N]
 //                       [--device cpu|cuda] [--peak-tflops X] [--qk-norm fused|composite]
+//                       [--norm-modulate fused|composite]
 //                       [--denoiser-only yes|no]
 
 #include <sys/resource.h>
@@ -28,6 +30,7 @@
 
 #include "benchmarks/bench_flags.h"
 #include "generate/config.h"
+#include "generate/norm_modulate.h"
 #include "generate/optim.h"
 #include "generate/qk_norm.h"
 #include "generate/trainer.h"
@@ -122,21 +125,25 @@ double PeakRssMiB() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string name = "cpu-tiny", device_name = "cpu", qk_norm = "fused", denoiser_only = "no";
+  std::string name = "cpu-tiny", device_name = "cpu", qk_norm = "fused", norm_modulate = "fused",
+              denoiser_only = "no";
   int batch = 8, steps = 50;
   double peak_tflops = 989.4;  // H100 SXM, dense bf16
   reel::bench::BenchFlags flags(
       "usage: bench_generate [--config NAME] [--batch N] [--steps N] [--device cpu|cuda] "
-      "[--peak-tflops X] [--qk-norm fused|composite] [--denoiser-only yes|no]");
+      "[--peak-tflops X] [--qk-norm fused|composite] [--norm-modulate fused|composite] "
+      "[--denoiser-only yes|no]");
   flags.Add("--config", &name);
   flags.Add("--batch", &batch);
   flags.Add("--steps", &steps);
   flags.Add("--device", &device_name, {"cpu", "cuda"});
   flags.Add("--peak-tflops", &peak_tflops);
   flags.Add("--qk-norm", &qk_norm, {"fused", "composite"});
+  flags.Add("--norm-modulate", &norm_modulate, {"fused", "composite"});
   flags.Add("--denoiser-only", &denoiser_only, {"yes", "no"});
   if (!flags.Parse(argc, argv)) return 2;
   SetFusedQkNorm(qk_norm == "fused");
+  SetFusedNormModulate(norm_modulate == "fused");
   auto config = ModelConfig::Named(name);
   if (!config.ok()) {
     std::fprintf(stderr, "bench_generate: %s\n", config.status().ToString().c_str());
@@ -179,10 +186,10 @@ int main(int argc, char** argv) {
 
   std::printf(
       "%s: %d frames %dx%d, %lld tokens, DiT %.2fM parameters, %d torch threads, %s, "
-      "%s query/key norm\n",
+      "%s query/key norm, %s norm + modulation\n",
       name.c_str(), config->clip.frames, config->clip.width, config->clip.height,
       static_cast<long long>(config->tokens()), dit_params / 1e6, torch::get_num_threads(),
-      device_name.c_str(), qk_norm.c_str());
+      device_name.c_str(), qk_norm.c_str(), norm_modulate.c_str());
   std::printf("attention kernels: %s\n", AttentionBackends(*config, batch, device).c_str());
   std::printf("denoiser training: %.2f steps/s at batch %d (%.1f clips/s)\n", dit_sps, batch,
               dit_sps * batch);

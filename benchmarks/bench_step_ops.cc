@@ -16,6 +16,7 @@
 //
 // Usage: bench_step_ops [--config NAME] [--batch N] [--device cpu|cuda] [--top N]
 //                       [--hbm-tbps X] [--peak-tflops X] [--qk-norm fused|composite]
+//                       [--norm-modulate fused|composite]
 //                       [--timed-steps N]
 
 #include <algorithm>
@@ -34,6 +35,7 @@
 
 #include "benchmarks/bench_flags.h"
 #include "generate/config.h"
+#include "generate/norm_modulate.h"
 #include "generate/qk_norm.h"
 #include "generate/trainer.h"
 #include "nets/torch_compat.h"
@@ -214,12 +216,13 @@ void OnPhaseEnd(const at::RecordFunction& fn, at::ObserverContext*) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string name = "h100-b", device_name = "cpu", qk_norm = "fused";
+  std::string name = "h100-b", device_name = "cpu", qk_norm = "fused", norm_modulate = "fused";
   int batch = 1, top = 25, timed_steps = 3;
   double hbm_tbps = 3.35, peak_tflops = 989.4;  // H100 SXM: HBM3, dense bf16
   reel::bench::BenchFlags flags(
       "usage: bench_step_ops [--config NAME] [--batch N] [--device cpu|cuda] [--top N] "
-      "[--hbm-tbps X] [--peak-tflops X] [--qk-norm fused|composite] [--timed-steps N]");
+      "[--hbm-tbps X] [--peak-tflops X] [--qk-norm fused|composite] [--norm-modulate "
+      "fused|composite] [--timed-steps N]");
   flags.Add("--config", &name);
   flags.Add("--batch", &batch);
   flags.Add("--device", &device_name, {"cpu", "cuda"});
@@ -227,9 +230,11 @@ int main(int argc, char** argv) {
   flags.Add("--hbm-tbps", &hbm_tbps);
   flags.Add("--peak-tflops", &peak_tflops);
   flags.Add("--qk-norm", &qk_norm, {"fused", "composite"});
+  flags.Add("--norm-modulate", &norm_modulate, {"fused", "composite"});
   flags.Add("--timed-steps", &timed_steps);
   if (!flags.Parse(argc, argv)) return 2;
   SetFusedQkNorm(qk_norm == "fused");
+  SetFusedNormModulate(norm_modulate == "fused");
   auto config = ModelConfig::Named(name);
   if (!config.ok()) {
     std::fprintf(stderr, "bench_step_ops: %s\n", config.status().ToString().c_str());
@@ -293,9 +298,10 @@ int main(int argc, char** argv) {
   at::removeCallback(timer);
 
   const Census& c = TheCensus();
-  std::printf("%s, batch %d, %s%s, %s query/key norm: one training step\n", name.c_str(), batch,
-              device_name.c_str(), device.is_cuda() ? " (bf16 autocast)" : " (float32)",
-              qk_norm.c_str());
+  std::printf("%s, batch %d, %s%s, %s query/key norm, %s norm + modulation: one training step\n",
+              name.c_str(), batch, device_name.c_str(),
+              device.is_cuda() ? " (bf16 autocast)" : " (float32)", qk_norm.c_str(),
+              norm_modulate.c_str());
   std::printf("%-24s %8s %9s %10s %10s %12s %12s %10s\n", "phase", "calls", "launches", "GB",
               "GFLOP", "GB at HBM", "GFLOP at pk", "measured");
   std::printf("%-24s %8s %9s %10s %10s %12s %12s %10s\n", "", "", "", "(non-mm)", "(matmul)",

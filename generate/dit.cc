@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "generate/norm_modulate.h"
 #include "generate/qk_norm.h"
 #include "nets/torch_compat.h"
 
@@ -23,11 +24,11 @@ class RmsNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(RmsNorm);
 
-// x (1 + scale) + shift, and residual + gate y, each one kernel (memory traffic, not
-// FLOPs, bounds these on a GPU).
-torch::Tensor Modulate(const torch::Tensor& x, const torch::Tensor& shift,
-                       const torch::Tensor& scale) {
-  return torch::addcmul(shift.unsqueeze(1), x, 1 + scale.unsqueeze(1));
+// LayerNorm(x) (1 + scale) + shift in the dtype of the matmul it feeds (one fused
+// operator: norm_modulate.h), and residual + gate y (one kernel).
+torch::Tensor NormModulated(const torch::Tensor& x, const torch::Tensor& shift,
+                            const torch::Tensor& scale) {
+  return NormModulate(x, shift, scale, compat::AutocastDtypeFor(x), 1e-6);
 }
 
 torch::Tensor AddGated(const torch::Tensor& residual, const torch::Tensor& gate,
@@ -45,9 +46,6 @@ class DitBlockImpl : public torch::nn::Module {
  public:
   DitBlockImpl(int width, int heads, double mlp_ratio, int text_width) : heads_(heads) {
     const int hidden = static_cast<int>(width * mlp_ratio);
-    norm1_ = register_module(
-        "norm1", torch::nn::LayerNorm(
-                     torch::nn::LayerNormOptions({width}).elementwise_affine(false).eps(1e-6)));
     qkv_ = register_module("qkv", torch::nn::Linear(width, 3 * width));
     q_norm_ = register_module("q_norm", RmsNorm(width / heads));
     k_norm_ = register_module("k_norm", RmsNorm(width / heads));
@@ -59,9 +57,6 @@ class DitBlockImpl : public torch::nn::Module {
     cross_q_norm_ = register_module("cross_q_norm", RmsNorm(width / heads));
     cross_k_norm_ = register_module("cross_k_norm", RmsNorm(width / heads));
     cross_proj_ = register_module("cross_proj", torch::nn::Linear(width, width));
-    norm2_ = register_module(
-        "norm2", torch::nn::LayerNorm(
-                     torch::nn::LayerNormOptions({width}).elementwise_affine(false).eps(1e-6)));
     fc1_ = register_module("fc1", torch::nn::Linear(width, hidden));
     fc2_ = register_module("fc2", torch::nn::Linear(hidden, width));
     ada_ = register_module("ada", torch::nn::Linear(width, 6 * width));
@@ -76,10 +71,9 @@ class DitBlockImpl : public torch::nn::Module {
                         const torch::Tensor& sin, int mode, int64_t frames) {
     const auto mod = ada_(torch::silu(c)).chunk(6, 1);
     x = AddGated(x, mod[2],
-                 SelfAttention(Modulate(norm1_(x), mod[0], mod[1]), cos, sin, mode, frames));
+                 SelfAttention(NormModulated(x, mod[0], mod[1]), cos, sin, mode, frames));
     x = x + CrossAttention(norm_cross_(x), text, text_mask);
-    return AddGated(x, mod[5],
-                    fc2_(torch::gelu(fc1_(Modulate(norm2_(x), mod[3], mod[4])), "tanh")));
+    return AddGated(x, mod[5], fc2_(torch::gelu(fc1_(NormModulated(x, mod[3], mod[4])), "tanh")));
   }
 
  private:
@@ -124,7 +118,7 @@ class DitBlockImpl : public torch::nn::Module {
   }
 
   int heads_;
-  torch::nn::LayerNorm norm1_{nullptr}, norm_cross_{nullptr}, norm2_{nullptr};
+  torch::nn::LayerNorm norm_cross_{nullptr};
   torch::nn::Linear qkv_{nullptr}, proj_{nullptr}, cross_q_{nullptr}, cross_kv_{nullptr},
       cross_proj_{nullptr}, fc1_{nullptr}, fc2_{nullptr}, ada_{nullptr};
   RmsNorm q_norm_{nullptr}, k_norm_{nullptr}, cross_q_norm_{nullptr}, cross_k_norm_{nullptr};
@@ -182,9 +176,6 @@ DiffusionTransformerImpl::DiffusionTransformerImpl(const DitConfig& config, int 
   blocks_ = register_module("blocks", torch::nn::ModuleList());
   for (int i = 0; i < config.depth; ++i)
     blocks_->push_back(DitBlock(d, config.heads, config.mlp_ratio, text_width));
-  final_norm_ = register_module(
-      "final_norm",
-      torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}).elementwise_affine(false).eps(1e-6)));
   final_mod_ = register_module("final_mod", torch::nn::Linear(d, 2 * d));
   final_out_ = register_module("final_out", torch::nn::Linear(d, latent_channels * p * p));
   torch::NoGradGuard g;
@@ -233,7 +224,7 @@ torch::Tensor DiffusionTransformerImpl::forward(const torch::Tensor& latent, con
     ++index;
   }
   const auto fm = final_mod_(torch::silu(cond)).chunk(2, 1);
-  x = final_out_(Modulate(final_norm_(x), fm[0], fm[1]));
+  x = final_out_(NormModulated(x, fm[0], fm[1]));
   // tokens -> [B, C, T, H, W]
   return x.reshape({b, ft, gh, gw, c, p, p})
       .permute({0, 4, 1, 2, 5, 3, 6})

@@ -49,7 +49,6 @@ class DiffusionTransformerImpl : public torch::nn::Module {
   torch::nn::Sequential time_mlp_{nullptr};
   torch::nn::Linear text_proj_{nullptr};
   torch::nn::ModuleList blocks_{nullptr};
-  torch::nn::LayerNorm final_norm_{nullptr};
   torch::nn::Linear final_mod_{nullptr}, final_out_{nullptr};
 };
 TORCH_MODULE(DiffusionTransformer);

@@ -76,6 +76,19 @@ inline bool CudaAvailable() {
   return torch::cuda::is_available();
 }
 
+// The dtype a matmul on x computes in: autocast's where autocast is on for x's device
+// (CUDA), x's own elsewhere.
+inline torch::ScalarType AutocastDtypeFor(const torch::Tensor& x) {
+  if (!x.is_cuda()) return x.scalar_type();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  if (at::autocast::is_autocast_enabled(at::kCUDA))
+    return at::autocast::get_autocast_dtype(at::kCUDA);
+#else
+  if (at::autocast::is_enabled()) return at::autocast::get_autocast_gpu_dtype();
+#endif
+  return x.scalar_type();
+}
+
 // bf16 autocast on CUDA for the guard's scope when `on` (matmuls and convolutions run in
 // bfloat16, reductions and norms in float32, as torch.autocast("cuda", torch.bfloat16));
 // the previous state is restored after. Nothing happens when `on` is false (CPU runs fp32).

@@ -11,8 +11,8 @@
 #   bash scripts/gpu-check.sh test    # ctest: the libtorch-only suites, CUDA tests included
 #   bash scripts/gpu-check.sh bench   # bench_generate for h100-b in bf16 (steps/s, MFU,
 #                                     # peak GPU memory as nvidia-smi reads it, sampling s)
-#   bash scripts/gpu-check.sh ab      # the denoiser's step with the query/key norm fused
-#                                     # against the same as separate ATen operators
+#   bash scripts/gpu-check.sh ab      # the denoiser's step with the fused operators (q/k
+#                                     # norm, norm + modulation) against ATen's composite ones
 #   bash scripts/gpu-check.sh census  # bench_step_ops: what one h100-b step dispatches
 #                                     # under bf16 autocast (calls, launches, bytes, FLOPs)
 #   bash scripts/gpu-check.sh profile # the bench's first 4,000 kernels timed by ncu
@@ -72,15 +72,18 @@ case "$step" in
     done
     ;;
   ab)
-    for qk in composite fused; do
+    # Both fused operators off, the query/key norm alone fused, both fused.
+    for ops in "composite composite" "fused composite" "fused fused"; do
+      set -- $ops
       build-gpu/benchmarks/bench_generate --config h100-b --device cuda --batch 32 --steps 20 \
-        --qk-norm "$qk" --denoiser-only yes 2>&1 | tee "$out/ab_qk_norm_$qk.txt"
+        --qk-norm "$1" --norm-modulate "$2" --denoiser-only yes 2>&1 |
+        tee "$out/ab_qk-$1_nm-$2.txt"
     done
     ;;
   census)
     for qk in fused composite; do
       build-gpu/benchmarks/bench_step_ops --config h100-b --device cuda --batch 32 --top 40 \
-        --qk-norm "$qk" 2>&1 | tee "$out/census_h100-b_b32_$qk.txt" | head -10
+        --qk-norm "$qk" --norm-modulate "$qk" 2>&1 | tee "$out/census_h100-b_b32_$qk.txt" | head -10
     done
     ;;
   profile)
@@ -110,7 +113,7 @@ case "$step" in
     echo "== GPU tests: $((SECONDS - start)) s"
     timeout 150 bash "$0" bench
     echo "== bench: $((SECONDS - start)) s"
-    timeout 100 bash "$0" ab
+    timeout 130 bash "$0" ab
     echo "== A/B: $((SECONDS - start)) s"
     timeout 60 bash "$0" census
     echo "== census: $((SECONDS - start)) s"

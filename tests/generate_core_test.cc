@@ -20,6 +20,7 @@
 #include "generate/distributed.h"
 #include "generate/dit.h"
 #include "generate/flow.h"
+#include "generate/norm_modulate.h"
 #include "generate/optim.h"
 #include "generate/qk_norm.h"
 #include "generate/text.h"
@@ -568,6 +569,82 @@ TEST(QkNormTest, SameResultOnAnyThreadCountAndShapesAreChecked) {
   EXPECT_EQ(QkNormRope(torch::randn({0, 4, 2, 16}), w).numel(), 0);
 }
 
+// The fused LayerNorm + modulation against layer_norm, addcmul and a cast: x a strided
+// [B, N, D] view, shift and scale slices of one [B, 6D] projection as in the DiT block.
+struct NormModulateCase {
+  torch::Tensor x_storage, x, ada, shift, scale, grad_out;
+};
+
+NormModulateCase MakeNormModulateCase(torch::ScalarType dtype, torch::Device device = torch::kCPU,
+                                      int64_t b = 3, int64_t n = 150, int64_t d = 48) {
+  torch::manual_seed(12);
+  NormModulateCase c;
+  const auto on = torch::TensorOptions().dtype(torch::kDouble);
+  c.x_storage = (torch::randn({b, n, d + 8}, on) * 2 + 0.7).to(device, dtype).requires_grad_();
+  c.x = c.x_storage.narrow(2, 4, d);  // rows with a gap between them
+  c.ada = (0.5 * torch::randn({b, 6 * d}, on)).to(device, dtype).requires_grad_();
+  c.shift = c.ada.narrow(1, 0, d);
+  c.scale = c.ada.narrow(1, d, d);
+  c.grad_out = torch::randn({b, n, d}, on).to(device, dtype);
+  return c;
+}
+
+struct NormModulateResult {
+  torch::Tensor out, grad_x, grad_ada;
+};
+
+NormModulateResult RunNormModulate(const NormModulateCase& c, bool fused,
+                                   torch::ScalarType out_dtype) {
+  for (const torch::Tensor& t : {c.x_storage, c.ada})
+    if (t.grad().defined()) t.mutable_grad().zero_();
+  SetFusedNormModulate(fused);
+  const torch::Tensor out = NormModulate(c.x, c.shift, c.scale, out_dtype);
+  SetFusedNormModulate(true);
+  (out.to(torch::kDouble) * c.grad_out.to(torch::kDouble)).sum().backward();
+  return {out.detach(), c.x_storage.grad().clone(), c.ada.grad().clone()};
+}
+
+TEST(NormModulateTest, FusedEqualsTheCompositeOperatorsForwardAndBackward) {
+  for (torch::ScalarType dtype : {torch::kDouble, torch::kFloat, torch::kBFloat16}) {
+    SCOPED_TRACE(std::string(c10::toString(dtype)));
+    const NormModulateCase c = MakeNormModulateCase(dtype);
+    const NormModulateResult fused = RunNormModulate(c, true, dtype);
+    const NormModulateResult composite = RunNormModulate(c, false, dtype);
+    EXPECT_EQ(fused.out.scalar_type(), dtype);
+    EXPECT_TRUE(fused.out.is_contiguous());
+    const double tol = dtype == torch::kDouble ? 1e-12 : dtype == torch::kFloat ? 1e-5 : 2e-2;
+    EXPECT_LT(RelDiff(fused.out, composite.out), tol);
+    EXPECT_LT(RelDiff(fused.grad_x, composite.grad_x), tol);
+    EXPECT_LT(RelDiff(fused.grad_ada, composite.grad_ada), tol);
+    // Gradients reach shift and scale and nothing else of the projection.
+    EXPECT_GT(fused.grad_ada.narrow(1, 0, 96).abs().min().item<double>(), 0);
+    EXPECT_EQ(fused.grad_ada.narrow(1, 96, 4 * 48).abs().max().item<double>(), 0);
+  }
+}
+
+TEST(NormModulateTest, SameResultOnAnyThreadCountAndShapesAreChecked) {
+  const NormModulateCase c = MakeNormModulateCase(torch::kFloat, torch::kCPU, 4, 700, 64);
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  const NormModulateResult one = RunNormModulate(c, true, torch::kFloat);
+  torch::set_num_threads(3);
+  const NormModulateResult three = RunNormModulate(c, true, torch::kFloat);
+  torch::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(one.out, three.out));
+  EXPECT_TRUE(torch::equal(one.grad_x, three.grad_x));
+  EXPECT_TRUE(torch::equal(one.grad_ada, three.grad_ada));
+
+  const torch::Tensor s = torch::zeros({2, 8});
+  EXPECT_THROW(NormModulate(torch::randn({2, 8}), s, s, torch::kFloat), c10::Error);
+  EXPECT_THROW(NormModulate(torch::randn({2, 5, 8}), torch::zeros({2, 7}), s, torch::kFloat),
+               c10::Error);
+  EXPECT_THROW(NormModulate(torch::randn({3, 5, 8}), s, s, torch::kFloat), c10::Error);
+  EXPECT_EQ(NormModulate(torch::randn({2, 0, 8}), s, s, torch::kFloat).numel(), 0);
+  // Another output dtype than x's on the CPU: computed, then cast.
+  EXPECT_EQ(NormModulate(torch::randn({2, 5, 8}), s, s, torch::kBFloat16).scalar_type(),
+            torch::kBFloat16);
+}
+
 class DitTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -667,14 +744,16 @@ TEST_F(DitTest, GradientsReachEveryParameter) {
 
 // ---------------------------------------------------------------- flow
 
-// The denoiser's output and gradients with the fused query/key norm and with the composite
-// operators, on `device` (bf16 autocast on CUDA): the largest relative difference.
+// The denoiser's output and gradients with the fused operators (query/key norm, norm +
+// modulation) and with the composite ones, on `device` (bf16 autocast on CUDA): the largest
+// relative difference.
 double FusedAgainstCompositeDit(DiffusionTransformer& dit, const torch::Tensor& z,
                                 const torch::Tensor& t, const torch::Tensor& text,
                                 const torch::Tensor& mask, torch::Device device) {
   dit->to(device);
   auto run = [&](bool fused) {
     SetFusedQkNorm(fused);
+    SetFusedNormModulate(fused);
     dit->zero_grad();
     torch::Tensor v;
     {
@@ -682,6 +761,7 @@ double FusedAgainstCompositeDit(DiffusionTransformer& dit, const torch::Tensor& 
       v = dit->forward(z.to(device), t.to(device), text.to(device), mask.to(device));
     }
     SetFusedQkNorm(true);
+    SetFusedNormModulate(true);
     v.to(torch::kFloat).pow(2).mean().backward();
     std::vector<torch::Tensor> out = {v.detach().to(torch::kCPU, torch::kDouble)};
     for (const auto& p : dit->parameters())
@@ -699,7 +779,7 @@ double FusedAgainstCompositeDit(DiffusionTransformer& dit, const torch::Tensor& 
   return worst;
 }
 
-TEST_F(DitTest, FusedQkNormTrainsAsTheCompositeOperators) {
+TEST_F(DitTest, FusedOperatorsTrainAsTheCompositeOnes) {
   Wake();
   dit_->train();
   // Full attention, then factorised (the 5 x 4 x 4 latent has 80 tokens).
@@ -710,12 +790,12 @@ TEST_F(DitTest, FusedQkNormTrainsAsTheCompositeOperators) {
   EXPECT_LT(FusedAgainstCompositeDit(factorized, z_, t_, text_, mask_, torch::kCPU), 1e-4);
 }
 
-TEST_F(DitTest, FusedQkNormOnTheGpuAsTheCompositeOperators) {
+TEST_F(DitTest, FusedOperatorsOnTheGpuAsTheCompositeOnes) {
   if (!compat::CudaAvailable()) GTEST_SKIP() << "needs a CUDA libtorch and a GPU";
   Wake();
   dit_->train();
   const double worst = FusedAgainstCompositeDit(dit_, z_, t_, text_, mask_, torch::kCUDA);
-  std::printf("DiT on the GPU in bf16, fused against composite q/k norm: %.2e apart at most\n",
+  std::printf("DiT on the GPU in bf16, fused against composite operators: %.2e apart at most\n",
               worst);
   std::fflush(stdout);
   EXPECT_LT(worst, 0.05);
@@ -1242,6 +1322,28 @@ TEST(QkNormTest, CudaKernelsMatchTheCpu) {
       // Deterministic: the weight's gradient is summed in a fixed order.
       EXPECT_TRUE(torch::equal(RunQkNorm(gpu, true).grad_weight, got.grad_weight));
     }
+  }
+}
+
+TEST(NormModulateTest, CudaKernelsMatchTheCpu) {
+  if (!compat::CudaAvailable()) GTEST_SKIP() << "needs a CUDA libtorch and a GPU";
+  // h100-b's width; float32 x (the residual stream), float32 or bfloat16 out.
+  const NormModulateCase cpu = MakeNormModulateCase(torch::kFloat, torch::kCPU, 3, 300, 768);
+  const NormModulateCase gpu = MakeNormModulateCase(torch::kFloat, torch::kCUDA, 3, 300, 768);
+  const NormModulateResult want = RunNormModulate(cpu, true, torch::kFloat);
+  for (torch::ScalarType out : {torch::kFloat, torch::kBFloat16}) {
+    SCOPED_TRACE(out == torch::kFloat ? "float32 out" : "bfloat16 out");
+    const NormModulateResult got = RunNormModulate(gpu, true, out);
+    const double tol = out == torch::kFloat ? 1e-5 : 1e-2;
+    std::printf("NormModulate %s: out %.2e, grad x %.2e, grad shift/scale %.2e apart\n",
+                out == torch::kFloat ? "float32" : "bfloat16", RelDiff(got.out, want.out),
+                RelDiff(got.grad_x, want.grad_x), RelDiff(got.grad_ada, want.grad_ada));
+    std::fflush(stdout);
+    EXPECT_EQ(got.out.scalar_type(), out);
+    EXPECT_LT(RelDiff(got.out, want.out), tol);
+    EXPECT_LT(RelDiff(got.grad_x, want.grad_x), tol);
+    EXPECT_LT(RelDiff(got.grad_ada, want.grad_ada), tol);
+    EXPECT_TRUE(torch::equal(RunNormModulate(gpu, true, out).grad_ada, got.grad_ada));
   }
 }
 
