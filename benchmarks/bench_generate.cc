@@ -29,10 +29,9 @@
 #include <torch/torch.h>
 
 #include "benchmarks/bench_flags.h"
+#include "benchmarks/bench_trainer.h"
 #include "generate/config.h"
-#include "generate/norm_modulate.h"
 #include "generate/optim.h"
-#include "generate/qk_norm.h"
 #include "generate/trainer.h"
 #include "generate/vae.h"
 #include "nets/torch_compat.h"
@@ -125,8 +124,8 @@ double PeakRssMiB() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string name = "cpu-tiny", device_name = "cpu", qk_norm = "fused", norm_modulate = "fused",
-              denoiser_only = "no";
+  std::string name = "cpu-tiny", device_name = "cpu", denoiser_only = "no";
+  reel::bench::FusedOpFlags fused;
   int batch = 8, steps = 50;
   double peak_tflops = 989.4;  // H100 SXM, dense bf16
   reel::bench::BenchFlags flags(
@@ -138,58 +137,33 @@ int main(int argc, char** argv) {
   flags.Add("--steps", &steps);
   flags.Add("--device", &device_name, {"cpu", "cuda"});
   flags.Add("--peak-tflops", &peak_tflops);
-  flags.Add("--qk-norm", &qk_norm, {"fused", "composite"});
-  flags.Add("--norm-modulate", &norm_modulate, {"fused", "composite"});
+  fused.Add(flags);
   flags.Add("--denoiser-only", &denoiser_only, {"yes", "no"});
   if (!flags.Parse(argc, argv)) return 2;
-  SetFusedQkNorm(qk_norm == "fused");
-  SetFusedNormModulate(norm_modulate == "fused");
-  auto config = ModelConfig::Named(name);
-  if (!config.ok()) {
-    std::fprintf(stderr, "bench_generate: %s\n", config.status().ToString().c_str());
-    return 2;
-  }
-  const torch::Device device =
-      device_name == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  if (device.is_cuda() && !reel::compat::CudaAvailable()) {
-    std::fprintf(stderr,
-                 "bench_generate: --device cuda: no CUDA device in this build or machine\n");
-    return 1;
-  }
-  torch::manual_seed(0);
-  std::vector<std::string> captions;
-  std::vector<LatentExample> data;
-  for (int i = 0; i < 64; ++i) {
-    captions.push_back("a synthetic clip number " + std::to_string(i) +
-                       " moving left over a field");
-    data.push_back({torch::randn({config->vae.latent_channels, config->latent_frames(),
-                                  config->latent_height(), config->latent_width()}),
-                    captions.back()});
-  }
-  auto tok = BpeTokenizer::Train(captions, config->text.vocab_size);
-  TrainOptions to;
-  to.batch = batch;
-  auto trainer = Trainer::Create(*config, *tok, to, device);
-  if (!trainer.ok()) {
-    std::fprintf(stderr, "bench_generate: %s\n", trainer.status().ToString().c_str());
-    return 1;
-  }
+  fused.Apply();
+  reel::bench::BenchTrainer bt;
+  if (int rc = reel::bench::MakeBenchTrainer("bench_generate", name, device_name, batch, &bt))
+    return rc;
+  const ModelConfig* config = &bt.config;
+  const torch::Device device = bt.device;
+  Trainer* trainer = bt.trainer.get();
+  const std::vector<LatentExample>& data = bt.data;
   int64_t dit_params = 0;
-  for (const auto& p : (*trainer)->dit()->parameters()) dit_params += p.numel();
-  for (int i = 0; i < 3; ++i) (void)(*trainer)->Step(data);  // warm-up
+  for (const auto& p : trainer->dit()->parameters()) dit_params += p.numel();
+  for (int i = 0; i < 3; ++i) (void)trainer->Step(data);  // warm-up
   auto t0 = Clock::now();
-  for (int i = 0; i < steps; ++i) (void)(*trainer)->Step(data);
+  for (int i = 0; i < steps; ++i) (void)trainer->Step(data);
   if (device.is_cuda()) torch::cuda::synchronize();
   const double dit_sps = steps / Since(t0);
   const auto [forward_ms, forward_backward_ms] =
-      TimeDenoiser((*trainer)->dit(), *config, batch, std::max(3, steps / 5), device);
+      TimeDenoiser(trainer->dit(), *config, batch, std::max(3, steps / 5), device);
 
   std::printf(
       "%s: %d frames %dx%d, %lld tokens, DiT %.2fM parameters, %d torch threads, %s, "
-      "%s query/key norm, %s norm + modulation\n",
+      "%s\n",
       name.c_str(), config->clip.frames, config->clip.width, config->clip.height,
       static_cast<long long>(config->tokens()), dit_params / 1e6, torch::get_num_threads(),
-      device_name.c_str(), qk_norm.c_str(), norm_modulate.c_str());
+      device_name.c_str(), fused.Describe().c_str());
   std::printf("attention kernels: %s\n", AttentionBackends(*config, batch, device).c_str());
   std::printf("denoiser training: %.2f steps/s at batch %d (%.1f clips/s)\n", dit_sps, batch,
               dit_sps * batch);
@@ -244,8 +218,8 @@ int main(int argc, char** argv) {
     torch::NoGradGuard g;
     t0 = Clock::now();
     const torch::Tensor z =
-        SampleLatents((*trainer)->ema_dit(), (*trainer)->ema_text(), (*trainer)->tokenizer(),
-                      *config, {captions[0]}, so, device);
+        SampleLatents(trainer->ema_dit(), trainer->ema_text(), trainer->tokenizer(), *config,
+                      {bt.captions[0]}, so, device);
     if (device.is_cuda()) torch::cuda::synchronize();
     denoise_s = Since(t0);
     t0 = Clock::now();

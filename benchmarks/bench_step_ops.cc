@@ -34,9 +34,8 @@
 #include <torch/torch.h>
 
 #include "benchmarks/bench_flags.h"
+#include "benchmarks/bench_trainer.h"
 #include "generate/config.h"
-#include "generate/norm_modulate.h"
-#include "generate/qk_norm.h"
 #include "generate/trainer.h"
 #include "nets/torch_compat.h"
 
@@ -216,7 +215,8 @@ void OnPhaseEnd(const at::RecordFunction& fn, at::ObserverContext*) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string name = "h100-b", device_name = "cpu", qk_norm = "fused", norm_modulate = "fused";
+  std::string name = "h100-b", device_name = "cpu";
+  reel::bench::FusedOpFlags fused;
   int batch = 1, top = 25, timed_steps = 3;
   double hbm_tbps = 3.35, peak_tflops = 989.4;  // H100 SXM: HBM3, dense bf16
   reel::bench::BenchFlags flags(
@@ -229,50 +229,25 @@ int main(int argc, char** argv) {
   flags.Add("--top", &top);
   flags.Add("--hbm-tbps", &hbm_tbps);
   flags.Add("--peak-tflops", &peak_tflops);
-  flags.Add("--qk-norm", &qk_norm, {"fused", "composite"});
-  flags.Add("--norm-modulate", &norm_modulate, {"fused", "composite"});
+  fused.Add(flags);
   flags.Add("--timed-steps", &timed_steps);
   if (!flags.Parse(argc, argv)) return 2;
-  SetFusedQkNorm(qk_norm == "fused");
-  SetFusedNormModulate(norm_modulate == "fused");
-  auto config = ModelConfig::Named(name);
-  if (!config.ok()) {
-    std::fprintf(stderr, "bench_step_ops: %s\n", config.status().ToString().c_str());
-    return 2;
-  }
-  const torch::Device device =
-      device_name == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  if (device.is_cuda() && !reel::compat::CudaAvailable()) {
-    std::fprintf(stderr,
-                 "bench_step_ops: --device cuda: no CUDA device in this build or machine\n");
-    return 1;
-  }
-  torch::manual_seed(0);
-  std::vector<std::string> captions;
-  std::vector<LatentExample> data;
-  for (int i = 0; i < std::max(8, batch); ++i) {
-    captions.push_back("a synthetic clip number " + std::to_string(i) + " moving left");
-    data.push_back({torch::randn({config->vae.latent_channels, config->latent_frames(),
-                                  config->latent_height(), config->latent_width()}),
-                    captions.back()});
-  }
-  auto tok = BpeTokenizer::Train(captions, config->text.vocab_size);
-  TrainOptions to;
-  to.batch = batch;
-  auto trainer = Trainer::Create(*config, *tok, to, device);
-  if (!trainer.ok()) {
-    std::fprintf(stderr, "bench_step_ops: %s\n", trainer.status().ToString().c_str());
-    return 1;
-  }
+  fused.Apply();
+  reel::bench::BenchTrainer bt;
+  if (int rc = reel::bench::MakeBenchTrainer("bench_step_ops", name, device_name, batch, &bt))
+    return rc;
+  const torch::Device device = bt.device;
+  Trainer* trainer = bt.trainer.get();
+  const std::vector<LatentExample>& data = bt.data;
   // One step first, so that lazily made state (the optimiser's moments) is not counted.
-  if (auto s = (*trainer)->Step(data); !s.ok()) {
+  if (auto s = trainer->Step(data); !s.ok()) {
     std::fprintf(stderr, "bench_step_ops: %s\n", s.status().ToString().c_str());
     return 1;
   }
   auto handle = at::addGlobalCallback(
       at::RecordFunctionCallback(OnStart, OnEnd).needsInputs(true).needsOutputs(true));
   TheCensus().on = true;
-  const auto step = (*trainer)->Step(data);
+  const auto step = trainer->Step(data);
   if (device.is_cuda()) torch::cuda::synchronize();
   TheCensus().on = false;
   at::removeCallback(handle);
@@ -287,7 +262,7 @@ int main(int argc, char** argv) {
       at::RecordFunctionCallback(OnPhaseStart, OnPhaseEnd).scopes({at::RecordScope::USER_SCOPE}));
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < timed_steps; ++i) {
-    if (auto s = (*trainer)->Step(data); !s.ok()) {
+    if (auto s = trainer->Step(data); !s.ok()) {
       std::fprintf(stderr, "bench_step_ops: %s\n", s.status().ToString().c_str());
       return 1;
     }
@@ -298,10 +273,9 @@ int main(int argc, char** argv) {
   at::removeCallback(timer);
 
   const Census& c = TheCensus();
-  std::printf("%s, batch %d, %s%s, %s query/key norm, %s norm + modulation: one training step\n",
-              name.c_str(), batch, device_name.c_str(),
-              device.is_cuda() ? " (bf16 autocast)" : " (float32)", qk_norm.c_str(),
-              norm_modulate.c_str());
+  std::printf("%s, batch %d, %s%s, %s: one training step\n", name.c_str(), batch,
+              device_name.c_str(), device.is_cuda() ? " (bf16 autocast)" : " (float32)",
+              fused.Describe().c_str());
   std::printf("%-24s %8s %9s %10s %10s %12s %12s %10s\n", "phase", "calls", "launches", "GB",
               "GFLOP", "GB at HBM", "GFLOP at pk", "measured");
   std::printf("%-24s %8s %9s %10s %10s %12s %12s %10s\n", "", "", "", "(non-mm)", "(matmul)",
