@@ -35,9 +35,7 @@
 
 #include "benchmarks/bench_flags.h"
 #include "benchmarks/bench_trainer.h"
-#include "generate/config.h"
 #include "generate/trainer.h"
-#include "nets/torch_compat.h"
 
 using namespace reel::gen;
 

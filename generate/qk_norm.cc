@@ -38,6 +38,12 @@ qk_norm::Layout MakeLayout(const torch::Tensor& x, bool rope, double eps) {
   return l;
 }
 
+// A rotary table's data, or null without rotary positions (the table is then undefined).
+template <typename Acc>
+const Acc* DataOrNull(const torch::Tensor& table) {
+  return table.defined() ? table.data_ptr<Acc>() : nullptr;
+}
+
 template <typename T, typename Acc>
 Acc Rsqrt(const T* xr, int64_t dim, Acc eps, Acc* x_out) {
   Acc squares = 0;
@@ -54,8 +60,8 @@ void CpuForward(const torch::Tensor& x, const torch::Tensor& w, const torch::Ten
   using Acc = at::opmath_type<T>;
   const T* xp = x.data_ptr<T>();
   const Acc* wp = w.data_ptr<Acc>();
-  const Acc* cp = l.rope ? cos.data_ptr<Acc>() : nullptr;
-  const Acc* sp = l.rope ? sin.data_ptr<Acc>() : nullptr;
+  const Acc* cp = DataOrNull<Acc>(cos);
+  const Acc* sp = DataOrNull<Acc>(sin);
   T* op = out.data_ptr<T>();
   const int64_t pairs = l.dim / 2;
   at::parallel_for(0, l.rows, fused::RowGrain(l.dim), [&](int64_t begin, int64_t end) {
@@ -65,10 +71,10 @@ void CpuForward(const torch::Tensor& x, const torch::Tensor& w, const torch::Ten
       const int64_t table = l.Position(row) * pairs;
       T* o = op + row * l.dim;
       for (int64_t p = 0; p < pairs; ++p) {
-        Acc o1, o2;
-        qk_norm::ForwardPair<Acc>(xs[2 * p], xs[2 * p + 1], r, wp[2 * p], wp[2 * p + 1],
-                                  l.rope ? cp[table + p] : Acc(1), l.rope ? sp[table + p] : Acc(0),
-                                  &o1, &o2);
+        Acc c, s, o1, o2;
+        qk_norm::Rotation(cp, sp, table + p, &c, &s);
+        qk_norm::ForwardPair<Acc>(xs[2 * p], xs[2 * p + 1], r, wp[2 * p], wp[2 * p + 1], c, s, &o1,
+                                  &o2);
         o[2 * p] = static_cast<T>(o1);
         o[2 * p + 1] = static_cast<T>(o2);
       }
@@ -87,8 +93,8 @@ torch::Tensor CpuBackward(const torch::Tensor& grad_out, const torch::Tensor& x,
   const T* gp = grad_out.data_ptr<T>();
   const T* xp = x.data_ptr<T>();
   const Acc* wp = w.data_ptr<Acc>();
-  const Acc* cp = l.rope ? cos.data_ptr<Acc>() : nullptr;
-  const Acc* sp = l.rope ? sin.data_ptr<Acc>() : nullptr;
+  const Acc* cp = DataOrNull<Acc>(cos);
+  const Acc* sp = DataOrNull<Acc>(sin);
   T* dxp = grad_x.data_ptr<T>();
   const int64_t pairs = l.dim / 2;
   const int64_t blocks = (l.rows + kCpuRowsPerBlock - 1) / kCpuRowsPerBlock;
@@ -106,10 +112,11 @@ torch::Tensor CpuBackward(const torch::Tensor& grad_out, const torch::Tensor& x,
         Acc gn_n = 0;
         for (int64_t p = 0; p < pairs; ++p) {
           const int64_t i = 2 * p, j = 2 * p + 1;
+          Acc c, s;
+          qk_norm::Rotation(cp, sp, table + p, &c, &s);
           qk_norm::BackwardPair<Acc>(static_cast<Acc>(g[i]), static_cast<Acc>(g[j]), xs[i], xs[j],
-                                     r, wp[i], wp[j], l.rope ? cp[table + p] : Acc(1),
-                                     l.rope ? sp[table + p] : Acc(0), &n[i], &n[j], &gn[i], &gn[j],
-                                     &gw[i], &gw[j]);
+                                     r, wp[i], wp[j], c, s, &n[i], &n[j], &gn[i], &gn[j], &gw[i],
+                                     &gw[j]);
           gn_n += gn[i] * n[i] + gn[j] * n[j];
         }
         const Acc mean_gn_n = gn_n / static_cast<Acc>(l.dim);
@@ -181,9 +188,8 @@ torch::Tensor FusedForward(const torch::Tensor& x, const torch::Tensor& weight,
     const c10::cuda::CUDAGuard guard(x.device());
     fused::CheckLaunch(
         qk_norm::LaunchForward(x.data_ptr(), fused::KernelDtype(x.scalar_type()),
-                               w.data_ptr<float>(), l.rope ? c.data_ptr<float>() : nullptr,
-                               l.rope ? s.data_ptr<float>() : nullptr, out.data_ptr(), l,
-                               at::cuda::getCurrentCUDAStream()),
+                               w.data_ptr<float>(), DataOrNull<float>(c), DataOrNull<float>(s),
+                               out.data_ptr(), l, at::cuda::getCurrentCUDAStream()),
         "QkNormRope", "forward");
     record.SetOutputs({out});
     return out;
@@ -216,9 +222,9 @@ std::pair<torch::Tensor, torch::Tensor> FusedBackward(const torch::Tensor& grad,
         torch::empty({qk_norm::BackwardBlocks(l), l.dim}, x.options().dtype(torch::kFloat));
     fused::CheckLaunch(
         qk_norm::LaunchBackward(g.data_ptr(), x.data_ptr(), fused::KernelDtype(x.scalar_type()),
-                                w.data_ptr<float>(), l.rope ? c.data_ptr<float>() : nullptr,
-                                l.rope ? s.data_ptr<float>() : nullptr, grad_x.data_ptr(),
-                                partials.data_ptr<float>(), l, at::cuda::getCurrentCUDAStream()),
+                                w.data_ptr<float>(), DataOrNull<float>(c), DataOrNull<float>(s),
+                                grad_x.data_ptr(), partials.data_ptr<float>(), l,
+                                at::cuda::getCurrentCUDAStream()),
         "QkNormRope", "backward");
     grad_w = partials.sum(0);
   }

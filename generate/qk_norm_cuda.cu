@@ -26,6 +26,25 @@ using kernels::FromFloat;
 using kernels::ToFloat;
 using kernels::WarpSum;
 
+// This lane's pairs of a row (zeros past its end) and the row's r = 1/sqrt(mean(x^2) + eps).
+template <typename T>
+__device__ inline float LoadRow(const T* __restrict__ xr, int lane, const Layout& l,
+                                float (&x1)[kPairsPerLane], float (&x2)[kPairsPerLane]) {
+  const int64_t pairs = l.dim / 2;
+  float squares = 0;
+#pragma unroll
+  for (int k = 0; k < kPairsPerLane; ++k) {
+    const int64_t p = lane + 32 * k;
+    x1[k] = x2[k] = 0;
+    if (p < pairs) {
+      x1[k] = ToFloat(xr[2 * p]);
+      x2[k] = ToFloat(xr[2 * p + 1]);
+      squares += x1[k] * x1[k] + x2[k] * x2[k];
+    }
+  }
+  return rsqrtf(WarpSum(squares) / static_cast<float>(l.dim) + l.eps);
+}
+
 template <typename T>
 __global__ void ForwardKernel(const T* __restrict__ x, const float* __restrict__ w,
                               const float* __restrict__ cos, const float* __restrict__ sin,
@@ -34,28 +53,16 @@ __global__ void ForwardKernel(const T* __restrict__ x, const float* __restrict__
   const int64_t pairs = l.dim / 2;
   for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp; row < l.rows;
        row += static_cast<int64_t>(gridDim.x) * kWarps) {
-    const T* xr = x + l.InputOffset(row);
     float x1[kPairsPerLane], x2[kPairsPerLane];
-    float squares = 0;
-#pragma unroll
-    for (int k = 0; k < kPairsPerLane; ++k) {
-      const int64_t p = lane + 32 * k;
-      x1[k] = x2[k] = 0;
-      if (p < pairs) {
-        x1[k] = ToFloat(xr[2 * p]);
-        x2[k] = ToFloat(xr[2 * p + 1]);
-        squares += x1[k] * x1[k] + x2[k] * x2[k];
-      }
-    }
-    const float r = rsqrtf(WarpSum(squares) / static_cast<float>(l.dim) + l.eps);
+    const float r = LoadRow(x + l.InputOffset(row), lane, l, x1, x2);
     const int64_t table = l.Position(row) * pairs;
     T* o = out + row * l.dim;
 #pragma unroll
     for (int k = 0; k < kPairsPerLane; ++k) {
       const int64_t p = lane + 32 * k;
       if (p >= pairs) continue;
-      const float c = l.rope ? cos[table + p] : 1.f, s = l.rope ? sin[table + p] : 0.f;
-      float o1, o2;
+      float c, s, o1, o2;
+      Rotation(cos, sin, table + p, &c, &s);
       ForwardPair(x1[k], x2[k], r, w[2 * p], w[2 * p + 1], c, s, &o1, &o2);
       o[2 * p] = FromFloat<T>(o1);
       o[2 * p + 1] = FromFloat<T>(o2);
@@ -76,21 +83,9 @@ __global__ void BackwardKernel(const T* __restrict__ grad_out, const T* __restri
   for (int k = 0; k < kPairsPerLane; ++k) gw1[k] = gw2[k] = 0;
   for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp; row < l.rows;
        row += static_cast<int64_t>(gridDim.x) * kWarps) {
-    const T* xr = x + l.InputOffset(row);
     const T* gr = grad_out + row * l.dim;
     float x1[kPairsPerLane], x2[kPairsPerLane];
-    float squares = 0;
-#pragma unroll
-    for (int k = 0; k < kPairsPerLane; ++k) {
-      const int64_t p = lane + 32 * k;
-      x1[k] = x2[k] = 0;
-      if (p < pairs) {
-        x1[k] = ToFloat(xr[2 * p]);
-        x2[k] = ToFloat(xr[2 * p + 1]);
-        squares += x1[k] * x1[k] + x2[k] * x2[k];
-      }
-    }
-    const float r = rsqrtf(WarpSum(squares) / static_cast<float>(l.dim) + l.eps);
+    const float r = LoadRow(x + l.InputOffset(row), lane, l, x1, x2);
     const int64_t table = l.Position(row) * pairs;
     float n1[kPairsPerLane], n2[kPairsPerLane], gn1[kPairsPerLane], gn2[kPairsPerLane];
     float gn_n = 0;
@@ -99,7 +94,8 @@ __global__ void BackwardKernel(const T* __restrict__ grad_out, const T* __restri
       const int64_t p = lane + 32 * k;
       n1[k] = n2[k] = gn1[k] = gn2[k] = 0;
       if (p >= pairs) continue;
-      const float c = l.rope ? cos[table + p] : 1.f, s = l.rope ? sin[table + p] : 0.f;
+      float c, s;
+      Rotation(cos, sin, table + p, &c, &s);
       BackwardPair(ToFloat(gr[2 * p]), ToFloat(gr[2 * p + 1]), x1[k], x2[k], r, w[2 * p],
                    w[2 * p + 1], c, s, &n1[k], &n2[k], &gn1[k], &gn2[k], &gw1[k], &gw2[k]);
       gn_n += gn1[k] * n1[k] + gn2[k] * n2[k];

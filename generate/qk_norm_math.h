@@ -39,6 +39,14 @@ struct Layout {
   }
 };
 
+// Pair `index` of the rotary tables, as (c, s); (1, 0) without tables (null pointers).
+template <typename Acc, typename Table>
+REEL_HOST_DEVICE inline void Rotation(const Table* cos, const Table* sin, int64_t index, Acc* c,
+                                      Acc* s) {
+  *c = cos != nullptr ? static_cast<Acc>(cos[index]) : Acc(1);
+  *s = sin != nullptr ? static_cast<Acc>(sin[index]) : Acc(0);
+}
+
 // out pair from an input pair, given r and the pair's weights and rotation.
 template <typename Acc>
 REEL_HOST_DEVICE inline void ForwardPair(Acc x1, Acc x2, Acc r, Acc w1, Acc w2, Acc c, Acc s,
