@@ -12,6 +12,11 @@
 // composite the LayerNorm + modulation (generate/norm_modulate.h), to measure one against
 // the other; --denoiser-only stops after the denoiser's figures (no VAE, no sampling).
 //
+// On CUDA it also prints what libtorch's caching allocator saw during the denoiser's
+// training: peak allocated and reserved bytes, and the allocations it had to retry after
+// freeing its cache (each retry synchronises the device; a step near the card's memory
+// can spend its time there).
+//
 // Usage: bench_generate [--config cpu-tiny|cpu-small|h100-b] [--batch N] [--steps N]
 //                       [--device cpu|cuda] [--peak-tflops X] [--qk-norm fused|composite]
 //                       [--norm-modulate fused|composite]
@@ -35,6 +40,10 @@
 #include "generate/trainer.h"
 #include "generate/vae.h"
 #include "nets/torch_compat.h"
+
+#if defined(REEL_TORCH_CUDA)
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 using namespace reel::gen;
 using Clock = std::chrono::steady_clock;
@@ -115,6 +124,30 @@ std::string AttentionBackends(const ModelConfig& c, int batch, torch::Device dev
          reel::compat::AttentionBackend(q, kv[0].transpose(1, 2), kv[1].transpose(1, 2), mask);
 }
 
+// The caching allocator's figures since the process started (CUDA only).
+std::string CudaAllocatorReport(torch::Device device) {
+#if defined(REEL_TORCH_CUDA)
+  if (!device.is_cuda()) return "";
+  namespace alloc = c10::cuda::CUDACachingAllocator;
+  const auto stats = alloc::getDeviceStats(device.index() < 0 ? 0 : device.index());
+  // Index 0 of each StatArray is the aggregate over small and large pools (StatType's
+  // AGGREGATE, whose namespace differs between libtorch versions).
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "CUDA allocator during training: peak allocated %.1f GiB, peak reserved %.1f "
+                "GiB, %lld allocations retried after freeing the cache, %lld out of memory",
+                static_cast<double>(stats.allocated_bytes[0].peak) / kGiB,
+                static_cast<double>(stats.reserved_bytes[0].peak) / kGiB,
+                static_cast<long long>(stats.num_alloc_retries),
+                static_cast<long long>(stats.num_ooms));
+  return line;
+#else
+  (void)device;
+  return "";
+#endif
+}
+
 double PeakRssMiB() {
   struct rusage u {};
   getrusage(RUSAGE_SELF, &u);
@@ -167,6 +200,7 @@ int main(int argc, char** argv) {
   std::printf("attention kernels: %s\n", AttentionBackends(*config, batch, device).c_str());
   std::printf("denoiser training: %.2f steps/s at batch %d (%.1f clips/s)\n", dit_sps, batch,
               dit_sps * batch);
+  if (const std::string a = CudaAllocatorReport(device); !a.empty()) std::printf("%s\n", a.c_str());
   const double flops = ModelFlopsPerStep(*config, batch);
   std::printf("model FLOPs per training step: %.3g; achieved %.3g TFLOP/s", flops,
               flops * dit_sps / 1e12);
