@@ -11,6 +11,8 @@
 // ATen operators instead of the fused operator (generate/qk_norm.h), and --norm-modulate
 // composite the LayerNorm + modulation (generate/norm_modulate.h), to measure one against
 // the other; --denoiser-only stops after the denoiser's figures (no VAE, no sampling).
+// --grad-checkpointing yes trains the denoiser with activation checkpointing (each block
+// recomputed in the backward), to measure its memory against its time.
 //
 // On CUDA it also prints what libtorch's caching allocator saw during the denoiser's
 // training: peak allocated and reserved bytes, and the allocations it had to retry after
@@ -20,7 +22,7 @@
 // Usage: bench_generate [--config cpu-tiny|cpu-small|h100-b] [--batch N] [--steps N]
 //                       [--device cpu|cuda] [--peak-tflops X] [--qk-norm fused|composite]
 //                       [--norm-modulate fused|composite]
-//                       [--denoiser-only yes|no]
+//                       [--denoiser-only yes|no] [--grad-checkpointing yes|no]
 
 #include <sys/resource.h>
 
@@ -157,14 +159,14 @@ double PeakRssMiB() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string name = "cpu-tiny", device_name = "cpu", denoiser_only = "no";
+  std::string name = "cpu-tiny", device_name = "cpu", denoiser_only = "no", checkpointing = "no";
   reel::bench::FusedOpFlags fused;
   int batch = 8, steps = 50;
   double peak_tflops = 989.4;  // H100 SXM, dense bf16
   reel::bench::BenchFlags flags(
       "usage: bench_generate [--config NAME] [--batch N] [--steps N] [--device cpu|cuda] "
       "[--peak-tflops X] [--qk-norm fused|composite] [--norm-modulate fused|composite] "
-      "[--denoiser-only yes|no]");
+      "[--denoiser-only yes|no] [--grad-checkpointing yes|no]");
   flags.Add("--config", &name);
   flags.Add("--batch", &batch);
   flags.Add("--steps", &steps);
@@ -172,6 +174,7 @@ int main(int argc, char** argv) {
   flags.Add("--peak-tflops", &peak_tflops);
   fused.Add(flags);
   flags.Add("--denoiser-only", &denoiser_only, {"yes", "no"});
+  flags.Add("--grad-checkpointing", &checkpointing, {"yes", "no"});
   if (!flags.Parse(argc, argv)) return 2;
   fused.Apply();
   reel::bench::BenchTrainer bt;
@@ -181,6 +184,7 @@ int main(int argc, char** argv) {
   const torch::Device device = bt.device;
   Trainer* trainer = bt.trainer.get();
   const std::vector<LatentExample>& data = bt.data;
+  trainer->dit()->SetActivationCheckpointing(checkpointing == "yes");
   int64_t dit_params = 0;
   for (const auto& p : trainer->dit()->parameters()) dit_params += p.numel();
   for (int i = 0; i < 3; ++i) (void)trainer->Step(data);  // warm-up
@@ -193,10 +197,11 @@ int main(int argc, char** argv) {
 
   std::printf(
       "%s: %d frames %dx%d, %lld tokens, DiT %.2fM parameters, %d torch threads, %s, "
-      "%s\n",
+      "%s%s\n",
       name.c_str(), config->clip.frames, config->clip.width, config->clip.height,
       static_cast<long long>(config->tokens()), dit_params / 1e6, torch::get_num_threads(),
-      device_name.c_str(), fused.Describe().c_str());
+      device_name.c_str(), fused.Describe().c_str(),
+      checkpointing == "yes" ? ", activation checkpointing" : "");
   std::printf("attention kernels: %s\n", AttentionBackends(*config, batch, device).c_str());
   std::printf("denoiser training: %.2f steps/s at batch %d (%.1f clips/s)\n", dit_sps, batch,
               dit_sps * batch);

@@ -224,6 +224,10 @@ class TrainCommand : public Command {
          "probability of training on the null caption")  //
         ("seed", po::value<uint64_t>(&opt_.train.seed)->value_name("S")->default_value(0),
          "seed")  //
+        ("grad-checkpointing", po::bool_switch(&opt_.activation_checkpointing),
+         "recompute each denoiser block's activations in the backward instead of keeping "
+         "them: the same training in less memory, for about a third more compute per step "
+         "(may change on --resume)")  //
         ("text-encoder", po::value<std::string>(&text_encoder_)->value_name("reel|MODEL"),
          "text encoder: reel (a BPE tokenizer and transformer learned with the denoiser; the "
          "default) or a CLIP model used frozen (clip-vit-b-32, or a CLIP .pt file; needs it and "

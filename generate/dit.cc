@@ -1,6 +1,8 @@
 #include "generate/dit.h"
 
 #include <cmath>
+#include <cstdint>
+#include <vector>
 
 #include "generate/norm_modulate.h"
 #include "generate/qk_norm.h"
@@ -125,6 +127,64 @@ class DitBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DitBlock);
 
+namespace {
+
+// A block run without keeping its activations ("activation checkpointing"): the forward
+// runs with autograd off and saves only the block's inputs; the backward runs the block
+// again with autograd on (under the forward's autocast, which is thread-local and so not
+// on the backward's thread by itself) and back-propagates through that. The parameters'
+// gradients accumulate into their .grad there, as in torch.utils.checkpoint's reentrant
+// form; so, like it, this suits backward() and not autograd::grad(). The block holds no
+// randomness, so the recomputation is the same arithmetic as the forward.
+class CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
+ public:
+  // `block` is not owned and must outlive the graph (the model outlives its steps).
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& c, const torch::Tensor& text,
+                               const torch::Tensor& text_mask, const torch::Tensor& cos,
+                               const torch::Tensor& sin, DitBlockImpl* block, int64_t mode,
+                               int64_t frames) {
+    const bool amp = compat::CudaBf16AutocastOn();
+    TORCH_CHECK(amp || compat::AutocastDtypeFor(x) == x.scalar_type(),
+                "activation checkpointing recomputes under bf16 autocast only");
+    ctx->save_for_backward({x, c, text, text_mask, cos, sin});
+    ctx->saved_data["block"] = static_cast<int64_t>(reinterpret_cast<std::uintptr_t>(block));
+    ctx->saved_data["mode"] = mode;
+    ctx->saved_data["frames"] = frames;
+    ctx->saved_data["amp"] = amp;
+    ctx->saved_data["needs"] =
+        c10::List<bool>({x.requires_grad(), c.requires_grad(), text.requires_grad()});
+    return block->forward(x, c, text, text_mask, cos, sin, static_cast<int>(mode), frames);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto saved = ctx->get_saved_variables();
+    auto* block = reinterpret_cast<DitBlockImpl*>(
+        static_cast<std::uintptr_t>(ctx->saved_data["block"].toInt()));
+    const c10::List<bool> needs = ctx->saved_data["needs"].toBoolList();
+    std::vector<torch::Tensor> in(3);
+    for (size_t i = 0; i < in.size(); ++i) in[i] = saved[i].detach().requires_grad_(needs.get(i));
+    {
+      torch::AutoGradMode grad_on(true);
+      torch::Tensor out;
+      {
+        compat::CudaBf16Autocast amp(ctx->saved_data["amp"].toBool());
+        out = block->forward(in[0], in[1], in[2], saved[3], saved[4], saved[5],
+                             static_cast<int>(ctx->saved_data["mode"].toInt()),
+                             ctx->saved_data["frames"].toInt());
+      }
+      torch::autograd::backward({out}, {grad[0]});
+    }
+    // One gradient per argument of forward: x, c, text, then none for the rest.
+    torch::autograd::variable_list result(9);
+    for (size_t i = 0; i < in.size(); ++i) result[i] = in[i].grad();
+    return result;
+  }
+};
+
+}  // namespace
+
 torch::Tensor TimestepFeatures(const torch::Tensor& t, int dim) {
   const int half = dim / 2;
   const torch::Tensor freqs =
@@ -218,9 +278,17 @@ torch::Tensor DiffusionTransformerImpl::forward(const torch::Tensor& latent, con
   auto [cos, sin] = Rope3d(ft, gh, gw, config_.width / config_.heads, x.device());
   const bool factorized = Factorized(n);
   int index = 0;
+  // Checkpointing needs a block input that carries the graph back (always so in
+  // training: x comes from patch_embed).
+  const bool checkpoint = activation_checkpointing_ && is_training() &&
+                          torch::GradMode::is_enabled() &&
+                          (x.requires_grad() || cond.requires_grad() || txt.requires_grad());
   for (const auto& block : *blocks_) {
     const int mode = factorized ? (index % 2 == 0 ? 1 : 2) : 0;
-    x = block->as<DitBlockImpl>()->forward(x, cond, txt, text_mask, cos, sin, mode, ft);
+    DitBlockImpl* b = block->as<DitBlockImpl>();
+    x = checkpoint ? CheckpointedBlock::apply(x, cond, txt, text_mask, cos, sin, b,
+                                              static_cast<int64_t>(mode), ft)
+                   : b->forward(x, cond, txt, text_mask, cos, sin, mode, ft);
     ++index;
   }
   const auto fm = final_mod_(torch::silu(cond)).chunk(2, 1);

@@ -40,11 +40,19 @@ class DiffusionTransformerImpl : public torch::nn::Module {
 
   // Whether a clip of `tokens` tokens uses factorised attention under this config.
   bool Factorized(int64_t tokens) const;
+
+  // Activation checkpointing: when on, training forwards keep only each block's input and
+  // the backward recomputes the block (less activation memory, about one more forward of
+  // compute). The gradients are the same; they reach the parameters through backward(),
+  // not through autograd::grad(). Off by default.
+  void SetActivationCheckpointing(bool on) { activation_checkpointing_ = on; }
+  bool activation_checkpointing() const { return activation_checkpointing_; }
   const DitConfig& config() const { return config_; }
 
  private:
   DitConfig config_;
   int latent_channels_;
+  bool activation_checkpointing_ = false;
   torch::nn::Linear patch_embed_{nullptr};
   torch::nn::Sequential time_mlp_{nullptr};
   torch::nn::Linear text_proj_{nullptr};

@@ -342,6 +342,7 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
                             Trainer::Create(config, std::move(tok), options.train, options.device));
     }
   }
+  trainer->dit()->SetActivationCheckpointing(options.activation_checkpointing);
   if (dp.world > 1) {
     if (dp.comm == nullptr) return Status::InvalidArgument("data parallel without a process group");
     REEL_RETURN_IF_ERROR(trainer->BroadcastWeights(*dp.comm));
@@ -354,6 +355,7 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
   run_config["checkpoint"] = fs::absolute(ckpt_dir).string();
   run_config["resumed_from_step"] = trainer->step();
   run_config["processes"] = dp.world;
+  run_config["activation_checkpointing"] = options.activation_checkpointing;
   int64_t run_id = 0;
   if (lead) {
     REEL_ASSIGN_OR_RETURN(run_id, catalog->BeginRun("train", run_config, options.name));

@@ -81,6 +81,11 @@ struct DenoiserTrainOptions {
   DataParallel parallel;
   // Where the networks train (CUDA: bf16 autocast; CPU: float32).
   torch::Device device = torch::kCPU;
+  // Recompute each denoiser block's activations in the backward instead of keeping them
+  // (DiffusionTransformerImpl::SetActivationCheckpointing): the same training in less
+  // memory, for about one more forward pass per step. Not part of the checkpoint: a
+  // resumed run may turn it on or off.
+  bool activation_checkpointing = false;
 };
 struct DenoiserTrainResult {
   int64_t run_id = 0;

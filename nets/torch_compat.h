@@ -89,6 +89,16 @@ inline torch::ScalarType AutocastDtypeFor(const torch::Tensor& x) {
   return x.scalar_type();
 }
 
+// Whether CUDA bf16 autocast (CudaBf16Autocast below) is on in this thread.
+inline bool CudaBf16AutocastOn() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::is_autocast_enabled(at::kCUDA) &&
+         at::autocast::get_autocast_dtype(at::kCUDA) == at::kBFloat16;
+#else
+  return at::autocast::is_enabled() && at::autocast::get_autocast_gpu_dtype() == at::kBFloat16;
+#endif
+}
+
 // bf16 autocast on CUDA for the guard's scope when `on` (matmuls and convolutions run in
 // bfloat16, reductions and norms in float32, as torch.autocast("cuda", torch.bfloat16));
 // the previous state is restored after. Nothing happens when `on` is false (CPU runs fp32).

@@ -13,7 +13,8 @@
 #                                     # peak GPU memory as nvidia-smi reads it and the
 #                                     # allocator's retries, sampling s)
 #   bash scripts/gpu-check.sh ab      # the denoiser's step with the fused operators (q/k
-#                                     # norm, norm + modulation) against ATen's composite ones
+#                                     # norm, norm + modulation) against ATen's composite ones,
+#                                     # and with activation checkpointing
 #   bash scripts/gpu-check.sh census  # bench_step_ops: what one h100-b step dispatches
 #                                     # under bf16 autocast (calls, launches, bytes, FLOPs)
 #   bash scripts/gpu-check.sh profile # the bench's first 4,000 kernels timed by ncu
@@ -82,12 +83,13 @@ case "$step" in
     done
     ;;
   ab)
-    # Both fused operators off, the query/key norm alone fused, both fused.
-    for ops in "composite composite" "fused composite" "fused fused"; do
+    # Both fused operators off, the query/key norm alone fused, both fused; then both
+    # fused with activation checkpointing (memory against time).
+    for ops in "composite composite no" "fused composite no" "fused fused no" "fused fused yes"; do
       set -- $ops
       build-gpu/benchmarks/bench_generate --config h100-b --device cuda --batch 32 --steps 20 \
-        --qk-norm "$1" --norm-modulate "$2" --denoiser-only yes 2>&1 |
-        tee "$out/ab_qk-$1_nm-$2.txt"
+        --qk-norm "$1" --norm-modulate "$2" --grad-checkpointing "$3" --denoiser-only yes 2>&1 |
+        tee "$out/ab_qk-$1_nm-$2_ckpt-$3.txt"
     done
     ;;
   census)
@@ -123,7 +125,7 @@ case "$step" in
     echo "== GPU tests: $((SECONDS - start)) s"
     timeout 200 bash "$0" bench
     echo "== bench: $((SECONDS - start)) s"
-    timeout 130 bash "$0" ab
+    timeout 170 bash "$0" ab
     echo "== A/B: $((SECONDS - start)) s"
     timeout 60 bash "$0" census
     echo "== census: $((SECONDS - start)) s"

@@ -801,6 +801,112 @@ TEST_F(DitTest, FusedOperatorsOnTheGpuAsTheCompositeOnes) {
   EXPECT_LT(worst, 0.05);
 }
 
+// The number of nodes in the autograd graph that ends at `root`, and how many of them are
+// checkpointed blocks.
+int64_t CountGraph(const torch::Tensor& root, int64_t* checkpointed_blocks) {
+  std::set<torch::autograd::Node*> seen;
+  std::vector<torch::autograd::Node*> todo = {root.grad_fn().get()};
+  *checkpointed_blocks = 0;
+  while (!todo.empty()) {
+    torch::autograd::Node* n = todo.back();
+    todo.pop_back();
+    if (n == nullptr || !seen.insert(n).second) continue;
+    if (n->name().find("CheckpointedBlock") != std::string::npos) ++*checkpointed_blocks;
+    for (const auto& e : n->next_edges()) todo.push_back(e.function.get());
+  }
+  return static_cast<int64_t>(seen.size());
+}
+
+// The denoiser trained with and without activation checkpointing, on `device` (bf16
+// autocast on CUDA): the largest relative difference of the output, the text's gradient
+// and every parameter's gradient. `nodes` gets the autograd graph's size each way and how
+// many checkpointed blocks it holds.
+struct GraphCounts {
+  int64_t plain = 0, checkpointed = 0, checkpointed_blocks = 0;
+};
+double CheckpointedAgainstPlainDit(DiffusionTransformer& dit, const torch::Tensor& z,
+                                   const torch::Tensor& t, const torch::Tensor& text,
+                                   const torch::Tensor& mask, torch::Device device,
+                                   GraphCounts* nodes) {
+  dit->to(device);
+  dit->train();
+  auto run = [&](bool checkpoint) {
+    dit->SetActivationCheckpointing(checkpoint);
+    dit->zero_grad();
+    const torch::Tensor txt = text.to(device).detach().requires_grad_(true);
+    torch::Tensor v;
+    {
+      compat::CudaBf16Autocast amp(device.is_cuda());
+      v = dit->forward(z.to(device), t.to(device), txt, mask.to(device));
+    }
+    int64_t blocks = 0;
+    (checkpoint ? nodes->checkpointed : nodes->plain) = CountGraph(v, &blocks);
+    if (checkpoint) nodes->checkpointed_blocks = blocks;
+    v.to(torch::kFloat).pow(2).mean().backward();
+    dit->SetActivationCheckpointing(false);
+    std::vector<torch::Tensor> out = {v.detach().to(torch::kCPU, torch::kDouble),
+                                      txt.grad().to(torch::kCPU, torch::kDouble)};
+    for (const auto& p : dit->parameters())
+      out.push_back(p.grad().defined() ? p.grad().to(torch::kCPU, torch::kDouble)
+                                       : torch::zeros({1}, torch::kDouble));
+    return out;
+  };
+  const auto plain = run(false), checkpointed = run(true);
+  double worst = 0;
+  for (size_t i = 0; i < plain.size(); ++i) {
+    const double scale = plain[i].norm().item<double>();
+    if (scale == 0) continue;
+    worst = std::max(worst, (checkpointed[i] - plain[i]).norm().item<double>() / scale);
+  }
+  return worst;
+}
+
+TEST_F(DitTest, ActivationCheckpointingTrainsAsWithoutIt) {
+  Wake();
+  GraphCounts full;
+  const double apart = CheckpointedAgainstPlainDit(dit_, z_, t_, text_, mask_, torch::kCPU, &full);
+  std::printf(
+      "with activation checkpointing against without: %.2e apart; graph %lld nodes "
+      "against %lld\n",
+      apart, static_cast<long long>(full.checkpointed), static_cast<long long>(full.plain));
+  EXPECT_LT(apart, 1e-6);
+  // Each block is one node of the graph, in place of its dozens.
+  EXPECT_EQ(full.checkpointed_blocks, config_.dit.depth);
+  EXPECT_LT(full.checkpointed * 3, full.plain) << full.checkpointed << " against " << full.plain;
+  config_.dit.attention = AttentionMode::kFactorized;
+  DiffusionTransformer factorized(config_.dit, 4, 64);
+  {
+    torch::NoGradGuard g;
+    auto from = dit_->named_parameters();
+    for (auto& p : factorized->named_parameters()) p.value().copy_(from[p.key()]);
+  }
+  GraphCounts fact;
+  EXPECT_LT(CheckpointedAgainstPlainDit(factorized, z_, t_, text_, mask_, torch::kCPU, &fact),
+            1e-6);
+  EXPECT_EQ(fact.checkpointed_blocks, config_.dit.depth);
+  // Only in training: in evaluation the graph (if any) is the ordinary one.
+  dit_->SetActivationCheckpointing(true);
+  dit_->eval();
+  int64_t blocks = -1;
+  EXPECT_GT(CountGraph(dit_->forward(z_, t_, text_, mask_), &blocks), full.checkpointed * 3);
+  EXPECT_EQ(blocks, 0);
+}
+
+TEST_F(DitTest, ActivationCheckpointingOnTheGpuAsWithoutIt) {
+  if (!compat::CudaAvailable()) GTEST_SKIP() << "needs a CUDA libtorch and a GPU";
+  Wake();
+  GraphCounts nodes;
+  const double worst =
+      CheckpointedAgainstPlainDit(dit_, z_, t_, text_, mask_, torch::kCUDA, &nodes);
+  std::printf(
+      "DiT on the GPU in bf16, with activation checkpointing against without: %.2e apart at "
+      "most; graph %lld nodes against %lld\n",
+      worst, static_cast<long long>(nodes.checkpointed), static_cast<long long>(nodes.plain));
+  std::fflush(stdout);
+  EXPECT_EQ(nodes.checkpointed_blocks, config_.dit.depth);
+  EXPECT_LT(worst, 1e-2);
+}
+
 TEST(FlowTest, PairsShiftAndTimesteps) {
   const torch::Tensor x0 = torch::randn({3, 4, 2, 2, 2}), eps = torch::randn({3, 4, 2, 2, 2});
   const torch::Tensor t = torch::tensor({0.0f, 0.5f, 1.0f});
@@ -971,6 +1077,8 @@ TEST_F(TrainerTest, ResumingGivesTheSameWeightsAsTrainingStraight) {
   auto resumed = Trainer::Load(dir, torch::kCPU);
   ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
   EXPECT_EQ((*resumed)->step(), 3);
+  // Activation checkpointing is not part of the training's state: the same weights with it.
+  (*resumed)->dit()->SetActivationCheckpointing(true);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE((*resumed)->Step(data_).ok());
   EXPECT_LT(MaxDiff((*resumed)->Parameters(), straight->Parameters()), 1e-6);
   EXPECT_LT(MaxDiff((*resumed)->ema_dit()->parameters(), straight->ema_dit()->parameters()), 1e-6);

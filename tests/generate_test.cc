@@ -167,7 +167,10 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
         "generate",      "train",   "--db", db,        "--latents", dir.File("latents.pt"), "--out",
         dir.File("dit"), "--steps", steps,  "--batch", "2",         "--save-every",         "2",
         "--name",        "tiny",    "-q"};
-    if (resume) a.push_back("--resume");
+    if (resume) {
+      a.push_back("--resume");
+      a.push_back("--grad-checkpointing");  // a resumed run may turn it on
+    }
     return run(a);
   };
   auto t1 = train("4", false);
