@@ -17,7 +17,7 @@
 #                                     # and with activation checkpointing
 #   bash scripts/gpu-check.sh census  # bench_step_ops: what one h100-b step dispatches
 #                                     # under bf16 autocast (calls, launches, bytes, FLOPs)
-#   bash scripts/gpu-check.sh profile # the bench's first 4,000 kernels timed by ncu
+#   bash scripts/gpu-check.sh profile # 4,000 kernels of warm steps timed by ncu
 #   bash scripts/gpu-check.sh vae     # VAE quality on held-out synthetic clips, bf16 on
 #                                     # CUDA (VAE_ARGS: bench_vae_quality's flags)
 set -uo pipefail
@@ -100,9 +100,12 @@ case "$step" in
     ;;
   profile)
     # Kernel by kernel: one metric (duration) keeps ncu's replay short; the summary
-    # (scripts/ncu-summary.py, here or there) groups the kernels by name.
+    # (scripts/ncu-summary.py, here or there) groups the kernels by name. The first
+    # PROFILE_SKIP kernels (the model's initialisation and the first warm-up step, about
+    # 2,000 launches a step) are skipped, so the kernels timed are a warm step's.
     ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-kernel-base function \
-      --launch-count "${PROFILE_KERNELS:-4000}" --log-file "$out/ncu.csv" \
+      --launch-skip "${PROFILE_SKIP:-3000}" --launch-count "${PROFILE_KERNELS:-4000}" \
+      --log-file "$out/ncu.csv" \
       build-gpu/benchmarks/bench_generate --config h100-b --device cuda --batch 32 --steps 1 \
       > "$out/ncu_bench.txt" 2>&1
     rc=$?
