@@ -54,10 +54,11 @@ Result<ModelConfig> ResolveConfig(const std::string& spec) {
   return ModelConfig::Named(spec);
 }
 
-std::unique_ptr<Progress> MakeProgress(const std::string& label, int64_t total, bool quiet) {
+std::unique_ptr<Progress> MakeProgress(const std::string& label, int64_t total, bool quiet,
+                                       const std::string& unit = "steps") {
   Progress::Options p;
   p.label = label;
-  p.unit = "steps";
+  p.unit = unit;
   p.total = total;
   if (quiet) p.style = Progress::Style::kNone;
   return std::make_unique<Progress>(p);
@@ -167,26 +168,60 @@ class PrepareCommand : public Command {
         ("prefer",
          po::value<std::string>(&prefer_)->value_name("SOURCES")->default_value(
              "vlm,merged,clip,signals,original"),
-         "caption policy");
+         "caption policy")  //
+        ("resume", po::bool_switch(&opt_.resume),
+         "continue the cache in --out: keep its latents of clips still in the subset, encode "
+         "the rest (same VAE only)")  //
+        ("device", po::value<std::string>(&device_)->value_name("cpu|cuda")->default_value("cpu"),
+         "where the VAE encodes");
   }
   int Run() override {
-    auto vae = LoadVae(vae_, torch::kCPU);
-    if (!vae.ok()) return Fail(vae.status());
-    auto clips = Clips(db_, subset_, prefer_, vae->config.clip, jobs_, common().quiet);
-    if (!clips.ok()) return Fail(clips.status());
-    LatentCache cache;
-    cache.examples = EncodeLatents(vae->vae, *clips);
-    for (const TrainingClip& c : *clips) cache.clip_ids.push_back(c.clip_id);
-    cache.vae_dir = fs::absolute(vae_).string();
-    cache.model = vae->config.ToJson();
-    if (Status s = SaveLatentCache(cache, out_); !s.ok()) return Fail(s);
-    std::printf("%zu latents written to %s\n", cache.examples.size(), out_.c_str());
-    return kExitOk;
+    auto prefer = ParseCaptionPreference(prefer_);
+    if (!prefer.ok()) return Fail(prefer.status().WithContext("--prefer"));
+    auto device = DeviceFor(device_);
+    if (!device.ok()) return Fail(device.status());
+    opt_.prefer = *prefer;
+    opt_.jobs = jobs_;
+    opt_.device = *device;
+    Catalog::Options ro;
+    ro.read_only = true;
+    auto catalog = Catalog::Open(db_, ro);
+    if (!catalog.ok()) return Fail(catalog.status());
+    InterruptGuard guard;
+    std::unique_ptr<Progress> progress;
+    ClipSetStats stats;
+    auto r = PrepareLatents(
+        **catalog, subset_, vae_, opt_, out_, &stats,
+        [&](int64_t done, int64_t total) {
+          if (done == 0) {
+            progress = MakeProgress("prepare", total, common().quiet, "clips");
+          } else if (progress) {
+            progress->Advance(1);
+          }
+        },
+        CancelFlag());
+    if (progress) progress->Finish();
+    for (const std::string& e : stats.errors)
+      std::fprintf(stderr, "reel: warning: %s\n", e.c_str());
+    if (!r.ok()) return Fail(r.status());
+    if (!common().quiet) {
+      std::fprintf(stderr, "clips: %lld of %lld usable", static_cast<long long>(r->total),
+                   static_cast<long long>(stats.listed));
+      for (const auto& [reason, n] : stats.skipped)
+        std::fprintf(stderr, "; %lld %s", static_cast<long long>(n), reason.c_str());
+      std::fprintf(stderr, "\n");
+    }
+    std::printf("%lld latents written to %s (%lld encoded, %lld kept, %lld dropped)%s\n",
+                static_cast<long long>(r->total), out_.c_str(), static_cast<long long>(r->encoded),
+                static_cast<long long>(r->kept), static_cast<long long>(r->dropped),
+                r->cancelled ? "; interrupted, unfinished: --resume continues" : "");
+    return r->cancelled ? kExitFailure : kExitOk;
   }
 
  private:
-  std::string db_, subset_, vae_, out_, prefer_;
+  std::string db_, subset_, vae_, out_, prefer_, device_;
   int jobs_ = 2;
+  PrepareOptions opt_;
 };
 
 class TrainCommand : public Command {

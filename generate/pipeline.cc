@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "generate/vae.h"
@@ -109,14 +111,10 @@ torch::Tensor ToFrames(
       .contiguous();
 }
 
-}  // namespace
-
-Result<std::vector<TrainingClip>> LoadTrainingClips(Catalog& catalog, const std::string& subset,
-                                                    const std::vector<std::string>& prefer,
-                                                    const ClipShape& shape, ClipSetStats* stats,
-                                                    int jobs) {
-  ClipSetStats local;
-  ClipSetStats& st = stats != nullptr ? *stats : local;
+// The passing clips of `subset` with their videos, frame times and selected captions,
+// in subset order; an unknown or empty subset is an error.
+Result<std::vector<ClipRef>> ListClips(Catalog& catalog, const std::string& subset,
+                                       const std::vector<std::string>& prefer) {
   REEL_ASSIGN_OR_RETURN(std::optional<SubsetRecord> sub, catalog.FindSubset(subset));
   if (!sub.has_value()) {
     return Status::NotFound("no subset named '" + subset +
@@ -152,19 +150,29 @@ Result<std::vector<TrainingClip>> LoadTrainingClips(Catalog& catalog, const std:
     }
     refs.push_back(std::move(ref));
   }
-  st.listed = static_cast<int64_t>(refs.size());
   if (refs.empty()) {
     return Status::FailedPrecondition("subset '" + subset + "' has no passing clips to train on");
   }
-  std::vector<TrainingClip> out;
+  return refs;
+}
+
+// Decodes refs[i] for every i of `which` on `jobs` threads and hands each usable clip to
+// `use` on this thread, in order, at most 2 x jobs decoded clips in memory at a time;
+// skipped clips are counted in `st`. Stops early when `cancel` is set.
+Status ForEachClip(const std::vector<ClipRef>& refs, const std::vector<size_t>& which,
+                   const ClipShape& shape, int jobs, ClipSetStats& st,
+                   const std::atomic<bool>* cancel,
+                   const std::function<Status(const ClipRef&, torch::Tensor video)>& use) {
   ParallelOptions parallel;
   parallel.jobs = std::max(1, jobs);
   parallel.ordered = true;
-  REEL_RETURN_IF_ERROR(ProcessInParallel<Loaded>(
-      refs.size(), parallel,
+  parallel.max_pending = static_cast<size_t>(2 * parallel.jobs);
+  parallel.cancel = cancel;
+  return ProcessInParallel<Loaded>(
+      which.size(), parallel,
       [&](size_t i) {
-        Loaded l = LoadOne(refs[i], shape);
-        l.index = i;
+        Loaded l = LoadOne(refs[which[i]], shape);
+        l.index = which[i];
         return l;
       },
       [&](Loaded&& l) -> Status {
@@ -173,23 +181,50 @@ Result<std::vector<TrainingClip>> LoadTrainingClips(Catalog& catalog, const std:
           if (!l.error.empty() && st.errors.size() < 5) st.errors.push_back(l.error);
           return Status::OK();
         }
-        const ClipRef& ref = refs[l.index];
-        TrainingClip c;
-        c.clip_id = ref.clip.id;
-        c.caption_id = ref.caption_id;
-        c.caption = ref.caption;
-        c.video = std::move(l.video);
-        out.push_back(std::move(c));
-        return Status::OK();
-      }));
-  st.loaded = static_cast<int64_t>(out.size());
-  if (out.empty()) {
-    std::string why;
-    for (const auto& [reason, n] : st.skipped)
-      why += (why.empty() ? "" : ", ") + std::to_string(n) + " " + reason;
-    return Status::FailedPrecondition("no clip of subset '" + subset + "' could be used (" + why +
-                                      ")");
-  }
+        ++st.loaded;
+        return use(refs[l.index], std::move(l.video));
+      });
+}
+
+Status NoUsableClip(const std::string& subset, const ClipSetStats& st) {
+  std::string why;
+  for (const auto& [reason, n] : st.skipped)
+    why += (why.empty() ? "" : ", ") + std::to_string(n) + " " + reason;
+  return Status::FailedPrecondition("no clip of subset '" + subset + "' could be used (" + why +
+                                    ")");
+}
+
+// A normalised latent [C, T', H', W'] of one clip [3, T, H, W] (chunked past 33 frames).
+torch::Tensor EncodeOne(VideoVae& vae, const torch::Tensor& video) {
+  const torch::Tensor x = video.unsqueeze(0);
+  const torch::Tensor z = x.size(2) > 33 ? vae->EncodeMeanChunked(x, 17) : vae->Encode(x).first;
+  return vae->Normalize(z)[0].contiguous();
+}
+
+}  // namespace
+
+Result<std::vector<TrainingClip>> LoadTrainingClips(Catalog& catalog, const std::string& subset,
+                                                    const std::vector<std::string>& prefer,
+                                                    const ClipShape& shape, ClipSetStats* stats,
+                                                    int jobs) {
+  ClipSetStats local;
+  ClipSetStats& st = stats != nullptr ? *stats : local;
+  REEL_ASSIGN_OR_RETURN(const std::vector<ClipRef> refs, ListClips(catalog, subset, prefer));
+  st.listed = static_cast<int64_t>(refs.size());
+  std::vector<size_t> all(refs.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  std::vector<TrainingClip> out;
+  REEL_RETURN_IF_ERROR(ForEachClip(refs, all, shape, jobs, st, nullptr,
+                                   [&](const ClipRef& ref, torch::Tensor video) {
+                                     TrainingClip c;
+                                     c.clip_id = ref.clip.id;
+                                     c.caption_id = ref.caption_id;
+                                     c.caption = ref.caption;
+                                     c.video = std::move(video);
+                                     out.push_back(std::move(c));
+                                     return Status::OK();
+                                   }));
+  if (out.empty()) return NoUsableClip(subset, st);
   return out;
 }
 
@@ -197,12 +232,118 @@ std::vector<LatentExample> EncodeLatents(VideoVae& vae, const std::vector<Traini
   torch::NoGradGuard g;
   vae->eval();
   std::vector<LatentExample> out;
-  for (const TrainingClip& c : clips) {
-    const torch::Tensor x = c.video.unsqueeze(0);
-    const torch::Tensor z = x.size(2) > 33 ? vae->EncodeMeanChunked(x, 17) : vae->Encode(x).first;
-    out.push_back({vae->Normalize(z)[0].contiguous(), c.caption});
-  }
+  for (const TrainingClip& c : clips) out.push_back({EncodeOne(vae, c.video), c.caption});
   return out;
+}
+
+std::vector<double> VaeFingerprint(const VideoVae& vae) {
+  torch::NoGradGuard g;
+  double sum = 0, abs_sum = 0;
+  for (const auto& p : vae->parameters()) {
+    const torch::Tensor d = p.detach().to(torch::kCPU, torch::kDouble);
+    sum += d.sum().item<double>();
+    abs_sum += d.abs().sum().item<double>();
+  }
+  return {sum, abs_sum};
+}
+
+Result<PrepareResult> PrepareLatents(Catalog& catalog, const std::string& subset,
+                                     const std::string& vae_dir, const PrepareOptions& options,
+                                     const std::string& out_path, ClipSetStats* stats,
+                                     const ProgressCallback& on_clip,
+                                     const std::atomic<bool>* cancel) {
+  ClipSetStats local;
+  ClipSetStats& st = stats != nullptr ? *stats : local;
+  REEL_ASSIGN_OR_RETURN(LoadedVae vae, LoadVae(vae_dir, options.device));
+  LatentCache cache;
+  cache.vae_dir = fs::absolute(vae_dir).string();
+  cache.model = vae.config.ToJson();
+  cache.vae_fingerprint = VaeFingerprint(vae.vae);
+  std::error_code ec;
+  const bool exists = fs::exists(out_path, ec);
+  std::optional<LatentCache> before;
+  if (exists) {
+    REEL_ASSIGN_OR_RETURN(LatentCache old, LoadLatentCache(out_path, /*allow_unfinished=*/true));
+    if (!options.resume && !old.complete) {
+      return Status::FailedPrecondition(
+          out_path + ": holds an unfinished latent cache; --resume continues it (or remove it)");
+    }
+    if (options.resume) {
+      auto near = [](const std::vector<double>& a, const std::vector<double>& b) {
+        if (a.size() != b.size()) return false;
+        for (size_t i = 0; i < a.size(); ++i)
+          if (std::abs(a[i] - b[i]) > 1e-9 * std::max(1.0, std::abs(b[i]))) return false;
+        return true;
+      };
+      if (old.model.Dump() != cache.model.Dump() ||
+          !near(old.vae_fingerprint, cache.vae_fingerprint)) {
+        return Status::InvalidArgument(out_path + ": was prepared with another VAE (" +
+                                       old.vae_dir +
+                                       "); prepare it again without --resume to replace it");
+      }
+      before = std::move(old);
+    }
+  }
+  REEL_ASSIGN_OR_RETURN(const std::vector<ClipRef> refs,
+                        ListClips(catalog, subset, options.prefer));
+  st.listed = static_cast<int64_t>(refs.size());
+
+  // Resumed: keep the cached latents of clips still in the subset (with their current
+  // captions) and encode the others.
+  PrepareResult result;
+  std::map<int64_t, size_t> listed;  // clip id -> index in refs
+  for (size_t i = 0; i < refs.size(); ++i) listed[refs[i].clip.id] = i;
+  std::set<int64_t> cached;
+  if (before) {
+    for (size_t i = 0; i < before->examples.size(); ++i) {
+      const int64_t id = before->clip_ids[i];
+      auto it = listed.find(id);
+      if (it == listed.end() || !cached.insert(id).second) {
+        ++result.dropped;
+        continue;
+      }
+      cache.examples.push_back({before->examples[i].latent, refs[it->second].caption});
+      cache.clip_ids.push_back(id);
+    }
+    result.kept = static_cast<int64_t>(cache.examples.size());
+  }
+  std::vector<size_t> todo;
+  for (size_t i = 0; i < refs.size(); ++i)
+    if (!cached.count(refs[i].clip.id)) todo.push_back(i);
+
+  // Written now and then while encoding (unfinished), so that a killed run loses little.
+  auto last_save = Clock::now();
+  auto save = [&](bool complete) -> Status {
+    cache.complete = complete;
+    last_save = Clock::now();
+    if (cache.examples.empty()) return Status::OK();
+    return SaveLatentCache(cache, out_path);
+  };
+  torch::NoGradGuard g;
+  vae.vae->eval();
+  const int64_t total = static_cast<int64_t>(todo.size());
+  int64_t done = 0;
+  if (on_clip) on_clip(0, total);
+  REEL_RETURN_IF_ERROR(ForEachClip(
+      refs, todo, vae.config.clip, options.jobs, st, cancel,
+      [&](const ClipRef& ref, torch::Tensor video) -> Status {
+        if (cancel != nullptr && cancel->load()) return Status::OK();  // in flight: dropped
+        cache.examples.push_back(
+            {EncodeOne(vae.vae, video.to(options.device)).to(torch::kCPU), ref.caption});
+        cache.clip_ids.push_back(ref.clip.id);
+        ++result.encoded;
+        if (on_clip) on_clip(++done, total);
+        if (std::chrono::duration<double>(Clock::now() - last_save).count() >=
+            options.save_every_seconds) {
+          return save(false).WithContext("saving the unfinished cache");
+        }
+        return Status::OK();
+      }));
+  result.total = static_cast<int64_t>(cache.examples.size());
+  result.cancelled = cancel != nullptr && cancel->load() && result.encoded < total;
+  if (cache.examples.empty()) return NoUsableClip(subset, st);
+  REEL_RETURN_IF_ERROR(save(!result.cancelled));
+  return result;
 }
 
 Status SaveLatentCache(const LatentCache& cache, const std::string& path) {
@@ -211,6 +352,10 @@ Status SaveLatentCache(const LatentCache& cache, const std::string& path) {
   meta["format"] = "reel-latents 1";
   meta["vae"] = cache.vae_dir;
   meta["model"] = cache.model;
+  meta["complete"] = cache.complete;
+  Json fingerprint = Json::MakeArray();
+  for (double v : cache.vae_fingerprint) fingerprint.push_back(v);
+  meta["vae_fingerprint"] = fingerprint;
   Json caps = Json::MakeArray(), ids = Json::MakeArray();
   std::vector<torch::Tensor> zs;
   for (size_t i = 0; i < cache.examples.size(); ++i) {
@@ -235,7 +380,7 @@ Status SaveLatentCache(const LatentCache& cache, const std::string& path) {
   return Status::OK();
 }
 
-Result<LatentCache> LoadLatentCache(const std::string& path) {
+Result<LatentCache> LoadLatentCache(const std::string& path, bool allow_unfinished) {
   if (!fs::exists(path))
     return Status::NotFound(path + ": no latent cache (make one with reel generate prepare)");
   LatentCache cache;
@@ -268,6 +413,17 @@ Result<LatentCache> LoadLatentCache(const std::string& path) {
   }
   cache.vae_dir = meta->Find("vae") != nullptr ? meta->Find("vae")->as_string() : "";
   cache.model = meta->Find("model") != nullptr ? *meta->Find("model") : Json::MakeObject();
+  if (const Json* fp = meta->Find("vae_fingerprint"); fp != nullptr) {
+    for (size_t i = 0; i < fp->size(); ++i) cache.vae_fingerprint.push_back(fp->at(i).as_double());
+  }
+  // Caches from before the field are complete.
+  const Json* complete = meta->Find("complete");
+  cache.complete = complete == nullptr || complete->as_bool();
+  if (!cache.complete && !allow_unfinished) {
+    return Status::FailedPrecondition(path +
+                                      ": unfinished latent cache (reel generate prepare was "
+                                      "stopped; run it again with --resume to finish it)");
+  }
   return cache;
 }
 

@@ -54,10 +54,49 @@ struct LatentCache {
   std::vector<LatentExample> examples;
   std::vector<int64_t> clip_ids;
   std::string vae_dir;
-  Json model;  // the VAE's model configuration
+  Json model;                           // the VAE's model configuration
+  std::vector<double> vae_fingerprint;  // VaeFingerprint of the VAE that encoded them
+  bool complete = true;                 // false: written by a prepare still running or stopped
 };
+// Written to a temporary file and renamed into place.
 Status SaveLatentCache(const LatentCache& cache, const std::string& path);
-Result<LatentCache> LoadLatentCache(const std::string& path);
+// An unfinished cache is FailedPrecondition (saying how to finish it) unless
+// `allow_unfinished`.
+Result<LatentCache> LoadLatentCache(const std::string& path, bool allow_unfinished = false);
+
+// Sums of a VAE's weights (plain and absolute, in float64): tells one VAE from another.
+std::vector<double> VaeFingerprint(const VideoVae& vae);
+
+struct PrepareOptions {
+  std::vector<std::string> prefer;     // caption policy (ParseCaptionPreference)
+  int jobs = 2;                        // decoding threads
+  torch::Device device = torch::kCPU;  // where the VAE encodes (float32 everywhere)
+  // Continue the cache at the output path: its latents of clips still in the subset are
+  // kept (with their current captions), those of clips no longer in it dropped, and only
+  // the other clips encoded. It must come from the same VAE. Without it, an unfinished
+  // cache there is refused and a finished one replaced.
+  bool resume = false;
+  double save_every_seconds = 300;  // the unfinished cache is written this often
+};
+struct PrepareResult {
+  int64_t encoded = 0;     // clips encoded by this call
+  int64_t kept = 0;        // latents kept from the cache resumed
+  int64_t dropped = 0;     // latents of the resumed cache whose clips left the subset
+  int64_t total = 0;       // latents in the cache written
+  bool cancelled = false;  // stopped by `cancel`: the cache written is unfinished
+};
+// Clips done and to do in this call: (0, total) first, then after each clip.
+using ProgressCallback = std::function<void(int64_t done, int64_t total)>;
+// `reel generate prepare`: encodes the usable clips of `subset` with the VAE in `vae_dir`
+// into a latent cache at `out_path`, decoding on options.jobs threads while this thread
+// encodes, with a bounded number of clips in memory (a subset of any size). Unreadable
+// and too-short clips are counted in `stats` and left out. Stopped by `cancel`, it writes
+// what it has as an unfinished cache (resumable) and says so in the result.
+Result<PrepareResult> PrepareLatents(Catalog& catalog, const std::string& subset,
+                                     const std::string& vae_dir, const PrepareOptions& options,
+                                     const std::string& out_path, ClipSetStats* stats,
+                                     const ProgressCallback& on_clip,
+                                     const std::atomic<bool>* cancel);
 
 // The frozen CLIP text tower `name_or_path` names (a registry name such as clip-vit-b-32,
 // installed in the models folder, or a CLIP .pt file) with the installed CLIP vocabulary,

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -110,6 +111,106 @@ TEST(TrainingClipsTest, FromASubsetFrameExactAtTheConfigsRate) {
   auto empty = LoadTrainingClips(**cat, "empty", DefaultCaptionPreference(), shape, nullptr);
   EXPECT_EQ(empty.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(empty.status().message().find("no passing clips"), std::string::npos);
+}
+
+// `reel generate prepare`'s job: stopped after two clips, the cache is unfinished and
+// refused for training; resumed, it keeps them and encodes the rest, ending equal to a
+// cache made in one go. An unreadable clip is named and left out; a cache is resumed
+// with its own VAE only.
+TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
+  TempDir dir;
+  fs::create_directories(dir.File("raw"));
+  EncodeOptions eo;
+  eo.crf = 0;
+  for (int i = 0; i < 5; ++i) {
+    // (A grey background: on a dark one a box that leaves the frame leaves black frames,
+    // which the scan trims.)
+    const SyntheticVideo v = Box(32, {static_cast<uint8_t>(40 * i + 60), 40, 200 - 30 * i},
+                                 {100, 100, 100}, 1 + i % 2, i % 3, 24, Rational(8, 1));
+    ASSERT_TRUE(WriteSyntheticVideo(dir.File("raw/v" + std::to_string(i) + ".mp4"), v, eo).ok());
+  }
+  auto cat = Catalog::Open(dir.File("c.db"));
+  ASSERT_TRUE(cat.ok());
+  ScanOptions so;
+  so.split.min_seconds = Rational(1, 2);
+  auto scanned = Scan(**cat, {dir.File("raw")}, so);
+  ASSERT_TRUE(scanned.ok());
+  ASSERT_TRUE(ApplyFilter(**cat, "duration > 0", "all").ok());
+  const ModelConfig config = *ModelConfig::Named("cpu-tiny");
+  auto clips = LoadTrainingClips(**cat, "all", DefaultCaptionPreference(), config.clip, nullptr);
+  ASSERT_TRUE(clips.ok()) << clips.status().ToString();
+  ASSERT_EQ(clips->size(), 5u);
+  VaeTrainOptions vo;
+  vo.steps = 1;
+  vo.batch = 2;
+  vo.measure_clips = 2;
+  ASSERT_TRUE(TrainVae(config, *clips, vo, dir.File("vae"), nullptr, nullptr).ok());
+  vo.seed = 1;
+  ASSERT_TRUE(TrainVae(config, *clips, vo, dir.File("other_vae"), nullptr, nullptr).ok());
+  // One video goes bad after the scan.
+  { std::ofstream(dir.File("raw/v4.mp4"), std::ios::trunc) << "not a video any more"; }
+
+  PrepareOptions po;
+  po.prefer = DefaultCaptionPreference();
+  ClipSetStats stats;
+  auto straight = PrepareLatents(**cat, "all", dir.File("vae"), po, dir.File("straight.pt"), &stats,
+                                 nullptr, nullptr);
+  ASSERT_TRUE(straight.ok()) << straight.status().ToString();
+  EXPECT_EQ(straight->encoded, 4);
+  EXPECT_EQ(straight->total, 4);
+  EXPECT_EQ(stats.listed, 5);
+  EXPECT_EQ(stats.skipped["unreadable"], 1);
+  ASSERT_EQ(stats.errors.size(), 1u);
+  EXPECT_NE(stats.errors[0].find("v4.mp4"), std::string::npos) << stats.errors[0];
+  auto want = LoadLatentCache(dir.File("straight.pt"));
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+
+  const std::string path = dir.File("latents.pt");
+  std::atomic<bool> stop{false};
+  std::vector<int64_t> totals;
+  auto stopped = PrepareLatents(
+      **cat, "all", dir.File("vae"), po, path, nullptr,
+      [&](int64_t done, int64_t total) {
+        totals.push_back(total);
+        if (done == 2) stop = true;
+      },
+      &stop);
+  ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
+  EXPECT_TRUE(stopped->cancelled);
+  EXPECT_EQ(stopped->encoded, 2);
+  EXPECT_EQ(totals.front(), 5) << "the progress starts with the clips to do";
+  auto refused = LoadLatentCache(path);
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("--resume"), std::string::npos);
+  auto partial = LoadLatentCache(path, /*allow_unfinished=*/true);
+  ASSERT_TRUE(partial.ok());
+  EXPECT_FALSE(partial->complete);
+  EXPECT_EQ(partial->examples.size(), 2u);
+  auto again = PrepareLatents(**cat, "all", dir.File("vae"), po, path, nullptr, nullptr, nullptr);
+  EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition) << "work is not thrown away";
+
+  po.resume = true;
+  auto other =
+      PrepareLatents(**cat, "all", dir.File("other_vae"), po, path, nullptr, nullptr, nullptr);
+  EXPECT_EQ(other.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(other.status().message().find("another VAE"), std::string::npos);
+  auto resumed = PrepareLatents(**cat, "all", dir.File("vae"), po, path, nullptr, nullptr, nullptr);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_FALSE(resumed->cancelled);
+  EXPECT_EQ(resumed->kept, 2);
+  EXPECT_EQ(resumed->encoded, 2);
+  auto got = LoadLatentCache(path);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->clip_ids, want->clip_ids);
+  for (size_t i = 0; i < want->examples.size(); ++i) {
+    EXPECT_TRUE(torch::equal(got->examples[i].latent, want->examples[i].latent)) << i;
+    EXPECT_EQ(got->examples[i].caption, want->examples[i].caption);
+  }
+  // Resuming a finished cache encodes nothing new.
+  auto idle = PrepareLatents(**cat, "all", dir.File("vae"), po, path, nullptr, nullptr, nullptr);
+  ASSERT_TRUE(idle.ok());
+  EXPECT_EQ(idle->encoded, 0);
+  EXPECT_EQ(idle->kept, 4);
 }
 
 std::string ReadBytes(const std::string& path) {
