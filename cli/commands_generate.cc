@@ -1,5 +1,7 @@
 // reel generate: train-vae, prepare, train, sample.
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -70,17 +72,24 @@ void AdvanceTraining(Progress& progress, int64_t step, int64_t steps, double los
   progress.Advance(1, "loss " + FormatFixed(loss, 4));
 }
 
+// Three quarters of this machine's physical memory (0 when unknown).
+uint64_t MemoryBudget() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return 0;
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 4 * 3;
+}
+
 // Loads a subset's clips at the configuration's shape, reporting skips.
 Result<std::vector<TrainingClip>> Clips(const std::string& db, const std::string& subset,
-                                        const std::string& prefer, const ClipShape& shape, int jobs,
-                                        bool quiet) {
+                                        const std::string& prefer, const ClipShape& shape,
+                                        const LoadClipsOptions& options, bool quiet) {
   Catalog::Options ro;
   ro.read_only = true;
   REEL_ASSIGN_OR_RETURN(auto catalog, Catalog::Open(db, ro));
   REEL_ASSIGN_OR_RETURN(std::vector<std::string> pref, ParseCaptionPreference(prefer));
   ClipSetStats stats;
   Result<std::vector<TrainingClip>> clips =
-      LoadTrainingClips(*catalog, subset, pref, shape, &stats, jobs);
+      LoadTrainingClips(*catalog, subset, pref, shape, &stats, options);
   if (!quiet && clips.ok()) {
     std::fprintf(stderr, "clips: %lld of %lld usable at %d frames %dx%d @ %d fps",
                  static_cast<long long>(stats.loaded), static_cast<long long>(stats.listed),
@@ -108,6 +117,10 @@ class TrainVaeCommand : public Command {
          "optimiser steps")  //
         ("batch", po::value<int>(&opt_.batch)->value_name("N")->default_value(4),
          "clips per step")  //
+        ("max-clips", po::value<int64_t>(&max_clips_)->value_name("N")->default_value(0),
+         "train on at most N clips, spread evenly over the subset (0: all; they are held in "
+         "memory, and a subset that does not fit in 3/4 of it is refused with the N that "
+         "does)")  //
         ("lr", po::value<double>(&opt_.lr)->value_name("X")->default_value(1e-3),
          "AdamW learning rate")  //
         ("weight-decay", po::value<double>(&opt_.weight_decay)->value_name("X")->default_value(0.0),
@@ -126,8 +139,12 @@ class TrainVaeCommand : public Command {
     auto device = DeviceFor(device_);
     if (!device.ok()) return Fail(device.status());
     opt_.device = *device;
-    auto clips = Clips(db_, subset_, "vlm,merged,clip,signals,original", config->clip, jobs_,
-                       common().quiet);
+    LoadClipsOptions lo;
+    lo.jobs = jobs_;
+    lo.max_clips = max_clips_;
+    lo.memory_budget = MemoryBudget();
+    auto clips =
+        Clips(db_, subset_, "vlm,merged,clip,signals,original", config->clip, lo, common().quiet);
     if (!clips.ok()) return Fail(clips.status());
     InterruptGuard guard;
     auto progress = MakeProgress("train-vae", opt_.steps, common().quiet);
@@ -150,6 +167,7 @@ class TrainVaeCommand : public Command {
  private:
   std::string db_, config_, subset_, out_, device_;
   int jobs_ = 2;
+  int64_t max_clips_ = 0;
   VaeTrainOptions opt_;
 };
 

@@ -203,18 +203,38 @@ torch::Tensor EncodeOne(VideoVae& vae, const torch::Tensor& video) {
 
 }  // namespace
 
+uint64_t ClipBytes(const ClipShape& shape) {
+  return 3ull * static_cast<uint64_t>(shape.frames) * static_cast<uint64_t>(shape.height) *
+         static_cast<uint64_t>(shape.width) * sizeof(float);
+}
+
 Result<std::vector<TrainingClip>> LoadTrainingClips(Catalog& catalog, const std::string& subset,
                                                     const std::vector<std::string>& prefer,
                                                     const ClipShape& shape, ClipSetStats* stats,
-                                                    int jobs) {
+                                                    const LoadClipsOptions& options) {
   ClipSetStats local;
   ClipSetStats& st = stats != nullptr ? *stats : local;
   REEL_ASSIGN_OR_RETURN(const std::vector<ClipRef> refs, ListClips(catalog, subset, prefer));
   st.listed = static_cast<int64_t>(refs.size());
-  std::vector<size_t> all(refs.size());
-  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  const size_t n = refs.size();
+  const size_t take =
+      options.max_clips > 0 ? std::min(n, static_cast<size_t>(options.max_clips)) : n;
+  std::vector<size_t> which(take);
+  for (size_t i = 0; i < take; ++i) which[i] = i * n / take;  // evenly spread
+  const uint64_t per_clip = ClipBytes(shape);
+  if (options.memory_budget > 0 && take * per_clip > options.memory_budget) {
+    auto gb = [](uint64_t b) { return FormatFixed(static_cast<double>(b) / 1e9, 1) + " GB"; };
+    return Status::FailedPrecondition(
+        "subset '" + subset + "': " + std::to_string(take) + " clips of " +
+        std::to_string(shape.frames) + "x" + std::to_string(shape.width) + "x" +
+        std::to_string(shape.height) + " take " + gb(take * per_clip) +
+        " in memory, more than the " + gb(options.memory_budget) +
+        " allowed here; use --max-clips " +
+        std::to_string(std::max<uint64_t>(1, options.memory_budget / per_clip)) +
+        " (clips spread evenly over the subset) or a smaller subset");
+  }
   std::vector<TrainingClip> out;
-  REEL_RETURN_IF_ERROR(ForEachClip(refs, all, shape, jobs, st, nullptr,
+  REEL_RETURN_IF_ERROR(ForEachClip(refs, which, shape, options.jobs, st, nullptr,
                                    [&](const ClipRef& ref, torch::Tensor video) {
                                      TrainingClip c;
                                      c.clip_id = ref.clip.id;

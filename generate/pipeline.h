@@ -40,10 +40,23 @@ struct ClipSetStats {
   std::vector<std::string> errors;         // first few unreadable clips, with causes
 };
 
+struct LoadClipsOptions {
+  int jobs = 2;           // decoding threads
+  int64_t max_clips = 0;  // at most this many, spread evenly over the subset (0: all)
+  // The clips are held in memory as float32 (3 x frames x height x width x 4 bytes each):
+  // when those of the subset (after max_clips) would take more than this many bytes, the
+  // load is refused before decoding, with the max_clips that fits (0: no limit).
+  uint64_t memory_budget = 0;
+};
+// The usable clips of `subset` at `shape` with their selected captions (`prefer`), in
+// subset order; too-short and unreadable ones are counted in `stats` and left out. An
+// unknown subset is NotFound; one without usable clips FailedPrecondition.
 Result<std::vector<TrainingClip>> LoadTrainingClips(Catalog& catalog, const std::string& subset,
                                                     const std::vector<std::string>& prefer,
                                                     const ClipShape& shape, ClipSetStats* stats,
-                                                    int jobs = 2);
+                                                    const LoadClipsOptions& options = {});
+// Bytes one clip of `shape` takes in memory as LoadTrainingClips holds it.
+uint64_t ClipBytes(const ClipShape& shape);
 
 // Normalised latents of `clips` with the VAE (chunked encoding), ready for training.
 std::vector<LatentExample> EncodeLatents(VideoVae& vae, const std::vector<TrainingClip>& clips);

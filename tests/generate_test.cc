@@ -113,10 +113,10 @@ TEST(TrainingClipsTest, FromASubsetFrameExactAtTheConfigsRate) {
   EXPECT_NE(empty.status().message().find("no passing clips"), std::string::npos);
 }
 
-// `reel generate prepare`'s job: stopped after two clips, the cache is unfinished and
-// refused for training; resumed, it keeps them and encodes the rest, ending equal to a
-// cache made in one go. An unreadable clip is named and left out; a cache is resumed
-// with its own VAE only.
+// `reel generate prepare`'s job (and train-vae's clip loading): stopped after two clips, the cache
+// is unfinished and refused for training; resumed, it keeps them and encodes the rest, ending equal
+// to a cache made in one go. An unreadable clip is named and left out; a cache is resumed with its
+// own VAE only.
 TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
   TempDir dir;
   fs::create_directories(dir.File("raw"));
@@ -140,6 +140,22 @@ TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
   auto clips = LoadTrainingClips(**cat, "all", DefaultCaptionPreference(), config.clip, nullptr);
   ASSERT_TRUE(clips.ok()) << clips.status().ToString();
   ASSERT_EQ(clips->size(), 5u);
+  // (LoadTrainingClips for train-vae: a few clips spread over the subset, and a subset
+  // that would not fit in memory refused before decoding, with the count that fits.)
+  LoadClipsOptions lo;
+  lo.max_clips = 2;
+  auto some = LoadTrainingClips(**cat, "all", DefaultCaptionPreference(), config.clip, nullptr, lo);
+  ASSERT_TRUE(some.ok());
+  ASSERT_EQ(some->size(), 2u);
+  EXPECT_EQ((*some)[0].clip_id, (*clips)[0].clip_id);
+  EXPECT_EQ((*some)[1].clip_id, (*clips)[2].clip_id);
+  lo.max_clips = 0;
+  lo.memory_budget = 3 * ClipBytes(config.clip) + 1;
+  auto too_many =
+      LoadTrainingClips(**cat, "all", DefaultCaptionPreference(), config.clip, nullptr, lo);
+  EXPECT_EQ(too_many.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(too_many.status().message().find("--max-clips 3"), std::string::npos)
+      << too_many.status().message();
   VaeTrainOptions vo;
   vo.steps = 1;
   vo.batch = 2;
