@@ -79,6 +79,20 @@ uint64_t MemoryBudget() {
   return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 4 * 3;
 }
 
+// What a subset's clips gave: how many of those listed were usable and why the others
+// were skipped (with `summary`), then the causes of the first unreadable ones.
+void ReportClips(const ClipSetStats& stats, int64_t usable, const std::string& detail,
+                 bool summary) {
+  if (summary) {
+    std::fprintf(stderr, "clips: %lld of %lld usable%s", static_cast<long long>(usable),
+                 static_cast<long long>(stats.listed), detail.c_str());
+    for (const auto& [reason, n] : stats.skipped)
+      std::fprintf(stderr, "; %lld %s", static_cast<long long>(n), reason.c_str());
+    std::fprintf(stderr, "\n");
+  }
+  for (const std::string& e : stats.errors) std::fprintf(stderr, "reel: warning: %s\n", e.c_str());
+}
+
 // Loads a subset's clips at the configuration's shape, reporting skips.
 Result<std::vector<TrainingClip>> Clips(const std::string& db, const std::string& subset,
                                         const std::string& prefer, const ClipShape& shape,
@@ -90,15 +104,10 @@ Result<std::vector<TrainingClip>> Clips(const std::string& db, const std::string
   ClipSetStats stats;
   Result<std::vector<TrainingClip>> clips =
       LoadTrainingClips(*catalog, subset, pref, shape, &stats, options);
-  if (!quiet && clips.ok()) {
-    std::fprintf(stderr, "clips: %lld of %lld usable at %d frames %dx%d @ %d fps",
-                 static_cast<long long>(stats.loaded), static_cast<long long>(stats.listed),
-                 shape.frames, shape.width, shape.height, shape.fps);
-    for (const auto& [reason, n] : stats.skipped)
-      std::fprintf(stderr, "; %lld %s", static_cast<long long>(n), reason.c_str());
-    std::fprintf(stderr, "\n");
-  }
-  for (const std::string& e : stats.errors) std::fprintf(stderr, "reel: warning: %s\n", e.c_str());
+  ReportClips(stats, stats.loaded,
+              " at " + std::to_string(shape.frames) + " frames " + std::to_string(shape.width) +
+                  "x" + std::to_string(shape.height) + " @ " + std::to_string(shape.fps) + " fps",
+              !quiet && clips.ok());
   return clips;
 }
 
@@ -219,15 +228,11 @@ class PrepareCommand : public Command {
         },
         CancelFlag());
     if (progress) progress->Finish();
-    for (const std::string& e : stats.errors)
-      std::fprintf(stderr, "reel: warning: %s\n", e.c_str());
+    ReportClips(stats, r.ok() ? r->total : 0, "", !common().quiet && r.ok());
     if (!r.ok()) return Fail(r.status());
-    if (!common().quiet) {
-      std::fprintf(stderr, "clips: %lld of %lld usable", static_cast<long long>(r->total),
-                   static_cast<long long>(stats.listed));
-      for (const auto& [reason, n] : stats.skipped)
-        std::fprintf(stderr, "; %lld %s", static_cast<long long>(n), reason.c_str());
-      std::fprintf(stderr, "\n");
+    if (r->total == 0) {  // stopped before the first clip
+      std::printf("interrupted before the first clip was encoded; nothing written\n");
+      return kExitFailure;
     }
     std::printf("%lld latents written to %s (%lld encoded, %lld kept, %lld dropped)%s\n",
                 static_cast<long long>(r->total), out_.c_str(), static_cast<long long>(r->encoded),

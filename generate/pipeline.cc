@@ -267,6 +267,43 @@ std::vector<double> VaeFingerprint(const VideoVae& vae) {
   return {sum, abs_sum};
 }
 
+namespace {
+
+// The cache at `path` that a prepare writing `fresh` (no examples yet) continues: none
+// when there is no file or when a finished one is to be replaced (not `resume`); an
+// unfinished one without `resume`, or one from another VAE, is an error.
+Result<std::optional<LatentCache>> CacheToContinue(const std::string& path, bool resume,
+                                                   const LatentCache& fresh) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return std::optional<LatentCache>();
+  REEL_ASSIGN_OR_RETURN(LatentCache old, LoadLatentCache(path, /*allow_unfinished=*/true));
+  if (!resume) {
+    if (!old.complete) {
+      return Status::FailedPrecondition(
+          path + ": holds an unfinished latent cache; --resume continues it (or remove it)");
+    }
+    return std::optional<LatentCache>();
+  }
+  if (old.vae_fingerprint.empty()) {
+    return Status::FailedPrecondition(path +
+                                      ": made before reel recorded which VAE encoded a cache; "
+                                      "prepare it again without --resume");
+  }
+  bool same = old.model.Dump() == fresh.model.Dump() &&
+              old.vae_fingerprint.size() == fresh.vae_fingerprint.size();
+  for (size_t i = 0; same && i < old.vae_fingerprint.size(); ++i) {
+    const double a = old.vae_fingerprint[i], b = fresh.vae_fingerprint[i];
+    same = std::abs(a - b) <= 1e-9 * std::max(1.0, std::abs(b));
+  }
+  if (!same) {
+    return Status::InvalidArgument(path + ": was prepared with another VAE (" + old.vae_dir +
+                                   "); prepare it again without --resume to replace it");
+  }
+  return std::optional<LatentCache>(std::move(old));
+}
+
+}  // namespace
+
 Result<PrepareResult> PrepareLatents(Catalog& catalog, const std::string& subset,
                                      const std::string& vae_dir, const PrepareOptions& options,
                                      const std::string& out_path, ClipSetStats* stats,
@@ -279,54 +316,29 @@ Result<PrepareResult> PrepareLatents(Catalog& catalog, const std::string& subset
   cache.vae_dir = fs::absolute(vae_dir).string();
   cache.model = vae.config.ToJson();
   cache.vae_fingerprint = VaeFingerprint(vae.vae);
-  std::error_code ec;
-  const bool exists = fs::exists(out_path, ec);
-  std::optional<LatentCache> before;
-  if (exists) {
-    REEL_ASSIGN_OR_RETURN(LatentCache old, LoadLatentCache(out_path, /*allow_unfinished=*/true));
-    if (!options.resume && !old.complete) {
-      return Status::FailedPrecondition(
-          out_path + ": holds an unfinished latent cache; --resume continues it (or remove it)");
-    }
-    if (options.resume) {
-      auto near = [](const std::vector<double>& a, const std::vector<double>& b) {
-        if (a.size() != b.size()) return false;
-        for (size_t i = 0; i < a.size(); ++i)
-          if (std::abs(a[i] - b[i]) > 1e-9 * std::max(1.0, std::abs(b[i]))) return false;
-        return true;
-      };
-      if (old.model.Dump() != cache.model.Dump() ||
-          !near(old.vae_fingerprint, cache.vae_fingerprint)) {
-        return Status::InvalidArgument(out_path + ": was prepared with another VAE (" +
-                                       old.vae_dir +
-                                       "); prepare it again without --resume to replace it");
-      }
-      before = std::move(old);
-    }
-  }
+  REEL_ASSIGN_OR_RETURN(std::optional<LatentCache> before,
+                        CacheToContinue(out_path, options.resume, cache));
   REEL_ASSIGN_OR_RETURN(const std::vector<ClipRef> refs,
                         ListClips(catalog, subset, options.prefer));
   st.listed = static_cast<int64_t>(refs.size());
 
-  // Resumed: keep the cached latents of clips still in the subset (with their current
-  // captions) and encode the others.
+  // Continued: the latents of clips still in the subset are kept (with their current
+  // captions), the others dropped; the clips without one are to do.
   PrepareResult result;
   std::map<int64_t, size_t> listed;  // clip id -> index in refs
   for (size_t i = 0; i < refs.size(); ++i) listed[refs[i].clip.id] = i;
   std::set<int64_t> cached;
-  if (before) {
-    for (size_t i = 0; i < before->examples.size(); ++i) {
-      const int64_t id = before->clip_ids[i];
-      auto it = listed.find(id);
-      if (it == listed.end() || !cached.insert(id).second) {
-        ++result.dropped;
-        continue;
-      }
-      cache.examples.push_back({before->examples[i].latent, refs[it->second].caption});
-      cache.clip_ids.push_back(id);
+  for (size_t i = 0; before && i < before->examples.size(); ++i) {
+    const int64_t id = before->clip_ids[i];
+    auto it = listed.find(id);
+    if (it == listed.end() || !cached.insert(id).second) {
+      ++result.dropped;
+      continue;
     }
-    result.kept = static_cast<int64_t>(cache.examples.size());
+    cache.examples.push_back({before->examples[i].latent, refs[it->second].caption});
+    cache.clip_ids.push_back(id);
   }
+  result.kept = static_cast<int64_t>(cache.examples.size());
   std::vector<size_t> todo;
   for (size_t i = 0; i < refs.size(); ++i)
     if (!cached.count(refs[i].clip.id)) todo.push_back(i);
@@ -336,13 +348,11 @@ Result<PrepareResult> PrepareLatents(Catalog& catalog, const std::string& subset
   auto save = [&](bool complete) -> Status {
     cache.complete = complete;
     last_save = Clock::now();
-    if (cache.examples.empty()) return Status::OK();
     return SaveLatentCache(cache, out_path);
   };
   torch::NoGradGuard g;
   vae.vae->eval();
   const int64_t total = static_cast<int64_t>(todo.size());
-  int64_t done = 0;
   if (on_clip) on_clip(0, total);
   REEL_RETURN_IF_ERROR(ForEachClip(
       refs, todo, vae.config.clip, options.jobs, st, cancel,
@@ -352,7 +362,7 @@ Result<PrepareResult> PrepareLatents(Catalog& catalog, const std::string& subset
             {EncodeOne(vae.vae, video.to(options.device)).to(torch::kCPU), ref.caption});
         cache.clip_ids.push_back(ref.clip.id);
         ++result.encoded;
-        if (on_clip) on_clip(++done, total);
+        if (on_clip) on_clip(result.encoded, total);
         if (std::chrono::duration<double>(Clock::now() - last_save).count() >=
             options.save_every_seconds) {
           return save(false).WithContext("saving the unfinished cache");
@@ -361,7 +371,10 @@ Result<PrepareResult> PrepareLatents(Catalog& catalog, const std::string& subset
       }));
   result.total = static_cast<int64_t>(cache.examples.size());
   result.cancelled = cancel != nullptr && cancel->load() && result.encoded < total;
-  if (cache.examples.empty()) return NoUsableClip(subset, st);
+  if (cache.examples.empty()) {
+    if (result.cancelled) return result;  // stopped before the first clip: nothing to write
+    return NoUsableClip(subset, st);
+  }
   REEL_RETURN_IF_ERROR(save(!result.cancelled));
   return result;
 }

@@ -92,11 +92,13 @@ struct PrepareOptions {
   double save_every_seconds = 300;  // the unfinished cache is written this often
 };
 struct PrepareResult {
-  int64_t encoded = 0;     // clips encoded by this call
-  int64_t kept = 0;        // latents kept from the cache resumed
-  int64_t dropped = 0;     // latents of the resumed cache whose clips left the subset
-  int64_t total = 0;       // latents in the cache written
-  bool cancelled = false;  // stopped by `cancel`: the cache written is unfinished
+  int64_t encoded = 0;  // clips encoded by this call
+  int64_t kept = 0;     // latents kept from the cache resumed
+  int64_t dropped = 0;  // latents of the resumed cache whose clips left the subset
+  int64_t total = 0;    // latents in the cache written
+  // Stopped by `cancel`: the cache written is unfinished (none is written when no latent
+  // was ready: total == 0).
+  bool cancelled = false;
 };
 // Clips done and to do in this call: (0, total) first, then after each clip.
 using ProgressCallback = std::function<void(int64_t done, int64_t total)>;

@@ -181,8 +181,16 @@ TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
   auto want = LoadLatentCache(dir.File("straight.pt"));
   ASSERT_TRUE(want.ok()) << want.status().ToString();
 
+  std::atomic<bool> stop{true};  // stopped before the first clip: nothing is written
+  auto none = PrepareLatents(**cat, "all", dir.File("vae"), po, dir.File("none.pt"), nullptr,
+                             nullptr, &stop);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->cancelled);
+  EXPECT_EQ(none->total, 0);
+  EXPECT_FALSE(fs::exists(dir.File("none.pt")));
+
   const std::string path = dir.File("latents.pt");
-  std::atomic<bool> stop{false};
+  stop = false;
   std::vector<int64_t> totals;
   auto stopped = PrepareLatents(
       **cat, "all", dir.File("vae"), po, path, nullptr,
