@@ -137,7 +137,8 @@ std::string CudaAllocatorReport(torch::Device device) {
   constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
   char line[256];
   std::snprintf(line, sizeof line,
-                "CUDA allocator during training: peak allocated %.1f GiB, peak reserved %.1f "
+                "CUDA allocator so far (training, then the denoiser timed): peak allocated %.1f "
+                "GiB, peak reserved %.1f "
                 "GiB, %lld allocations retried after freeing the cache, %lld out of memory",
                 static_cast<double>(stats.allocated_bytes[0].peak) / kGiB,
                 static_cast<double>(stats.reserved_bytes[0].peak) / kGiB,

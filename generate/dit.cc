@@ -152,8 +152,6 @@ class CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
     ctx->saved_data["mode"] = mode;
     ctx->saved_data["frames"] = frames;
     ctx->saved_data["amp"] = amp;
-    ctx->saved_data["needs"] =
-        c10::List<bool>({x.requires_grad(), c.requires_grad(), text.requires_grad()});
     return block->forward(x, c, text, text_mask, cos, sin, static_cast<int>(mode), frames);
   }
 
@@ -162,9 +160,10 @@ class CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
     const auto saved = ctx->get_saved_variables();
     auto* block = reinterpret_cast<DitBlockImpl*>(
         static_cast<std::uintptr_t>(ctx->saved_data["block"].toInt()));
-    const c10::List<bool> needs = ctx->saved_data["needs"].toBoolList();
+    // The inputs as leaves of the recomputation (saved inputs keep their requires_grad).
     std::vector<torch::Tensor> in(3);
-    for (size_t i = 0; i < in.size(); ++i) in[i] = saved[i].detach().requires_grad_(needs.get(i));
+    for (size_t i = 0; i < in.size(); ++i)
+      in[i] = saved[i].detach().requires_grad_(saved[i].requires_grad());
     {
       torch::AutoGradMode grad_on(true);
       torch::Tensor out;

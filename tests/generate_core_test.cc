@@ -744,6 +744,31 @@ TEST_F(DitTest, GradientsReachEveryParameter) {
 
 // ---------------------------------------------------------------- flow
 
+// The output v and the gradients of `leaves` and of every parameter of `dit`, in float64
+// on the CPU (zeros for a parameter without one), after backward() of mean(v^2).
+std::vector<torch::Tensor> OutputAndGradients(const torch::Tensor& v, DiffusionTransformer& dit,
+                                              const std::vector<torch::Tensor>& leaves = {}) {
+  v.to(torch::kFloat).pow(2).mean().backward();
+  std::vector<torch::Tensor> out = {v.detach().to(torch::kCPU, torch::kDouble)};
+  for (const torch::Tensor& l : leaves) out.push_back(l.grad().to(torch::kCPU, torch::kDouble));
+  for (const auto& p : dit->parameters())
+    out.push_back(p.grad().defined() ? p.grad().to(torch::kCPU, torch::kDouble)
+                                     : torch::zeros({1}, torch::kDouble));
+  return out;
+}
+
+// The largest relative difference (in norm) between matching tensors of `got` and `want`.
+double WorstRelativeDifference(const std::vector<torch::Tensor>& got,
+                               const std::vector<torch::Tensor>& want) {
+  double worst = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double scale = want[i].norm().item<double>();
+    if (scale == 0) continue;
+    worst = std::max(worst, (got[i] - want[i]).norm().item<double>() / scale);
+  }
+  return worst;
+}
+
 // The denoiser's output and gradients with the fused operators (query/key norm, norm +
 // modulation) and with the composite ones, on `device` (bf16 autocast on CUDA): the largest
 // relative difference.
@@ -762,21 +787,10 @@ double FusedAgainstCompositeDit(DiffusionTransformer& dit, const torch::Tensor& 
     }
     SetFusedQkNorm(true);
     SetFusedNormModulate(true);
-    v.to(torch::kFloat).pow(2).mean().backward();
-    std::vector<torch::Tensor> out = {v.detach().to(torch::kCPU, torch::kDouble)};
-    for (const auto& p : dit->parameters())
-      out.push_back(p.grad().defined() ? p.grad().to(torch::kCPU, torch::kDouble)
-                                       : torch::zeros({1}, torch::kDouble));
-    return out;
+    return OutputAndGradients(v, dit);
   };
   const auto fused = run(true), composite = run(false);
-  double worst = 0;
-  for (size_t i = 0; i < fused.size(); ++i) {
-    const double scale = composite[i].norm().item<double>();
-    if (scale == 0) continue;
-    worst = std::max(worst, (fused[i] - composite[i]).norm().item<double>() / scale);
-  }
-  return worst;
+  return WorstRelativeDifference(fused, composite);
 }
 
 TEST_F(DitTest, FusedOperatorsTrainAsTheCompositeOnes) {
@@ -842,23 +856,12 @@ double CheckpointedAgainstPlainDit(DiffusionTransformer& dit, const torch::Tenso
     int64_t blocks = 0;
     (checkpoint ? nodes->checkpointed : nodes->plain) = CountGraph(v, &blocks);
     if (checkpoint) nodes->checkpointed_blocks = blocks;
-    v.to(torch::kFloat).pow(2).mean().backward();
+    std::vector<torch::Tensor> out = OutputAndGradients(v, dit, {txt});
     dit->SetActivationCheckpointing(false);
-    std::vector<torch::Tensor> out = {v.detach().to(torch::kCPU, torch::kDouble),
-                                      txt.grad().to(torch::kCPU, torch::kDouble)};
-    for (const auto& p : dit->parameters())
-      out.push_back(p.grad().defined() ? p.grad().to(torch::kCPU, torch::kDouble)
-                                       : torch::zeros({1}, torch::kDouble));
     return out;
   };
   const auto plain = run(false), checkpointed = run(true);
-  double worst = 0;
-  for (size_t i = 0; i < plain.size(); ++i) {
-    const double scale = plain[i].norm().item<double>();
-    if (scale == 0) continue;
-    worst = std::max(worst, (checkpointed[i] - plain[i]).norm().item<double>() / scale);
-  }
-  return worst;
+  return WorstRelativeDifference(checkpointed, plain);
 }
 
 TEST_F(DitTest, ActivationCheckpointingTrainsAsWithoutIt) {

@@ -70,6 +70,22 @@ torch::Tensor Render(const SyntheticVideo& v, int64_t frames) {
   return out / 127.5 - 1;
 }
 
+// The catalog dir/c.db with the videos of dir/raw scanned (clips from half a second) and
+// every clip in the subset "all"; null (with the failure reported) when that fails.
+std::unique_ptr<Catalog> ScanIntoSubsetAll(const TempDir& dir) {
+  auto cat = Catalog::Open(dir.File("c.db"));
+  EXPECT_TRUE(cat.ok()) << cat.status().ToString();
+  if (!cat.ok()) return nullptr;
+  ScanOptions so;
+  so.split.min_seconds = Rational(1, 2);
+  auto scanned = Scan(**cat, {dir.File("raw")}, so);
+  EXPECT_TRUE(scanned.ok() && scanned->failed == 0);
+  Status filtered = ApplyFilter(**cat, "duration > 0", "all").status();
+  EXPECT_TRUE(filtered.ok()) << filtered.ToString();
+  if (!scanned.ok() || scanned->failed != 0 || !filtered.ok()) return nullptr;
+  return std::move(*cat);
+}
+
 TEST(TrainingClipsTest, FromASubsetFrameExactAtTheConfigsRate) {
   TempDir dir;
   fs::create_directories(dir.File("raw"));
@@ -81,17 +97,11 @@ TEST(TrainingClipsTest, FromASubsetFrameExactAtTheConfigsRate) {
   // Exactly 1 s: 9 frames at 8 fps need a little more than that.
   const SyntheticVideo s = Box(32, {40, 40, 230}, {110, 110, 110}, 0, 1, 8, Rational(8, 1));
   ASSERT_TRUE(WriteSyntheticVideo(dir.File("raw/short.mp4"), s, eo).ok());
-  auto cat = Catalog::Open(dir.File("c.db"));
-  ASSERT_TRUE(cat.ok());
-  ScanOptions so;
-  so.split.min_seconds = Rational(1, 2);
-  auto scanned = Scan(**cat, {dir.File("raw")}, so);
-  ASSERT_TRUE(scanned.ok());
-  ASSERT_EQ(scanned->failed, 0);
-  ASSERT_TRUE(ApplyFilter(**cat, "duration > 0", "all").ok());
+  std::unique_ptr<Catalog> cat = ScanIntoSubsetAll(dir);
+  ASSERT_NE(cat, nullptr);
   ClipShape shape;  // 9 frames, 32x32, 8 fps
   ClipSetStats stats;
-  auto clips = LoadTrainingClips(**cat, "all", DefaultCaptionPreference(), shape, &stats);
+  auto clips = LoadTrainingClips(*cat, "all", DefaultCaptionPreference(), shape, &stats);
   ASSERT_TRUE(clips.ok()) << clips.status().ToString();
   EXPECT_EQ(stats.listed, 2);
   EXPECT_EQ(stats.loaded, 1);
@@ -105,10 +115,10 @@ TEST(TrainingClipsTest, FromASubsetFrameExactAtTheConfigsRate) {
   EXPECT_EQ((*clips)[0].caption, "") << "no caption yet";
 
   EXPECT_EQ(
-      LoadTrainingClips(**cat, "nope", DefaultCaptionPreference(), shape, nullptr).status().code(),
+      LoadTrainingClips(*cat, "nope", DefaultCaptionPreference(), shape, nullptr).status().code(),
       StatusCode::kNotFound);
-  ASSERT_TRUE(ApplyFilter(**cat, "duration > 100", "empty").ok());
-  auto empty = LoadTrainingClips(**cat, "empty", DefaultCaptionPreference(), shape, nullptr);
+  ASSERT_TRUE(ApplyFilter(*cat, "duration > 100", "empty").ok());
+  auto empty = LoadTrainingClips(*cat, "empty", DefaultCaptionPreference(), shape, nullptr);
   EXPECT_EQ(empty.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(empty.status().message().find("no passing clips"), std::string::npos);
 }
@@ -129,22 +139,17 @@ TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
                                  {100, 100, 100}, 1 + i % 2, i % 3, 24, Rational(8, 1));
     ASSERT_TRUE(WriteSyntheticVideo(dir.File("raw/v" + std::to_string(i) + ".mp4"), v, eo).ok());
   }
-  auto cat = Catalog::Open(dir.File("c.db"));
-  ASSERT_TRUE(cat.ok());
-  ScanOptions so;
-  so.split.min_seconds = Rational(1, 2);
-  auto scanned = Scan(**cat, {dir.File("raw")}, so);
-  ASSERT_TRUE(scanned.ok());
-  ASSERT_TRUE(ApplyFilter(**cat, "duration > 0", "all").ok());
+  std::unique_ptr<Catalog> cat = ScanIntoSubsetAll(dir);
+  ASSERT_NE(cat, nullptr);
   const ModelConfig config = *ModelConfig::Named("cpu-tiny");
-  auto clips = LoadTrainingClips(**cat, "all", DefaultCaptionPreference(), config.clip, nullptr);
+  auto clips = LoadTrainingClips(*cat, "all", DefaultCaptionPreference(), config.clip, nullptr);
   ASSERT_TRUE(clips.ok()) << clips.status().ToString();
   ASSERT_EQ(clips->size(), 5u);
   // (LoadTrainingClips for train-vae: a few clips spread over the subset, and a subset
   // that would not fit in memory refused before decoding, with the count that fits.)
   LoadClipsOptions lo;
   lo.max_clips = 2;
-  auto some = LoadTrainingClips(**cat, "all", DefaultCaptionPreference(), config.clip, nullptr, lo);
+  auto some = LoadTrainingClips(*cat, "all", DefaultCaptionPreference(), config.clip, nullptr, lo);
   ASSERT_TRUE(some.ok());
   ASSERT_EQ(some->size(), 2u);
   EXPECT_EQ((*some)[0].clip_id, (*clips)[0].clip_id);
@@ -152,7 +157,7 @@ TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
   lo.max_clips = 0;
   lo.memory_budget = 3 * ClipBytes(config.clip) + 1;
   auto too_many =
-      LoadTrainingClips(**cat, "all", DefaultCaptionPreference(), config.clip, nullptr, lo);
+      LoadTrainingClips(*cat, "all", DefaultCaptionPreference(), config.clip, nullptr, lo);
   EXPECT_EQ(too_many.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(too_many.status().message().find("--max-clips 3"), std::string::npos)
       << too_many.status().message();
@@ -169,7 +174,7 @@ TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
   PrepareOptions po;
   po.prefer = DefaultCaptionPreference();
   ClipSetStats stats;
-  auto straight = PrepareLatents(**cat, "all", dir.File("vae"), po, dir.File("straight.pt"), &stats,
+  auto straight = PrepareLatents(*cat, "all", dir.File("vae"), po, dir.File("straight.pt"), &stats,
                                  nullptr, nullptr);
   ASSERT_TRUE(straight.ok()) << straight.status().ToString();
   EXPECT_EQ(straight->encoded, 4);
@@ -182,7 +187,7 @@ TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
   ASSERT_TRUE(want.ok()) << want.status().ToString();
 
   std::atomic<bool> stop{true};  // stopped before the first clip: nothing is written
-  auto none = PrepareLatents(**cat, "all", dir.File("vae"), po, dir.File("none.pt"), nullptr,
+  auto none = PrepareLatents(*cat, "all", dir.File("vae"), po, dir.File("none.pt"), nullptr,
                              nullptr, &stop);
   ASSERT_TRUE(none.ok()) << none.status().ToString();
   EXPECT_TRUE(none->cancelled);
@@ -193,7 +198,7 @@ TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
   stop = false;
   std::vector<int64_t> totals;
   auto stopped = PrepareLatents(
-      **cat, "all", dir.File("vae"), po, path, nullptr,
+      *cat, "all", dir.File("vae"), po, path, nullptr,
       [&](int64_t done, int64_t total) {
         totals.push_back(total);
         if (done == 2) stop = true;
@@ -210,15 +215,15 @@ TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
   ASSERT_TRUE(partial.ok());
   EXPECT_FALSE(partial->complete);
   EXPECT_EQ(partial->examples.size(), 2u);
-  auto again = PrepareLatents(**cat, "all", dir.File("vae"), po, path, nullptr, nullptr, nullptr);
+  auto again = PrepareLatents(*cat, "all", dir.File("vae"), po, path, nullptr, nullptr, nullptr);
   EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition) << "work is not thrown away";
 
   po.resume = true;
   auto other =
-      PrepareLatents(**cat, "all", dir.File("other_vae"), po, path, nullptr, nullptr, nullptr);
+      PrepareLatents(*cat, "all", dir.File("other_vae"), po, path, nullptr, nullptr, nullptr);
   EXPECT_EQ(other.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(other.status().message().find("another VAE"), std::string::npos);
-  auto resumed = PrepareLatents(**cat, "all", dir.File("vae"), po, path, nullptr, nullptr, nullptr);
+  auto resumed = PrepareLatents(*cat, "all", dir.File("vae"), po, path, nullptr, nullptr, nullptr);
   ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
   EXPECT_FALSE(resumed->cancelled);
   EXPECT_EQ(resumed->kept, 2);
@@ -231,7 +236,7 @@ TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
     EXPECT_EQ(got->examples[i].caption, want->examples[i].caption);
   }
   // Resuming a finished cache encodes nothing new.
-  auto idle = PrepareLatents(**cat, "all", dir.File("vae"), po, path, nullptr, nullptr, nullptr);
+  auto idle = PrepareLatents(*cat, "all", dir.File("vae"), po, path, nullptr, nullptr, nullptr);
   ASSERT_TRUE(idle.ok());
   EXPECT_EQ(idle->encoded, 0);
   EXPECT_EQ(idle->kept, 4);
