@@ -1,7 +1,5 @@
 // reel generate: train-vae, prepare, train, sample.
 
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -72,13 +70,6 @@ void AdvanceTraining(Progress& progress, int64_t step, int64_t steps, double los
   progress.Advance(1, "loss " + FormatFixed(loss, 4));
 }
 
-// Three quarters of this machine's physical memory (0 when unknown).
-uint64_t MemoryBudget() {
-  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  if (pages <= 0 || page <= 0) return 0;
-  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 4 * 3;
-}
-
 // What a subset's clips gave: how many of those listed were usable and why the others
 // were skipped (with `summary`), then the causes of the first unreadable ones.
 void ReportClips(const ClipSetStats& stats, int64_t usable, const std::string& detail,
@@ -91,24 +82,6 @@ void ReportClips(const ClipSetStats& stats, int64_t usable, const std::string& d
     std::fprintf(stderr, "\n");
   }
   for (const std::string& e : stats.errors) std::fprintf(stderr, "reel: warning: %s\n", e.c_str());
-}
-
-// Loads a subset's clips at the configuration's shape, reporting skips.
-Result<std::vector<TrainingClip>> Clips(const std::string& db, const std::string& subset,
-                                        const std::string& prefer, const ClipShape& shape,
-                                        const LoadClipsOptions& options, bool quiet) {
-  Catalog::Options ro;
-  ro.read_only = true;
-  REEL_ASSIGN_OR_RETURN(auto catalog, Catalog::Open(db, ro));
-  REEL_ASSIGN_OR_RETURN(std::vector<std::string> pref, ParseCaptionPreference(prefer));
-  ClipSetStats stats;
-  Result<std::vector<TrainingClip>> clips =
-      LoadTrainingClips(*catalog, subset, pref, shape, &stats, options);
-  ReportClips(stats, stats.loaded,
-              " at " + std::to_string(shape.frames) + " frames " + std::to_string(shape.width) +
-                  "x" + std::to_string(shape.height) + " @ " + std::to_string(shape.fps) + " fps",
-              !quiet && clips.ok());
-  return clips;
 }
 
 class TrainVaeCommand : public Command {
@@ -127,9 +100,11 @@ class TrainVaeCommand : public Command {
         ("batch", po::value<int>(&opt_.batch)->value_name("N")->default_value(4),
          "clips per step")  //
         ("max-clips", po::value<int64_t>(&max_clips_)->value_name("N")->default_value(0),
-         "train on at most N clips, spread evenly over the subset (0: all; they are held in "
-         "memory, and a subset that does not fit in 3/4 of it is refused with the N that "
-         "does)")  //
+         "train on at most N clips, spread evenly over the subset (0: all)")  //
+        ("clip-cache", po::value<std::string>(&clip_cache_)->value_name("FILE"),
+         "keep the decoded clips (8-bit, 3 x frames x height x width bytes each) in FILE and "
+         "FILE.json, and reuse those it holds (a later run, --resume, an interrupted decoding); "
+         "default: a temporary file beside --out, removed at exit")  //
         ("lr", po::value<double>(&opt_.lr)->value_name("X")->default_value(1e-3),
          "AdamW learning rate")  //
         ("weight-decay", po::value<double>(&opt_.weight_decay)->value_name("X")->default_value(0.0),
@@ -148,17 +123,15 @@ class TrainVaeCommand : public Command {
     auto device = DeviceFor(device_);
     if (!device.ok()) return Fail(device.status());
     opt_.device = *device;
-    LoadClipsOptions lo;
-    lo.jobs = jobs_;
-    lo.max_clips = max_clips_;
-    lo.memory_budget = MemoryBudget();
-    auto clips =
-        Clips(db_, subset_, "vlm,merged,clip,signals,original", config->clip, lo, common().quiet);
-    if (!clips.ok()) return Fail(clips.status());
+    if (Status s = CheckVaeOutDir(out_, opt_.resume); !s.ok()) return Fail(s);
     InterruptGuard guard;
+    auto file = OpenClipFile(config->clip);
+    if (!file.ok()) return Fail(file.status());
+    auto clips = DecodeClips(**file, config->clip);
+    if (!clips.ok()) return Fail(clips.status());
     auto progress = MakeProgress("train-vae", opt_.steps, common().quiet);
     auto r = TrainVae(
-        *config, *clips, opt_, out_,
+        *config, *clips->clips, opt_, out_,
         [&](int64_t step, int64_t steps, double loss) {
           AdvanceTraining(*progress, step, steps, loss);
         },
@@ -167,14 +140,52 @@ class TrainVaeCommand : public Command {
     if (!r.ok()) return Fail(r.status());
     std::printf(
         "VAE saved to %s: %lld steps, final L1 %.4f, reconstruction PSNR %.2f dB on %lld of its "
-        "%zu training clips\n",
+        "%lld training clips\n",
         out_.c_str(), static_cast<long long>(r->steps_done), r->final_l1, r->psnr,
-        static_cast<long long>(r->measured_clips), clips->size());
+        static_cast<long long>(r->measured_clips), static_cast<long long>(clips->clips->size()));
     return kExitOk;
   }
 
  private:
-  std::string db_, config_, subset_, out_, device_;
+  // --clip-cache, or a temporary file in --out's parent folder (so on the disk the
+  // checkpoint goes to).
+  Result<std::unique_ptr<ClipFile>> OpenClipFile(const ClipShape& shape) const {
+    if (!clip_cache_.empty()) return ClipFile::Open(clip_cache_, shape);
+    const fs::path parent = fs::absolute(out_).parent_path();
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    return ClipFile::CreateTemporary(parent.string(), shape);
+  }
+
+  // The subset's clips decoded into `file`, with a progress bar, reporting skips.
+  Result<DecodedClips> DecodeClips(ClipFile& file, const ClipShape& shape) const {
+    Catalog::Options ro;
+    ro.read_only = true;
+    REEL_ASSIGN_OR_RETURN(auto catalog, Catalog::Open(db_, ro));
+    DecodeClipsOptions o;
+    o.jobs = jobs_;
+    o.max_clips = max_clips_;
+    ClipSetStats stats;
+    std::unique_ptr<Progress> progress;
+    Result<DecodedClips> clips = DecodeTrainingClips(
+        *catalog, subset_, file, o, &stats,
+        [&](int64_t done, int64_t total) {
+          if (!progress) progress = MakeProgress("decode", total, common().quiet, "clips");
+          if (done > 0) progress->Advance(1);
+        },
+        CancelFlag());
+    if (progress) progress->Finish();
+    std::string detail = " at " + std::to_string(shape.frames) + " frames " +
+                         std::to_string(shape.width) + "x" + std::to_string(shape.height) + " @ " +
+                         std::to_string(shape.fps) + " fps";
+    if (clips.ok() && clips->reused > 0)
+      detail += " (" + std::to_string(clips->reused) + " already decoded in " + file.path() + ")";
+    ReportClips(stats, clips.ok() ? clips->clips->size() : 0, detail,
+                !common().quiet && clips.ok());
+    return clips;
+  }
+
+  std::string db_, config_, subset_, out_, device_, clip_cache_;
   int jobs_ = 2;
   int64_t max_clips_ = 0;
   VaeTrainOptions opt_;

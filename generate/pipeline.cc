@@ -24,6 +24,21 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
+// Due once every `seconds`, counted from construction and from each time it was due.
+class Every {
+ public:
+  explicit Every(double seconds) : seconds_(seconds), last_(Clock::now()) {}
+  bool Due() {
+    if (std::chrono::duration<double>(Clock::now() - last_).count() < seconds_) return false;
+    last_ = Clock::now();
+    return true;
+  }
+
+ private:
+  double seconds_;
+  Clock::time_point last_;
+};
+
 struct ClipRef {
   ClipRecord clip;
   VideoRecord video;
@@ -34,9 +49,9 @@ struct ClipRef {
 
 struct Loaded {
   size_t index = 0;
-  torch::Tensor video;
-  std::string skip;   // reason, when skipped
-  std::string error;  // cause, when unreadable
+  torch::Tensor pixels;  // uint8 [3, T, H, W]
+  std::string skip;      // reason, when skipped
+  std::string error;     // cause, when unreadable
 };
 
 Loaded LoadOne(const ClipRef& ref, const ClipShape& shape) {
@@ -82,7 +97,7 @@ Loaded LoadOne(const ClipRef& ref, const ClipShape& shape) {
     out.error = "clip " + std::to_string(c.id) + ": " + frames.status().message();
     return out;
   }
-  torch::Tensor video = torch::empty({3, shape.frames, shape.height, shape.width}, torch::kFloat);
+  torch::Tensor pixels = torch::empty({3, shape.frames, shape.height, shape.width}, torch::kByte);
   for (int k = 0; k < shape.frames; ++k) {
     const Frame& f = (*frames)[static_cast<size_t>(k)];
     if (f.width < shape.width || f.height < shape.height) {
@@ -93,12 +108,10 @@ Loaded LoadOne(const ClipRef& ref, const ClipShape& shape) {
     const int x0 = (f.width - shape.width) / 2, y0 = (f.height - shape.height) / 2;
     const torch::Tensor hwc =
         torch::from_blob(const_cast<uint8_t*>(f.data.data()), {f.height, f.width, 3}, torch::kByte);
-    video.select(1, k).copy_(hwc.narrow(0, y0, shape.height)
-                                 .narrow(1, x0, shape.width)
-                                 .permute({2, 0, 1})
-                                 .to(torch::kFloat));
+    pixels.select(1, k).copy_(
+        hwc.narrow(0, y0, shape.height).narrow(1, x0, shape.width).permute({2, 0, 1}));
   }
-  out.video = video / 127.5 - 1.0;
+  out.pixels = std::move(pixels);
   return out;
 }
 
@@ -111,8 +124,8 @@ torch::Tensor ToFrames(
       .contiguous();
 }
 
-// The passing clips of `subset` with their videos, frame times and selected captions,
-// in subset order; an unknown or empty subset is an error.
+// The passing clips of `subset` with their videos, frame times and selected captions
+// (none when `prefer` is empty), in subset order; an unknown or empty subset is an error.
 Result<std::vector<ClipRef>> ListClips(Catalog& catalog, const std::string& subset,
                                        const std::vector<std::string>& prefer) {
   REEL_ASSIGN_OR_RETURN(std::optional<SubsetRecord> sub, catalog.FindSubset(subset));
@@ -142,11 +155,13 @@ Result<std::vector<ClipRef>> ListClips(Catalog& catalog, const std::string& subs
     if (static_cast<int64_t>(all.size()) >= clip->end_frame) {
       ref.pts.assign(all.begin() + clip->start_frame, all.begin() + clip->end_frame);
     }
-    REEL_ASSIGN_OR_RETURN(std::optional<CaptionRecord> caption,
-                          catalog.SelectCaption(clip->id, prefer));
-    if (caption.has_value()) {
-      ref.caption = caption->text;
-      ref.caption_id = caption->id;
+    if (!prefer.empty()) {
+      REEL_ASSIGN_OR_RETURN(std::optional<CaptionRecord> caption,
+                            catalog.SelectCaption(clip->id, prefer));
+      if (caption.has_value()) {
+        ref.caption = caption->text;
+        ref.caption_id = caption->id;
+      }
     }
     refs.push_back(std::move(ref));
   }
@@ -157,12 +172,13 @@ Result<std::vector<ClipRef>> ListClips(Catalog& catalog, const std::string& subs
 }
 
 // Decodes refs[i] for every i of `which` on `jobs` threads and hands each usable clip to
-// `use` on this thread, in order, at most 2 x jobs decoded clips in memory at a time;
+// `use` (as 8-bit pixels [3, T, H, W]) on this thread, in order, at most 2 x jobs decoded
+// clips in memory at a time;
 // skipped clips are counted in `st`. Stops early when `cancel` is set.
 Status ForEachClip(const std::vector<ClipRef>& refs, const std::vector<size_t>& which,
                    const ClipShape& shape, int jobs, ClipSetStats& st,
                    const std::atomic<bool>* cancel,
-                   const std::function<Status(const ClipRef&, torch::Tensor video)>& use) {
+                   const std::function<Status(const ClipRef&, torch::Tensor pixels)>& use) {
   ParallelOptions parallel;
   parallel.jobs = std::max(1, jobs);
   parallel.ordered = true;
@@ -182,7 +198,7 @@ Status ForEachClip(const std::vector<ClipRef>& refs, const std::vector<size_t>& 
           return Status::OK();
         }
         ++st.loaded;
-        return use(refs[l.index], std::move(l.video));
+        return use(refs[l.index], std::move(l.pixels));
       });
 }
 
@@ -203,10 +219,41 @@ torch::Tensor EncodeOne(VideoVae& vae, const torch::Tensor& video) {
 
 }  // namespace
 
-uint64_t ClipBytes(const ClipShape& shape) {
-  return 3ull * static_cast<uint64_t>(shape.frames) * static_cast<uint64_t>(shape.height) *
-         static_cast<uint64_t>(shape.width) * sizeof(float);
+namespace {
+
+// Whether `todo` more clips fit in `file`'s folder (with `max_bytes` as DecodeClipsOptions
+// says); FailedPrecondition with the --max-clips that fits when they do not.
+Status CheckRoom(const ClipFile& file, const std::string& subset, size_t todo, int64_t reused,
+                 uint64_t max_bytes) {
+  const uint64_t per_clip = ClipPixelBytes(file.shape());
+  const uint64_t need = todo * per_clip;
+  uint64_t allowed = max_bytes;
+  if (allowed == 0) {
+    std::error_code ec;
+    const fs::space_info space = fs::space(file.folder(), ec);
+    constexpr uint64_t kKeepFree = 1ull << 30;
+    if (ec) return Status::OK();  // unknown: the writes will say
+    allowed = space.available > kKeepFree ? space.available - kKeepFree : 1;
+  }
+  if (need <= allowed) return Status::OK();
+  auto gb = [](uint64_t b) { return FormatFixed(static_cast<double>(b) / 1e9, 1) + " GB"; };
+  const uint64_t fits = allowed / per_clip + static_cast<uint64_t>(reused);
+  return Status::FailedPrecondition(
+      "subset '" + subset + "': " + std::to_string(todo) + " clips to decode take " + gb(need) +
+      " in " + file.folder() + ", more than the " + gb(allowed) + " there; use --max-clips " +
+      std::to_string(std::max<uint64_t>(1, fits)) +
+      " (clips spread evenly over the subset), a smaller subset or a --clip-cache elsewhere");
 }
+
+// Which of `n` clips to take: max_clips of them (0: all) spread evenly.
+std::vector<size_t> Spread(size_t n, int64_t max_clips) {
+  const size_t take = max_clips > 0 ? std::min(n, static_cast<size_t>(max_clips)) : n;
+  std::vector<size_t> which(take);
+  for (size_t i = 0; i < take; ++i) which[i] = i * n / take;
+  return which;
+}
+
+}  // namespace
 
 Result<std::vector<TrainingClip>> LoadTrainingClips(Catalog& catalog, const std::string& subset,
                                                     const std::vector<std::string>& prefer,
@@ -216,36 +263,82 @@ Result<std::vector<TrainingClip>> LoadTrainingClips(Catalog& catalog, const std:
   ClipSetStats& st = stats != nullptr ? *stats : local;
   REEL_ASSIGN_OR_RETURN(const std::vector<ClipRef> refs, ListClips(catalog, subset, prefer));
   st.listed = static_cast<int64_t>(refs.size());
-  const size_t n = refs.size();
-  const size_t take =
-      options.max_clips > 0 ? std::min(n, static_cast<size_t>(options.max_clips)) : n;
-  std::vector<size_t> which(take);
-  for (size_t i = 0; i < take; ++i) which[i] = i * n / take;  // evenly spread
-  const uint64_t per_clip = ClipBytes(shape);
-  if (options.memory_budget > 0 && take * per_clip > options.memory_budget) {
-    auto gb = [](uint64_t b) { return FormatFixed(static_cast<double>(b) / 1e9, 1) + " GB"; };
-    return Status::FailedPrecondition(
-        "subset '" + subset + "': " + std::to_string(take) + " clips of " +
-        std::to_string(shape.frames) + "x" + std::to_string(shape.width) + "x" +
-        std::to_string(shape.height) + " take " + gb(take * per_clip) +
-        " in memory, more than the " + gb(options.memory_budget) +
-        " allowed here; use --max-clips " +
-        std::to_string(std::max<uint64_t>(1, options.memory_budget / per_clip)) +
-        " (clips spread evenly over the subset) or a smaller subset");
-  }
   std::vector<TrainingClip> out;
-  REEL_RETURN_IF_ERROR(ForEachClip(refs, which, shape, options.jobs, st, nullptr,
-                                   [&](const ClipRef& ref, torch::Tensor video) {
+  REEL_RETURN_IF_ERROR(ForEachClip(refs, Spread(refs.size(), options.max_clips), shape,
+                                   options.jobs, st, nullptr,
+                                   [&](const ClipRef& ref, torch::Tensor pixels) {
                                      TrainingClip c;
                                      c.clip_id = ref.clip.id;
                                      c.caption_id = ref.caption_id;
                                      c.caption = ref.caption;
-                                     c.video = std::move(video);
+                                     c.video = VideoFromPixels(pixels);
                                      out.push_back(std::move(c));
                                      return Status::OK();
                                    }));
   if (out.empty()) return NoUsableClip(subset, st);
   return out;
+}
+
+Result<DecodedClips> DecodeTrainingClips(Catalog& catalog, const std::string& subset,
+                                         ClipFile& file, const DecodeClipsOptions& options,
+                                         ClipSetStats* stats, const ProgressCallback& on_clip,
+                                         const std::atomic<bool>* cancel) {
+  ClipSetStats local;
+  ClipSetStats& st = stats != nullptr ? *stats : local;
+  REEL_ASSIGN_OR_RETURN(const std::vector<ClipRef> refs, ListClips(catalog, subset, {}));
+  st.listed = static_cast<int64_t>(refs.size());
+  const std::vector<size_t> which = Spread(refs.size(), options.max_clips);
+  auto key_of = [](const ClipRef& r) {
+    return ClipFile::Key{r.clip.id, r.clip.video_id, r.clip.start_frame, r.clip.end_frame};
+  };
+  std::map<int64_t, int64_t> stored;  // clip id -> its latest record
+  for (int64_t i = 0; i < file.size(); ++i) stored[file.keys()[static_cast<size_t>(i)].clip_id] = i;
+  std::map<size_t, int64_t> record;  // index in refs -> record
+  std::vector<size_t> todo;
+  DecodedClips result;
+  for (size_t i : which) {
+    auto it = stored.find(refs[i].clip.id);
+    if (it != stored.end() && file.keys()[static_cast<size_t>(it->second)] == key_of(refs[i])) {
+      record[i] = it->second;
+      ++result.reused;
+    } else {
+      todo.push_back(i);
+    }
+  }
+  REEL_RETURN_IF_ERROR(CheckRoom(file, subset, todo.size(), result.reused, options.max_bytes));
+
+  Every commit(options.save_every_seconds);
+  const int64_t total = static_cast<int64_t>(todo.size());
+  if (on_clip) on_clip(0, total);
+  REEL_RETURN_IF_ERROR(ForEachClip(refs, todo, file.shape(), options.jobs, st, cancel,
+                                   [&](const ClipRef& ref, torch::Tensor pixels) -> Status {
+                                     if (cancel != nullptr && cancel->load())
+                                       return Status::OK();  // in flight: dropped
+                                     REEL_RETURN_IF_ERROR(file.Append(key_of(ref), pixels));
+                                     record[static_cast<size_t>(&ref - refs.data())] =
+                                         file.size() - 1;  // ref is in refs
+                                     ++result.decoded;
+                                     if (on_clip) on_clip(result.decoded, total);
+                                     return commit.Due() ? file.Commit() : Status::OK();
+                                   }));
+  REEL_RETURN_IF_ERROR(file.Commit());
+  st.loaded += result.reused;
+  if (cancel != nullptr && cancel->load() && result.decoded < total) {
+    return Status::Cancelled("decoding interrupted after " + std::to_string(result.decoded) +
+                             " of " + std::to_string(total) + " clips" +
+                             (file.path().empty()
+                                  ? std::string()
+                                  : "; they are kept in " + file.path() +
+                                        ", which a run with the same --clip-cache continues"));
+  }
+  std::vector<int64_t> records;
+  for (size_t i : which) {
+    auto it = record.find(i);
+    if (it != record.end()) records.push_back(it->second);
+  }
+  if (records.empty()) return NoUsableClip(subset, st);
+  result.clips = std::make_unique<ClipRecords>(file, std::move(records));
+  return result;
 }
 
 std::vector<LatentExample> EncodeLatents(VideoVae& vae, const std::vector<TrainingClip>& clips) {
@@ -344,10 +437,9 @@ Result<PrepareResult> PrepareLatents(Catalog& catalog, const std::string& subset
     if (!cached.count(refs[i].clip.id)) todo.push_back(i);
 
   // Written now and then while encoding (unfinished), so that a killed run loses little.
-  auto last_save = Clock::now();
+  Every periodic_save(options.save_every_seconds);
   auto save = [&](bool complete) -> Status {
     cache.complete = complete;
-    last_save = Clock::now();
     return SaveLatentCache(cache, out_path);
   };
   torch::NoGradGuard g;
@@ -356,18 +448,16 @@ Result<PrepareResult> PrepareLatents(Catalog& catalog, const std::string& subset
   if (on_clip) on_clip(0, total);
   REEL_RETURN_IF_ERROR(ForEachClip(
       refs, todo, vae.config.clip, options.jobs, st, cancel,
-      [&](const ClipRef& ref, torch::Tensor video) -> Status {
+      [&](const ClipRef& ref, torch::Tensor pixels) -> Status {
         if (cancel != nullptr && cancel->load()) return Status::OK();  // in flight: dropped
         cache.examples.push_back(
-            {EncodeOne(vae.vae, video.to(options.device)).to(torch::kCPU), ref.caption});
+            {EncodeOne(vae.vae, VideoFromPixels(pixels).to(options.device)).to(torch::kCPU),
+             ref.caption});
         cache.clip_ids.push_back(ref.clip.id);
         ++result.encoded;
         if (on_clip) on_clip(result.encoded, total);
-        if (std::chrono::duration<double>(Clock::now() - last_save).count() >=
-            options.save_every_seconds) {
-          return save(false).WithContext("saving the unfinished cache");
-        }
-        return Status::OK();
+        if (!periodic_save.Due()) return Status::OK();
+        return save(false).WithContext("saving the unfinished cache");
       }));
   result.total = static_cast<int64_t>(cache.examples.size());
   result.cancelled = cancel != nullptr && cancel->load() && result.encoded < total;

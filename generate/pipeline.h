@@ -25,6 +25,7 @@
 #include <torch/torch.h>
 
 #include "db/catalog.h"
+#include "generate/clip_file.h"
 #include "generate/config.h"
 #include "generate/trainer.h"
 #include "generate/vae.h"
@@ -43,20 +44,44 @@ struct ClipSetStats {
 struct LoadClipsOptions {
   int jobs = 2;           // decoding threads
   int64_t max_clips = 0;  // at most this many, spread evenly over the subset (0: all)
-  // The clips are held in memory as float32 (3 x frames x height x width x 4 bytes each):
-  // when those of the subset (after max_clips) would take more than this many bytes, the
-  // load is refused before decoding, with the max_clips that fits (0: no limit).
-  uint64_t memory_budget = 0;
 };
 // The usable clips of `subset` at `shape` with their selected captions (`prefer`), in
-// subset order; too-short and unreadable ones are counted in `stats` and left out. An
-// unknown subset is NotFound; one without usable clips FailedPrecondition.
+// subset order, held in memory as float32 (3·frames·height·width·4 bytes each: for a few
+// clips; DecodeTrainingClips for a subset); too-short and unreadable ones are counted in
+// `stats` and left out. An unknown subset is NotFound; one without usable clips
+// FailedPrecondition.
 Result<std::vector<TrainingClip>> LoadTrainingClips(Catalog& catalog, const std::string& subset,
                                                     const std::vector<std::string>& prefer,
                                                     const ClipShape& shape, ClipSetStats* stats,
                                                     const LoadClipsOptions& options = {});
-// Bytes one clip of `shape` takes in memory as LoadTrainingClips holds it.
-uint64_t ClipBytes(const ClipShape& shape);
+
+// Clips done and to do in this call: (0, total) first, then after each clip.
+using ProgressCallback = std::function<void(int64_t done, int64_t total)>;
+
+struct DecodeClipsOptions {
+  int jobs = 2;           // decoding threads
+  int64_t max_clips = 0;  // at most this many, spread evenly over the subset (0: all)
+  // The clips to decode may add at most this many bytes to the file (0: the free space of
+  // its filesystem less 1 GB); more is refused before decoding, with the max_clips that
+  // fits.
+  uint64_t max_bytes = 0;
+  double save_every_seconds = 300;  // a kept file is committed this often while decoding
+};
+struct DecodedClips {
+  std::unique_ptr<ClipSet> clips;  // the usable clips, in subset order; reads `file`
+  int64_t decoded = 0;             // clips decoded by this call
+  int64_t reused = 0;              // clips the file already held
+};
+// `reel generate train-vae`'s clips: decodes the usable clips of `subset` at the file's
+// shape into `file` (ClipFile: 8-bit, on disk) on options.jobs threads, with a bounded
+// number in memory, and returns them as a ClipSet over the file, which must outlive it.
+// Clips the file already holds (the same clip over the same frames) are not decoded again.
+// Too-short and unreadable clips are counted in `stats` and left out. Stopped by
+// `cancel`, it commits what it decoded and returns Cancelled.
+Result<DecodedClips> DecodeTrainingClips(Catalog& catalog, const std::string& subset,
+                                         ClipFile& file, const DecodeClipsOptions& options,
+                                         ClipSetStats* stats, const ProgressCallback& on_clip,
+                                         const std::atomic<bool>* cancel);
 
 // Normalised latents of `clips` with the VAE (chunked encoding), ready for training.
 std::vector<LatentExample> EncodeLatents(VideoVae& vae, const std::vector<TrainingClip>& clips);
@@ -100,8 +125,6 @@ struct PrepareResult {
   // was ready: total == 0).
   bool cancelled = false;
 };
-// Clips done and to do in this call: (0, total) first, then after each clip.
-using ProgressCallback = std::function<void(int64_t done, int64_t total)>;
 // `reel generate prepare`: encodes the usable clips of `subset` with the VAE in `vae_dir`
 // into a latent cache at `out_path`, decoding on options.jobs threads while this thread
 // encodes, with a bounded number of clips in memory (a subset of any size). Unreadable

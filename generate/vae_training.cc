@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <future>
 #include <mutex>
 #include <random>
 #include <sstream>
@@ -88,23 +89,83 @@ Status LoadVaeOptimizer(const std::string& dir, torch::Device device, torch::opt
   return Status::OK();
 }
 
+// The batches of a VAE training, each read (from disk, for clips in a ClipFile) on
+// another thread while the step before it trains. A batch is drawn with a copy of the
+// training's generator one batch ahead of it, and the generator itself draws the same
+// clips when the batch is used: the batches are those a plain loop would draw, and the
+// generator is always the state to save.
+class BatchReader {
+ public:
+  BatchReader(const ClipSet& clips, int batch, std::mt19937_64& rng)
+      : clips_(clips), batch_(batch), rng_(rng), ahead_(rng) {}
+
+  // The next batch [B, 3, T, H, W]; unless it is the `last`, the one after it is read
+  // meanwhile.
+  Result<torch::Tensor> Next(bool last) {
+    if (!next_.valid()) next_ = ReadAsync(Draw(ahead_));
+    Result<torch::Tensor> batch = next_.get();
+    Draw(rng_);
+    if (!last) next_ = ReadAsync(Draw(ahead_));
+    return batch;
+  }
+
+ private:
+  std::vector<int64_t> Draw(std::mt19937_64& g) const {
+    std::uniform_int_distribution<int64_t> pick(0, clips_.size() - 1);
+    std::vector<int64_t> picks;
+    for (int i = 0; i < batch_; ++i) picks.push_back(pick(g));
+    return picks;
+  }
+  std::future<Result<torch::Tensor>> ReadAsync(std::vector<int64_t> picks) const {
+    return std::async(std::launch::async, [this, picks]() -> Result<torch::Tensor> {
+      std::vector<torch::Tensor> videos;
+      for (int64_t i : picks) {
+        REEL_ASSIGN_OR_RETURN(torch::Tensor video, clips_.Video(i));
+        videos.push_back(std::move(video));
+      }
+      return torch::stack(videos);
+    });
+  }
+
+  const ClipSet& clips_;
+  const int batch_;
+  std::mt19937_64& rng_;
+  std::mt19937_64 ahead_;
+  std::future<Result<torch::Tensor>> next_;  // waited for when destroyed
+};
+
 }  // namespace
 
+Status CheckVaeOutDir(const std::string& out_dir, bool resume) {
+  const bool holds = std::filesystem::exists(out_dir + "/config.json");
+  if (!resume && holds) {
+    return Status::AlreadyExists(out_dir +
+                                 " already holds a VAE (--resume continues its training)");
+  }
+  if (resume && !holds) {
+    return Status::NotFound(out_dir + ": no VAE to resume (no config.json)");
+  }
+  return Status::OK();
+}
+
 Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<TrainingClip>& clips,
+                                const VaeTrainOptions& options, const std::string& out_dir,
+                                const StepCallback& on_step, const std::atomic<bool>* cancel) {
+  return TrainVae(config, ClipVectorSet(clips), options, out_dir, on_step, cancel);
+}
+
+Result<VaeTrainResult> TrainVae(const ModelConfig& config, const ClipSet& clips,
                                 const VaeTrainOptions& train_options, const std::string& out_dir,
                                 const StepCallback& on_step, const std::atomic<bool>* cancel) {
   REEL_RETURN_IF_ERROR(config.Validate());
   VaeTrainOptions options = train_options;
-  if (clips.empty()) return Status::InvalidArgument("no clips to train the VAE on");
+  if (clips.size() == 0) return Status::InvalidArgument("no clips to train the VAE on");
   if (options.batch < 1 || options.steps < 1 || options.measure_clips < 1 ||
       options.save_every < 0) {
     return Status::InvalidArgument(
         "VAE steps, batch and measured clips must be positive, save_every not negative");
   }
-  if (!options.resume && std::filesystem::exists(out_dir + "/config.json")) {
-    return Status::AlreadyExists(out_dir +
-                                 " already holds a VAE (--resume continues its training)");
-  }
+  REEL_RETURN_IF_ERROR(CheckVaeOutDir(out_dir, options.resume));
   const torch::Device device = options.device;
   if (device.is_cuda() && !compat::CudaAvailable())
     return Status::FailedPrecondition(
@@ -145,7 +206,7 @@ Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<Tra
       return Status::OK();
     });
   };
-  std::uniform_int_distribution<size_t> pick(0, clips.size() - 1);
+  BatchReader batches(clips, options.batch, rng);
   VaeTrainResult result;
   try {
     vae->train();
@@ -157,8 +218,9 @@ Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<Tra
                                  " of " + std::to_string(options.steps) + "; saved to " + out_dir +
                                  " (--resume continues)");
       }
-      std::vector<torch::Tensor> batch;
-      for (int i = 0; i < options.batch; ++i) batch.push_back(clips[pick(rng)].video);
+      Result<torch::Tensor> batch = batches.Next(/*last=*/step + 1 == options.steps);
+      if (!batch.ok())
+        return batch.status().WithContext("VAE training step " + std::to_string(step));
       // Cosine decay of the learning rate to a tenth over the run.
       const double progress = static_cast<double>(step) / static_cast<double>(options.steps);
       const double lr = options.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * progress)));
@@ -168,7 +230,7 @@ Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<Tra
       VaeLoss loss;
       {
         compat::CudaBf16Autocast amp(device.is_cuda());
-        loss = vae->Loss(torch::stack(batch).to(device));
+        loss = vae->Loss(batch->to(device));
       }
       loss.total.backward();
       ClipGradNorm(params, 1.0);
@@ -182,14 +244,14 @@ Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<Tra
     }
     vae->eval();
     torch::NoGradGuard g;
-    const size_t n = std::min(clips.size(), static_cast<size_t>(options.measure_clips));
+    const int64_t n = std::min(clips.size(), options.measure_clips);
     std::vector<torch::Tensor> latents;
     double psnr = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const TrainingClip& c = clips[i * clips.size() / n];
-      const torch::Tensor z = vae->Encode(c.video.unsqueeze(0).to(device)).first;
+    for (int64_t i = 0; i < n; ++i) {
+      REEL_ASSIGN_OR_RETURN(const torch::Tensor video, clips.Video(i * clips.size() / n));
+      const torch::Tensor z = vae->Encode(video.unsqueeze(0).to(device)).first;
       latents.push_back(z);
-      psnr += VideoPsnr(vae->Decode(z)[0].to(torch::kCPU, torch::kFloat), c.video);
+      psnr += VideoPsnr(vae->Decode(z)[0].to(torch::kCPU, torch::kFloat), video);
     }
     result.psnr = psnr / static_cast<double>(n);
     result.measured_clips = static_cast<int64_t>(n);

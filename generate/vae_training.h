@@ -31,6 +31,29 @@ struct TrainingClip {
   torch::Tensor video;  // [3, T, H, W] float in [-1, 1]
 };
 
+// The clips a VAE trains on, read by index (TrainVae draws its batches from them).
+// Thread-safety: Video may be called from several threads at once.
+class ClipSet {
+ public:
+  virtual ~ClipSet() = default;
+  virtual int64_t size() const = 0;
+  // Clip i as a float video [3, T, H, W] in [-1, 1]; an I/O failure is an error.
+  virtual Result<torch::Tensor> Video(int64_t i) const = 0;
+};
+
+// Clips held in memory (for a few clips: tests, benches). Does not own `clips`.
+class ClipVectorSet : public ClipSet {
+ public:
+  explicit ClipVectorSet(const std::vector<TrainingClip>& clips) : clips_(clips) {}
+  int64_t size() const override { return static_cast<int64_t>(clips_.size()); }
+  Result<torch::Tensor> Video(int64_t i) const override {
+    return clips_[static_cast<size_t>(i)].video;
+  }
+
+ private:
+  const std::vector<TrainingClip>& clips_;
+};
+
 // Progress of a training job: step, total steps, loss.
 using StepCallback = std::function<void(int64_t step, int64_t steps, double loss)>;
 
@@ -59,14 +82,26 @@ struct VaeTrainResult {
   int64_t measured_clips = 0;
   int64_t steps_done = 0;  // by this call (fewer than options.steps when resumed)
 };
-// Trains a VAE on `clips` (a fresh one from `config`, or the one saved in `out_dir` with
-// options.resume; AdamW, the learning rate decaying along a cosine to a tenth), sets its
-// latent statistics from the latents of the measured clips (see VaeTrainResult) and saves
-// it to `out_dir`. Stopped by `cancel`, it saves its state and returns Cancelled; an
-// unfinished folder is refused by LoadVae until a --resume finishes it.
+// Trains a VAE on `clips` (drawing each batch's clips at random with a generator that is
+// part of the saved state, so that --resume draws what a straight run would; a fresh one from
+// `config`, or the one saved in `out_dir` with options.resume; AdamW, the learning rate decaying
+// along a cosine to a tenth), sets its latent statistics from the latents of the measured clips
+// (see VaeTrainResult) and saves it to `out_dir`. Stopped by `cancel`, it saves its state and
+// returns Cancelled; an unfinished folder is refused by LoadVae until a --resume finishes it. A
+// clip that cannot be read fails the training with its cause (its state saved at the last
+// save_every).
+Result<VaeTrainResult> TrainVae(const ModelConfig& config, const ClipSet& clips,
+                                const VaeTrainOptions& options, const std::string& out_dir,
+                                const StepCallback& on_step, const std::atomic<bool>* cancel);
+// The same on clips in memory.
 Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<TrainingClip>& clips,
                                 const VaeTrainOptions& options, const std::string& out_dir,
                                 const StepCallback& on_step, const std::atomic<bool>* cancel);
+
+// Whether TrainVae may write `out_dir`: one already holding a VAE only with `resume`
+// (AlreadyExists), and with `resume` it must hold one (NotFound). TrainVae checks it; a
+// command checks it before the minutes of decoding its clips.
+Status CheckVaeOutDir(const std::string& out_dir, bool resume);
 
 // PSNR (dB) between videos in [-1, 1], measured on [0, 1] pixels.
 double VideoPsnr(const torch::Tensor& a, const torch::Tensor& b);

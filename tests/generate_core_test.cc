@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "generate/clip_file.h"
 #include "generate/config.h"
 #include "generate/distributed.h"
 #include "generate/dit.h"
@@ -265,6 +266,78 @@ std::map<std::string, torch::Tensor> VaeTensors(const std::string& dir) {
   EXPECT_TRUE(vae.ok()) << vae.status().ToString();
   if (!vae.ok()) return {};
   return VaeTensors(vae->vae);
+}
+
+// Decoded clips on disk: records read back as the videos of their pixels, a kept file's
+// committed records survive reopening (those appended after the commit do not), and
+// another shape, a bad record, a damaged index or a short file each give a clear error.
+TEST(ClipFileTest, RecordsReadBackAndCommittedOnesSurviveReopening) {
+  const std::string dir = testing::ScratchPath("clip-file");
+  ASSERT_TRUE(std::filesystem::create_directories(dir));
+  const ClipShape shape{5, 16, 24, 8};
+  std::vector<torch::Tensor> pixels;
+  for (int i = 0; i < 4; ++i)
+    pixels.push_back(torch::randint(0, 256, {3, 5, 16, 24}, torch::kLong).to(torch::kByte));
+  EXPECT_EQ(ClipPixelBytes(shape), 3u * 5 * 16 * 24);
+  {
+    auto temporary = ClipFile::CreateTemporary(dir, shape);
+    ASSERT_TRUE(temporary.ok()) << temporary.status().ToString();
+    EXPECT_TRUE(std::filesystem::is_empty(dir)) << "a temporary file has no name";
+    ASSERT_TRUE((*temporary)->Append({7, 1, 0, 40}, pixels[0]).ok());
+    ASSERT_TRUE((*temporary)->Commit().ok());
+    auto video = (*temporary)->Read(0);
+    ASSERT_TRUE(video.ok()) << video.status().ToString();
+    EXPECT_TRUE(torch::equal(*video, pixels[0].to(torch::kFloat) / 127.5 - 1.0));
+    EXPECT_GE(video->min().item<float>(), -1.0f);
+    EXPECT_LE(video->max().item<float>(), 1.0f);
+    EXPECT_EQ((*temporary)->Read(1).status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ((*temporary)->Append({8, 1, 0, 40}, pixels[1].to(torch::kFloat)).code(),
+              StatusCode::kInvalidArgument);
+    EXPECT_EQ((*temporary)->Append({8, 1, 0, 40}, pixels[1].narrow(1, 0, 4)).code(),
+              StatusCode::kInvalidArgument);
+  }
+  const std::string path = dir + "/clips.u8";
+  {
+    auto file = ClipFile::Open(path, shape);
+    ASSERT_TRUE(file.ok()) << file.status().ToString();
+    EXPECT_EQ((*file)->size(), 0);
+    for (int i = 0; i < 3; ++i)
+      ASSERT_TRUE((*file)->Append({10 + i, 1, 9 * i, 9 * i + 9}, pixels[i]).ok());
+    ASSERT_TRUE((*file)->Commit().ok());
+    ASSERT_TRUE((*file)->Append({13, 1, 27, 36}, pixels[3]).ok());  // never committed
+  }
+  {
+    auto file = ClipFile::Open(path, shape);
+    ASSERT_TRUE(file.ok()) << file.status().ToString();
+    ASSERT_EQ((*file)->size(), 3);
+    EXPECT_EQ(std::filesystem::file_size(path), 3 * ClipPixelBytes(shape));
+    EXPECT_TRUE((*file)->keys()[2] == (ClipFile::Key{12, 1, 18, 27}));
+    for (int i = 0; i < 3; ++i) {
+      auto video = (*file)->Read(i);
+      ASSERT_TRUE(video.ok());
+      EXPECT_TRUE(torch::equal(*video, VideoFromPixels(pixels[static_cast<size_t>(i)]))) << i;
+    }
+    // The records, some of them in another order, as a set to train on.
+    ClipRecords records(**file, {2, 0});
+    ASSERT_EQ(records.size(), 2);
+    EXPECT_TRUE(torch::equal(*records.Video(0), VideoFromPixels(pixels[2])));
+  }
+  const ClipShape other{9, 16, 24, 8};
+  auto refused = ClipFile::Open(path, other);
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("holds clips of 5 frames 24x16 @ 8 fps, not 9 frames"),
+            std::string::npos)
+      << refused.status().message();
+  std::filesystem::resize_file(path, 2 * ClipPixelBytes(shape));
+  auto short_file = ClipFile::Open(path, shape);
+  EXPECT_EQ(short_file.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(short_file.status().message().find(path), std::string::npos);
+  { std::ofstream(path + ".json", std::ios::trunc) << "{\"format\": \"reel-clips 1\", \"shape\""; }
+  auto damaged = ClipFile::Open(path, shape);
+  EXPECT_EQ(damaged.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(damaged.status().message().find(path + ".json"), std::string::npos)
+      << damaged.status().message();
+  EXPECT_TRUE(RemoveTree(dir).ok());
 }
 
 // Training runs write their folders under one scratch folder, removed after the test.

@@ -123,44 +123,121 @@ TEST(TrainingClipsTest, FromASubsetFrameExactAtTheConfigsRate) {
   EXPECT_NE(empty.status().message().find("no passing clips"), std::string::npos);
 }
 
-// `reel generate prepare`'s job (and train-vae's clip loading): stopped after two clips, the cache
-// is unfinished and refused for training; resumed, it keeps them and encodes the rest, ending equal
-// to a cache made in one go. An unreadable clip is named and left out; a cache is resumed with its
-// own VAE only.
-TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
-  TempDir dir;
+// Five 3-second videos of boxes in raw/ scanned into a catalog whose subset "all" holds
+// their clips (null when a step failed).
+std::unique_ptr<Catalog> FiveBoxes(const TempDir& dir) {
   fs::create_directories(dir.File("raw"));
   EncodeOptions eo;
   eo.crf = 0;
   for (int i = 0; i < 5; ++i) {
     // (A grey background: on a dark one a box that leaves the frame leaves black frames,
     // which the scan trims.)
-    const SyntheticVideo v = Box(32, {static_cast<uint8_t>(40 * i + 60), 40, 200 - 30 * i},
-                                 {100, 100, 100}, 1 + i % 2, i % 3, 24, Rational(8, 1));
-    ASSERT_TRUE(WriteSyntheticVideo(dir.File("raw/v" + std::to_string(i) + ".mp4"), v, eo).ok());
+    const SyntheticVideo v =
+        Box(32, {static_cast<uint8_t>(40 * i + 60), 40, static_cast<uint8_t>(200 - 30 * i)},
+            {100, 100, 100}, 1 + i % 2, i % 3, 24, Rational(8, 1));
+    if (!WriteSyntheticVideo(dir.File("raw/v" + std::to_string(i) + ".mp4"), v, eo).ok())
+      return nullptr;
   }
-  std::unique_ptr<Catalog> cat = ScanIntoSubsetAll(dir);
+  return ScanIntoSubsetAll(dir);
+}
+
+// train-vae's clips: decoded once into a file of 8-bit pixels, read back as exactly the
+// videos LoadTrainingClips holds in memory (so the VAE trains to the same weights), reused
+// by a later run, committed when stopped, and refused before decoding when the disk has
+// too little room for them.
+TEST(DecodeClipsTest, OnDiskAsInMemoryReusedAndResumable) {
+  TempDir dir;
+  std::unique_ptr<Catalog> cat = FiveBoxes(dir);
   ASSERT_NE(cat, nullptr);
   const ModelConfig config = *ModelConfig::Named("cpu-tiny");
   auto clips = LoadTrainingClips(*cat, "all", DefaultCaptionPreference(), config.clip, nullptr);
   ASSERT_TRUE(clips.ok()) << clips.status().ToString();
   ASSERT_EQ(clips->size(), 5u);
-  // (LoadTrainingClips for train-vae: a few clips spread over the subset, and a subset
-  // that would not fit in memory refused before decoding, with the count that fits.)
   LoadClipsOptions lo;
-  lo.max_clips = 2;
+  lo.max_clips = 2;  // spread evenly: clips 0 and 2
   auto some = LoadTrainingClips(*cat, "all", DefaultCaptionPreference(), config.clip, nullptr, lo);
   ASSERT_TRUE(some.ok());
   ASSERT_EQ(some->size(), 2u);
   EXPECT_EQ((*some)[0].clip_id, (*clips)[0].clip_id);
   EXPECT_EQ((*some)[1].clip_id, (*clips)[2].clip_id);
-  lo.max_clips = 0;
-  lo.memory_budget = 3 * ClipBytes(config.clip) + 1;
-  auto too_many =
-      LoadTrainingClips(*cat, "all", DefaultCaptionPreference(), config.clip, nullptr, lo);
+
+  const std::string path = dir.File("clips.u8");
+  std::atomic<bool> stop{false};
+  {
+    auto file = ClipFile::Open(path, config.clip);
+    ASSERT_TRUE(file.ok()) << file.status().ToString();
+    auto first = DecodeTrainingClips(
+        *cat, "all", **file, {}, nullptr, [&](int64_t done, int64_t) { stop = done == 1; }, &stop);
+    EXPECT_EQ(first.status().code(), StatusCode::kCancelled);
+    EXPECT_NE(first.status().message().find(path), std::string::npos) << first.status().message();
+  }
+  stop = false;
+  auto file = ClipFile::Open(path, config.clip);
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  EXPECT_EQ((*file)->size(), 1) << "the clip decoded before the stop was committed";
+  DecodeClipsOptions o;
+  o.max_clips = 2;
+  auto two = DecodeTrainingClips(*cat, "all", **file, o, nullptr, nullptr, &stop);
+  ASSERT_TRUE(two.ok()) << two.status().ToString();
+  EXPECT_EQ(two->reused, 1);
+  EXPECT_EQ(two->decoded, 1);
+  ASSERT_EQ(two->clips->size(), 2);
+  EXPECT_TRUE(torch::equal(*two->clips->Video(1), (*clips)[2].video));
+  ClipSetStats stats;
+  auto all = DecodeTrainingClips(*cat, "all", **file, {}, &stats, nullptr, nullptr);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(all->reused, 2);
+  EXPECT_EQ(all->decoded, 3);
+  EXPECT_EQ(stats.loaded, 5);
+  EXPECT_EQ((*file)->size(), 5);
+  ASSERT_EQ(all->clips->size(), 5);
+  for (int64_t i = 0; i < 5; ++i) {
+    auto video = all->clips->Video(i);
+    ASSERT_TRUE(video.ok());
+    EXPECT_TRUE(torch::equal(*video, (*clips)[static_cast<size_t>(i)].video)) << i;
+  }
+  EXPECT_EQ(fs::file_size(path), 5 * ClipPixelBytes(config.clip));
+
+  VaeTrainOptions vo;
+  vo.steps = 2;
+  vo.batch = 2;
+  vo.measure_clips = 2;
+  ASSERT_TRUE(TrainVae(config, *clips, vo, dir.File("memory"), nullptr, nullptr).ok());
+  ASSERT_TRUE(TrainVae(config, *all->clips, vo, dir.File("disk"), nullptr, nullptr).ok());
+  auto memory = LoadVae(dir.File("memory"), torch::kCPU);
+  auto disk = LoadVae(dir.File("disk"), torch::kCPU);
+  ASSERT_TRUE(memory.ok() && disk.ok());
+  const auto a = memory->vae->named_parameters(), b = disk->vae->named_parameters();
+  for (const auto& p : a) EXPECT_TRUE(torch::equal(p.value(), b[p.key()])) << p.key();
+  const auto c = memory->vae->named_buffers(), d = disk->vae->named_buffers();
+  for (const auto& p : c) EXPECT_TRUE(torch::equal(p.value(), d[p.key()])) << p.key();
+
+  // A temporary file leaves nothing in its folder; one with too little room is refused
+  // before decoding, with the count that fits.
+  fs::create_directories(dir.File("tmp"));
+  auto temporary = ClipFile::CreateTemporary(dir.File("tmp"), config.clip);
+  ASSERT_TRUE(temporary.ok()) << temporary.status().ToString();
+  EXPECT_TRUE(fs::is_empty(dir.File("tmp")));
+  o.max_clips = 0;
+  o.max_bytes = 3 * ClipPixelBytes(config.clip) + 1;
+  auto too_many = DecodeTrainingClips(*cat, "all", **temporary, o, nullptr, nullptr, nullptr);
   EXPECT_EQ(too_many.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(too_many.status().message().find("--max-clips 3"), std::string::npos)
       << too_many.status().message();
+  EXPECT_EQ((*temporary)->size(), 0);
+}
+
+// `reel generate prepare`'s job: stopped after two clips, the cache is unfinished and
+// refused for training; resumed, it keeps them and encodes the rest, ending equal to a
+// cache made in one go. An unreadable clip is named and left out; a cache is resumed with
+// its own VAE only.
+TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
+  TempDir dir;
+  std::unique_ptr<Catalog> cat = FiveBoxes(dir);
+  ASSERT_NE(cat, nullptr);
+  const ModelConfig config = *ModelConfig::Named("cpu-tiny");
+  auto clips = LoadTrainingClips(*cat, "all", DefaultCaptionPreference(), config.clip, nullptr);
+  ASSERT_TRUE(clips.ok()) << clips.status().ToString();
   VaeTrainOptions vo;
   vo.steps = 1;
   vo.batch = 2;
@@ -280,10 +357,23 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
                     dir.File("vae"), "--steps", "4", "--batch", "2", "-q"});
   EXPECT_EQ(again.exit_code, 1);
   EXPECT_NE(again.err.find("--resume"), std::string::npos) << again.err;
-  auto more = run({"generate", "train-vae", "--db", db, "--subset", "train", "--out",
-                   dir.File("vae"), "--steps", "4", "--resume", "-q"});
+  // (Its clips decoded into a kept file this time, which a later run reuses.)
+  auto more =
+      run({"generate", "train-vae", "--db", db, "--subset", "train", "--out", dir.File("vae"),
+           "--steps", "4", "--resume", "-q", "--clip-cache", dir.File("clips.u8")});
   ASSERT_EQ(more.exit_code, 0) << more.err;
   EXPECT_NE(more.out.find(": 1 steps"), std::string::npos) << more.out;
+  EXPECT_NE(more.out.find("of its 3 training clips"), std::string::npos) << more.out;
+  auto cached =
+      run({"generate", "train-vae", "--db", db, "--subset", "train", "--out", dir.File("vae"),
+           "--steps", "5", "--resume", "--clip-cache", dir.File("clips.u8")});
+  ASSERT_EQ(cached.exit_code, 0) << cached.err;
+  EXPECT_NE(cached.err.find("(3 already decoded in " + dir.File("clips.u8") + ")"),
+            std::string::npos)
+      << cached.err;
+  for (const auto& e : fs::directory_iterator(dir.path()))
+    EXPECT_EQ(e.path().filename().string().find(".reel-clips"), std::string::npos)
+        << "a temporary clip file was left: " << e.path();
   auto empty =
       run({"generate", "train-vae", "--db", db, "--subset", "none", "--out", dir.File("x"), "-q"});
   EXPECT_EQ(empty.exit_code, 1);

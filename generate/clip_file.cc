@@ -1,0 +1,199 @@
+#include "generate/clip_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "util/json.h"
+#include "util/strings.h"
+
+namespace reel::gen {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kFormat = "reel-clips 1";
+
+std::string Errno() {
+  return std::strerror(errno);
+}
+
+Json ShapeJson(const ClipShape& s) {
+  Json j = Json::MakeObject();
+  j["frames"] = static_cast<int64_t>(s.frames);
+  j["height"] = static_cast<int64_t>(s.height);
+  j["width"] = static_cast<int64_t>(s.width);
+  j["fps"] = static_cast<int64_t>(s.fps);
+  return j;
+}
+
+std::string ShapeText(const ClipShape& s) {
+  return std::to_string(s.frames) + " frames " + std::to_string(s.width) + "x" +
+         std::to_string(s.height) + " @ " + std::to_string(s.fps) + " fps";
+}
+
+// The keys in the index `text` of a file of clips of `shape`.
+Result<std::vector<ClipFile::Key>> ParseIndex(const std::string& index, const std::string& text,
+                                              const ClipShape& shape) {
+  auto bad = [&](const std::string& why) { return Status::Corruption(index + ": " + why); };
+  Result<Json> parsed = Json::Parse(text);
+  if (!parsed.ok()) return bad(parsed.status().message());
+  const Json& j = *parsed;
+  const Json* format = j.Find("format");
+  if (format == nullptr || format->as_string() != kFormat) return bad("not a reel clip index");
+  const Json* s = j.Find("shape");
+  if (s == nullptr) return bad("no shape");
+  ClipShape stored;
+  stored.frames = static_cast<int>(s->Find("frames") ? s->Find("frames")->as_int() : 0);
+  stored.height = static_cast<int>(s->Find("height") ? s->Find("height")->as_int() : 0);
+  stored.width = static_cast<int>(s->Find("width") ? s->Find("width")->as_int() : 0);
+  stored.fps = static_cast<int>(s->Find("fps") ? s->Find("fps")->as_int() : 0);
+  if (ShapeJson(stored) != ShapeJson(shape)) {
+    return Status::FailedPrecondition(index + ": holds clips of " + ShapeText(stored) + ", not " +
+                                      ShapeText(shape) + "; remove it or use another file");
+  }
+  std::vector<ClipFile::Key> keys;
+  const Json* records = j.Find("records");
+  if (records == nullptr) return bad("no records");
+  for (const Json& r : records->as_array()) {
+    if (r.size() != 4) return bad("a record is not [clip, video, start frame, end frame]");
+    keys.push_back({r.at(0).as_int(), r.at(1).as_int(), r.at(2).as_int(), r.at(3).as_int()});
+  }
+  return keys;
+}
+
+}  // namespace
+
+torch::Tensor VideoFromPixels(const torch::Tensor& pixels) {
+  return pixels.to(torch::kFloat).div_(127.5).sub_(1.0);
+}
+
+uint64_t ClipPixelBytes(const ClipShape& s) {
+  return 3ull * static_cast<uint64_t>(s.frames) * static_cast<uint64_t>(s.height) *
+         static_cast<uint64_t>(s.width);
+}
+
+ClipFile::ClipFile(int fd, std::string path, std::string folder, const ClipShape& shape)
+    : fd_(fd),
+      path_(std::move(path)),
+      folder_(std::move(folder)),
+      shape_(shape),
+      record_bytes_(ClipPixelBytes(shape)) {}
+
+ClipFile::~ClipFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<std::unique_ptr<ClipFile>> ClipFile::CreateTemporary(const std::string& dir,
+                                                            const ClipShape& shape) {
+  std::string name = (fs::path(dir) / ".reel-clips-XXXXXX").string();
+  const int fd = ::mkstemp(name.data());
+  if (fd < 0)
+    return Status::IOError(dir + ": cannot create a temporary clip file (" + Errno() + ")");
+  ::unlink(name.c_str());  // the data lives until the descriptor is closed
+  return std::unique_ptr<ClipFile>(new ClipFile(fd, "", dir, shape));
+}
+
+Result<std::unique_ptr<ClipFile>> ClipFile::Open(const std::string& path, const ClipShape& shape) {
+  const std::string index = path + ".json";
+  std::vector<Key> keys;
+  std::error_code ec;
+  if (fs::exists(index, ec)) {
+    REEL_ASSIGN_OR_RETURN(const std::string text, ReadFile(index));
+    REEL_ASSIGN_OR_RETURN(keys, ParseIndex(index, text, shape));
+  }
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError(path + ": cannot open (" + Errno() + ")");
+  std::unique_ptr<ClipFile> file(
+      new ClipFile(fd, path, fs::absolute(path).parent_path().string(), shape));
+  const off_t need = static_cast<off_t>(keys.size() * file->record_bytes_);
+  const off_t have = ::lseek(fd, 0, SEEK_END);
+  if (have < need) {
+    return Status::Corruption(path + ": shorter (" + std::to_string(have) +
+                              " bytes) than the records its index lists (" + std::to_string(need) +
+                              " bytes)");
+  }
+  // Records appended after the last commit are not indexed: they go.
+  if (have > need && ::ftruncate(fd, need) != 0)
+    return Status::IOError(path + ": cannot truncate (" + Errno() + ")");
+  file->keys_ = std::move(keys);
+  file->committed_ = file->size();
+  return file;
+}
+
+Status ClipFile::Append(const Key& key, const torch::Tensor& pixels) {
+  const std::vector<int64_t> want = {3, shape_.frames, shape_.height, shape_.width};
+  if (pixels.scalar_type() != torch::kByte || pixels.sizes() != c10::IntArrayRef(want)) {
+    return Status::InvalidArgument("clip " + std::to_string(key.clip_id) +
+                                   ": not 8-bit pixels of " + ShapeText(shape_));
+  }
+  const torch::Tensor data = pixels.cpu().contiguous();
+  const char* p = static_cast<const char*>(data.data_ptr());
+  uint64_t left = record_bytes_;
+  off_t at = static_cast<off_t>(keys_.size() * record_bytes_);
+  const std::string where = path_.empty() ? "the temporary clip file" : path_;
+  while (left > 0) {
+    const ssize_t n = ::pwrite(fd_, p, left, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      return Status::IOError(where + ": cannot write clip " + std::to_string(key.clip_id) + " (" +
+                             Errno() + ")");
+    p += n;
+    at += n;
+    left -= static_cast<uint64_t>(n);
+  }
+  keys_.push_back(key);
+  return Status::OK();
+}
+
+Status ClipFile::WriteIndex() const {
+  Json j = Json::MakeObject();
+  j["format"] = kFormat;
+  j["shape"] = ShapeJson(shape_);
+  Json records = Json::MakeArray();
+  for (const Key& k : keys_) {
+    Json r = Json::MakeArray();
+    for (int64_t v : {k.clip_id, k.video_id, k.start_frame, k.end_frame}) r.push_back(v);
+    records.push_back(std::move(r));
+  }
+  j["records"] = std::move(records);
+  return WriteFileAtomic(path_ + ".json", j.Dump());
+}
+
+Status ClipFile::Commit() {
+  if (path_.empty() || committed_ == size()) return Status::OK();
+  if (::fdatasync(fd_) != 0) return Status::IOError(path_ + ": cannot sync (" + Errno() + ")");
+  REEL_RETURN_IF_ERROR(WriteIndex());
+  committed_ = size();
+  return Status::OK();
+}
+
+Result<torch::Tensor> ClipFile::Read(int64_t i) const {
+  if (i < 0 || i >= size()) {
+    return Status::InvalidArgument("clip record " + std::to_string(i) + " of " +
+                                   std::to_string(size()));
+  }
+  torch::Tensor pixels =
+      torch::empty({3, shape_.frames, shape_.height, shape_.width}, torch::kByte);
+  char* p = static_cast<char*>(pixels.data_ptr());
+  uint64_t left = record_bytes_;
+  off_t at = static_cast<off_t>(static_cast<uint64_t>(i) * record_bytes_);
+  while (left > 0) {
+    const ssize_t n = ::pread(fd_, p, left, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return Status::IOError((path_.empty() ? std::string("the temporary clip file") : path_) +
+                             ": cannot read clip record " + std::to_string(i) + " (" +
+                             (n == 0 ? std::string("end of file") : Errno()) + ")");
+    }
+    p += n;
+    at += n;
+    left -= static_cast<uint64_t>(n);
+  }
+  return VideoFromPixels(pixels);
+}
+
+}  // namespace reel::gen
