@@ -424,6 +424,9 @@ class SampleCommand : public Command {
          "seed")  //
         ("batch", po::value<int>(&job_.batch)->value_name("N")->default_value(4),
          "prompts per forward")  //
+        ("resume", po::bool_switch(&job_.resume),
+         "continue the generation run --name (stopped, or with prompts added): keep its files, "
+         "sample the rest, and record the whole as a new run of that name")  //
         ("device", po::value<std::string>(&device_)->value_name("cpu|cuda")->default_value("cpu"),
          "where to run");
   }
@@ -475,7 +478,16 @@ class SampleCommand : public Command {
     } else {
       job_.prompts = prompts_;
     }
-    auto r = SampleToFiles(catalog.get(), ckpt_, vae_, job_, out_, *device);
+    InterruptGuard guard;
+    std::unique_ptr<Progress> progress;
+    auto r = SampleToFiles(
+        catalog.get(), ckpt_, vae_, job_, out_, *device,
+        [&](int64_t done, int64_t total) {
+          if (!progress) progress = MakeProgress("sample", total, common().quiet || json_, "clips");
+          if (done > 0) progress->Advance(done - progress->done());
+        },
+        CancelFlag());
+    if (progress) progress->Finish();
     if (!r.ok()) return Fail(r.status());
     if (json_) {
       Json j = Json::MakeObject();
@@ -486,7 +498,9 @@ class SampleCommand : public Command {
       std::cout << j.Dump(2) << '\n';
     } else if (!common().quiet) {
       std::printf(
-          "%zu clips written to %s%s\n", r->files.size(), out_.c_str(),
+          "%zu clips in %s%s%s\n", r->files.size(), out_.c_str(),
+          r->kept > 0 ? (" (" + std::to_string(r->kept) + " kept from the run resumed)").c_str()
+                      : "",
           r->run_id > 0 ? (" (generation run " + std::to_string(r->run_id) + ")").c_str() : "");
     }
     return kExitOk;

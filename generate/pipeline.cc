@@ -711,10 +711,81 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
   return result;
 }
 
+namespace {
+
+// Writes `video` [3, T, H, W] in [-1, 1] to `path` as an MP4 at `fps`, with the prompt in
+// its comment.
+Status WriteSample(const std::string& path, const torch::Tensor& video, int fps,
+                   const std::string& prompt) {
+  const torch::Tensor frames = ToFrames(video);
+  EncodeOptions eo;
+  eo.width = static_cast<int>(frames.size(2));
+  eo.height = static_cast<int>(frames.size(1));
+  eo.frame_rate = Rational(fps, 1);
+  eo.crf = 12;
+  eo.metadata["comment"] = "reel generate: " + prompt;
+  REEL_ASSIGN_OR_RETURN(std::unique_ptr<VideoEncoder> enc, VideoEncoder::Open(path, eo));
+  for (int64_t t = 0; t < frames.size(0); ++t) {
+    Frame f;
+    f.width = eo.width;
+    f.height = eo.height;
+    f.format = PixelFormat::kRgb24;
+    const torch::Tensor ft = frames[t].contiguous();
+    f.data.assign(ft.data_ptr<uint8_t>(), ft.data_ptr<uint8_t>() + ft.numel());
+    REEL_RETURN_IF_ERROR(enc->Write(f));
+  }
+  return enc->Finish();
+}
+
+// The newest run named job.name, which a resumed job continues, and the generations of it
+// that the job keeps, by prompt index: those whose prompt is still the job's and whose
+// file is there. The run must have had the settings in `config` (but for the number of
+// prompts: some may have been added).
+struct Resumed {
+  int64_t run_id = 0;
+  std::map<size_t, GenerationRecord> kept;
+};
+Result<Resumed> SamplesToKeep(Catalog& catalog, const SampleJob& job, const Json& config) {
+  if (job.name.empty())
+    return Status::InvalidArgument("--resume needs the --name of the generation run to continue");
+  REEL_ASSIGN_OR_RETURN(RunRecord run, catalog.FindRunByName("generate", job.name));
+  for (const auto& [key, value] : config.as_object()) {
+    if (key == "prompts") continue;  // compared one by one below
+    const Json* before = run.config.Find(key);
+    if (before == nullptr || *before != value) {
+      return Status::FailedPrecondition(
+          "generation run " + std::to_string(run.id) + " ('" + job.name + "') had " + key + " " +
+          (before != nullptr ? before->Dump() : std::string("unset")) + ", not " + value.Dump() +
+          "; sample without --resume, or under another --name");
+    }
+  }
+  REEL_ASSIGN_OR_RETURN(std::vector<GenerationRecord> gens, catalog.ListGenerations(run.id));
+  Resumed resumed;
+  resumed.run_id = run.id;
+  for (GenerationRecord& g : gens) {
+    const Json* index = g.params.Find("index");
+    if (index == nullptr || index->as_int(-1) < 0) continue;
+    const size_t i = static_cast<size_t>(index->as_int());
+    std::error_code ec;
+    if (i >= job.prompts.size() || g.prompt != job.prompts[i] || fs::file_size(g.path, ec) == 0 ||
+        ec) {
+      continue;
+    }
+    resumed.kept[i] = std::move(g);
+  }
+  return resumed;
+}
+
+}  // namespace
+
 Result<SampleResult> SampleToFiles(Catalog* catalog, const std::string& ckpt_dir,
                                    const std::string& vae_dir, const SampleJob& job,
-                                   const std::string& out_dir, torch::Device device) {
+                                   const std::string& out_dir, torch::Device device,
+                                   const ProgressCallback& on_clip,
+                                   const std::atomic<bool>* cancel) {
   if (job.prompts.empty()) return Status::InvalidArgument("no prompts to sample");
+  if (job.resume && catalog == nullptr)
+    return Status::InvalidArgument("--resume needs the catalog (--db) that recorded the run");
   REEL_ASSIGN_OR_RETURN(
       std::unique_ptr<Trainer> trainer,
       Trainer::Load(ckpt_dir, device, /*optimizer=*/false, LoadFrozenTextEncoder));
@@ -726,36 +797,84 @@ Result<SampleResult> SampleToFiles(Catalog* catalog, const std::string& ckpt_dir
                                    " latent channels, the denoiser in " + ckpt_dir + " expects " +
                                    std::to_string(config.vae.latent_channels));
   }
+  const int batch = std::max(1, job.batch);
+  Json cfg = Json::MakeObject();
+  cfg["checkpoint"] = fs::absolute(ckpt_dir).string();
+  cfg["checkpoint_step"] = trainer->step();
+  cfg["vae"] = fs::absolute(vae_dir).string();
+  cfg["steps"] = job.sample.steps;
+  cfg["cfg"] = job.sample.cfg;
+  cfg["seed"] = static_cast<int64_t>(job.sample.seed);
+  cfg["batch"] = static_cast<int64_t>(batch);
+  cfg["prompts"] = static_cast<int64_t>(job.prompts.size());
+  cfg["out"] = fs::absolute(out_dir).string();
+  Resumed resumed;
+  if (job.resume) {
+    REEL_ASSIGN_OR_RETURN(resumed, SamplesToKeep(*catalog, job, cfg));
+  }
+  const std::map<size_t, GenerationRecord>& kept = resumed.kept;
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) return Status::IOError(out_dir + ": " + ec.message());
+
   SampleResult result;
-  int64_t run_id = 0;
-  if (catalog != nullptr) {
-    Json cfg = Json::MakeObject();
-    cfg["checkpoint"] = fs::absolute(ckpt_dir).string();
-    cfg["checkpoint_step"] = trainer->step();
-    cfg["vae"] = fs::absolute(vae_dir).string();
-    cfg["steps"] = job.sample.steps;
-    cfg["cfg"] = job.sample.cfg;
-    cfg["seed"] = static_cast<int64_t>(job.sample.seed);
-    cfg["prompts"] = static_cast<int64_t>(job.prompts.size());
-    cfg["out"] = fs::absolute(out_dir).string();
-    REEL_ASSIGN_OR_RETURN(run_id, catalog->BeginRun("generate", cfg, job.name));
-    result.run_id = run_id;
-  }
+  result.files.resize(job.prompts.size());
   const std::string ckpt_label =
       fs::absolute(ckpt_dir).string() + "@" + std::to_string(trainer->step());
+  auto record = [&](size_t index, const std::string& path) -> Status {
+    result.files[index] = path;
+    if (catalog == nullptr) return Status::OK();
+    GenerationRecord rec;
+    rec.run_id = result.run_id;
+    rec.path = path;
+    rec.prompt = job.prompts[index];
+    if (index < job.clip_ids.size()) rec.clip_id = job.clip_ids[index];
+    if (index < job.caption_ids.size()) rec.caption_id = job.caption_ids[index];
+    rec.seed = static_cast<int64_t>(job.sample.seed);
+    rec.checkpoint = ckpt_label;
+    rec.params["steps"] = job.sample.steps;
+    rec.params["cfg"] = job.sample.cfg;
+    rec.params["index"] = static_cast<int64_t>(index);
+    return catalog->AddGeneration(rec).status();
+  };
   auto fail = [&](const Status& s) -> Status {
     if (catalog != nullptr)
-      catalog->FinishRun(run_id, RunStatus::kFailed, s.message()).IgnoreError();
+      catalog->FinishRun(result.run_id, RunStatus::kFailed, s.message()).IgnoreError();
     return s;
   };
-  const int batch = std::max(1, job.batch);
+  if (catalog != nullptr) {
+    if (job.resume) cfg["resumed_from"] = resumed.run_id;
+    REEL_ASSIGN_OR_RETURN(result.run_id, catalog->BeginRun("generate", cfg, job.name));
+  }
+  for (const auto& [index, g] : kept) {
+    if (Status s = record(index, g.path); !s.ok()) return fail(s);
+  }
+  result.kept = static_cast<int64_t>(kept.size());
+
+  // The batches of a run made in one go (the same prompts side by side, so the same
+  // numbers); a batch whose files were all kept is not sampled again.
+  const int64_t total = static_cast<int64_t>(job.prompts.size()) - result.kept;
+  int64_t done = 0;
+  if (on_clip) on_clip(0, total);
   for (size_t start = 0; start < job.prompts.size(); start += static_cast<size_t>(batch)) {
     const size_t end = std::min(job.prompts.size(), start + static_cast<size_t>(batch));
-    std::vector<std::string> prompts(job.prompts.begin() + static_cast<long>(start),
-                                     job.prompts.begin() + static_cast<long>(end));
+    size_t missing = 0;
+    for (size_t i = start; i < end; ++i) missing += kept.count(i) == 0;
+    if (missing == 0) continue;
+    if (cancel != nullptr && cancel->load()) {
+      const std::string how =
+          job.name.empty() ? ""
+                           : "; reel generate sample --resume --name " + job.name + " continues";
+      if (catalog != nullptr) {
+        REEL_RETURN_IF_ERROR(catalog->FinishRun(
+            result.run_id, RunStatus::kInterrupted,
+            "cancelled after " + std::to_string(done) + " of " + std::to_string(total) + " clips"));
+      }
+      return Status::Cancelled("sampling stopped after " + std::to_string(done) + " of " +
+                               std::to_string(total) + " clips" + how);
+    }
+    const std::vector<std::string> prompts(job.prompts.begin() + static_cast<long>(start),
+                                           job.prompts.begin() + static_cast<long>(end));
     SampleOptions so = job.sample;
     so.first_index = static_cast<int64_t>(start);
     torch::Tensor videos;
@@ -767,48 +886,20 @@ Result<SampleResult> SampleToFiles(Catalog* catalog, const std::string& ckpt_dir
     } catch (const c10::Error& e) {
       return fail(Status::Internal("sampling: " + FirstLine(e.what_without_backtrace())));
     }
-    for (size_t i = 0; i < prompts.size(); ++i) {
-      const size_t index = start + i;
+    for (size_t index = start; index < end; ++index) {
+      if (kept.count(index)) continue;
       char name[32];
       std::snprintf(name, sizeof name, "%06zu.mp4", index);
       const std::string path = fs::absolute(out_dir + "/" + name).string();
-      const torch::Tensor frames = ToFrames(videos[static_cast<int64_t>(i)]);
-      EncodeOptions eo;
-      eo.width = static_cast<int>(frames.size(2));
-      eo.height = static_cast<int>(frames.size(1));
-      eo.frame_rate = Rational(config.clip.fps, 1);
-      eo.crf = 12;
-      eo.metadata["comment"] = "reel generate: " + prompts[i];
-      Result<std::unique_ptr<VideoEncoder>> enc = VideoEncoder::Open(path, eo);
-      if (!enc.ok()) return fail(enc.status());
-      for (int64_t t = 0; t < frames.size(0); ++t) {
-        Frame f;
-        f.width = eo.width;
-        f.height = eo.height;
-        f.format = PixelFormat::kRgb24;
-        const torch::Tensor ft = frames[t].contiguous();
-        f.data.assign(ft.data_ptr<uint8_t>(), ft.data_ptr<uint8_t>() + ft.numel());
-        if (Status s = (*enc)->Write(f); !s.ok()) return fail(s);
-      }
-      if (Status s = (*enc)->Finish(); !s.ok()) return fail(s);
-      result.files.push_back(path);
-      if (catalog != nullptr) {
-        GenerationRecord rec;
-        rec.run_id = run_id;
-        rec.path = path;
-        rec.prompt = prompts[i];
-        if (index < job.clip_ids.size()) rec.clip_id = job.clip_ids[index];
-        if (index < job.caption_ids.size()) rec.caption_id = job.caption_ids[index];
-        rec.seed = static_cast<int64_t>(job.sample.seed);
-        rec.checkpoint = ckpt_label;
-        rec.params["steps"] = job.sample.steps;
-        rec.params["cfg"] = job.sample.cfg;
-        rec.params["index"] = static_cast<int64_t>(index);
-        if (Status s = catalog->AddGeneration(rec).status(); !s.ok()) return fail(s);
-      }
+      Status s = WriteSample(path, videos[static_cast<int64_t>(index - start)], config.clip.fps,
+                             job.prompts[index]);
+      if (s.ok()) s = record(index, path);
+      if (!s.ok()) return fail(s);
     }
+    done += static_cast<int64_t>(missing);
+    if (on_clip) on_clip(done, total);
   }
-  if (catalog != nullptr) REEL_RETURN_IF_ERROR(catalog->FinishRun(run_id, RunStatus::kOk));
+  if (catalog != nullptr) REEL_RETURN_IF_ERROR(catalog->FinishRun(result.run_id, RunStatus::kOk));
   return result;
 }
 

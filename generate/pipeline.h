@@ -190,17 +190,29 @@ struct SampleJob {
   std::vector<std::optional<int64_t>> caption_ids;  // per prompt
   SampleOptions sample;
   int batch = 4;
+  // Continue the newest generation run named `name` (needs the catalog and a name): it
+  // must have sampled into the same folder with the same checkpoint, VAE, steps, cfg,
+  // seed and batch. Its files whose prompt (at the same index) is still the job's are
+  // kept, the others sampled, and a new run of the same name lists them all (the one
+  // `run:CATALOG#NAME` reads). The files equal those of a run made in one go.
+  bool resume = false;
 };
 struct SampleResult {
   int64_t run_id = 0;
-  std::vector<std::string> files;
+  std::vector<std::string> files;  // every prompt's, in prompt order
+  int64_t kept = 0;                // files of the resumed run kept
 };
 // Samples every prompt with the checkpoint's EMA networks, decodes with the VAE, writes
 // out_dir/NNNNNN.mp4 and records a run of kind "generate" with one generation row per
-// file (prompt, clip, caption, seed, checkpoint).
+// file (prompt, clip, caption, seed, checkpoint), `batch` prompts per forward.
+// `on_clip` is told (0, total) first, then the prompts done after each batch. Stopped
+// by `cancel` between batches, the run is recorded as interrupted with the files written
+// so far, and Cancelled says how to continue it.
 Result<SampleResult> SampleToFiles(Catalog* catalog, const std::string& ckpt_dir,
                                    const std::string& vae_dir, const SampleJob& job,
-                                   const std::string& out_dir, torch::Device device);
+                                   const std::string& out_dir, torch::Device device,
+                                   const ProgressCallback& on_clip = nullptr,
+                                   const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace reel::gen
 

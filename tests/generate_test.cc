@@ -424,6 +424,14 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
   EXPECT_EQ(ReadBytes(dir.File("a/000000.mp4")), ReadBytes(dir.File("b/000000.mp4")))
       << "same seed, same clip";
   EXPECT_NE(ReadBytes(dir.File("a/000000.mp4")), ReadBytes(dir.File("c/000000.mp4")));
+  {
+    // --resume on the finished run (the newest named tiny@8) keeps all its files.
+    auto again = run({"generate", "sample", "--db", db, "--subset", "train", "--ckpt",
+                      dir.File("dit"), "--vae", dir.File("vae"), "--out", dir.File("c"), "--steps",
+                      "3", "--seed", "2", "--name", "tiny@8", "--resume"});
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_NE(again.out.find("kept from the run resumed"), std::string::npos) << again.out;
+  }
   EXPECT_EQ(run({"generate", "sample", "--ckpt", dir.File("nope"), "--vae", dir.File("vae"),
                  "--prompt", "x", "--out", dir.File("d")})
                 .exit_code,
@@ -433,6 +441,72 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
                 .exit_code,
             2)
       << "no prompts given";
+  // Sampling stopped after its first batch and resumed gives the files of a run made in
+  // one go; a file of the stopped run that went missing is sampled again, and the resumed
+  // run (the newest of that name) lists all of them. Another seed is refused.
+  {
+    auto cat = Catalog::Open(db);
+    ASSERT_TRUE(cat.ok());
+    SampleJob job;
+    job.prompts = {"a red box", "a blue box", "a green box"};
+    job.sample.steps = 3;
+    job.sample.seed = 5;
+    job.batch = 2;
+    job.name = "straight";
+    auto straight = SampleToFiles(cat->get(), dir.File("dit"), dir.File("vae"), job,
+                                  dir.File("straight"), torch::kCPU);
+    ASSERT_TRUE(straight.ok()) << straight.status().ToString();
+    job.name = "resumable";
+    std::atomic<bool> stop{false};
+    std::vector<int64_t> progress;
+    auto stopped = SampleToFiles(
+        cat->get(), dir.File("dit"), dir.File("vae"), job, dir.File("resumed"), torch::kCPU,
+        [&](int64_t done, int64_t total) {
+          progress.push_back(done);
+          EXPECT_EQ(total, 3);
+          stop = done >= 2;
+        },
+        &stop);
+    EXPECT_EQ(stopped.status().code(), StatusCode::kCancelled);
+    EXPECT_NE(stopped.status().message().find("after 2 of 3 clips"), std::string::npos)
+        << stopped.status().message();
+    EXPECT_EQ(progress, (std::vector<int64_t>{0, 2}));
+    auto interrupted = (*cat)->FindRunByName("generate", "resumable");
+    ASSERT_TRUE(interrupted.ok());
+    EXPECT_EQ(interrupted->status, RunStatus::kInterrupted);
+    EXPECT_EQ((*cat)->ListGenerations(interrupted->id)->size(), 2u);
+    fs::remove(dir.File("resumed/000001.mp4"));
+    job.resume = true;
+    job.sample.seed = 6;
+    auto other = SampleToFiles(cat->get(), dir.File("dit"), dir.File("vae"), job,
+                               dir.File("resumed"), torch::kCPU);
+    EXPECT_EQ(other.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(other.status().message().find("seed 5, not 6"), std::string::npos)
+        << other.status().message();
+    job.sample.seed = 5;
+    auto resumed = SampleToFiles(cat->get(), dir.File("dit"), dir.File("vae"), job,
+                                 dir.File("resumed"), torch::kCPU);
+    ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+    EXPECT_EQ(resumed->kept, 1);
+    for (const char* f : {"000000.mp4", "000001.mp4", "000002.mp4"}) {
+      EXPECT_EQ(ReadBytes(dir.File(std::string("straight/") + f)),
+                ReadBytes(dir.File(std::string("resumed/") + f)))
+          << f;
+    }
+    auto newest = (*cat)->FindRunByName("generate", "resumable");
+    ASSERT_TRUE(newest.ok());
+    EXPECT_EQ(newest->status, RunStatus::kOk);
+    EXPECT_EQ(newest->config.Find("resumed_from")->as_int(), interrupted->id);
+    EXPECT_EQ((*cat)->ListGenerations(newest->id)->size(), 3u);
+    // A prompt added: the three files are kept, the new one sampled.
+    job.prompts.push_back("a white box");
+    auto added = SampleToFiles(cat->get(), dir.File("dit"), dir.File("vae"), job,
+                               dir.File("resumed"), torch::kCPU);
+    ASSERT_TRUE(added.ok()) << added.status().ToString();
+    EXPECT_EQ(added->kept, 3);
+    EXPECT_EQ(added->files.size(), 4u);
+    EXPECT_TRUE(fs::exists(dir.File("resumed/000003.mp4")));
+  }
   // The generation run is a source for reel eval.
   auto ev = run({"eval", "run", "--db", db, "--name", "tiny@8", "--fake", "run:" + db + "#tiny@8",
                  "--frames", "9", "--metrics", "flicker", "--json"});
