@@ -293,13 +293,13 @@ Result<DecodedClips> DecodeTrainingClips(Catalog& catalog, const std::string& su
   };
   std::map<int64_t, int64_t> stored;  // clip id -> its latest record
   for (int64_t i = 0; i < file.size(); ++i) stored[file.keys()[static_cast<size_t>(i)].clip_id] = i;
-  std::map<size_t, int64_t> record;  // index in refs -> record
+  std::map<int64_t, int64_t> record;  // clip id -> record
   std::vector<size_t> todo;
   DecodedClips result;
   for (size_t i : which) {
     auto it = stored.find(refs[i].clip.id);
     if (it != stored.end() && file.keys()[static_cast<size_t>(it->second)] == key_of(refs[i])) {
-      record[i] = it->second;
+      record[refs[i].clip.id] = it->second;
       ++result.reused;
     } else {
       todo.push_back(i);
@@ -315,8 +315,7 @@ Result<DecodedClips> DecodeTrainingClips(Catalog& catalog, const std::string& su
                                      if (cancel != nullptr && cancel->load())
                                        return Status::OK();  // in flight: dropped
                                      REEL_RETURN_IF_ERROR(file.Append(key_of(ref), pixels));
-                                     record[static_cast<size_t>(&ref - refs.data())] =
-                                         file.size() - 1;  // ref is in refs
+                                     record[ref.clip.id] = file.size() - 1;
                                      ++result.decoded;
                                      if (on_clip) on_clip(result.decoded, total);
                                      return commit.Due() ? file.Commit() : Status::OK();
@@ -333,7 +332,7 @@ Result<DecodedClips> DecodeTrainingClips(Catalog& catalog, const std::string& su
   }
   std::vector<int64_t> records;
   for (size_t i : which) {
-    auto it = record.find(i);
+    auto it = record.find(refs[i].clip.id);
     if (it != record.end()) records.push_back(it->second);
   }
   if (records.empty()) return NoUsableClip(subset, st);
@@ -737,6 +736,22 @@ Status WriteSample(const std::string& path, const torch::Tensor& video, int fps,
   return enc->Finish();
 }
 
+// A generation run's configuration: what determines its files.
+Json SampleRunConfig(const std::string& ckpt_dir, int64_t ckpt_step, const std::string& vae_dir,
+                     const SampleJob& job, int batch, const std::string& out_dir) {
+  Json cfg = Json::MakeObject();
+  cfg["checkpoint"] = fs::absolute(ckpt_dir).string();
+  cfg["checkpoint_step"] = ckpt_step;
+  cfg["vae"] = fs::absolute(vae_dir).string();
+  cfg["steps"] = job.sample.steps;
+  cfg["cfg"] = job.sample.cfg;
+  cfg["seed"] = static_cast<int64_t>(job.sample.seed);
+  cfg["batch"] = static_cast<int64_t>(batch);
+  cfg["prompts"] = static_cast<int64_t>(job.prompts.size());
+  cfg["out"] = fs::absolute(out_dir).string();
+  return cfg;
+}
+
 // The newest run named job.name, which a resumed job continues, and the generations of it
 // that the job keeps, by prompt index: those whose prompt is still the job's and whose
 // file is there. The run must have had the settings in `config` (but for the number of
@@ -798,16 +813,7 @@ Result<SampleResult> SampleToFiles(Catalog* catalog, const std::string& ckpt_dir
                                    std::to_string(config.vae.latent_channels));
   }
   const int batch = std::max(1, job.batch);
-  Json cfg = Json::MakeObject();
-  cfg["checkpoint"] = fs::absolute(ckpt_dir).string();
-  cfg["checkpoint_step"] = trainer->step();
-  cfg["vae"] = fs::absolute(vae_dir).string();
-  cfg["steps"] = job.sample.steps;
-  cfg["cfg"] = job.sample.cfg;
-  cfg["seed"] = static_cast<int64_t>(job.sample.seed);
-  cfg["batch"] = static_cast<int64_t>(batch);
-  cfg["prompts"] = static_cast<int64_t>(job.prompts.size());
-  cfg["out"] = fs::absolute(out_dir).string();
+  Json cfg = SampleRunConfig(ckpt_dir, trainer->step(), vae_dir, job, batch, out_dir);
   Resumed resumed;
   if (job.resume) {
     REEL_ASSIGN_OR_RETURN(resumed, SamplesToKeep(*catalog, job, cfg));

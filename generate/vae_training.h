@@ -82,14 +82,14 @@ struct VaeTrainResult {
   int64_t measured_clips = 0;
   int64_t steps_done = 0;  // by this call (fewer than options.steps when resumed)
 };
-// Trains a VAE on `clips` (drawing each batch's clips at random with a generator that is
-// part of the saved state, so that --resume draws what a straight run would; a fresh one from
-// `config`, or the one saved in `out_dir` with options.resume; AdamW, the learning rate decaying
-// along a cosine to a tenth), sets its latent statistics from the latents of the measured clips
-// (see VaeTrainResult) and saves it to `out_dir`. Stopped by `cancel`, it saves its state and
-// returns Cancelled; an unfinished folder is refused by LoadVae until a --resume finishes it. A
-// clip that cannot be read fails the training with its cause (its state saved at the last
-// save_every).
+// Trains a VAE on `clips`: a fresh one from `config`, or the one saved in `out_dir` with
+// options.resume (AdamW, the learning rate decaying along a cosine to a tenth). Each
+// batch's clips are drawn at random with a generator that is part of the saved state, so
+// a resumed training draws what a straight one would. Then it sets the VAE's latent
+// statistics from the latents of the measured clips (see VaeTrainResult) and saves it to
+// `out_dir`. Stopped by `cancel`, it saves its state and returns Cancelled; an unfinished
+// folder is refused by LoadVae until a --resume finishes it. A clip that cannot be read
+// fails the training with its cause (the state saved at the last save_every stays).
 Result<VaeTrainResult> TrainVae(const ModelConfig& config, const ClipSet& clips,
                                 const VaeTrainOptions& options, const std::string& out_dir,
                                 const StepCallback& on_step, const std::atomic<bool>* cancel);
