@@ -174,11 +174,15 @@ Result<std::vector<ClipRef>> ListClips(Catalog& catalog, const std::string& subs
 // Decodes refs[i] for every i of `which` on `jobs` threads and hands each usable clip to
 // `use` (as 8-bit pixels [3, T, H, W]) on this thread, in order, at most 2 x jobs decoded
 // clips in memory at a time;
-// skipped clips are counted in `st`. Stops early when `cancel` is set.
+// skipped clips are counted in `st`. `on_clip` is told (0, which.size()) first, then the
+// clips done, usable or skipped, after each. Stops early when `cancel` is set.
 Status ForEachClip(const std::vector<ClipRef>& refs, const std::vector<size_t>& which,
                    const ClipShape& shape, int jobs, ClipSetStats& st,
-                   const std::atomic<bool>* cancel,
+                   const std::atomic<bool>* cancel, const ProgressCallback& on_clip,
                    const std::function<Status(const ClipRef&, torch::Tensor pixels)>& use) {
+  const int64_t total = static_cast<int64_t>(which.size());
+  int64_t done = 0;
+  if (on_clip) on_clip(0, total);
   ParallelOptions parallel;
   parallel.jobs = std::max(1, jobs);
   parallel.ordered = true;
@@ -192,13 +196,16 @@ Status ForEachClip(const std::vector<ClipRef>& refs, const std::vector<size_t>& 
         return l;
       },
       [&](Loaded&& l) -> Status {
+        Status status;
         if (!l.skip.empty()) {
           ++st.skipped[l.skip];
           if (!l.error.empty() && st.errors.size() < 5) st.errors.push_back(l.error);
-          return Status::OK();
+        } else {
+          ++st.loaded;
+          status = use(refs[l.index], std::move(l.pixels));
         }
-        ++st.loaded;
-        return use(refs[l.index], std::move(l.pixels));
+        if (on_clip && status.ok()) on_clip(++done, total);
+        return status;
       });
 }
 
@@ -265,7 +272,7 @@ Result<std::vector<TrainingClip>> LoadTrainingClips(Catalog& catalog, const std:
   st.listed = static_cast<int64_t>(refs.size());
   std::vector<TrainingClip> out;
   REEL_RETURN_IF_ERROR(ForEachClip(refs, Spread(refs.size(), options.max_clips), shape,
-                                   options.jobs, st, nullptr,
+                                   options.jobs, st, nullptr, nullptr,
                                    [&](const ClipRef& ref, torch::Tensor pixels) {
                                      TrainingClip c;
                                      c.clip_id = ref.clip.id;
@@ -309,15 +316,13 @@ Result<DecodedClips> DecodeTrainingClips(Catalog& catalog, const std::string& su
 
   Every commit(options.save_every_seconds);
   const int64_t total = static_cast<int64_t>(todo.size());
-  if (on_clip) on_clip(0, total);
-  REEL_RETURN_IF_ERROR(ForEachClip(refs, todo, file.shape(), options.jobs, st, cancel,
+  REEL_RETURN_IF_ERROR(ForEachClip(refs, todo, file.shape(), options.jobs, st, cancel, on_clip,
                                    [&](const ClipRef& ref, torch::Tensor pixels) -> Status {
                                      if (cancel != nullptr && cancel->load())
                                        return Status::OK();  // in flight: dropped
                                      REEL_RETURN_IF_ERROR(file.Append(key_of(ref), pixels));
                                      record[ref.clip.id] = file.size() - 1;
                                      ++result.decoded;
-                                     if (on_clip) on_clip(result.decoded, total);
                                      return commit.Due() ? file.Commit() : Status::OK();
                                    }));
   REEL_RETURN_IF_ERROR(file.Commit());
@@ -444,9 +449,8 @@ Result<PrepareResult> PrepareLatents(Catalog& catalog, const std::string& subset
   torch::NoGradGuard g;
   vae.vae->eval();
   const int64_t total = static_cast<int64_t>(todo.size());
-  if (on_clip) on_clip(0, total);
   REEL_RETURN_IF_ERROR(ForEachClip(
-      refs, todo, vae.config.clip, options.jobs, st, cancel,
+      refs, todo, vae.config.clip, options.jobs, st, cancel, on_clip,
       [&](const ClipRef& ref, torch::Tensor pixels) -> Status {
         if (cancel != nullptr && cancel->load()) return Status::OK();  // in flight: dropped
         cache.examples.push_back(
@@ -454,7 +458,6 @@ Result<PrepareResult> PrepareLatents(Catalog& catalog, const std::string& subset
              ref.caption});
         cache.clip_ids.push_back(ref.clip.id);
         ++result.encoded;
-        if (on_clip) on_clip(result.encoded, total);
         if (!periodic_save.Due()) return Status::OK();
         return save(false).WithContext("saving the unfinished cache");
       }));

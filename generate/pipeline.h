@@ -55,7 +55,8 @@ Result<std::vector<TrainingClip>> LoadTrainingClips(Catalog& catalog, const std:
                                                     const ClipShape& shape, ClipSetStats* stats,
                                                     const LoadClipsOptions& options = {});
 
-// Clips done and to do in this call: (0, total) first, then after each clip.
+// Clips done (usable or skipped) and to do in this call: (0, total) first, then after
+// each clip.
 using ProgressCallback = std::function<void(int64_t done, int64_t total)>;
 
 struct DecodeClipsOptions {

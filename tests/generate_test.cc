@@ -167,7 +167,8 @@ TEST(DecodeClipsTest, OnDiskAsInMemoryReusedAndResumable) {
     auto file = ClipFile::Open(path, config.clip);
     ASSERT_TRUE(file.ok()) << file.status().ToString();
     auto first = DecodeTrainingClips(
-        *cat, "all", **file, {}, nullptr, [&](int64_t done, int64_t) { stop = done == 1; }, &stop);
+        *cat, "all", **file, {}, nullptr, [&](int64_t done, int64_t) { stop = stop || done == 1; },
+        &stop);
     EXPECT_EQ(first.status().code(), StatusCode::kCancelled);
     EXPECT_NE(first.status().message().find(path), std::string::npos) << first.status().message();
   }
@@ -251,10 +252,13 @@ TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
   PrepareOptions po;
   po.prefer = DefaultCaptionPreference();
   ClipSetStats stats;
-  auto straight = PrepareLatents(*cat, "all", dir.File("vae"), po, dir.File("straight.pt"), &stats,
-                                 nullptr, nullptr);
+  int64_t last_done = -1;  // the unreadable clip counts as done too: the bar ends full
+  auto straight = PrepareLatents(
+      *cat, "all", dir.File("vae"), po, dir.File("straight.pt"), &stats,
+      [&](int64_t done, int64_t total) { last_done = done == total ? done : -1; }, nullptr);
   ASSERT_TRUE(straight.ok()) << straight.status().ToString();
   EXPECT_EQ(straight->encoded, 4);
+  EXPECT_EQ(last_done, 5);
   EXPECT_EQ(straight->total, 4);
   EXPECT_EQ(stats.listed, 5);
   EXPECT_EQ(stats.skipped["unreadable"], 1);
