@@ -64,6 +64,15 @@ std::unique_ptr<Progress> MakeProgress(const std::string& label, int64_t total, 
   return std::make_unique<Progress>(p);
 }
 
+// A ProgressCallback drawing `bar` in clips (made at the first call, with its total).
+ProgressCallback ClipProgress(std::unique_ptr<Progress>& bar, const std::string& label,
+                              bool quiet) {
+  return [&bar, label, quiet](int64_t done, int64_t total) {
+    if (!bar) bar = MakeProgress(label, total, quiet, "clips");
+    if (done > bar->done()) bar->Advance(done - bar->done());
+  };
+}
+
 // One training step done (1-based `step` of `steps`); a resumed run counts what is left.
 void AdvanceTraining(Progress& progress, int64_t step, int64_t steps, double loss) {
   if (progress.done() == 0 && step > 1) progress.SetTotal(steps - step + 1);
@@ -167,17 +176,11 @@ class TrainVaeCommand : public Command {
     o.max_clips = max_clips_;
     ClipSetStats stats;
     std::unique_ptr<Progress> progress;
-    Result<DecodedClips> clips = DecodeTrainingClips(
-        *catalog, subset_, file, o, &stats,
-        [&](int64_t done, int64_t total) {
-          if (!progress) progress = MakeProgress("decode", total, common().quiet, "clips");
-          if (done > 0) progress->Advance(1);
-        },
-        CancelFlag());
+    Result<DecodedClips> clips =
+        DecodeTrainingClips(*catalog, subset_, file, o, &stats,
+                            ClipProgress(progress, "decode", common().quiet), CancelFlag());
     if (progress) progress->Finish();
-    std::string detail = " at " + std::to_string(shape.frames) + " frames " +
-                         std::to_string(shape.width) + "x" + std::to_string(shape.height) + " @ " +
-                         std::to_string(shape.fps) + " fps";
+    std::string detail = " at " + DescribeClipShape(shape);
     if (clips.ok() && clips->reused > 0)
       detail += " (" + std::to_string(clips->reused) + " already decoded in " + file.path() + ")";
     ReportClips(stats, clips.ok() ? clips->clips->size() : 0, detail,
@@ -228,16 +231,8 @@ class PrepareCommand : public Command {
     InterruptGuard guard;
     std::unique_ptr<Progress> progress;
     ClipSetStats stats;
-    auto r = PrepareLatents(
-        **catalog, subset_, vae_, opt_, out_, &stats,
-        [&](int64_t done, int64_t total) {
-          if (done == 0) {
-            progress = MakeProgress("prepare", total, common().quiet, "clips");
-          } else if (progress) {
-            progress->Advance(1);
-          }
-        },
-        CancelFlag());
+    auto r = PrepareLatents(**catalog, subset_, vae_, opt_, out_, &stats,
+                            ClipProgress(progress, "prepare", common().quiet), CancelFlag());
     if (progress) progress->Finish();
     ReportClips(stats, r.ok() ? r->total : 0, "", !common().quiet && r.ok());
     if (!r.ok()) return Fail(r.status());
@@ -480,13 +475,8 @@ class SampleCommand : public Command {
     }
     InterruptGuard guard;
     std::unique_ptr<Progress> progress;
-    auto r = SampleToFiles(
-        catalog.get(), ckpt_, vae_, job_, out_, *device,
-        [&](int64_t done, int64_t total) {
-          if (!progress) progress = MakeProgress("sample", total, common().quiet || json_, "clips");
-          if (done > 0) progress->Advance(done - progress->done());
-        },
-        CancelFlag());
+    auto r = SampleToFiles(catalog.get(), ckpt_, vae_, job_, out_, *device,
+                           ClipProgress(progress, "sample", common().quiet || json_), CancelFlag());
     if (progress) progress->Finish();
     if (!r.ok()) return Fail(r.status());
     if (json_) {

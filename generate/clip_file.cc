@@ -30,9 +30,30 @@ Json ShapeJson(const ClipShape& s) {
   return j;
 }
 
-std::string ShapeText(const ClipShape& s) {
-  return std::to_string(s.frames) + " frames " + std::to_string(s.width) + "x" +
-         std::to_string(s.height) + " @ " + std::to_string(s.fps) + " fps";
+// Writes or reads `n` bytes at `at` whatever the kernel splits them into: "" when done,
+// else the cause.
+std::string WriteAllAt(int fd, const char* p, uint64_t n, off_t at) {
+  while (n > 0) {
+    const ssize_t done = ::pwrite(fd, p, n, at);
+    if (done < 0 && errno == EINTR) continue;
+    if (done <= 0) return Errno();
+    p += done;
+    at += done;
+    n -= static_cast<uint64_t>(done);
+  }
+  return "";
+}
+std::string ReadAllAt(int fd, char* p, uint64_t n, off_t at) {
+  while (n > 0) {
+    const ssize_t done = ::pread(fd, p, n, at);
+    if (done < 0 && errno == EINTR) continue;
+    if (done == 0) return "end of file";
+    if (done < 0) return Errno();
+    p += done;
+    at += done;
+    n -= static_cast<uint64_t>(done);
+  }
+  return "";
 }
 
 // The keys in the index `text` of a file of clips of `shape`.
@@ -52,8 +73,9 @@ Result<std::vector<ClipFile::Key>> ParseIndex(const std::string& index, const st
   stored.width = static_cast<int>(s->Find("width") ? s->Find("width")->as_int() : 0);
   stored.fps = static_cast<int>(s->Find("fps") ? s->Find("fps")->as_int() : 0);
   if (ShapeJson(stored) != ShapeJson(shape)) {
-    return Status::FailedPrecondition(index + ": holds clips of " + ShapeText(stored) + ", not " +
-                                      ShapeText(shape) + "; remove it or use another file");
+    return Status::FailedPrecondition(index + ": holds clips of " + DescribeClipShape(stored) +
+                                      ", not " + DescribeClipShape(shape) +
+                                      "; remove it or use another file");
   }
   std::vector<ClipFile::Key> keys;
   const Json* records = j.Find("records");
@@ -128,22 +150,15 @@ Status ClipFile::Append(const Key& key, const torch::Tensor& pixels) {
   const std::vector<int64_t> want = {3, shape_.frames, shape_.height, shape_.width};
   if (pixels.scalar_type() != torch::kByte || pixels.sizes() != c10::IntArrayRef(want)) {
     return Status::InvalidArgument("clip " + std::to_string(key.clip_id) +
-                                   ": not 8-bit pixels of " + ShapeText(shape_));
+                                   ": not 8-bit pixels of " + DescribeClipShape(shape_));
   }
   const torch::Tensor data = pixels.cpu().contiguous();
-  const char* p = static_cast<const char*>(data.data_ptr());
-  uint64_t left = record_bytes_;
-  off_t at = static_cast<off_t>(keys_.size() * record_bytes_);
-  const std::string where = path_.empty() ? "the temporary clip file" : path_;
-  while (left > 0) {
-    const ssize_t n = ::pwrite(fd_, p, left, at);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
-      return Status::IOError(where + ": cannot write clip " + std::to_string(key.clip_id) + " (" +
-                             Errno() + ")");
-    p += n;
-    at += n;
-    left -= static_cast<uint64_t>(n);
+  const std::string cause =
+      WriteAllAt(fd_, static_cast<const char*>(data.data_ptr()), record_bytes_,
+                 static_cast<off_t>(keys_.size() * record_bytes_));
+  if (!cause.empty()) {
+    return Status::IOError(Name() + ": cannot write clip " + std::to_string(key.clip_id) + " (" +
+                           cause + ")");
   }
   keys_.push_back(key);
   return Status::OK();
@@ -178,20 +193,11 @@ Result<torch::Tensor> ClipFile::Read(int64_t i) const {
   }
   torch::Tensor pixels =
       torch::empty({3, shape_.frames, shape_.height, shape_.width}, torch::kByte);
-  char* p = static_cast<char*>(pixels.data_ptr());
-  uint64_t left = record_bytes_;
-  off_t at = static_cast<off_t>(static_cast<uint64_t>(i) * record_bytes_);
-  while (left > 0) {
-    const ssize_t n = ::pread(fd_, p, left, at);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      return Status::IOError((path_.empty() ? std::string("the temporary clip file") : path_) +
-                             ": cannot read clip record " + std::to_string(i) + " (" +
-                             (n == 0 ? std::string("end of file") : Errno()) + ")");
-    }
-    p += n;
-    at += n;
-    left -= static_cast<uint64_t>(n);
+  const std::string cause = ReadAllAt(fd_, static_cast<char*>(pixels.data_ptr()), record_bytes_,
+                                      static_cast<off_t>(static_cast<uint64_t>(i) * record_bytes_));
+  if (!cause.empty()) {
+    return Status::IOError(Name() + ": cannot read clip record " + std::to_string(i) + " (" +
+                           cause + ")");
   }
   return VideoFromPixels(pixels);
 }

@@ -78,6 +78,7 @@ class ClipFile {
  private:
   ClipFile(int fd, std::string path, std::string folder, const ClipShape& shape);
   Status WriteIndex() const;
+  std::string Name() const { return path_.empty() ? "the temporary clip file" : path_; }
 
   int fd_ = -1;
   std::string path_;

@@ -58,6 +58,11 @@ Result<ModelConfig> ModelConfig::Named(std::string_view name) {
                                  "' (known: " + names + ")");
 }
 
+std::string DescribeClipShape(const ClipShape& s) {
+  return std::to_string(s.frames) + " frames " + std::to_string(s.width) + "x" +
+         std::to_string(s.height) + " @ " + std::to_string(s.fps) + " fps";
+}
+
 Status ModelConfig::Validate() const {
   auto bad = [](const std::string& what) {
     return Status::InvalidArgument("model configuration: " + what);

@@ -74,6 +74,8 @@ struct ClipShape {
   int width = 32;
   int fps = 8;
 };
+// "17 frames 256x256 @ 8 fps" (width x height), as messages name a clip shape.
+std::string DescribeClipShape(const ClipShape& shape);
 
 struct ModelConfig {
   std::string name;

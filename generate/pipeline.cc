@@ -173,9 +173,9 @@ Result<std::vector<ClipRef>> ListClips(Catalog& catalog, const std::string& subs
 
 // Decodes refs[i] for every i of `which` on `jobs` threads and hands each usable clip to
 // `use` (as 8-bit pixels [3, T, H, W]) on this thread, in order, at most 2 x jobs decoded
-// clips in memory at a time;
-// skipped clips are counted in `st`. `on_clip` is told (0, which.size()) first, then the
-// clips done, usable or skipped, after each. Stops early when `cancel` is set.
+// clips in memory at a time; skipped clips are counted in `st`. `on_clip` is told
+// (0, which.size()) first, then the clips done, usable or skipped, after each. Once
+// `cancel` is set no clip is handed over (those decoding then are dropped) and it stops.
 Status ForEachClip(const std::vector<ClipRef>& refs, const std::vector<size_t>& which,
                    const ClipShape& shape, int jobs, ClipSetStats& st,
                    const std::atomic<bool>* cancel, const ProgressCallback& on_clip,
@@ -196,6 +196,7 @@ Status ForEachClip(const std::vector<ClipRef>& refs, const std::vector<size_t>& 
         return l;
       },
       [&](Loaded&& l) -> Status {
+        if (cancel != nullptr && cancel->load()) return Status::OK();  // in flight: dropped
         Status status;
         if (!l.skip.empty()) {
           ++st.skipped[l.skip];
@@ -223,10 +224,6 @@ torch::Tensor EncodeOne(VideoVae& vae, const torch::Tensor& video) {
   const torch::Tensor z = x.size(2) > 33 ? vae->EncodeMeanChunked(x, 17) : vae->Encode(x).first;
   return vae->Normalize(z)[0].contiguous();
 }
-
-}  // namespace
-
-namespace {
 
 // Whether `todo` more clips fit in `file`'s folder (with `max_bytes` as DecodeClipsOptions
 // says); FailedPrecondition with the --max-clips that fits when they do not.
@@ -318,8 +315,6 @@ Result<DecodedClips> DecodeTrainingClips(Catalog& catalog, const std::string& su
   const int64_t total = static_cast<int64_t>(todo.size());
   REEL_RETURN_IF_ERROR(ForEachClip(refs, todo, file.shape(), options.jobs, st, cancel, on_clip,
                                    [&](const ClipRef& ref, torch::Tensor pixels) -> Status {
-                                     if (cancel != nullptr && cancel->load())
-                                       return Status::OK();  // in flight: dropped
                                      REEL_RETURN_IF_ERROR(file.Append(key_of(ref), pixels));
                                      record[ref.clip.id] = file.size() - 1;
                                      ++result.decoded;
@@ -452,7 +447,6 @@ Result<PrepareResult> PrepareLatents(Catalog& catalog, const std::string& subset
   REEL_RETURN_IF_ERROR(ForEachClip(
       refs, todo, vae.config.clip, options.jobs, st, cancel, on_clip,
       [&](const ClipRef& ref, torch::Tensor pixels) -> Status {
-        if (cancel != nullptr && cancel->load()) return Status::OK();  // in flight: dropped
         cache.examples.push_back(
             {EncodeOne(vae.vae, VideoFromPixels(pixels).to(options.device)).to(torch::kCPU),
              ref.caption});

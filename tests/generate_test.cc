@@ -125,7 +125,7 @@ TEST(TrainingClipsTest, FromASubsetFrameExactAtTheConfigsRate) {
 
 // Five 3-second videos of boxes in raw/ scanned into a catalog whose subset "all" holds
 // their clips (null when a step failed).
-std::unique_ptr<Catalog> FiveBoxes(const TempDir& dir) {
+std::unique_ptr<Catalog> ScanFiveBoxes(const TempDir& dir) {
   fs::create_directories(dir.File("raw"));
   EncodeOptions eo;
   eo.crf = 0;
@@ -141,51 +141,64 @@ std::unique_ptr<Catalog> FiveBoxes(const TempDir& dir) {
   return ScanIntoSubsetAll(dir);
 }
 
+// The five boxes' catalog and their clips at cpu-tiny's shape, in memory.
+class FiveBoxes : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cat_ = ScanFiveBoxes(dir_);
+    ASSERT_NE(cat_, nullptr);
+    auto clips = LoadTrainingClips(*cat_, "all", DefaultCaptionPreference(), config_.clip, nullptr);
+    ASSERT_TRUE(clips.ok()) << clips.status().ToString();
+    clips_ = std::move(clips).value();
+  }
+  TempDir dir_;
+  std::unique_ptr<Catalog> cat_;
+  const ModelConfig config_ = *ModelConfig::Named("cpu-tiny");
+  std::vector<TrainingClip> clips_;
+};
+class DecodeClipsTest : public FiveBoxes {};
+class PrepareTest : public FiveBoxes {};
+
 // train-vae's clips: decoded once into a file of 8-bit pixels, read back as exactly the
 // videos LoadTrainingClips holds in memory (so the VAE trains to the same weights), reused
 // by a later run, committed when stopped, and refused before decoding when the disk has
 // too little room for them.
-TEST(DecodeClipsTest, OnDiskAsInMemoryReusedAndResumable) {
-  TempDir dir;
-  std::unique_ptr<Catalog> cat = FiveBoxes(dir);
-  ASSERT_NE(cat, nullptr);
-  const ModelConfig config = *ModelConfig::Named("cpu-tiny");
-  auto clips = LoadTrainingClips(*cat, "all", DefaultCaptionPreference(), config.clip, nullptr);
-  ASSERT_TRUE(clips.ok()) << clips.status().ToString();
-  ASSERT_EQ(clips->size(), 5u);
+TEST_F(DecodeClipsTest, OnDiskAsInMemoryReusedAndResumable) {
+  ASSERT_EQ(clips_.size(), 5u);
   LoadClipsOptions lo;
   lo.max_clips = 2;  // spread evenly: clips 0 and 2
-  auto some = LoadTrainingClips(*cat, "all", DefaultCaptionPreference(), config.clip, nullptr, lo);
+  auto some =
+      LoadTrainingClips(*cat_, "all", DefaultCaptionPreference(), config_.clip, nullptr, lo);
   ASSERT_TRUE(some.ok());
   ASSERT_EQ(some->size(), 2u);
-  EXPECT_EQ((*some)[0].clip_id, (*clips)[0].clip_id);
-  EXPECT_EQ((*some)[1].clip_id, (*clips)[2].clip_id);
+  EXPECT_EQ((*some)[0].clip_id, clips_[0].clip_id);
+  EXPECT_EQ((*some)[1].clip_id, clips_[2].clip_id);
 
-  const std::string path = dir.File("clips.u8");
+  const std::string path = dir_.File("clips.u8");
   std::atomic<bool> stop{false};
   {
-    auto file = ClipFile::Open(path, config.clip);
+    auto file = ClipFile::Open(path, config_.clip);
     ASSERT_TRUE(file.ok()) << file.status().ToString();
     auto first = DecodeTrainingClips(
-        *cat, "all", **file, {}, nullptr, [&](int64_t done, int64_t) { stop = stop || done == 1; },
+        *cat_, "all", **file, {}, nullptr, [&](int64_t done, int64_t) { stop = stop || done == 1; },
         &stop);
     EXPECT_EQ(first.status().code(), StatusCode::kCancelled);
     EXPECT_NE(first.status().message().find(path), std::string::npos) << first.status().message();
   }
   stop = false;
-  auto file = ClipFile::Open(path, config.clip);
+  auto file = ClipFile::Open(path, config_.clip);
   ASSERT_TRUE(file.ok()) << file.status().ToString();
   EXPECT_EQ((*file)->size(), 1) << "the clip decoded before the stop was committed";
   DecodeClipsOptions o;
   o.max_clips = 2;
-  auto two = DecodeTrainingClips(*cat, "all", **file, o, nullptr, nullptr, &stop);
+  auto two = DecodeTrainingClips(*cat_, "all", **file, o, nullptr, nullptr, &stop);
   ASSERT_TRUE(two.ok()) << two.status().ToString();
   EXPECT_EQ(two->reused, 1);
   EXPECT_EQ(two->decoded, 1);
   ASSERT_EQ(two->clips->size(), 2);
-  EXPECT_TRUE(torch::equal(*two->clips->Video(1), (*clips)[2].video));
+  EXPECT_TRUE(torch::equal(*two->clips->Video(1), clips_[2].video));
   ClipSetStats stats;
-  auto all = DecodeTrainingClips(*cat, "all", **file, {}, &stats, nullptr, nullptr);
+  auto all = DecodeTrainingClips(*cat_, "all", **file, {}, &stats, nullptr, nullptr);
   ASSERT_TRUE(all.ok()) << all.status().ToString();
   EXPECT_EQ(all->reused, 2);
   EXPECT_EQ(all->decoded, 3);
@@ -195,18 +208,18 @@ TEST(DecodeClipsTest, OnDiskAsInMemoryReusedAndResumable) {
   for (int64_t i = 0; i < 5; ++i) {
     auto video = all->clips->Video(i);
     ASSERT_TRUE(video.ok());
-    EXPECT_TRUE(torch::equal(*video, (*clips)[static_cast<size_t>(i)].video)) << i;
+    EXPECT_TRUE(torch::equal(*video, clips_[static_cast<size_t>(i)].video)) << i;
   }
-  EXPECT_EQ(fs::file_size(path), 5 * ClipPixelBytes(config.clip));
+  EXPECT_EQ(fs::file_size(path), 5 * ClipPixelBytes(config_.clip));
 
   VaeTrainOptions vo;
   vo.steps = 2;
   vo.batch = 2;
   vo.measure_clips = 2;
-  ASSERT_TRUE(TrainVae(config, *clips, vo, dir.File("memory"), nullptr, nullptr).ok());
-  ASSERT_TRUE(TrainVae(config, *all->clips, vo, dir.File("disk"), nullptr, nullptr).ok());
-  auto memory = LoadVae(dir.File("memory"), torch::kCPU);
-  auto disk = LoadVae(dir.File("disk"), torch::kCPU);
+  ASSERT_TRUE(TrainVae(config_, clips_, vo, dir_.File("memory"), nullptr, nullptr).ok());
+  ASSERT_TRUE(TrainVae(config_, *all->clips, vo, dir_.File("disk"), nullptr, nullptr).ok());
+  auto memory = LoadVae(dir_.File("memory"), torch::kCPU);
+  auto disk = LoadVae(dir_.File("disk"), torch::kCPU);
   ASSERT_TRUE(memory.ok() && disk.ok());
   const auto a = memory->vae->named_parameters(), b = disk->vae->named_parameters();
   for (const auto& p : a) EXPECT_TRUE(torch::equal(p.value(), b[p.key()])) << p.key();
@@ -215,13 +228,13 @@ TEST(DecodeClipsTest, OnDiskAsInMemoryReusedAndResumable) {
 
   // A temporary file leaves nothing in its folder; one with too little room is refused
   // before decoding, with the count that fits.
-  fs::create_directories(dir.File("tmp"));
-  auto temporary = ClipFile::CreateTemporary(dir.File("tmp"), config.clip);
+  fs::create_directories(dir_.File("tmp"));
+  auto temporary = ClipFile::CreateTemporary(dir_.File("tmp"), config_.clip);
   ASSERT_TRUE(temporary.ok()) << temporary.status().ToString();
-  EXPECT_TRUE(fs::is_empty(dir.File("tmp")));
+  EXPECT_TRUE(fs::is_empty(dir_.File("tmp")));
   o.max_clips = 0;
-  o.max_bytes = 3 * ClipPixelBytes(config.clip) + 1;
-  auto too_many = DecodeTrainingClips(*cat, "all", **temporary, o, nullptr, nullptr, nullptr);
+  o.max_bytes = 3 * ClipPixelBytes(config_.clip) + 1;
+  auto too_many = DecodeTrainingClips(*cat_, "all", **temporary, o, nullptr, nullptr, nullptr);
   EXPECT_EQ(too_many.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(too_many.status().message().find("--max-clips 3"), std::string::npos)
       << too_many.status().message();
@@ -232,29 +245,23 @@ TEST(DecodeClipsTest, OnDiskAsInMemoryReusedAndResumable) {
 // refused for training; resumed, it keeps them and encodes the rest, ending equal to a
 // cache made in one go. An unreadable clip is named and left out; a cache is resumed with
 // its own VAE only.
-TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
-  TempDir dir;
-  std::unique_ptr<Catalog> cat = FiveBoxes(dir);
-  ASSERT_NE(cat, nullptr);
-  const ModelConfig config = *ModelConfig::Named("cpu-tiny");
-  auto clips = LoadTrainingClips(*cat, "all", DefaultCaptionPreference(), config.clip, nullptr);
-  ASSERT_TRUE(clips.ok()) << clips.status().ToString();
+TEST_F(PrepareTest, StoppedThenResumedEqualsStraight) {
   VaeTrainOptions vo;
   vo.steps = 1;
   vo.batch = 2;
   vo.measure_clips = 2;
-  ASSERT_TRUE(TrainVae(config, *clips, vo, dir.File("vae"), nullptr, nullptr).ok());
+  ASSERT_TRUE(TrainVae(config_, clips_, vo, dir_.File("vae"), nullptr, nullptr).ok());
   vo.seed = 1;
-  ASSERT_TRUE(TrainVae(config, *clips, vo, dir.File("other_vae"), nullptr, nullptr).ok());
+  ASSERT_TRUE(TrainVae(config_, clips_, vo, dir_.File("other_vae"), nullptr, nullptr).ok());
   // One video goes bad after the scan.
-  { std::ofstream(dir.File("raw/v4.mp4"), std::ios::trunc) << "not a video any more"; }
+  { std::ofstream(dir_.File("raw/v4.mp4"), std::ios::trunc) << "not a video any more"; }
 
   PrepareOptions po;
   po.prefer = DefaultCaptionPreference();
   ClipSetStats stats;
   int64_t last_done = -1;  // the unreadable clip counts as done too: the bar ends full
   auto straight = PrepareLatents(
-      *cat, "all", dir.File("vae"), po, dir.File("straight.pt"), &stats,
+      *cat_, "all", dir_.File("vae"), po, dir_.File("straight.pt"), &stats,
       [&](int64_t done, int64_t total) { last_done = done == total ? done : -1; }, nullptr);
   ASSERT_TRUE(straight.ok()) << straight.status().ToString();
   EXPECT_EQ(straight->encoded, 4);
@@ -264,22 +271,22 @@ TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
   EXPECT_EQ(stats.skipped["unreadable"], 1);
   ASSERT_EQ(stats.errors.size(), 1u);
   EXPECT_NE(stats.errors[0].find("v4.mp4"), std::string::npos) << stats.errors[0];
-  auto want = LoadLatentCache(dir.File("straight.pt"));
+  auto want = LoadLatentCache(dir_.File("straight.pt"));
   ASSERT_TRUE(want.ok()) << want.status().ToString();
 
   std::atomic<bool> stop{true};  // stopped before the first clip: nothing is written
-  auto none = PrepareLatents(*cat, "all", dir.File("vae"), po, dir.File("none.pt"), nullptr,
+  auto none = PrepareLatents(*cat_, "all", dir_.File("vae"), po, dir_.File("none.pt"), nullptr,
                              nullptr, &stop);
   ASSERT_TRUE(none.ok()) << none.status().ToString();
   EXPECT_TRUE(none->cancelled);
   EXPECT_EQ(none->total, 0);
-  EXPECT_FALSE(fs::exists(dir.File("none.pt")));
+  EXPECT_FALSE(fs::exists(dir_.File("none.pt")));
 
-  const std::string path = dir.File("latents.pt");
+  const std::string path = dir_.File("latents.pt");
   stop = false;
   std::vector<int64_t> totals;
   auto stopped = PrepareLatents(
-      *cat, "all", dir.File("vae"), po, path, nullptr,
+      *cat_, "all", dir_.File("vae"), po, path, nullptr,
       [&](int64_t done, int64_t total) {
         totals.push_back(total);
         if (done == 2) stop = true;
@@ -296,15 +303,16 @@ TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
   ASSERT_TRUE(partial.ok());
   EXPECT_FALSE(partial->complete);
   EXPECT_EQ(partial->examples.size(), 2u);
-  auto again = PrepareLatents(*cat, "all", dir.File("vae"), po, path, nullptr, nullptr, nullptr);
+  auto again = PrepareLatents(*cat_, "all", dir_.File("vae"), po, path, nullptr, nullptr, nullptr);
   EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition) << "work is not thrown away";
 
   po.resume = true;
   auto other =
-      PrepareLatents(*cat, "all", dir.File("other_vae"), po, path, nullptr, nullptr, nullptr);
+      PrepareLatents(*cat_, "all", dir_.File("other_vae"), po, path, nullptr, nullptr, nullptr);
   EXPECT_EQ(other.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(other.status().message().find("another VAE"), std::string::npos);
-  auto resumed = PrepareLatents(*cat, "all", dir.File("vae"), po, path, nullptr, nullptr, nullptr);
+  auto resumed =
+      PrepareLatents(*cat_, "all", dir_.File("vae"), po, path, nullptr, nullptr, nullptr);
   ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
   EXPECT_FALSE(resumed->cancelled);
   EXPECT_EQ(resumed->kept, 2);
@@ -317,7 +325,7 @@ TEST(PrepareTest, StoppedThenResumedEqualsStraight) {
     EXPECT_EQ(got->examples[i].caption, want->examples[i].caption);
   }
   // Resuming a finished cache encodes nothing new.
-  auto idle = PrepareLatents(*cat, "all", dir.File("vae"), po, path, nullptr, nullptr, nullptr);
+  auto idle = PrepareLatents(*cat_, "all", dir_.File("vae"), po, path, nullptr, nullptr, nullptr);
   ASSERT_TRUE(idle.ok());
   EXPECT_EQ(idle->encoded, 0);
   EXPECT_EQ(idle->kept, 4);
