@@ -298,6 +298,9 @@ class TrainCommand : public Command {
          "clip-vocab installed: reel models fetch clip-vit-b-32)")  //
         ("dist-timeout", po::value<int>(&dist_timeout_s_)->value_name("S")->default_value(600),
          "data parallel: seconds to wait for the other processes")  //
+        ("dist-bucket-mb", po::value<double>(&bucket_mb_)->value_name("MB")->default_value(25),
+         "data parallel: gradients are averaged in buckets of this size, each sent while "
+         "backward goes on (0: one all-reduce after backward)")  //
         ("dist-backend",
          po::value<std::string>(&dist_backend_)
              ->value_name("auto|gloo|nccl")
@@ -313,6 +316,8 @@ class TrainCommand : public Command {
     if (*backend == CollectiveBackend::kNccl && !cuda)
       return Status::InvalidArgument("--dist-backend nccl needs --device cuda");
     backend_ = *backend;
+    if (!(bucket_mb_ >= 0 && bucket_mb_ <= 1e6))
+      return Status::InvalidArgument("--dist-bucket-mb must be in [0, 1000000]");
     return Status::OK();
   }
   int Run() override {
@@ -346,7 +351,8 @@ class TrainCommand : public Command {
       auto c = Collective::Connect(*launch, std::chrono::seconds(dist_timeout_s_), backend_);
       if (!c.ok()) return Fail(c.status());
       comm = std::move(*c);
-      opt_.parallel = {launch->rank, launch->world, comm.get()};
+      opt_.parallel = {launch->rank, launch->world, comm.get(),
+                       static_cast<int64_t>(bucket_mb_ * (1 << 20))};
       if (launch->rank == 0 && !common().quiet) {
         std::fprintf(stderr, "data parallel: %d processes over %s, %d examples per process\n",
                      launch->world, CollectiveBackendName(backend_),
@@ -376,6 +382,12 @@ class TrainCommand : public Command {
                 static_cast<long long>(r->run_id), static_cast<long long>(r->steps_done),
                 r->steps_per_second, r->final_loss, out_.c_str(),
                 r->cancelled ? " (interrupted; --resume continues)" : "");
+    if (const GradientReducer::Stats& g = r->gradients; g.buckets > 0) {
+      std::printf("gradients averaged in %lld bucket%s, %lld sent while backward ran%s\n",
+                  static_cast<long long>(g.buckets), g.buckets == 1 ? "" : "s",
+                  static_cast<long long>(g.started_in_backward),
+                  g.fell_back ? " (then all again: a gradient arrived twice)" : "");
+    }
     return r->cancelled ? kExitFailure : kExitOk;
   }
 
@@ -383,6 +395,7 @@ class TrainCommand : public Command {
   std::string db_, config_, latents_, out_;
   DenoiserTrainOptions opt_;
   int dist_timeout_s_ = 600;
+  double bucket_mb_ = 25;
   std::string device_, text_encoder_, dist_backend_;
   CollectiveBackend backend_ = CollectiveBackend::kGloo;  // from --dist-backend and --device
 };

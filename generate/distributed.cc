@@ -1,6 +1,8 @@
 #include "generate/distributed.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <numeric>
 #include <optional>
 #include <stdexcept>
 
@@ -94,16 +96,21 @@ struct Collective::Impl {
   c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
 #endif
 
-  // Runs `op(group)` on whichever group this is, and waits for the work it returns.
+  // Starts `op(group)` on whichever group this is; the returned function waits for the
+  // work it started.
   template <typename Op>
-  void Run(Op op) {
+  std::function<void()> Start(Op op) {
 #if REEL_HAVE_GLOO
-    if (gloo) return static_cast<void>(op(*gloo)->wait());
+    if (gloo) return [work = op(*gloo)] { work->wait(); };
 #endif
 #if REEL_HAVE_NCCL
-    if (nccl) return static_cast<void>(op(*nccl)->wait());
+    if (nccl) return [work = op(*nccl)] { work->wait(); };
 #endif
     throw std::logic_error("no process group");
+  }
+  template <typename Op>
+  void Run(Op op) {
+    Start(op)();
   }
 };
 
@@ -162,13 +169,26 @@ Result<std::unique_ptr<Collective>> Collective::Connect(const LaunchEnv& env,
 }
 
 Status Collective::AllReduceSum(torch::Tensor& tensor) {
+  REEL_ASSIGN_OR_RETURN(const Wait wait, StartAllReduceSum(tensor));
+  return wait();
+}
+
+Result<Collective::Wait> Collective::StartAllReduceSum(const torch::Tensor& tensor) {
+  std::function<void()> wait;
   try {
-    std::vector<torch::Tensor> t = {tensor};
-    impl_->Run([&](auto& group) { return group.allreduce(t); });
+    std::vector<torch::Tensor> t = {tensor};  // the work keeps its own copy of the list
+    wait = impl_->Start([&](auto& group) { return group.allreduce(t); });
   } catch (const std::exception& e) {
     return Status::IOError("all-reduce: " + FirstLine(e.what()));
   }
-  return Status::OK();
+  return Wait([wait = std::move(wait)]() -> Status {
+    try {
+      wait();
+    } catch (const std::exception& e) {
+      return Status::IOError("all-reduce: " + FirstLine(e.what()));
+    }
+    return Status::OK();
+  });
 }
 
 Status Collective::Broadcast(std::vector<torch::Tensor>& tensors, int root) {
@@ -189,5 +209,192 @@ Collective::Collective(std::unique_ptr<Impl> impl, int rank, int world)
     : impl_(std::move(impl)), rank_(rank), world_(world) {}
 
 Collective::~Collective() = default;
+
+namespace {
+
+constexpr size_t kUnhooked = static_cast<size_t>(-1);
+
+// Makes `p`'s gradient `flat` (a 1-D slice with p's element count), defining it if need be.
+void SetGrad(const torch::Tensor& p, const torch::Tensor& flat) {
+  if (p.grad().defined()) {
+    p.mutable_grad().copy_(flat.view_as(p));
+  } else {
+    p.mutable_grad() = flat.view_as(p).clone();
+  }
+}
+
+}  // namespace
+
+GradientReducer::GradientReducer(std::vector<torch::Tensor> params, Collective& comm,
+                                 int64_t bucket_bytes)
+    : params_(std::move(params)),
+      comm_(comm),
+      bucket_bytes_(bucket_bytes),
+      arrived_(params_.size(), 0) {
+  std::vector<size_t> order(params_.size());
+  std::iota(order.rbegin(), order.rend(), size_t{0});
+  Pack(order);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (where_[i].first == kUnhooked) continue;
+    hooks_.emplace_back(
+        i, params_[i].register_hook([this, i](const torch::Tensor& grad) { OnGradient(i, grad); }));
+  }
+}
+
+GradientReducer::~GradientReducer() {
+  for (const auto& [i, hook] : hooks_) params_[i].remove_hook(hook);
+}
+
+void GradientReducer::Pack(const std::vector<size_t>& order) {
+  buckets_.clear();
+  where_.assign(params_.size(), {kUnhooked, 0});
+  int64_t bytes = 0;
+  for (size_t i : order) {
+    const torch::Tensor& p = params_[i];
+    if (!p.requires_grad()) continue;
+    const int64_t size = p.numel() * static_cast<int64_t>(p.element_size());
+    const bool full = bucket_bytes_ > 0 && bytes > 0 && bytes + size > bucket_bytes_;
+    if (buckets_.empty() || full || buckets_.back().data.scalar_type() != p.scalar_type() ||
+        buckets_.back().data.device() != p.device()) {
+      buckets_.emplace_back();
+      buckets_.back().data = torch::empty({0}, p.options());  // sized below
+      bytes = 0;
+    }
+    Bucket& b = buckets_.back();
+    where_[i] = {buckets_.size() - 1, b.members.size()};
+    b.members.push_back(i);
+    b.offsets.push_back(b.numel);
+    b.numel += p.numel();
+    bytes += size;
+  }
+  for (Bucket& b : buckets_) b.data = torch::empty({b.numel}, b.data.options());
+}
+
+void GradientReducer::Begin() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  armed_ = true;
+  repeated_ = false;
+  next_ = 0;
+  error_ = Status::OK();
+  std::fill(arrived_.begin(), arrived_.end(), 0);
+  arrival_order_.clear();
+  for (Bucket& b : buckets_) {
+    b.missing = b.members.size();
+    b.wait = nullptr;
+  }
+}
+
+void GradientReducer::OnGradient(size_t index, const torch::Tensor& grad) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!armed_ || !grad.defined()) return;
+  if (arrived_[index]) {
+    repeated_ = true;  // its bucket may have been sent with the first part only
+    return;
+  }
+  arrived_[index] = 1;
+  arrival_order_.push_back(index);
+  const auto [b, m] = where_[index];
+  Bucket& bucket = buckets_[b];
+  torch::NoGradGuard no_grad;
+  bucket.data.narrow(0, bucket.offsets[m], grad.numel()).copy_(grad.reshape({-1}));
+  if (--bucket.missing == 0) StartReady();
+}
+
+void GradientReducer::StartReady() {
+  while (error_.ok() && next_ < buckets_.size() && buckets_[next_].missing == 0) {
+    Result<Wait> wait = comm_.StartAllReduceSum(buckets_[next_].data);
+    if (!wait.ok()) {
+      error_ = wait.status();
+      return;
+    }
+    buckets_[next_++].wait = std::move(wait).value();
+  }
+}
+
+Result<torch::Tensor> GradientReducer::Finish(const torch::Tensor& extras) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  armed_ = false;
+  stats_ = Stats();
+  stats_.buckets = static_cast<int64_t>(buckets_.size());
+  stats_.started_in_backward = static_cast<int64_t>(next_);
+  torch::NoGradGuard no_grad;
+  // The buckets backward left incomplete: a parameter without a gradient counts as zero.
+  for (Bucket& b : buckets_) {
+    if (b.missing == 0) continue;
+    for (size_t m = 0; m < b.members.size(); ++m) {
+      if (!arrived_[b.members[m]])
+        b.data.narrow(0, b.offsets[m], params_[b.members[m]].numel()).zero_();
+    }
+    b.missing = 0;
+  }
+  StartReady();
+  // Every started bucket is waited for, even after a failure, so no work outlives its step.
+  Status status = error_;
+  for (Bucket& b : buckets_) {
+    if (!b.wait) continue;
+    Status s = b.wait();
+    b.wait = nullptr;
+    if (status.ok()) status = s;
+  }
+  REEL_RETURN_IF_ERROR(status);
+
+  // The extras and each process's vote to fall back, in one small all-reduce.
+  torch::Tensor tail = torch::cat(
+      {extras.reshape({-1}).to(torch::kFloat),
+       torch::full({1}, repeated_ ? 1.0f : 0.0f, extras.options().dtype(torch::kFloat))});
+  REEL_RETURN_IF_ERROR(comm_.AllReduceSum(tail));
+  const double world = comm_.world();
+  stats_.fell_back = tail[-1].item<double>() > 0;
+  if (stats_.fell_back) {
+    std::vector<torch::Tensor> flat;
+    std::vector<size_t> hooked;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (where_[i].first == kUnhooked) continue;
+      const torch::Tensor& p = params_[i];
+      flat.push_back(p.grad().defined() ? p.grad().reshape({-1}).to(p.dtype())
+                                        : torch::zeros({p.numel()}, p.options()));
+      hooked.push_back(i);
+    }
+    torch::Tensor all = torch::cat(flat);
+    REEL_RETURN_IF_ERROR(comm_.AllReduceSum(all));
+    all.div_(world);
+    int64_t offset = 0;
+    for (size_t i : hooked) {
+      SetGrad(params_[i], all.narrow(0, offset, params_[i].numel()));
+      offset += params_[i].numel();
+    }
+  } else {
+    for (Bucket& b : buckets_) {
+      b.data.div_(world);
+      for (size_t m = 0; m < b.members.size(); ++m) {
+        const torch::Tensor& p = params_[b.members[m]];
+        SetGrad(p, b.data.narrow(0, b.offsets[m], p.numel()));
+      }
+    }
+  }
+
+  if (!packed_by_arrival_) {
+    // From now on, pack in the order rank 0's gradients arrived (those that did not arrive
+    // last), so that each bucket fills as early as backward allows.
+    std::vector<uint8_t> seen(params_.size(), 0);
+    std::vector<int64_t> order;
+    for (size_t i : arrival_order_) {
+      order.push_back(static_cast<int64_t>(i));
+      seen[i] = 1;
+    }
+    for (size_t i = params_.size(); i-- > 0;) {
+      if (!seen[i] && where_[i].first != kUnhooked) order.push_back(static_cast<int64_t>(i));
+    }
+    std::vector<torch::Tensor> shared = {torch::tensor(order, torch::kLong).to(extras.device())};
+    REEL_RETURN_IF_ERROR(comm_.Broadcast(shared, 0));
+    const torch::Tensor rank0 = shared[0].cpu();
+    std::vector<size_t> packed;
+    for (int64_t k = 0; k < rank0.numel(); ++k)
+      packed.push_back(static_cast<size_t>(rank0[k].item<int64_t>()));
+    Pack(packed);
+    packed_by_arrival_ = true;
+  }
+  return tail.narrow(0, 0, extras.numel());
+}
 
 }  // namespace reel::gen

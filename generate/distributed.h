@@ -23,7 +23,10 @@
 #define REEL_GENERATE_DISTRIBUTED_H_
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -77,6 +80,11 @@ class Collective {
   // In place: every process ends with the element-wise sum over all processes. With NCCL
   // the tensors are CUDA ones, and the sum is ordered on the current CUDA stream.
   Status AllReduceSum(torch::Tensor& tensor);
+  // AllReduceSum started without waiting: `tensor` holds the sum once the returned wait
+  // has succeeded (call it once; until then neither read nor write `tensor`). Collectives
+  // still start in the same order on every process.
+  using Wait = std::function<Status()>;
+  Result<Wait> StartAllReduceSum(const torch::Tensor& tensor);
   // In place: every process ends with `root`'s tensors.
   Status Broadcast(std::vector<torch::Tensor>& tensors, int root);
 
@@ -85,6 +93,89 @@ class Collective {
   Collective(std::unique_ptr<Impl> impl, int rank, int world);
   std::unique_ptr<Impl> impl_;
   int rank_, world_;
+};
+
+// Averages the gradients of parameters over a process group while backward still runs,
+// as PyTorch's DistributedDataParallel does. The parameters are packed into buckets of
+// about `bucket_bytes`; a bucket's all-reduce starts as soon as backward has produced the
+// last gradient in it, so the sending overlaps the rest of backward. Buckets start in
+// their fixed order on every process (a ready bucket waits for those before it), as
+// collectives must. The first step packs the parameters in reverse order; after it the
+// buckets are packed in the order rank 0's backward produced the gradients, so that the
+// early buckets fill early.
+//
+// A parameter whose gradient arrives more than once between Begin() and Finish() (two
+// backward passes, or a weight used in two reentrant checkpoints) may have been sent
+// early, with only part of its gradient. Finish() then makes every process fall back to
+// one all-reduce of the accumulated .grad()s, so the result is the mean either way. A
+// parameter that got no gradient counts as zero.
+//
+// Thread-safety: the hooks run on autograd's threads (one at a time per backward pass);
+// Begin() and Finish() are called by the training thread, never during backward.
+class GradientReducer {
+ public:
+  // DistributedDataParallel's bucket_cap_mb default.
+  static constexpr int64_t kDefaultBucketBytes = int64_t{25} << 20;
+
+  struct Stats {
+    int64_t buckets = 0;
+    // Buckets whose all-reduce started during backward (one bucket starts there too, at
+    // the last gradient, but overlaps nothing).
+    int64_t started_in_backward = 0;
+    bool fell_back = false;  // the step used the one all-reduce after backward
+  };
+
+  // Hooks every parameter in `params` that requires a gradient (the others are left
+  // alone); the tensors are shared, not copied. A bucket holds one dtype on one device.
+  // `comm` is not owned and must outlive this. `bucket_bytes` <= 0: one bucket, started
+  // when the last gradient arrives (no overlap).
+  GradientReducer(std::vector<torch::Tensor> params, Collective& comm, int64_t bucket_bytes);
+  ~GradientReducer();  // removes the hooks
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+
+  // Arms the hooks for one step's backward.
+  void Begin();
+  // After backward: starts the buckets still waiting, waits for all of them, and makes
+  // every parameter's .grad() the mean over the processes (defining it where this process
+  // had none). `extras` (1-D, float32, on the parameters' device) is summed over the
+  // processes in the same round trip and returned. A failed collective is an IOError.
+  Result<torch::Tensor> Finish(const torch::Tensor& extras);
+
+  const Stats& stats() const { return stats_; }  // of the last Finish()
+  Collective& comm() const { return comm_; }
+  int64_t bucket_bytes() const { return bucket_bytes_; }
+
+ private:
+  using Wait = Collective::Wait;
+  struct Bucket {
+    torch::Tensor data;            // the flat gradients of `members`
+    int64_t numel = 0;             // of `data`
+    std::vector<size_t> members;   // parameter indices
+    std::vector<int64_t> offsets;  // of each member in `data`
+    size_t missing = 0;            // members whose gradient has not arrived this step
+    Wait wait;                     // set once started
+  };
+
+  void Pack(const std::vector<size_t>& order);
+  void OnGradient(size_t index, const torch::Tensor& grad);
+  void StartReady();  // starts, in order, the buckets that are ready; mutex_ held
+
+  std::vector<torch::Tensor> params_;
+  Collective& comm_;
+  const int64_t bucket_bytes_;
+  std::vector<std::pair<size_t, unsigned>> hooks_;  // parameter, hook
+  std::vector<Bucket> buckets_;
+  std::vector<std::pair<size_t, size_t>> where_;  // parameter -> (bucket, member)
+  std::mutex mutex_;
+  bool armed_ = false;
+  bool repeated_ = false;  // a gradient arrived twice this step
+  size_t next_ = 0;        // the next bucket to start
+  Status error_;           // the first failure to start a bucket this step
+  std::vector<uint8_t> arrived_;
+  std::vector<size_t> arrival_order_;
+  bool packed_by_arrival_ = false;
+  Stats stats_;
 };
 
 }  // namespace reel::gen

@@ -630,6 +630,7 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
   run_config["checkpoint"] = fs::absolute(ckpt_dir).string();
   run_config["resumed_from_step"] = trainer->step();
   run_config["processes"] = dp.world;
+  if (dp.world > 1) run_config["gradient_bucket_bytes"] = dp.bucket_bytes;
   run_config["activation_checkpointing"] = options.activation_checkpointing;
   int64_t run_id = 0;
   if (lead) {
@@ -699,6 +700,7 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   result.steps_done = done;
   result.steps_per_second = secs > 0 ? static_cast<double>(done) / secs : 0;
+  result.gradients = trainer->gradient_stats();
   if (Status s = save(); !s.ok()) {
     finish(RunStatus::kFailed, s.message()).IgnoreError();
     return s;

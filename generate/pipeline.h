@@ -171,6 +171,7 @@ struct DenoiserTrainResult {
   double final_loss = 0;
   double steps_per_second = 0;
   bool cancelled = false;
+  GradientReducer::Stats gradients;  // data parallel: how the last step's were averaged
 };
 // Trains (or, with resume, continues) the denoiser in `ckpt_dir` on latents, recording a
 // run of kind "train" (config, then the loss curve as a "loss_curve" metric with its

@@ -275,33 +275,33 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
       const torch::Tensor v = dit_->forward(pair.x_t, t, feats, mask);
       loss = (v.to(torch::kFloat) - pair.target).pow(2).mean();
     }
+    if (dp.world > 1) {
+      // Gradients are averaged over the processes in buckets sent while backward goes on.
+      if (reducer_ == nullptr || &reducer_->comm() != dp.comm ||
+          reducer_->bucket_bytes() != dp.bucket_bytes) {
+        reducer_ = std::make_unique<GradientReducer>(params_, *dp.comm, dp.bucket_bytes);
+      }
+      reducer_->Begin();
+    }
     begin_phase("reel::step::backward");
     loss.backward();
 
     begin_phase("reel::step::optimizer");
-    double loss_value = loss.item<double>();
+    double loss_value = 0;
     if (dp.world > 1) {
-      // Average gradients (and the loss, for reporting) over the processes, in one buffer
-      // that also carries the processes' votes to stop.
-      std::vector<torch::Tensor> flat;
-      for (const auto& p : params_) {
-        flat.push_back(p.grad().defined() ? p.grad().reshape({-1})
-                                          : torch::zeros({p.numel()}, p.options()));
-      }
-      flat.push_back(loss.detach().reshape({1}).to(torch::kFloat));
-      flat.push_back(torch::full({1}, stop != nullptr && *stop ? 1.0f : 0.0f, loss.options()));
-      torch::Tensor buffer = torch::cat(flat);
-      if (Status s = dp.comm->AllReduceSum(buffer); !s.ok()) {
-        return s.WithContext("training step " + std::to_string(step_));
-      }
-      buffer.div_(dp.world);
-      int64_t offset = 0;
-      for (const auto& p : params_) {
-        if (p.grad().defined()) p.grad().copy_(buffer.narrow(0, offset, p.numel()).view_as(p));
-        offset += p.numel();
-      }
-      loss_value = buffer[offset].item<double>();
-      if (stop != nullptr) *stop = buffer[offset + 1].item<double>() > 0;
+      // The loss (for reporting) and the processes' votes to stop travel with the
+      // gradients' last all-reduce.
+      const torch::Tensor extras = torch::stack(
+          {loss.detach().to(torch::kFloat), torch::full({}, stop != nullptr && *stop ? 1.0f : 0.0f,
+                                                        loss.options().dtype(torch::kFloat))});
+      Result<torch::Tensor> summed = reducer_->Finish(extras);
+      if (!summed.ok())
+        return summed.status().WithContext("training step " + std::to_string(step_));
+      const torch::Tensor sums = summed->cpu();
+      loss_value = sums[0].item<double>() / dp.world;
+      if (stop != nullptr) *stop = sums[1].item<double>() > 0;
+    } else {
+      loss_value = loss.item<double>();
     }
     if (options_.grad_clip > 0) ClipGradNorm(params_, options_.grad_clip);
     AdamWStep(*optimizer_);

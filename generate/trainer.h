@@ -72,6 +72,9 @@ struct DataParallel {
   int rank = 0;
   int world = 1;
   Collective* comm = nullptr;  // not owned; nullptr when world == 1
+  // Gradients are averaged in buckets of about this size, each sent while backward goes
+  // on (GradientReducer); 0: in one all-reduce after backward.
+  int64_t bucket_bytes = GradientReducer::kDefaultBucketBytes;
 };
 
 // Which example of `dataset_size` is global example `k` (k = step * batch + i): element
@@ -119,6 +122,10 @@ class Trainer {
   Status BroadcastWeights(Collective& comm, int root = 0);
 
   int64_t step() const { return step_; }
+  // Data parallel: how the last step's gradients were averaged (empty before one).
+  GradientReducer::Stats gradient_stats() const {
+    return reducer_ != nullptr ? reducer_->stats() : GradientReducer::Stats();
+  }
   const ModelConfig& config() const { return config_; }
   const TrainOptions& options() const { return options_; }
   // The BPE tokenizer, or the frozen tower's CLIP tokenizer.
@@ -144,7 +151,8 @@ class Trainer {
   DiffusionTransformer dit_{nullptr}, ema_dit_{nullptr};
   TextEncoder text_{nullptr}, ema_text_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
-  std::vector<torch::Tensor> params_;  // Parameters(), as the optimiser holds them
+  std::vector<torch::Tensor> params_;         // Parameters(), as the optimiser holds them
+  std::unique_ptr<GradientReducer> reducer_;  // hooks params_; made at the first data-parallel step
   std::vector<torch::Tensor> ema_params_, ema_sources_;  // pairwise: EMA tensor, followed one
   int64_t step_ = 0;
   int64_t dataset_size_ = -1;

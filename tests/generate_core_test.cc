@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -29,6 +30,7 @@
 #include "generate/vae.h"
 #include "generate/vae_training.h"
 #include "nets/torch_compat.h"
+#include "tests/support/free_port.h"
 #include "tests/support/scratch_path.h"
 #include "util/files.h"
 
@@ -1535,6 +1537,131 @@ TEST(CollectiveTest, GlooGroupOfOne) {
   if (!CollectiveBackendBuilt(CollectiveBackend::kGloo))
     GTEST_SKIP() << "built without Gloo's headers (Debian: libgloo-dev)";
   CheckGroupOfOne(CollectiveBackend::kGloo, torch::kCPU);
+}
+
+// One rank of GradientReducerTest: a chain of four 8x8 layers, a weight only rank 1 uses
+// and one that needs no gradient; rank r's input is r + 1.
+struct ReducerRank {
+  std::vector<torch::Tensor> local;     // this rank's own gradients of one backward
+  std::vector<torch::Tensor> averaged;  // per step: the reducer's result, flattened
+  std::vector<GradientReducer::Stats> stats;
+  std::vector<double> extras;
+  Status status;
+};
+
+void RunReducerRank(int rank, int port, int64_t bucket_bytes, ReducerRank* out) {
+  LaunchEnv env;
+  env.rank = rank;
+  env.world = 2;
+  env.local_rank = rank;
+  env.master_port = port;
+  auto comm = Collective::Connect(env, std::chrono::seconds(60), CollectiveBackend::kGloo);
+  if (!comm.ok()) {
+    out->status = comm.status();
+    return;
+  }
+  // Listed last layer first, so that the first step's packing (reverse order) puts the
+  // layer whose gradient comes last into the first bucket.
+  std::vector<torch::Tensor> chain;
+  for (int k = 0; k < 4; ++k) {
+    chain.push_back(
+        (torch::arange(64, torch::kFloat).view({8, 8}) * 0.01 + 0.1 * k - 0.3).requires_grad_());
+  }
+  torch::Tensor only_rank1 = torch::full({8}, 0.5).requires_grad_();
+  torch::Tensor frozen = torch::ones({8});
+  std::vector<torch::Tensor> params = {chain[3], chain[2], chain[1], chain[0], only_rank1, frozen};
+  auto loss = [&] {
+    torch::Tensor h = torch::full({2, 8}, static_cast<float>(rank + 1));
+    for (const torch::Tensor& w : chain) h = torch::tanh(h.matmul(w));
+    torch::Tensor l = (h * frozen).sum();
+    if (rank == 1) l = l + (h.sum(0) * only_rank1).sum();
+    return l;
+  };
+  auto zero = [&] {
+    for (auto& p : params)
+      if (p.grad().defined()) p.mutable_grad().zero_();
+  };
+  loss().backward();  // before the reducer: this rank's own gradients
+  for (auto& p : params)
+    out->local.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+  zero();
+  GradientReducer reducer(params, **comm, bucket_bytes);
+  // Steps 1 and 2 are plain; step 3 runs backward twice (gradient accumulation).
+  for (int step = 1; step <= 3; ++step) {
+    zero();
+    reducer.Begin();
+    loss().backward();
+    if (step == 3) loss().backward();
+    auto extras = reducer.Finish(torch::full({1}, static_cast<float>(rank + 1)));
+    if (!extras.ok()) {
+      out->status = extras.status();
+      return;
+    }
+    out->extras.push_back(extras->item<double>());
+    out->stats.push_back(reducer.stats());
+    std::vector<torch::Tensor> flat;
+    for (auto& p : params)
+      flat.push_back(p.grad().defined() ? p.grad().reshape({-1}) : torch::full({p.numel()}, -1.0));
+    out->averaged.push_back(torch::cat(flat));
+  }
+}
+
+// Two ranks on two threads, each with its own Gloo group over loopback: the gradients come
+// out as the mean of the ranks' own, whether sent in several buckets during backward, in
+// one, or (backward run twice) all again after it.
+TEST(GradientReducerTest, AveragesWhileBackwardRunsAndFallsBackWhenAGradientRepeats) {
+  if (!CollectiveBackendBuilt(CollectiveBackend::kGloo))
+    GTEST_SKIP() << "built without Gloo's headers (Debian: libgloo-dev)";
+  // Two 8x8 float32 layers per bucket; 0 is one bucket for everything.
+  for (int64_t bucket_bytes : {int64_t{2 * 64 * 4}, int64_t{0}}) {
+    SCOPED_TRACE("bucket_bytes " + std::to_string(bucket_bytes));
+    const int port = reel::testing::FreePort();
+    ASSERT_GT(port, 0);
+    ReducerRank r0, r1;
+    std::thread t0(RunReducerRank, 0, port, bucket_bytes, &r0);
+    std::thread t1(RunReducerRank, 1, port, bucket_bytes, &r1);
+    t0.join();
+    t1.join();
+    ASSERT_TRUE(r0.status.ok()) << r0.status.ToString();
+    ASSERT_TRUE(r1.status.ok()) << r1.status.ToString();
+    // The mean of the ranks' own gradients, `passes` backward passes each; the frozen
+    // weight keeps no gradient (-1 in the flattened result).
+    auto mean = [&](double passes) {
+      std::vector<torch::Tensor> m;
+      for (size_t i = 0; i + 1 < r0.local.size(); ++i)
+        m.push_back((passes * (r0.local[i] + r1.local[i]) / 2).reshape({-1}));
+      m.push_back(torch::full({8}, -1.0));
+      return torch::cat(m);
+    };
+    ASSERT_EQ(r0.averaged.size(), 3u);
+    for (int step = 0; step < 3; ++step) {
+      SCOPED_TRACE("step " + std::to_string(step + 1));
+      const torch::Tensor expected = mean(step == 2 ? 2 : 1);
+      EXPECT_TRUE(torch::allclose(r0.averaged[step], expected, 1e-6, 1e-6));
+      EXPECT_TRUE(torch::equal(r0.averaged[step], r1.averaged[step])) << "ranks disagree";
+      EXPECT_EQ(r0.extras[step], 3.0);
+      EXPECT_EQ(r1.extras[step], 3.0);
+      EXPECT_EQ(r0.stats[step].fell_back, step == 2);
+      EXPECT_EQ(r1.stats[step].fell_back, step == 2) << "rank 1 follows rank 0's vote";
+    }
+    // rank 0 never computes only_rank1's gradient, yet it gets the mean (half rank 1's).
+    EXPECT_GT(r1.local[4].abs().sum().item<double>(), 0);
+    if (bucket_bytes == 0) {
+      EXPECT_EQ(r0.stats[0].buckets, 1);
+      EXPECT_EQ(r0.stats[1].started_in_backward, 0) << "one bucket waits for a gradient rank 0 "
+                                                       "never computes";
+    } else {
+      // Chain layers two per bucket, then only_rank1 alone (frozen is not packed).
+      EXPECT_EQ(r0.stats[0].buckets, 3);
+      // Step 1 packs in reverse listing order: the first bucket holds the first and second
+      // layers, whose gradients come last, so nothing can start before backward ends.
+      EXPECT_EQ(r0.stats[0].started_in_backward, 0);
+      // From step 2 the buckets follow the arrival order: both chain buckets start during
+      // backward on either rank; the last waits for only_rank1, which rank 0 never computes.
+      EXPECT_EQ(r0.stats[1].started_in_backward, 2);
+      EXPECT_EQ(r1.stats[1].started_in_backward, 3);
+    }
+  }
 }
 
 TEST(CollectiveTest, NcclGroupOfOneOnTheGpu) {

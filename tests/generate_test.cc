@@ -3,9 +3,6 @@
 // trained model's text conditioning works (four captioned clips overfit, each caption
 // brings back its own), and the frozen CLIP text tower as the text encoder.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,6 +26,7 @@
 #include "generate/vae.h"
 #include "nets/clip.h"
 #include "nets/clip_tokenizer.h"
+#include "tests/support/free_port.h"
 #include "tests/support/test_support.h"
 #include "tests/support/tiny_clip.h"
 #include "util/json.h"
@@ -622,22 +620,7 @@ TEST(ConditioningTest, EachCaptionSamplesItsOwnClip) {
   }
 }
 
-// A TCP port nobody listens on now (the kernel's pick), for the rendezvous store.
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof(a);
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
+using reel::testing::FreePort;
 
 double MaxDifference(Trainer& a, Trainer& b) {
   double d = 0;
@@ -683,6 +666,7 @@ TEST(DataParallelTest, TwoProcessesOverGlooMatchOneOnTheUnionBatch) {
               " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " '" +
               reel::testing::ReelBinary() + "'";
     for (const std::string& a : train(dir.File("two"), "4")) script += " '" + a + "'";
+    script += " --dist-bucket-mb 1";  // several buckets for cpu-tiny's gradients
     script += " > '" + dir.File("rank" + std::to_string(rank) + ".log") + "' 2>&1 & p" +
               std::to_string(rank) + "=$!\n";
   }
@@ -704,6 +688,18 @@ TEST(DataParallelTest, TwoProcessesOverGlooMatchOneOnTheUnionBatch) {
       "the batch vs one %.3g\n",
       two_vs_one, half_vs_one);
   EXPECT_LT(two_vs_one, 1e-5) << "two processes must make one process's update";
+  // Rank 0's summary says how the gradients went: in several buckets, most sent while
+  // backward still ran.
+  const std::string log0 = ReadBytes(dir.File("rank0.log"));
+  const size_t at = log0.find("gradients averaged in ");
+  ASSERT_NE(at, std::string::npos) << log0;
+  long long buckets = 0, early = 0;
+  ASSERT_EQ(std::sscanf(log0.c_str() + at, "gradients averaged in %lld buckets, %lld sent",
+                        &buckets, &early),
+            2)
+      << log0;
+  EXPECT_GT(buckets, 1) << log0;
+  EXPECT_GT(early, 0) << log0;
   EXPECT_GT(half_vs_one, 1e-4) << "the comparison must be able to tell batches apart";
 
   // Only rank 0 recorded the run.
