@@ -1664,6 +1664,55 @@ TEST(GradientReducerTest, AveragesWhileBackwardRunsAndFallsBackWhenAGradientRepe
   }
 }
 
+// A group of one on `device`: the hooks run on autograd's thread for that device, and the
+// buckets (three, two started during backward from step 2) leave each gradient as it was.
+void CheckReducerGroupOfOne(CollectiveBackend backend, torch::Device device) {
+  LaunchEnv env;
+  env.master_port = 0;
+  auto comm = Collective::Connect(env, std::chrono::seconds(30), backend);
+  ASSERT_TRUE(comm.ok()) << comm.status().ToString();
+  std::vector<torch::Tensor> chain;
+  for (int k = 0; k < 6; ++k) {
+    chain.push_back(
+        (torch::randn({64, 64}, torch::dtype(torch::kFloat).device(device)) / 8).requires_grad_());
+  }
+  const torch::Tensor x = torch::randn({16, 64}, torch::dtype(torch::kFloat).device(device));
+  auto backward = [&] {
+    torch::Tensor h = x;
+    for (const torch::Tensor& w : chain) h = torch::tanh(h.matmul(w));
+    h.pow(2).sum().backward();
+  };
+  backward();
+  std::vector<torch::Tensor> own;
+  for (auto& w : chain) own.push_back(w.grad().clone());
+  GradientReducer reducer(chain, **comm, 2 * 64 * 64 * 4);
+  for (int step = 1; step <= 2; ++step) {
+    for (auto& w : chain) w.mutable_grad().zero_();
+    reducer.Begin();
+    backward();
+    auto extras = reducer.Finish(torch::ones({2}, x.options()));
+    ASSERT_TRUE(extras.ok()) << extras.status().ToString();
+    EXPECT_TRUE(torch::equal(extras->cpu(), torch::ones({2})));
+    EXPECT_EQ(reducer.stats().buckets, 3);
+    EXPECT_FALSE(reducer.stats().fell_back);
+    for (size_t i = 0; i < chain.size(); ++i)
+      EXPECT_TRUE(torch::equal(chain[i].grad(), own[i])) << "step " << step << ", weight " << i;
+  }
+  EXPECT_EQ(reducer.stats().started_in_backward, 3) << "the last starts at the last gradient";
+}
+
+TEST(GradientReducerTest, GlooGroupOfOne) {
+  if (!CollectiveBackendBuilt(CollectiveBackend::kGloo))
+    GTEST_SKIP() << "built without Gloo's headers (Debian: libgloo-dev)";
+  CheckReducerGroupOfOne(CollectiveBackend::kGloo, torch::kCPU);
+}
+
+TEST(GradientReducerTest, NcclGroupOfOneOnTheGpu) {
+  if (!CollectiveBackendBuilt(CollectiveBackend::kNccl) || !compat::CudaAvailable())
+    GTEST_SKIP() << "needs a CUDA libtorch with NCCL and a GPU";
+  CheckReducerGroupOfOne(CollectiveBackend::kNccl, torch::Device(torch::kCUDA, 0));
+}
+
 TEST(CollectiveTest, NcclGroupOfOneOnTheGpu) {
   if (!CollectiveBackendBuilt(CollectiveBackend::kNccl) || !compat::CudaAvailable())
     GTEST_SKIP() << "needs a CUDA libtorch with NCCL and a GPU";
