@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "db/catalog.h"
 #include "util/log.h"
 #include "util/strings.h"
 #include "util/version.h"
@@ -115,6 +116,13 @@ void AddDbOption(po::options_description& options, std::string* db, bool require
 
 void AddJobsOption(po::options_description& options, int* jobs, const char* what) {
   options.add_options()("jobs,j", po::value<int>(jobs)->value_name("N")->default_value(*jobs),
+                        what);
+}
+
+void AddPreferOption(po::options_description& options, std::string* prefer, const char* what) {
+  options.add_options()("prefer",
+                        po::value<std::string>(prefer)->value_name("SOURCES")->default_value(
+                            Join(DefaultCaptionPreference(), ",")),
                         what);
 }
 

@@ -74,6 +74,9 @@ const std::vector<CommandInfo>& Commands();
 void AddDbOption(po::options_description& options, std::string* db, bool required = true);
 void AddJobsOption(po::options_description& options, int* jobs, const char* what);
 void AddJsonOption(po::options_description& options, bool* json);
+// --prefer SOURCES, the caption policy (ParseCaptionPreference), defaulting to
+// DefaultCaptionPreference(); `what` is its help text.
+void AddPreferOption(po::options_description& options, std::string* prefer, const char* what);
 
 // Ctrl-C for long jobs: while an InterruptGuard lives, the first SIGINT or SIGTERM sets
 // the flag CancelFlag() points to (jobs stop taking work, commit what is done and mark

@@ -559,13 +559,11 @@ class CurateExportCommand : public Command {
          "x264 quality")  //
         ("shard", po::value<std::string>(&shard_)->value_name("I/N"),
          "export only shard I of N; manifests are manifest-I-of-N.*")  //
-        ("prefer",
-         po::value<std::string>(&prefer_)->value_name("SOURCES")->default_value(
-             "vlm,merged,clip,signals,original"),
-         "which caption goes into the manifests: the clip's newest caption from the first "
-         "source it has (an entry may name a model, as vlm:MODEL)")  //
         ("manifest-only", po::bool_switch(&options_.manifest_only),
          "rewrite the manifests from what is exported, encode nothing");
+    AddPreferOption(o, &prefer_,
+                    "which caption goes into the manifests: the clip's newest caption from the "
+                    "first source it has (an entry may name a model, as vlm:MODEL)");
   }
 
   Status Setup(const po::variables_map&) override {

@@ -85,10 +85,6 @@ class EvalRunCommand : public Command {
          "frame-caption pairs)")  //
         ("captions", po::value<std::string>(&opt_.fake_source.captions_csv)->value_name("CSV"),
          "captions for a folder source: file,caption rows")  //
-        ("prefer",
-         po::value<std::string>(&prefer_)->value_name("SOURCES")->default_value(
-             "vlm,merged,clip,signals,original"),
-         "caption policy for db: sources")  //
         ("device",
          po::value<std::string>(&opt_.device)->value_name("cpu|cuda")->default_value("cpu"),
          "where the networks run")  //
@@ -98,6 +94,7 @@ class EvalRunCommand : public Command {
          "clips per detector call")  //
         ("no-cache", po::bool_switch(&no_cache_),
          "recompute features even when the catalog has them");
+    AddPreferOption(o, &prefer_, "caption policy for db: sources");
   }
 
   Status Setup(const po::variables_map&) override {

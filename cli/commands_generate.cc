@@ -206,15 +206,12 @@ class PrepareCommand : public Command {
          "VAE checkpoint (train-vae)")  //
         ("out", po::value<std::string>(&out_)->value_name("FILE")->required(),
          "latent cache to write")  //
-        ("prefer",
-         po::value<std::string>(&prefer_)->value_name("SOURCES")->default_value(
-             "vlm,merged,clip,signals,original"),
-         "caption policy")  //
         ("resume", po::bool_switch(&opt_.resume),
          "continue the cache in --out: keep its latents of clips still in the subset, encode "
          "the rest (same VAE only)")  //
         ("device", po::value<std::string>(&device_)->value_name("cpu|cuda")->default_value("cpu"),
          "where the VAE encodes");
+    AddPreferOption(o, &prefer_, "caption policy");
   }
   int Run() override {
     auto prefer = ParseCaptionPreference(prefer_);
@@ -418,10 +415,6 @@ class SampleCommand : public Command {
          "a prompt (repeatable)")  //
         ("prompts", po::value<std::string>(&prompts_file_)->value_name("FILE"),
          "prompts, one per line")  //
-        ("prefer",
-         po::value<std::string>(&prefer_)->value_name("SOURCES")->default_value(
-             "vlm,merged,clip,signals,original"),
-         "caption policy for --subset")  //
         ("name", po::value<std::string>(&job_.name)->value_name("NAME")->default_value(""),
          "the generation run's name")  //
         ("steps", po::value<int>(&job_.sample.steps)->value_name("N")->default_value(30),
@@ -437,6 +430,7 @@ class SampleCommand : public Command {
          "sample the rest, and record the whole as a new run of that name")  //
         ("device", po::value<std::string>(&device_)->value_name("cpu|cuda")->default_value("cpu"),
          "where to run");
+    AddPreferOption(o, &prefer_, "caption policy for --subset");
   }
   Status Setup(const po::variables_map&) override {
     const int sources = (!subset_.empty()) + (!prompts_.empty()) + (!prompts_file_.empty());
