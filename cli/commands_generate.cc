@@ -183,6 +183,11 @@ class TrainVaeCommand : public Command {
     std::string detail = " at " + DescribeClipShape(shape);
     if (clips.ok() && clips->reused > 0)
       detail += " (" + std::to_string(clips->reused) + " already decoded in " + file.path() + ")";
+    if (clips.ok() && clips->unused > 0 && !file.path().empty()) {
+      detail += "; " + std::to_string(clips->unused) + " of the clips in " + file.path() + " (" +
+                FormatBytes(static_cast<uint64_t>(clips->unused) * ClipPixelBytes(shape)) +
+                ") are not used by this run (the file only grows: delete it to reclaim them)";
+    }
     ReportClips(stats, clips.ok() ? clips->clips->size() : 0, detail,
                 !common().quiet && clips.ok());
     return clips;

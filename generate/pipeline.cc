@@ -336,6 +336,7 @@ Result<DecodedClips> DecodeTrainingClips(Catalog& catalog, const std::string& su
     if (it != record.end()) records.push_back(it->second);
   }
   if (records.empty()) return NoUsableClip(subset, st);
+  result.unused = file.size() - static_cast<int64_t>(records.size());
   result.clips = std::make_unique<ClipRecords>(file, std::move(records));
   return result;
 }

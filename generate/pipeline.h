@@ -72,6 +72,10 @@ struct DecodedClips {
   std::unique_ptr<ClipSet> clips;  // the usable clips, in subset order; reads `file`
   int64_t decoded = 0;             // clips decoded by this call
   int64_t reused = 0;              // clips the file already held
+  // Records of the file this call does not use (clips outside the subset or max_clips,
+  // clips decoded again because their frames changed): a kept file only grows, so the
+  // command says how much of it is dead weight.
+  int64_t unused = 0;
 };
 // `reel generate train-vae`'s clips: decodes the usable clips of `subset` at the file's
 // shape into `file` (ClipFile: 8-bit, on disk) on options.jobs threads, with a bounded

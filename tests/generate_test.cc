@@ -209,6 +209,14 @@ TEST_F(DecodeClipsTest, OnDiskAsInMemoryReusedAndResumable) {
     EXPECT_TRUE(torch::equal(*video, clips_[static_cast<size_t>(i)].video)) << i;
   }
   EXPECT_EQ(fs::file_size(path), 5 * ClipPixelBytes(config_.clip));
+  EXPECT_EQ(two->unused, 0);
+  EXPECT_EQ(all->unused, 0);
+  // Two of the five again: the other three stay in the file, counted as unused.
+  auto again = DecodeTrainingClips(*cat_, "all", **file, o, nullptr, nullptr, nullptr);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->reused, 2);
+  EXPECT_EQ(again->decoded, 0);
+  EXPECT_EQ(again->unused, 3);
 
   VaeTrainOptions vo;
   vo.steps = 2;
@@ -381,6 +389,15 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
   EXPECT_NE(cached.err.find("(3 already decoded in " + dir.File("clips.u8") + ")"),
             std::string::npos)
       << cached.err;
+  // A run on fewer clips says what the rest of the file holds.
+  auto fewer =
+      run({"generate", "train-vae", "--db", db, "--subset", "train", "--out", dir.File("vae-fewer"),
+           "--steps", "1", "--max-clips", "2", "--clip-cache", dir.File("clips.u8")});
+  ASSERT_EQ(fewer.exit_code, 0) << fewer.err;
+  EXPECT_NE(
+      fewer.err.find("(2 already decoded in " + dir.File("clips.u8") + "); 1 of the clips in"),
+      std::string::npos)
+      << fewer.err;
   for (const auto& e : fs::directory_iterator(dir.path()))
     EXPECT_EQ(e.path().filename().string().find(".reel-clips"), std::string::npos)
         << "a temporary clip file was left: " << e.path();
