@@ -254,10 +254,10 @@ void GradientReducer::Pack(const std::vector<size_t>& order) {
     if (!p.requires_grad()) continue;
     const int64_t size = p.numel() * static_cast<int64_t>(p.element_size());
     const bool full = bucket_bytes_ > 0 && bytes > 0 && bytes + size > bucket_bytes_;
-    if (buckets_.empty() || full || buckets_.back().data.scalar_type() != p.scalar_type() ||
-        buckets_.back().data.device() != p.device()) {
+    if (buckets_.empty() || full || buckets_.back().options.dtype() != p.dtype() ||
+        buckets_.back().options.device() != p.device()) {
       buckets_.emplace_back();
-      buckets_.back().data = torch::empty({0}, p.options());  // sized below
+      buckets_.back().options = p.options();
       bytes = 0;
     }
     Bucket& b = buckets_.back();
@@ -267,7 +267,11 @@ void GradientReducer::Pack(const std::vector<size_t>& order) {
     b.numel += p.numel();
     bytes += size;
   }
-  for (Bucket& b : buckets_) b.data = torch::empty({b.numel}, b.data.options());
+}
+
+torch::Tensor& GradientReducer::Data(Bucket& bucket) {
+  if (!bucket.data.defined()) bucket.data = torch::empty({bucket.numel}, bucket.options);
+  return bucket.data;
 }
 
 void GradientReducer::Begin() {
@@ -296,7 +300,7 @@ void GradientReducer::OnGradient(size_t index, const torch::Tensor& grad) {
   const auto [b, m] = where_[index];
   Bucket& bucket = buckets_[b];
   torch::NoGradGuard no_grad;
-  bucket.data.narrow(0, bucket.offsets[m], grad.numel()).copy_(grad.reshape({-1}));
+  Data(bucket).narrow(0, bucket.offsets[m], grad.numel()).copy_(grad.reshape({-1}));
   if (--bucket.missing == 0) StartReady();
 }
 
@@ -323,7 +327,7 @@ Result<torch::Tensor> GradientReducer::Finish(const torch::Tensor& extras) {
     if (b.missing == 0) continue;
     for (size_t m = 0; m < b.members.size(); ++m) {
       if (!arrived_[b.members[m]])
-        b.data.narrow(0, b.offsets[m], params_[b.members[m]].numel()).zero_();
+        Data(b).narrow(0, b.offsets[m], params_[b.members[m]].numel()).zero_();
     }
     b.missing = 0;
   }
@@ -371,6 +375,12 @@ Result<torch::Tensor> GradientReducer::Finish(const torch::Tensor& extras) {
         SetGrad(p, b.data.narrow(0, b.offsets[m], p.numel()));
       }
     }
+  }
+  // On a GPU the buffers go back to the caching allocator, so that they take memory only
+  // from backward's first gradient to here, not in the forward, when activations peak
+  // (on the CPU, freeing and faulting in buffers of megabytes every step would cost more).
+  for (Bucket& b : buckets_) {
+    if (b.options.device().is_cuda()) b.data = torch::Tensor();
   }
 
   if (!packed_by_arrival_) {

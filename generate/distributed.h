@@ -149,7 +149,8 @@ class GradientReducer {
  private:
   using Wait = Collective::Wait;
   struct Bucket {
-    torch::Tensor data;            // the flat gradients of `members`
+    torch::TensorOptions options;  // of `data`: the members' dtype and device
+    torch::Tensor data;            // the flat gradients of `members` (Data() makes it)
     int64_t numel = 0;             // of `data`
     std::vector<size_t> members;   // parameter indices
     std::vector<int64_t> offsets;  // of each member in `data`
@@ -158,6 +159,7 @@ class GradientReducer {
   };
 
   void Pack(const std::vector<size_t>& order);
+  torch::Tensor& Data(Bucket& bucket);  // its buffer, allocated when it has none
   void OnGradient(size_t index, const torch::Tensor& grad);
   void StartReady();  // starts, in order, the buckets that are ready; mutex_ held
 
