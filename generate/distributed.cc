@@ -350,23 +350,7 @@ Result<torch::Tensor> GradientReducer::Finish(const torch::Tensor& extras) {
   const double world = comm_.world();
   stats_.fell_back = tail[-1].item<double>() > 0;
   if (stats_.fell_back) {
-    std::vector<torch::Tensor> flat;
-    std::vector<size_t> hooked;
-    for (size_t i = 0; i < params_.size(); ++i) {
-      if (where_[i].first == kUnhooked) continue;
-      const torch::Tensor& p = params_[i];
-      flat.push_back(p.grad().defined() ? p.grad().reshape({-1}).to(p.dtype())
-                                        : torch::zeros({p.numel()}, p.options()));
-      hooked.push_back(i);
-    }
-    torch::Tensor all = torch::cat(flat);
-    REEL_RETURN_IF_ERROR(comm_.AllReduceSum(all));
-    all.div_(world);
-    int64_t offset = 0;
-    for (size_t i : hooked) {
-      SetGrad(params_[i], all.narrow(0, offset, params_[i].numel()));
-      offset += params_[i].numel();
-    }
+    REEL_RETURN_IF_ERROR(AverageAccumulated());
   } else {
     for (Bucket& b : buckets_) {
       b.data.div_(world);
@@ -384,27 +368,50 @@ Result<torch::Tensor> GradientReducer::Finish(const torch::Tensor& extras) {
   }
 
   if (!packed_by_arrival_) {
-    // From now on, pack in the order rank 0's gradients arrived (those that did not arrive
-    // last), so that each bucket fills as early as backward allows.
-    std::vector<uint8_t> seen(params_.size(), 0);
-    std::vector<int64_t> order;
-    for (size_t i : arrival_order_) {
-      order.push_back(static_cast<int64_t>(i));
-      seen[i] = 1;
-    }
-    for (size_t i = params_.size(); i-- > 0;) {
-      if (!seen[i] && where_[i].first != kUnhooked) order.push_back(static_cast<int64_t>(i));
-    }
-    std::vector<torch::Tensor> shared = {torch::tensor(order, torch::kLong).to(extras.device())};
-    REEL_RETURN_IF_ERROR(comm_.Broadcast(shared, 0));
-    const torch::Tensor rank0 = shared[0].cpu();
-    std::vector<size_t> packed;
-    for (int64_t k = 0; k < rank0.numel(); ++k)
-      packed.push_back(static_cast<size_t>(rank0[k].item<int64_t>()));
-    Pack(packed);
+    REEL_RETURN_IF_ERROR(PackByArrival(extras.device()));
     packed_by_arrival_ = true;
   }
   return tail.narrow(0, 0, extras.numel());
+}
+
+Status GradientReducer::AverageAccumulated() {
+  std::vector<torch::Tensor> flat;
+  std::vector<size_t> hooked;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (where_[i].first == kUnhooked) continue;
+    const torch::Tensor& p = params_[i];
+    flat.push_back(p.grad().defined() ? p.grad().reshape({-1})
+                                      : torch::zeros({p.numel()}, p.options()));
+    hooked.push_back(i);
+  }
+  torch::Tensor all = torch::cat(flat);
+  REEL_RETURN_IF_ERROR(comm_.AllReduceSum(all));
+  all.div_(comm_.world());
+  int64_t offset = 0;
+  for (size_t i : hooked) {
+    SetGrad(params_[i], all.narrow(0, offset, params_[i].numel()));
+    offset += params_[i].numel();
+  }
+  return Status::OK();
+}
+
+Status GradientReducer::PackByArrival(torch::Device device) {
+  // Rank 0's arrival order, then what did not arrive there, last listed first.
+  std::vector<uint8_t> seen(params_.size(), 0);
+  std::vector<int64_t> order;
+  for (size_t i : arrival_order_) {
+    order.push_back(static_cast<int64_t>(i));
+    seen[i] = 1;
+  }
+  for (size_t i = params_.size(); i-- > 0;) {
+    if (!seen[i] && where_[i].first != kUnhooked) order.push_back(static_cast<int64_t>(i));
+  }
+  std::vector<torch::Tensor> shared = {torch::tensor(order, torch::kLong).to(device)};
+  REEL_RETURN_IF_ERROR(comm_.Broadcast(shared, 0));
+  const torch::Tensor rank0 = shared[0].cpu().contiguous();
+  const int64_t* first = rank0.data_ptr<int64_t>();
+  Pack(std::vector<size_t>(first, first + rank0.numel()));
+  return Status::OK();
 }
 
 }  // namespace reel::gen

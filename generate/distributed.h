@@ -160,6 +160,11 @@ class GradientReducer {
 
   void Pack(const std::vector<size_t>& order);
   torch::Tensor& Data(Bucket& bucket);  // its buffer, allocated when it has none
+  // The fall-back: one all-reduce of every hooked parameter's accumulated .grad().
+  Status AverageAccumulated();
+  // Packs the buckets in the order rank 0's gradients arrived this step (broadcast, so
+  // that every process packs alike).
+  Status PackByArrival(torch::Device device);
   void OnGradient(size_t index, const torch::Tensor& grad);
   void StartReady();  // starts, in order, the buckets that are ready; mutex_ held
 
