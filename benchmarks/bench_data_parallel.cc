@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -63,7 +64,16 @@ int main(int argc, char** argv) {
   }
   std::vector<double> sizes;
   std::stringstream list(buckets);
-  for (std::string item; std::getline(list, item, ',');) sizes.push_back(std::stod(item));
+  for (std::string item; std::getline(list, item, ',');) {
+    char* end = nullptr;
+    const double mb = std::strtod(item.c_str(), &end);
+    if (item.empty() || *end != '\0' || !(mb >= 0)) {
+      std::fprintf(stderr, "bench_data_parallel: --bucket-mb: '%s' is not a size in MB\n",
+                   item.c_str());
+      return 2;
+    }
+    sizes.push_back(mb);
+  }
   if (env->world == 1) sizes = {0};  // no collectives: one measurement
 
   for (double mb : sizes) {

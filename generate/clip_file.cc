@@ -67,12 +67,12 @@ Result<std::vector<ClipFile::Key>> ParseIndex(const std::string& index, const st
   if (format == nullptr || format->as_string() != kFormat) return bad("not a reel clip index");
   const Json* s = j.Find("shape");
   if (s == nullptr) return bad("no shape");
-  ClipShape stored;
-  stored.frames = static_cast<int>(s->Find("frames") ? s->Find("frames")->as_int() : 0);
-  stored.height = static_cast<int>(s->Find("height") ? s->Find("height")->as_int() : 0);
-  stored.width = static_cast<int>(s->Find("width") ? s->Find("width")->as_int() : 0);
-  stored.fps = static_cast<int>(s->Find("fps") ? s->Find("fps")->as_int() : 0);
-  if (ShapeJson(stored) != ShapeJson(shape)) {
+  if (*s != ShapeJson(shape)) {
+    auto field = [s](const char* name) {
+      const Json* v = s->Find(name);
+      return v != nullptr ? static_cast<int>(v->as_int()) : 0;
+    };
+    const ClipShape stored{field("frames"), field("height"), field("width"), field("fps")};
     return Status::FailedPrecondition(index + ": holds clips of " + DescribeClipShape(stored) +
                                       ", not " + DescribeClipShape(shape) +
                                       "; remove it or use another file");

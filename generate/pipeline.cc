@@ -871,13 +871,13 @@ Result<SampleResult> SampleToFiles(Catalog* catalog, const std::string& ckpt_dir
       const std::string how =
           job.name.empty() ? ""
                            : "; reel generate sample --resume --name " + job.name + " continues";
+      const std::string after =
+          "after " + std::to_string(done) + " of " + std::to_string(total) + " clips";
       if (catalog != nullptr) {
-        REEL_RETURN_IF_ERROR(catalog->FinishRun(
-            result.run_id, RunStatus::kInterrupted,
-            "cancelled after " + std::to_string(done) + " of " + std::to_string(total) + " clips"));
+        REEL_RETURN_IF_ERROR(
+            catalog->FinishRun(result.run_id, RunStatus::kInterrupted, "cancelled " + after));
       }
-      return Status::Cancelled("sampling stopped after " + std::to_string(done) + " of " +
-                               std::to_string(total) + " clips" + how);
+      return Status::Cancelled("sampling stopped " + after + how);
     }
     const std::vector<std::string> prompts(job.prompts.begin() + static_cast<long>(start),
                                            job.prompts.begin() + static_cast<long>(end));

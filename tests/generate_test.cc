@@ -3,8 +3,6 @@
 // trained model's text conditioning works (four captioned clips overfit, each caption
 // brings back its own), and the frozen CLIP text tower as the text encoder.
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
