@@ -191,13 +191,52 @@ Result<Collective::Wait> Collective::StartAllReduceSum(const torch::Tensor& tens
   });
 }
 
-Status Collective::Broadcast(std::vector<torch::Tensor>& tensors, int root) {
+std::vector<std::vector<size_t>> GroupForBroadcast(const std::vector<torch::Tensor>& tensors,
+                                                   int64_t bucket_bytes) {
+  std::vector<std::vector<size_t>> groups;
+  int64_t bytes = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const torch::Tensor& t = tensors[i];
+    const int64_t size = t.numel() * static_cast<int64_t>(t.element_size());
+    bool fits = !groups.empty() && bytes + size <= bucket_bytes;
+    if (fits) {
+      const torch::Tensor& last = tensors[groups.back().back()];
+      fits = last.dtype() == t.dtype() && last.device() == t.device();
+    }
+    if (!fits) {
+      groups.emplace_back();
+      bytes = 0;
+    }
+    groups.back().push_back(i);
+    bytes += size;
+  }
+  return groups;
+}
+
+Status Collective::Broadcast(std::vector<torch::Tensor>& tensors, int root, int64_t bucket_bytes) {
   try {
+    torch::NoGradGuard no_grad;
     c10d::BroadcastOptions o;
     o.rootRank = root;
-    for (torch::Tensor& t : tensors) {
+    auto broadcast = [&](const torch::Tensor& t) {
       std::vector<torch::Tensor> one = {t};
       impl_->Run([&](auto& group) { return group.broadcast(one, o); });
+    };
+    for (const std::vector<size_t>& group : GroupForBroadcast(tensors, bucket_bytes)) {
+      if (group.size() == 1 && tensors[group[0]].is_contiguous()) {
+        broadcast(tensors[group[0]]);
+        continue;
+      }
+      std::vector<torch::Tensor> flat;
+      for (size_t i : group) flat.push_back(tensors[i].reshape({-1}));
+      const torch::Tensor buffer = torch::cat(flat);
+      broadcast(buffer);
+      int64_t offset = 0;
+      for (size_t i : group) {
+        const int64_t n = tensors[i].numel();
+        tensors[i].copy_(buffer.narrow(0, offset, n).view(tensors[i].sizes()));
+        offset += n;
+      }
     }
   } catch (const std::exception& e) {
     return Status::IOError("broadcast: " + FirstLine(e.what()));

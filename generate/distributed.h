@@ -85,8 +85,16 @@ class Collective {
   // still start in the same order on every process.
   using Wait = std::function<Status()>;
   Result<Wait> StartAllReduceSum(const torch::Tensor& tensor);
-  // In place: every process ends with `root`'s tensors.
-  Status Broadcast(std::vector<torch::Tensor>& tensors, int root);
+  // In place: every process ends with `root`'s tensors. Tensors smaller than
+  // `bucket_bytes` travel together, flattened into buffers of at most that size per dtype
+  // and device, so that a model's hundreds of biases and norm weights take a few
+  // collectives; larger ones travel alone, as they are: copying them in and out of a
+  // buffer costs more than a call (h100-b's weights and EMA, two processes over Gloo on
+  // loopback: 0.89-1.01 s one tensor at a time, 1.75 s all in 250 MB buffers as DDP
+  // packs them, 0.70-0.84 s with small ones only in 1 MB buffers).
+  static constexpr int64_t kBroadcastBucketBytes = int64_t{1} << 20;
+  Status Broadcast(std::vector<torch::Tensor>& tensors, int root,
+                   int64_t bucket_bytes = kBroadcastBucketBytes);
 
  private:
   struct Impl;
@@ -94,6 +102,11 @@ class Collective {
   std::unique_ptr<Impl> impl_;
   int rank_, world_;
 };
+
+// How Collective::Broadcast groups `tensors` (by index, in order): consecutive tensors of
+// one dtype and device, up to `bucket_bytes` a group; a tensor larger than that alone.
+std::vector<std::vector<size_t>> GroupForBroadcast(const std::vector<torch::Tensor>& tensors,
+                                                   int64_t bucket_bytes);
 
 // Averages the gradients of parameters over a process group while backward still runs,
 // as PyTorch's DistributedDataParallel does. The parameters are packed into buckets of

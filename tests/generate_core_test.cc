@@ -1539,6 +1539,60 @@ TEST(CollectiveTest, GlooGroupOfOne) {
   CheckGroupOfOne(CollectiveBackend::kGloo, torch::kCPU);
 }
 
+// Tensors of mixed dtypes, one of them a transposed (non-contiguous) view, one larger
+// than the 64-byte buckets of CollectiveTest.BroadcastCoalesces; rank r's hold r's values.
+std::vector<torch::Tensor> BroadcastCase(int rank) {
+  const float v = static_cast<float>(rank);
+  return {torch::arange(8, torch::kFloat).view({2, 4}) + 10 * v,
+          torch::full({4}, 1 + v),
+          torch::full({2}, 7 + rank, torch::kLong),
+          (torch::arange(6, torch::kFloat).view({3, 2}) - v).t(),
+          torch::full({4}, 2 * v),
+          torch::linspace(0, 1, 40) * v};
+}
+
+TEST(CollectiveTest, BroadcastCoalesces) {
+  if (!CollectiveBackendBuilt(CollectiveBackend::kGloo))
+    GTEST_SKIP() << "built without Gloo's headers (Debian: libgloo-dev)";
+  const std::vector<std::vector<size_t>> want = {{0, 1}, {2}, {3, 4}, {5}};
+  EXPECT_EQ(GroupForBroadcast(BroadcastCase(0), 64), want);
+  EXPECT_EQ(GroupForBroadcast(BroadcastCase(0), 0).size(), 6u);
+  EXPECT_EQ(GroupForBroadcast(BroadcastCase(0), 1 << 20).size(), 3u);  // by dtype only
+
+  const int port = reel::testing::FreePort();
+  ASSERT_GT(port, 0);
+  std::vector<torch::Tensor> got[2];
+  Status status[2];
+  auto run = [&](int rank) {
+    LaunchEnv env;
+    env.rank = rank;
+    env.world = 2;
+    env.master_port = port;
+    auto comm = Collective::Connect(env, std::chrono::seconds(60), CollectiveBackend::kGloo);
+    if (!comm.ok()) {
+      status[rank] = comm.status();
+      return;
+    }
+    got[rank] = BroadcastCase(rank);
+    status[rank] = (*comm)->Broadcast(got[rank], /*root=*/1, /*bucket_bytes=*/64);
+  };
+  std::thread t0(run, 0), t1(run, 1);
+  t0.join();
+  t1.join();
+  ASSERT_TRUE(status[0].ok()) << status[0].ToString();
+  ASSERT_TRUE(status[1].ok()) << status[1].ToString();
+  const std::vector<torch::Tensor> root = BroadcastCase(1);
+  for (int rank : {0, 1}) {
+    ASSERT_EQ(got[rank].size(), root.size());
+    for (size_t i = 0; i < root.size(); ++i) {
+      SCOPED_TRACE("rank " + std::to_string(rank) + ", tensor " + std::to_string(i));
+      EXPECT_EQ(got[rank][i].sizes(), root[i].sizes());
+      EXPECT_EQ(got[rank][i].dtype(), root[i].dtype());
+      EXPECT_TRUE(torch::equal(got[rank][i], root[i]));
+    }
+  }
+}
+
 // One rank of GradientReducerTest: a chain of four 8x8 layers, a weight only rank 1 uses
 // and one that needs no gradient; rank r's input is r + 1.
 struct ReducerRank {
