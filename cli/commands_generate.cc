@@ -114,6 +114,9 @@ class TrainVaeCommand : public Command {
          "keep the decoded clips (8-bit, 3 x frames x height x width bytes each) in FILE and "
          "FILE.json, and reuse those it holds (a later run, --resume, an interrupted decoding); "
          "default: a temporary file beside --out, removed at exit")  //
+        ("compact-clip-cache", po::bool_switch(&compact_),
+         "first drop from --clip-cache the clips this run does not use, shrinking the file "
+         "(safe to interrupt)")  //
         ("lr", po::value<double>(&opt_.lr)->value_name("X")->default_value(1e-3),
          "AdamW learning rate")  //
         ("weight-decay", po::value<double>(&opt_.weight_decay)->value_name("X")->default_value(0.0),
@@ -125,6 +128,11 @@ class TrainVaeCommand : public Command {
          "continue the training saved in --out exactly (--steps may be raised)")  //
         ("device", po::value<std::string>(&device_)->value_name("cpu|cuda")->default_value("cpu"),
          "where to train (cuda: bf16 autocast)");
+  }
+  Status Setup(const po::variables_map&) override {
+    if (compact_ && clip_cache_.empty())
+      return Status::InvalidArgument("--compact-clip-cache needs --clip-cache");
+    return Status::OK();
   }
   int Run() override {
     auto config = ResolveConfig(config_);
@@ -174,6 +182,7 @@ class TrainVaeCommand : public Command {
     DecodeClipsOptions o;
     o.jobs = jobs_;
     o.max_clips = max_clips_;
+    o.compact = compact_;
     ClipSetStats stats;
     std::unique_ptr<Progress> progress;
     Result<DecodedClips> clips =
@@ -186,7 +195,12 @@ class TrainVaeCommand : public Command {
     if (clips.ok() && clips->unused > 0 && !file.path().empty()) {
       detail += "; " + std::to_string(clips->unused) + " of the clips in " + file.path() + " (" +
                 FormatBytes(static_cast<uint64_t>(clips->unused) * ClipPixelBytes(shape)) +
-                ") are not used by this run (the file only grows: delete it to reclaim them)";
+                ") are not used by this run (--compact-clip-cache drops them)";
+    }
+    if (clips.ok() && clips->dropped > 0) {
+      detail += "; dropped from " + file.path() + " " + std::to_string(clips->dropped) +
+                (clips->dropped == 1 ? " clip" : " clips") + " this run does not use (" +
+                FormatBytes(static_cast<uint64_t>(clips->dropped) * ClipPixelBytes(shape)) + ")";
     }
     ReportClips(stats, clips.ok() ? clips->clips->size() : 0, detail,
                 !common().quiet && clips.ok());
@@ -196,6 +210,7 @@ class TrainVaeCommand : public Command {
   std::string db_, config_, subset_, out_, device_, clip_cache_;
   int jobs_ = 2;
   int64_t max_clips_ = 0;
+  bool compact_ = false;
   VaeTrainOptions opt_;
 };
 

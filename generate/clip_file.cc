@@ -81,6 +81,10 @@ Result<std::vector<ClipFile::Key>> ParseIndex(const std::string& index, const st
   const Json* records = j.Find("records");
   if (records == nullptr) return bad("no records");
   for (const Json& r : records->as_array()) {
+    if (r.is_null()) {
+      keys.push_back(ClipFile::Key::Hole());
+      continue;
+    }
     if (r.size() != 4) return bad("a record is not [clip, video, start frame, end frame]");
     keys.push_back({r.at(0).as_int(), r.at(1).as_int(), r.at(2).as_int(), r.at(3).as_int()});
   }
@@ -170,6 +174,10 @@ Status ClipFile::WriteIndex() const {
   j["shape"] = ShapeJson(shape_);
   Json records = Json::MakeArray();
   for (const Key& k : keys_) {
+    if (k.hole()) {
+      records.push_back(Json());
+      continue;
+    }
     Json r = Json::MakeArray();
     for (int64_t v : {k.clip_id, k.video_id, k.start_frame, k.end_frame}) r.push_back(v);
     records.push_back(std::move(r));
@@ -200,6 +208,63 @@ Result<torch::Tensor> ClipFile::Read(int64_t i) const {
                            cause + ")");
   }
   return VideoFromPixels(pixels);
+}
+
+Result<std::vector<int64_t>> ClipFile::Compact(const std::vector<int64_t>& keep) {
+  std::vector<uint8_t> kept(keys_.size(), 0);
+  for (int64_t i : keep) {
+    if (i < 0 || i >= size() || kept[static_cast<size_t>(i)]) {
+      return Status::InvalidArgument(Name() + ": cannot keep record " + std::to_string(i) + " of " +
+                                     std::to_string(size()) + " (or twice)");
+    }
+    kept[static_cast<size_t>(i)] = 1;
+  }
+  REEL_RETURN_IF_ERROR(Commit());
+  const size_t n = keep.size();
+  std::vector<int64_t> where(keys_.size(), -1);  // record -> its place after
+  for (int64_t i : keep) where[static_cast<size_t>(i)] = i;
+  if (n == keys_.size()) return keep;
+  // Dropped places below n take the kept records from n on, in order.
+  std::vector<std::pair<size_t, size_t>> moves;  // (from, to)
+  for (size_t from = n, to = 0; from < keys_.size(); ++from) {
+    if (!kept[from]) continue;
+    while (kept[to]) ++to;
+    moves.emplace_back(from, to);
+    where[from] = static_cast<int64_t>(to++);
+  }
+  std::vector<Key> after(n);
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    if (where[i] >= 0) after[static_cast<size_t>(where[i])] = keys_[i];
+  }
+  const bool kept_file = !path_.empty();
+  if (kept_file) {
+    for (size_t i = 0; i < keys_.size(); ++i) {
+      if (!kept[i]) keys_[i] = Key::Hole();
+    }
+    REEL_RETURN_IF_ERROR(WriteIndex());
+  }
+  std::vector<char> buffer(record_bytes_);
+  for (const auto& [from, to] : moves) {
+    std::string cause =
+        ReadAllAt(fd_, buffer.data(), record_bytes_, static_cast<off_t>(from * record_bytes_));
+    if (cause.empty()) {
+      cause = WriteAllAt(fd_, buffer.data(), record_bytes_, static_cast<off_t>(to * record_bytes_));
+    }
+    if (!cause.empty()) {
+      return Status::IOError(Name() + ": compacting, cannot move record " + std::to_string(from) +
+                             " (" + cause + ")");
+    }
+  }
+  if (kept_file && ::fdatasync(fd_) != 0)
+    return Status::IOError(path_ + ": cannot sync (" + Errno() + ")");
+  keys_ = std::move(after);
+  if (kept_file) REEL_RETURN_IF_ERROR(WriteIndex());
+  committed_ = size();
+  if (::ftruncate(fd_, static_cast<off_t>(n * record_bytes_)) != 0)
+    return Status::IOError(Name() + ": cannot truncate (" + Errno() + ")");
+  std::vector<int64_t> placed;
+  for (int64_t i : keep) placed.push_back(where[static_cast<size_t>(i)]);
+  return placed;
 }
 
 }  // namespace reel::gen

@@ -43,6 +43,10 @@ class ClipFile {
     int64_t video_id = 0;
     int64_t start_frame = 0;
     int64_t end_frame = 0;
+    // A record being dropped by Compact (an index written by one that did not finish
+    // may hold some); no clip has it.
+    static Key Hole() { return {-1, -1, -1, -1}; }
+    bool hole() const { return clip_id < 0; }
     bool operator==(const Key& o) const {
       return clip_id == o.clip_id && video_id == o.video_id && start_frame == o.start_frame &&
              end_frame == o.end_frame;
@@ -74,6 +78,15 @@ class ClipFile {
   Status Commit();
   // Record `i` as a float video [3, T, H, W] in [-1, 1].
   Result<torch::Tensor> Read(int64_t i) const;
+  // Keeps only the records `keep` (distinct indices) and shrinks the file to them: the
+  // last kept records move into the places of dropped ones before them. Returns where each
+  // of `keep` is now: indices change, so ClipRecords made before are no longer valid.
+  // Commits first. A kept file stays consistent if the
+  // process dies at any point: the index first marks the dropped records as holes, the
+  // records then move into holes only, the data is synced, and only then does the index
+  // name the new places (a later Open cuts off what lies beyond them). An IOError leaves
+  // the records as the index on disk says.
+  Result<std::vector<int64_t>> Compact(const std::vector<int64_t>& keep);
 
  private:
   ClipFile(int fd, std::string path, std::string folder, const ClipShape& shape);

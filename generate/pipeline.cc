@@ -309,6 +309,15 @@ Result<DecodedClips> DecodeTrainingClips(Catalog& catalog, const std::string& su
       todo.push_back(i);
     }
   }
+  if (options.compact) {
+    std::vector<int64_t> keep;
+    for (const auto& [clip, r] : record) keep.push_back(r);
+    const int64_t before = file.size();
+    REEL_ASSIGN_OR_RETURN(const std::vector<int64_t> placed, file.Compact(keep));
+    size_t k = 0;
+    for (auto& [clip, r] : record) r = placed[k++];
+    result.dropped = before - file.size();
+  }
   REEL_RETURN_IF_ERROR(CheckRoom(file, subset, todo.size(), result.reused, options.max_bytes));
 
   Every commit(options.save_every_seconds);

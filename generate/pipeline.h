@@ -67,6 +67,9 @@ struct DecodeClipsOptions {
   // fits.
   uint64_t max_bytes = 0;
   double save_every_seconds = 300;  // a kept file is committed this often while decoding
+  // Before decoding, drop from the file the records this call does not use
+  // (ClipFile::Compact), so that it holds only the clips of this run.
+  bool compact = false;
 };
 struct DecodedClips {
   std::unique_ptr<ClipSet> clips;  // the usable clips, in subset order; reads `file`
@@ -76,6 +79,7 @@ struct DecodedClips {
   // clips decoded again because their frames changed): a kept file only grows, so the
   // command says how much of it is dead weight.
   int64_t unused = 0;
+  int64_t dropped = 0;  // records removed from the file first (options.compact)
 };
 // `reel generate train-vae`'s clips: decodes the usable clips of `subset` at the file's
 // shape into `file` (ClipFile: 8-bit, on disk) on options.jobs threads, with a bounded

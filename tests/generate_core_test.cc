@@ -33,6 +33,8 @@
 #include "tests/support/free_port.h"
 #include "tests/support/scratch_path.h"
 #include "util/files.h"
+#include "util/json.h"
+#include "util/strings.h"
 
 namespace reel::gen {
 namespace {
@@ -268,6 +270,80 @@ std::map<std::string, torch::Tensor> VaeTensors(const std::string& dir) {
   EXPECT_TRUE(vae.ok()) << vae.status().ToString();
   if (!vae.ok()) return {};
   return VaeTensors(vae->vae);
+}
+
+// Compacting keeps the records asked for (reporting where each went) and shrinks the file;
+// a compaction that stopped after marking its holes, with a record half moved, leaves a
+// file that opens with the holes as no clip's and compacts again.
+TEST(ClipFileTest, CompactKeepsTheRecordsAskedForAndSurvivesAnInterruptedOne) {
+  const std::string dir = testing::ScratchPath("clip-file-compact");
+  ASSERT_TRUE(std::filesystem::create_directories(dir));
+  const ClipShape shape{5, 16, 24, 8};
+  std::vector<torch::Tensor> pixels;
+  for (int i = 0; i < 6; ++i)
+    pixels.push_back(torch::randint(0, 256, {3, 5, 16, 24}, torch::kLong).to(torch::kByte));
+  auto key = [](int i) { return ClipFile::Key{10 + i, 1, 9 * i, 9 * i + 9}; };
+  const std::string path = dir + "/clips.u8";
+  {
+    auto file = ClipFile::Open(path, shape);
+    ASSERT_TRUE(file.ok()) << file.status().ToString();
+    for (int i = 0; i < 6; ++i) ASSERT_TRUE((*file)->Append(key(i), pixels[i]).ok());
+    EXPECT_EQ((*file)->Compact({0, 0}).status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ((*file)->Compact({6}).status().code(), StatusCode::kInvalidArgument);
+    // Records 1, 3 and 5 kept: 3 moves into 0's place, 5 into 2's.
+    auto placed = (*file)->Compact({5, 1, 3});
+    ASSERT_TRUE(placed.ok()) << placed.status().ToString();
+    EXPECT_EQ(*placed, (std::vector<int64_t>{2, 1, 0}));
+    EXPECT_EQ((*file)->size(), 3);
+    EXPECT_EQ(std::filesystem::file_size(path), 3 * ClipPixelBytes(shape));
+  }
+  {
+    auto file = ClipFile::Open(path, shape);
+    ASSERT_TRUE(file.ok()) << file.status().ToString();
+    ASSERT_EQ((*file)->size(), 3);
+    const int was[3] = {3, 1, 5};
+    for (int i = 0; i < 3; ++i) {
+      SCOPED_TRACE(i);
+      EXPECT_TRUE((*file)->keys()[static_cast<size_t>(i)] == key(was[i]));
+      EXPECT_TRUE(torch::equal(*(*file)->Read(i), VideoFromPixels(pixels[was[i]])));
+    }
+    EXPECT_EQ(*(*file)->Compact({0, 1, 2}), (std::vector<int64_t>{0, 1, 2}));  // nothing to do
+  }
+  // An interrupted compaction of records 0-3 keeping 1 and 3: the index marks 0 and 2 as
+  // holes, and record 3 was being copied into 0's place.
+  {
+    std::filesystem::remove(path);
+    std::filesystem::remove(path + ".json");
+    auto file = ClipFile::Open(path, shape);
+    ASSERT_TRUE(file.ok());
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE((*file)->Append(key(i), pixels[i]).ok());
+    ASSERT_TRUE((*file)->Commit().ok());
+    ASSERT_TRUE((*file)->Append(key(4), pixels[4]).ok());  // never committed
+  }
+  {
+    auto index = ReadFile(path + ".json");
+    ASSERT_TRUE(index.ok());
+    auto j = Json::Parse(*index);
+    ASSERT_TRUE(j.ok());
+    (*j)["records"].at(0) = Json();
+    (*j)["records"].at(2) = Json();
+    ASSERT_TRUE(WriteFileAtomic(path + ".json", j->Dump()).ok());
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.write(static_cast<const char*>(pixels[3].data_ptr()), 1000);  // part of record 3
+  }
+  auto file = ClipFile::Open(path, shape);
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  ASSERT_EQ((*file)->size(), 4);
+  EXPECT_TRUE((*file)->keys()[0].hole());
+  EXPECT_TRUE((*file)->keys()[1] == key(1));
+  EXPECT_TRUE((*file)->keys()[2].hole());
+  EXPECT_TRUE(torch::equal(*(*file)->Read(3), VideoFromPixels(pixels[3])));
+  auto placed = (*file)->Compact({1, 3});
+  ASSERT_TRUE(placed.ok()) << placed.status().ToString();
+  EXPECT_EQ(*placed, (std::vector<int64_t>{1, 0}));
+  EXPECT_TRUE(torch::equal(*(*file)->Read(0), VideoFromPixels(pixels[3])));
+  EXPECT_TRUE(torch::equal(*(*file)->Read(1), VideoFromPixels(pixels[1])));
+  EXPECT_EQ(std::filesystem::file_size(path), 2 * ClipPixelBytes(shape));
 }
 
 // Decoded clips on disk: records read back as the videos of their pixels, a kept file's

@@ -230,6 +230,21 @@ TEST_F(DecodeClipsTest, OnDiskAsInMemoryReusedAndResumable) {
   const auto c = memory->vae->named_buffers(), d = disk->vae->named_buffers();
   for (const auto& p : c) EXPECT_TRUE(torch::equal(p.value(), d[p.key()])) << p.key();
 
+  // Compacted first, the file holds just those two, read back as before (the records of
+  // `all` are gone).
+  o.compact = true;
+  auto compacted = DecodeTrainingClips(*cat_, "all", **file, o, nullptr, nullptr, nullptr);
+  ASSERT_TRUE(compacted.ok()) << compacted.status().ToString();
+  EXPECT_EQ(compacted->dropped, 3);
+  EXPECT_EQ(compacted->reused, 2);
+  EXPECT_EQ(compacted->decoded, 0);
+  EXPECT_EQ(compacted->unused, 0);
+  EXPECT_EQ(fs::file_size(path), 2 * ClipPixelBytes(config_.clip));
+  ASSERT_EQ(compacted->clips->size(), 2);
+  EXPECT_TRUE(torch::equal(*compacted->clips->Video(0), clips_[0].video));
+  EXPECT_TRUE(torch::equal(*compacted->clips->Video(1), clips_[2].video));
+  o.compact = false;
+
   // A temporary file leaves nothing in its folder; one with too little room is refused
   // before decoding, with the count that fits.
   fs::create_directories(dir_.File("tmp"));
@@ -396,6 +411,20 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
       fewer.err.find("(2 already decoded in " + dir.File("clips.u8") + "); 1 of the clips in"),
       std::string::npos)
       << fewer.err;
+  const uintmax_t three = fs::file_size(dir.File("clips.u8"));  // 3 clips
+  auto compact = run({"generate", "train-vae", "--db", db, "--subset", "train", "--out",
+                      dir.File("vae-compact"), "--steps", "1", "--max-clips", "2", "--clip-cache",
+                      dir.File("clips.u8"), "--compact-clip-cache"});
+  ASSERT_EQ(compact.exit_code, 0) << compact.err;
+  EXPECT_NE(compact.err.find("; dropped from " + dir.File("clips.u8") +
+                             " 1 clip this run does not use ("),
+            std::string::npos)
+      << compact.err;
+  EXPECT_EQ(fs::file_size(dir.File("clips.u8")) * 3, three * 2);
+  EXPECT_EQ(run({"generate", "train-vae", "--db", db, "--subset", "train", "--out",
+                 dir.File("vae-compact"), "--compact-clip-cache"})
+                .exit_code,
+            2);
   for (const auto& e : fs::directory_iterator(dir.path()))
     EXPECT_EQ(e.path().filename().string().find(".reel-clips"), std::string::npos)
         << "a temporary clip file was left: " << e.path();
