@@ -73,7 +73,8 @@ class CaptionCommand : public Command {
          "vlm: longer side of the JPEG frames")  //
         ("max-tokens", po::value<int>(&max_tokens_)->default_value(400)->value_name("N"),
          "vlm / merge --rewrite: reply length limit")  //
-        ("temperature", po::value<double>(&temperature_)->default_value(0.2)->value_name("T"),
+        ("temperature",
+         po::value<double>(&temperature_)->default_value(0.2, "0.2")->value_name("T"),
          "vlm / merge --rewrite: sampling temperature")  //
         ("template", po::value<std::string>(&template_file_)->value_name("FILE"),
          "merge: the template ({vlm}, {clip}, {signals}, {original}); with --rewrite, the "

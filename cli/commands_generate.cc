@@ -1,6 +1,7 @@
 // reel generate: train-vae, prepare, train, sample.
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -132,7 +133,9 @@ class TrainVaeCommand : public Command {
   Status Setup(const po::variables_map&) override {
     if (compact_ && clip_cache_.empty())
       return Status::InvalidArgument("--compact-clip-cache needs --clip-cache");
-    return Status::OK();
+    if (max_clips_ < 0) return Status::InvalidArgument("--max-clips must be 0 (all) or more");
+    if (jobs_ < 1) return Status::InvalidArgument("--jobs must be at least 1");
+    return opt_.Validate();
   }
   int Run() override {
     auto config = ResolveConfig(config_);
@@ -233,12 +236,16 @@ class PrepareCommand : public Command {
          "where the VAE encodes");
     AddPreferOption(o, &prefer_, "caption policy");
   }
-  int Run() override {
+  Status Setup(const po::variables_map&) override {
+    if (jobs_ < 1) return Status::InvalidArgument("--jobs must be at least 1");
     auto prefer = ParseCaptionPreference(prefer_);
-    if (!prefer.ok()) return Fail(prefer.status().WithContext("--prefer"));
+    if (!prefer.ok()) return prefer.status().WithContext("--prefer");
+    opt_.prefer = *prefer;
+    return Status::OK();
+  }
+  int Run() override {
     auto device = DeviceFor(device_);
     if (!device.ok()) return Fail(device.status());
-    opt_.prefer = *prefer;
     opt_.jobs = jobs_;
     opt_.device = *device;
     Catalog::Options ro;
@@ -289,7 +296,7 @@ class TrainCommand : public Command {
         ("resume", po::bool_switch(&opt_.resume), "continue the checkpoint in --out exactly")  //
         ("batch", po::value<int>(&opt_.train.batch)->value_name("N")->default_value(8),
          "global batch")  //
-        ("lr", po::value<double>(&opt_.train.lr)->value_name("X")->default_value(3e-4),
+        ("lr", po::value<double>(&opt_.train.lr)->value_name("X")->default_value(3e-4, "0.0003"),
          "AdamW learning rate")  //
         ("weight-decay",
          po::value<double>(&opt_.train.weight_decay)->value_name("X")->default_value(0.0),
@@ -301,7 +308,7 @@ class TrainCommand : public Command {
         ("ema", po::value<double>(&opt_.train.ema_decay)->value_name("X")->default_value(0.999),
          "EMA decay")  //
         ("caption-dropout",
-         po::value<double>(&opt_.train.caption_dropout)->value_name("P")->default_value(0.1),
+         po::value<double>(&opt_.train.caption_dropout)->value_name("P")->default_value(0.1, "0.1"),
          "probability of training on the null caption")  //
         ("seed", po::value<uint64_t>(&opt_.train.seed)->value_name("S")->default_value(0),
          "seed")  //
@@ -335,7 +342,10 @@ class TrainCommand : public Command {
     backend_ = *backend;
     if (!(bucket_mb_ >= 0 && bucket_mb_ <= 1e6))
       return Status::InvalidArgument("--dist-bucket-mb must be in [0, 1000000]");
-    return Status::OK();
+    if (opt_.steps < 1) return Status::InvalidArgument("--steps must be at least 1");
+    if (opt_.save_every < 0) return Status::InvalidArgument("--save-every must be 0 or more");
+    if (dist_timeout_s_ < 1) return Status::InvalidArgument("--dist-timeout must be at least 1");
+    return opt_.train.Validate();
   }
   int Run() override {
     auto config = ResolveConfig(config_);
@@ -458,6 +468,8 @@ class SampleCommand : public Command {
       return Status::InvalidArgument("give exactly one of --subset, --prompt, --prompts");
     if (!subset_.empty() && db_.empty()) return Status::InvalidArgument("--subset needs --db");
     if (job_.sample.steps < 1) return Status::InvalidArgument("--steps must be at least 1");
+    if (job_.batch < 1) return Status::InvalidArgument("--batch must be at least 1");
+    if (!std::isfinite(job_.sample.cfg)) return Status::InvalidArgument("--cfg must be finite");
     return Status::OK();
   }
   int Run() override {

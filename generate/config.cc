@@ -1,5 +1,6 @@
 #include "generate/config.h"
 
+#include <cmath>
 #include <type_traits>
 
 namespace reel::gen {
@@ -61,6 +62,20 @@ Result<ModelConfig> ModelConfig::Named(std::string_view name) {
 std::string DescribeClipShape(const ClipShape& s) {
   return std::to_string(s.frames) + " frames " + std::to_string(s.width) + "x" +
          std::to_string(s.height) + " @ " + std::to_string(s.fps) + " fps";
+}
+
+Status OutOfRange(const std::string& what, double value, const std::string& range) {
+  std::string shown;
+  if (std::isnan(value)) {
+    shown = "nan";
+  } else if (std::isinf(value)) {
+    shown = value > 0 ? "inf" : "-inf";
+  } else if (value == std::trunc(value) && std::fabs(value) < 1e15) {
+    shown = std::to_string(static_cast<int64_t>(value));  // 0, -1: as the option was given
+  } else {
+    shown = FormatJsonNumber(value);
+  }
+  return Status::InvalidArgument(what + " " + shown + ": must be " + range);
 }
 
 Status ModelConfig::Validate() const {

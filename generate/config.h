@@ -76,6 +76,9 @@ struct ClipShape {
 };
 // "17 frames 256x256 @ 8 fps" (width x height), as messages name a clip shape.
 std::string DescribeClipShape(const ClipShape& shape);
+// InvalidArgument "WHAT VALUE: must be RANGE" (the value as short as it reads back: "-1",
+// "0.5", "nan", "inf"): the refusal of an option out of range.
+Status OutOfRange(const std::string& what, double value, const std::string& range);
 
 struct ModelConfig {
   std::string name;

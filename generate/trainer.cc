@@ -48,6 +48,22 @@ void CopyParameters(torch::nn::Module& from, torch::nn::Module& to) {
 
 }  // namespace
 
+Status TrainOptions::Validate() const {
+  if (batch < 1) return OutOfRange("batch", batch, "at least 1");
+  if (!(lr > 0) || !std::isfinite(lr)) return OutOfRange("learning rate", lr, "above 0");
+  if (!(weight_decay >= 0) || !std::isfinite(weight_decay))
+    return OutOfRange("weight decay", weight_decay, "0 or more");
+  if (!(beta1 >= 0 && beta1 < 1)) return OutOfRange("AdamW beta1", beta1, "in [0, 1)");
+  if (!(beta2 >= 0 && beta2 < 1)) return OutOfRange("AdamW beta2", beta2, "in [0, 1)");
+  if (warmup_steps < 0) return OutOfRange("warm-up steps", warmup_steps, "0 or more");
+  if (!(grad_clip >= 0) || !std::isfinite(grad_clip))
+    return OutOfRange("gradient clipping norm", grad_clip, "0 (none) or more");
+  if (!(ema_decay >= 0 && ema_decay < 1)) return OutOfRange("EMA decay", ema_decay, "in [0, 1)");
+  if (!(caption_dropout >= 0 && caption_dropout <= 1))
+    return OutOfRange("caption dropout", caption_dropout, "in [0, 1]");
+  return Status::OK();
+}
+
 Json TrainOptions::ToJson() const {
   Json j = Json::MakeObject();
   j["batch"] = batch;
@@ -173,13 +189,7 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const ModelConfig& config, BpeT
   }
   if (device.is_cuda() && !compat::CudaAvailable())
     return Status::FailedPrecondition("training on cuda: no CUDA device in this build or machine");
-  if (options.batch < 1) return Status::InvalidArgument("batch must be at least 1");
-  if (!(options.lr > 0)) return Status::InvalidArgument("learning rate must be positive");
-  if (options.caption_dropout < 0 || options.caption_dropout > 1) {
-    return Status::InvalidArgument("caption dropout must be in [0, 1]");
-  }
-  if (options.ema_decay < 0 || options.ema_decay >= 1)
-    return Status::InvalidArgument("EMA decay must be in [0, 1)");
+  REEL_RETURN_IF_ERROR(options.Validate());
   // The initial weights come from the seed (libtorch's default generator is seeded at random
   // per process), so every run, and every data-parallel process, starts from the same ones.
   torch::manual_seed(options.seed);

@@ -54,6 +54,10 @@ struct TrainOptions {
   double ema_decay = 0.999;
   double caption_dropout = 0.1;
   uint64_t seed = 0;
+  // InvalidArgument naming the first value out of range (batch below 1, a learning rate
+  // not above 0, a negative weight decay, warm-up or clipping norm (0: no clipping), betas
+  // or EMA decay outside [0, 1), caption dropout outside [0, 1], or any of them not finite).
+  Status Validate() const;
   Json ToJson() const;
   static TrainOptions FromJson(const Json& j);
 };

@@ -154,17 +154,26 @@ Result<VaeTrainResult> TrainVae(const ModelConfig& config, const std::vector<Tra
   return TrainVae(config, ClipVectorSet(clips), options, out_dir, on_step, cancel);
 }
 
+Status VaeTrainOptions::Validate() const {
+  if (steps < 1) return OutOfRange("VAE steps", static_cast<double>(steps), "at least 1");
+  if (batch < 1) return OutOfRange("VAE batch", batch, "at least 1");
+  if (!(lr > 0) || !std::isfinite(lr)) return OutOfRange("VAE learning rate", lr, "above 0");
+  if (!(weight_decay >= 0) || !std::isfinite(weight_decay))
+    return OutOfRange("VAE weight decay", weight_decay, "0 or more");
+  if (measure_clips < 1)
+    return OutOfRange("clips measured", static_cast<double>(measure_clips), "at least 1");
+  if (save_every < 0)
+    return OutOfRange("VAE save interval", static_cast<double>(save_every), "0 or more steps");
+  return Status::OK();
+}
+
 Result<VaeTrainResult> TrainVae(const ModelConfig& config, const ClipSet& clips,
                                 const VaeTrainOptions& train_options, const std::string& out_dir,
                                 const StepCallback& on_step, const std::atomic<bool>* cancel) {
   REEL_RETURN_IF_ERROR(config.Validate());
   VaeTrainOptions options = train_options;
   if (clips.size() == 0) return Status::InvalidArgument("no clips to train the VAE on");
-  if (options.batch < 1 || options.steps < 1 || options.measure_clips < 1 ||
-      options.save_every < 0) {
-    return Status::InvalidArgument(
-        "VAE steps, batch and measured clips must be positive, save_every not negative");
-  }
+  REEL_RETURN_IF_ERROR(options.Validate());
   REEL_RETURN_IF_ERROR(CheckVaeOutDir(out_dir, options.resume));
   const torch::Device device = options.device;
   if (device.is_cuda() && !compat::CudaAvailable())

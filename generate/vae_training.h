@@ -73,6 +73,10 @@ struct VaeTrainOptions {
   // Continue the training saved in out_dir exactly (with its batch, lr, weight decay and
   // seed; `steps` may be raised). Without it, an out_dir holding a VAE is refused.
   bool resume = false;
+  // InvalidArgument naming the first value out of range (steps, batch or measured clips
+  // below 1, a learning rate not above 0, a negative weight decay or save interval, or
+  // either rate not finite).
+  Status Validate() const;
 };
 struct VaeTrainResult {
   double final_l1 = 0;

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -125,6 +126,61 @@ TEST(ModelConfigTest, BadConfigsNameTheField) {
   j["dit"]["attention"] = "sparse";
   EXPECT_NE(ModelConfig::FromJson(j).status().message().find("dit.attention"), std::string::npos);
   EXPECT_FALSE(ModelConfig::FromJson(Json("x")).ok());
+}
+
+// Training options out of range are refused naming the value, the defaults pass, and the
+// boundaries the ranges include (no weight decay, no clipping, no warm-up, EMA 0, dropout
+// 0 or 1) pass too.
+TEST(TrainOptionsTest, OutOfRangeValuesAreNamed) {
+  const double nan = std::nan(""), inf = HUGE_VAL;
+  EXPECT_TRUE(TrainOptions().Validate().ok());
+  EXPECT_TRUE(VaeTrainOptions().Validate().ok());
+  auto check = [](const Status& s, const std::string& message) {
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << message;
+    EXPECT_EQ(s.message(), message);
+  };
+  std::vector<std::pair<std::function<void(TrainOptions&)>, std::string>> denoiser = {
+      {[](TrainOptions& o) { o.batch = 0; }, "batch 0: must be at least 1"},
+      {[](TrainOptions& o) { o.lr = -1; }, "learning rate -1: must be above 0"},
+      {[&](TrainOptions& o) { o.lr = inf; }, "learning rate inf: must be above 0"},
+      {[&](TrainOptions& o) { o.weight_decay = nan; }, "weight decay nan: must be 0 or more"},
+      {[](TrainOptions& o) { o.beta2 = 1; }, "AdamW beta2 1: must be in [0, 1)"},
+      {[](TrainOptions& o) { o.warmup_steps = -5; }, "warm-up steps -5: must be 0 or more"},
+      {[](TrainOptions& o) { o.grad_clip = -0.5; },
+       "gradient clipping norm -0.5: must be 0 (none) or more"},
+      {[](TrainOptions& o) { o.ema_decay = 1; }, "EMA decay 1: must be in [0, 1)"},
+      {[](TrainOptions& o) { o.caption_dropout = 1.5; }, "caption dropout 1.5: must be in [0, 1]"},
+  };
+  for (const auto& [change, message] : denoiser) {
+    TrainOptions o;
+    change(o);
+    check(o.Validate(), message);
+  }
+  TrainOptions edge;
+  edge.weight_decay = 0;
+  edge.grad_clip = 0;
+  edge.warmup_steps = 0;
+  edge.ema_decay = 0;
+  edge.caption_dropout = 1;
+  EXPECT_TRUE(edge.Validate().ok());
+  edge.caption_dropout = 0;
+  EXPECT_TRUE(edge.Validate().ok());
+
+  std::vector<std::pair<std::function<void(VaeTrainOptions&)>, std::string>> vae = {
+      {[](VaeTrainOptions& o) { o.steps = 0; }, "VAE steps 0: must be at least 1"},
+      {[](VaeTrainOptions& o) { o.batch = -2; }, "VAE batch -2: must be at least 1"},
+      {[](VaeTrainOptions& o) { o.lr = 0; }, "VAE learning rate 0: must be above 0"},
+      {[&](VaeTrainOptions& o) { o.weight_decay = -inf; },
+       "VAE weight decay -inf: must be 0 or more"},
+      {[](VaeTrainOptions& o) { o.measure_clips = 0; }, "clips measured 0: must be at least 1"},
+      {[](VaeTrainOptions& o) { o.save_every = -1; },
+       "VAE save interval -1: must be 0 or more steps"},
+  };
+  for (const auto& [change, message] : vae) {
+    VaeTrainOptions o;
+    change(o);
+    check(o.Validate(), message);
+  }
 }
 
 // ---------------------------------------------------------------- VAE

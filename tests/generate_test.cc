@@ -570,6 +570,50 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
   EXPECT_GT(j->Find("metrics")->at(0).Find("details")->Find("used")->as_int(), 0);
 }
 
+// Options out of range are usage errors (exit 2) found before any work: the catalog,
+// checkpoints and latents named here do not exist.
+TEST(GenerateCliTest, OutOfRangeOptionsAreUsageErrorsBeforeAnyWork) {
+  TempDir dir;
+  const std::string db = dir.File("none.db"), out = dir.File("out");
+  const std::vector<std::string> train_vae = {"generate", "train-vae", "--db",  db,
+                                              "--subset", "s",         "--out", out};
+  const std::vector<std::string> train = {"generate",          "train", "--db", db, "--latents",
+                                          dir.File("none.pt"), "--out", out};
+  const std::vector<std::string> sample = {"generate", "sample",   "--ckpt",       out,     "--vae",
+                                           out,        "--prompt", "a red square", "--out", out};
+  const std::vector<std::string> prepare = {
+      "generate", "prepare", "--db", db, "--subset", "s", "--vae", out, "--out", dir.File("l.pt")};
+  struct Case {
+    std::vector<std::string> command, extra;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {train_vae, {"--lr", "-1"}, "VAE learning rate -1: must be above 0"},
+      {train_vae, {"--batch", "0"}, "VAE batch 0: must be at least 1"},
+      {train_vae, {"--max-clips", "-1"}, "--max-clips must be 0 (all) or more"},
+      {train_vae, {"--jobs", "0"}, "--jobs must be at least 1"},
+      {train_vae, {"--compact-clip-cache"}, "--compact-clip-cache needs --clip-cache"},
+      {train, {"--lr", "inf"}, "learning rate inf: must be above 0"},
+      {train, {"--weight-decay", "-0.1"}, "weight decay -0.1: must be 0 or more"},
+      {train, {"--ema", "1"}, "EMA decay 1: must be in [0, 1)"},
+      {train, {"--caption-dropout", "2"}, "caption dropout 2: must be in [0, 1]"},
+      {train, {"--steps", "0"}, "--steps must be at least 1"},
+      {sample, {"--batch", "0"}, "--batch must be at least 1"},
+      {sample, {"--cfg", "nan"}, "--cfg must be finite"},
+      {prepare, {"--jobs", "0"}, "--jobs must be at least 1"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = c.command;
+    args.insert(args.end(), c.extra.begin(), c.extra.end());
+    auto r = reel::testing::RunReel(args);
+    SCOPED_TRACE(c.command[1] + " " + c.extra[0]);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(fs::exists(db));
+  EXPECT_FALSE(fs::exists(out));
+}
+
 // Four clips with distinct captions: the CPU-size model overfits them, and then each caption
 // brings back its own clip and not the others.
 TEST(ConditioningTest, EachCaptionSamplesItsOwnClip) {
