@@ -123,6 +123,8 @@ class CaptionCommand : public Command {
       return Status::InvalidArgument("--retries, --timeout and --retry-wait must not be negative");
     }
     if (vm.count("jobs") && jobs_ < 1) return Status::InvalidArgument("--jobs must be at least 1");
+    if (vm.count("limit") && run_.limit < 1)
+      return Status::InvalidArgument("--limit must be at least 1");
     if (endpoint_.url.empty()) {
       const char* env = std::getenv("REEL_CHAT_ENDPOINT");
       endpoint_.url = env != nullptr && *env != '\0' ? env : "http://127.0.0.1:8000/v1";

@@ -1,5 +1,6 @@
 // reel curate ingest
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -164,7 +165,10 @@ class SplitFlags {
         ("detector",
          po::value<std::string>(&detector_)->value_name("NAME")->default_value("content"),
          "content, adaptive, threshold, histogram or hash")  //
-        ("threshold", po::value<double>(&threshold_)->value_name("X"),
+        ("threshold", po::value<double>()->value_name("X")->notifier([this](double v) {
+          threshold_ = v;
+          threshold_given_ = true;
+        }),
          "the detector's threshold (defaults: content 27, adaptive 3, threshold 12, "
          "histogram 0.05, hash 0.395)")  //
         ("min-scene-len",
@@ -195,7 +199,9 @@ class SplitFlags {
   Result<SplitOptions> Resolve() const {
     SplitOptions s;
     REEL_ASSIGN_OR_RETURN(s.detector.kind, ParseDetectorKind(detector_));
-    s.detector.threshold = threshold_;
+    if (threshold_given_ && !std::isfinite(threshold_))
+      return Status::InvalidArgument("--threshold must be a finite number");
+    s.detector.threshold = threshold_;  // NaN: the detector's default
     s.detector.min_scene_len = min_scene_len_;
     s.detector.luma_only = luma_only_;
     if (!weights_.empty()) {
@@ -236,6 +242,7 @@ class SplitFlags {
  private:
   std::string detector_, weights_, filter_mode_, min_seconds_, max_seconds_;
   double threshold_ = std::numeric_limits<double>::quiet_NaN();
+  bool threshold_given_ = false;
   int64_t min_scene_len_ = 15;
   bool luma_only_ = false, no_fades_ = false, no_gradual_ = false;
   int window_width_ = 2;
@@ -280,6 +287,7 @@ class CurateScanCommand : public Command {
   Status Setup(const po::variables_map&) override {
     if (jobs_ < 1) return Status::InvalidArgument("--jobs must be at least 1");
     if (analysis_width_ < 0) return Status::InvalidArgument("--analysis-width must be >= 0");
+    if (decode_threads_ < 0) return Status::InvalidArgument("--decode-threads must be >= 0");
     if (resize_ == "exact") {
       options_.resize = ResizeMode::kExact;
     } else if (resize_ == "fast") {

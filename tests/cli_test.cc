@@ -70,6 +70,10 @@ TEST(CliTest, UsageErrorsExitTwo) {
       {{"db", "export", "--db", "x.db", "--format", "xml"}, "unknown format 'xml'"},
       {{"db", "export", "--db", "x.db", "--what", "secrets"}, "unknown table 'secrets'"},
       {{"db", "info", "--db", "x.db", "-v", "-q"}, "exclude"},
+      {{"curate", "scan", "--db", "x.db", "--threshold", "nan"}, "--threshold must be a finite"},
+      {{"curate", "split", "--db", "x.db", "--threshold", "inf"}, "--threshold must be a finite"},
+      {{"curate", "scan", "--db", "x.db", "--decode-threads", "-1"}, "--decode-threads"},
+      {{"caption", "--db", "x.db", "--backend", "signals", "--limit", "0"}, "--limit"},
   };
   for (const Case& c : cases) {
     auto r = RunReel(c.args);
