@@ -112,8 +112,14 @@ class EvalRunCommand : public Command {
     opt_.real_source.prefer = opt_.fake_source.prefer;
     opt_.use_cache = !no_cache_;
     if (opt_.clip.frames < 2) return Status::InvalidArgument("--frames must be at least 2");
+    if (opt_.clip.stride < 1) return Status::InvalidArgument("--stride must be at least 1");
     if (opt_.batch < 1 || opt_.jobs < 1)
       return Status::InvalidArgument("--batch and --jobs must be at least 1");
+    if (opt_.max_clips < 0) return Status::InvalidArgument("--max-clips must be 0 (all) or more");
+    if (opt_.bootstrap < 0 || opt_.bootstrap == 1)
+      return Status::InvalidArgument("--bootstrap must be 0 or at least 2");
+    if (opt_.kvd_subsets < 1 || opt_.kvd_subset_size < 2)
+      return Status::InvalidArgument("--kvd-subsets must be at least 1, --kvd-subset-size 2");
     return Status::OK();
   }
 

@@ -120,6 +120,7 @@ Result<double> KernelDistance(const torch::Tensor& features1, const torch::Tenso
   }
   const int64_t m = std::min({features1.size(0), features2.size(0), options.max_subset_size});
   if (m < 2) return Status::InvalidArgument("kernel distance needs at least 2 features per side");
+  if (options.subsets < 1) return Status::InvalidArgument("kernel distance needs a subset or more");
   compat::InferenceGuard guard;
   const torch::Tensor x_all = F64(features1), y_all = F64(features2);
   const double d = static_cast<double>(features1.size(1));
@@ -192,8 +193,8 @@ Result<Interval> BootstrapFrechet(const torch::Tensor& features1, const torch::T
 
 Result<Interval> BootstrapFrechetDifference(const torch::Tensor& candidate,
                                             const torch::Tensor& baseline,
-                                            const torch::Tensor& real, bool unbiased,
-                                            int resamples, uint64_t seed, double level) {
+                                            const torch::Tensor& real, bool unbiased, int resamples,
+                                            uint64_t seed, double level) {
   if (resamples < 2) return Status::InvalidArgument("bootstrap needs at least 2 resamples");
   std::mt19937_64 rng(seed);
   std::vector<double> values;

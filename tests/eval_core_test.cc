@@ -112,6 +112,8 @@ TEST(KernelDistanceTest, WholeSetsAreDeterministicAndMatchTheFormula) {
   const double yy = (k(y, y).sum() - k(y, y).diagonal().sum()).item<double>() / (m * (m - 1));
   const double xy = k(x, y).sum().item<double>() / (m * m);
   EXPECT_NEAR(*k1, xx + yy - 2 * xy, 1e-9);
+  o.subsets = 0;  // no subset to average: refused, not NaN
+  EXPECT_EQ(KernelDistance(a, b, o).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(BootstrapTest, IntervalBracketsTheEstimate) {

@@ -414,6 +414,17 @@ TEST(EvalCliTest, UsageAndARun) {
   const std::string a = MakeFolder(dir, "a", 3, 10);
   auto usage = testing::RunReel({"eval", "run", "--db", dir.File("c.db")});
   EXPECT_EQ(usage.exit_code, 2);
+  for (const auto& [flag, value] :
+       std::vector<std::pair<std::string, std::string>>{{"--stride", "0"},
+                                                        {"--max-clips", "-1"},
+                                                        {"--bootstrap", "1"},
+                                                        {"--kvd-subsets", "0"},
+                                                        {"--kvd-subset-size", "1"}}) {
+    auto r = testing::RunReel({"eval", "run", "--db", dir.File("c.db"), "--fake", a, flag, value});
+    EXPECT_EQ(r.exit_code, 2) << flag << " " << value << ": " << r.err;
+    EXPECT_NE(r.err.find(flag), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.File("c.db")));
   auto unknown = testing::RunReel(
       {"eval", "run", "--db", dir.File("c.db"), "--fake", a, "--metrics", "fvd,iq"});
   EXPECT_EQ(unknown.exit_code, 1);
