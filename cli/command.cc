@@ -115,8 +115,11 @@ void AddDbOption(po::options_description& options, std::string* db, bool require
 }
 
 void AddJobsOption(po::options_description& options, int* jobs, const char* what) {
-  options.add_options()("jobs,j", po::value<int>(jobs)->value_name("N")->default_value(*jobs),
-                        what);
+  options.add_options()(
+      "jobs,j", po::value<int>(jobs)->value_name("N")->default_value(*jobs)->notifier([](int n) {
+        if (n < 1) throw po::error("--jobs must be at least 1");
+      }),
+      what);
 }
 
 void AddPreferOption(po::options_description& options, std::string* prefer, const char* what) {

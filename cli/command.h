@@ -72,6 +72,7 @@ const std::vector<CommandInfo>& Commands();
 
 // --- shared option groups (osmium-tool style) ---
 void AddDbOption(po::options_description& options, std::string* db, bool required = true);
+// --jobs N (-j), defaulting to *jobs; below 1 is a usage error.
 void AddJobsOption(po::options_description& options, int* jobs, const char* what);
 void AddJsonOption(po::options_description& options, bool* json);
 // --prefer SOURCES, the caption policy (ParseCaptionPreference), defaulting to

@@ -58,7 +58,6 @@ class CurateIngestCommand : public Command {
   }
 
   Status Setup(const po::variables_map&) override {
-    if (jobs_ < 1) return Status::InvalidArgument("--jobs must be at least 1");
     if (batch_ < 1) return Status::InvalidArgument("--batch must be at least 1");
     if (progress_every_ < 1) return Status::InvalidArgument("--progress-every must be at least 1");
     return Status::OK();
@@ -285,7 +284,6 @@ class CurateScanCommand : public Command {
   }
 
   Status Setup(const po::variables_map&) override {
-    if (jobs_ < 1) return Status::InvalidArgument("--jobs must be at least 1");
     if (analysis_width_ < 0) return Status::InvalidArgument("--analysis-width must be >= 0");
     if (decode_threads_ < 0) return Status::InvalidArgument("--decode-threads must be >= 0");
     if (resize_ == "exact") {
@@ -575,7 +573,6 @@ class CurateExportCommand : public Command {
   }
 
   Status Setup(const po::variables_map&) override {
-    if (jobs_ < 1) return Status::InvalidArgument("--jobs must be at least 1");
     if (options_.height < 0) return Status::InvalidArgument("--height must be >= 0");
     if (!fps_.empty()) {
       REEL_ASSIGN_OR_RETURN(options_.fps, Rational::ParseDecimal(fps_));

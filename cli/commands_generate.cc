@@ -134,7 +134,6 @@ class TrainVaeCommand : public Command {
     if (compact_ && clip_cache_.empty())
       return Status::InvalidArgument("--compact-clip-cache needs --clip-cache");
     if (max_clips_ < 0) return Status::InvalidArgument("--max-clips must be 0 (all) or more");
-    if (jobs_ < 1) return Status::InvalidArgument("--jobs must be at least 1");
     return opt_.Validate();
   }
   int Run() override {
@@ -237,7 +236,6 @@ class PrepareCommand : public Command {
     AddPreferOption(o, &prefer_, "caption policy");
   }
   Status Setup(const po::variables_map&) override {
-    if (jobs_ < 1) return Status::InvalidArgument("--jobs must be at least 1");
     auto prefer = ParseCaptionPreference(prefer_);
     if (!prefer.ok()) return prefer.status().WithContext("--prefer");
     opt_.prefer = *prefer;

@@ -81,11 +81,11 @@ class ClipFile {
   // Keeps only the records `keep` (distinct indices) and shrinks the file to them: the
   // last kept records move into the places of dropped ones before them. Returns where each
   // of `keep` is now: indices change, so ClipRecords made before are no longer valid.
-  // Commits first. A kept file stays consistent if the
-  // process dies at any point: the index first marks the dropped records as holes, the
-  // records then move into holes only, the data is synced, and only then does the index
-  // name the new places (a later Open cuts off what lies beyond them). An IOError leaves
-  // the records as the index on disk says.
+  // Commits first. A kept file stays consistent if the process dies at any point: the
+  // index first marks the dropped records as holes, the records then move into holes
+  // only, the data is synced, and only then does the index name the new places (a later
+  // Open cuts off what lies beyond them). An IOError leaves the records as the index on
+  // disk says.
   Result<std::vector<int64_t>> Compact(const std::vector<int64_t>& keep);
 
  private:

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <numeric>
 #include <optional>
 #include <stdexcept>
@@ -191,19 +192,24 @@ Result<Collective::Wait> Collective::StartAllReduceSum(const torch::Tensor& tens
   });
 }
 
-std::vector<std::vector<size_t>> GroupForBroadcast(const std::vector<torch::Tensor>& tensors,
-                                                   int64_t bucket_bytes) {
+namespace {
+
+// The tensors of `order`, in that order, in groups of one dtype and device and at most
+// `cap` bytes (a tensor larger than that alone): the packing of broadcasts and of
+// gradient buckets.
+std::vector<std::vector<size_t>> GroupBySize(const std::vector<torch::Tensor>& tensors,
+                                             const std::vector<size_t>& order, int64_t cap) {
   std::vector<std::vector<size_t>> groups;
   int64_t bytes = 0;
-  for (size_t i = 0; i < tensors.size(); ++i) {
+  for (size_t i : order) {
     const torch::Tensor& t = tensors[i];
     const int64_t size = t.numel() * static_cast<int64_t>(t.element_size());
-    bool fits = !groups.empty() && bytes + size <= bucket_bytes;
-    if (fits) {
+    bool fresh = groups.empty() || (bytes > 0 && bytes + size > cap);
+    if (!fresh) {
       const torch::Tensor& last = tensors[groups.back().back()];
-      fits = last.dtype() == t.dtype() && last.device() == t.device();
+      fresh = last.dtype() != t.dtype() || last.device() != t.device();
     }
-    if (!fits) {
+    if (fresh) {
       groups.emplace_back();
       bytes = 0;
     }
@@ -211,6 +217,15 @@ std::vector<std::vector<size_t>> GroupForBroadcast(const std::vector<torch::Tens
     bytes += size;
   }
   return groups;
+}
+
+}  // namespace
+
+std::vector<std::vector<size_t>> GroupForBroadcast(const std::vector<torch::Tensor>& tensors,
+                                                   int64_t bucket_bytes) {
+  std::vector<size_t> order(tensors.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  return GroupBySize(tensors, order, bucket_bytes);
 }
 
 Status Collective::Broadcast(std::vector<torch::Tensor>& tensors, int root, int64_t bucket_bytes) {
@@ -287,24 +302,20 @@ GradientReducer::~GradientReducer() {
 void GradientReducer::Pack(const std::vector<size_t>& order) {
   buckets_.clear();
   where_.assign(params_.size(), {kUnhooked, 0});
-  int64_t bytes = 0;
+  std::vector<size_t> hooked;
   for (size_t i : order) {
-    const torch::Tensor& p = params_[i];
-    if (!p.requires_grad()) continue;
-    const int64_t size = p.numel() * static_cast<int64_t>(p.element_size());
-    const bool full = bucket_bytes_ > 0 && bytes > 0 && bytes + size > bucket_bytes_;
-    if (buckets_.empty() || full || buckets_.back().options.dtype() != p.dtype() ||
-        buckets_.back().options.device() != p.device()) {
-      buckets_.emplace_back();
-      buckets_.back().options = p.options();
-      bytes = 0;
+    if (params_[i].requires_grad()) hooked.push_back(i);
+  }
+  const int64_t cap = bucket_bytes_ > 0 ? bucket_bytes_ : std::numeric_limits<int64_t>::max();
+  for (const std::vector<size_t>& group : GroupBySize(params_, hooked, cap)) {
+    Bucket& b = buckets_.emplace_back();
+    b.options = params_[group[0]].options();
+    for (size_t i : group) {
+      where_[i] = {buckets_.size() - 1, b.members.size()};
+      b.members.push_back(i);
+      b.offsets.push_back(b.numel);
+      b.numel += params_[i].numel();
     }
-    Bucket& b = buckets_.back();
-    where_[i] = {buckets_.size() - 1, b.members.size()};
-    b.members.push_back(i);
-    b.offsets.push_back(b.numel);
-    b.numel += p.numel();
-    bytes += size;
   }
 }
 

@@ -598,7 +598,6 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
     return OutOfRange("steps", static_cast<double>(options.steps), "at least 1");
   if (options.save_every < 0)
     return OutOfRange("save interval", static_cast<double>(options.save_every), "0 or more steps");
-  REEL_RETURN_IF_ERROR(options.train.Validate());
   const DataParallel& dp = options.parallel;
   const bool lead = dp.rank == 0;
   if (lead && catalog == nullptr) return Status::InvalidArgument("no catalog to record the run in");

@@ -76,8 +76,8 @@ struct DecodedClips {
   int64_t decoded = 0;             // clips decoded by this call
   int64_t reused = 0;              // clips the file already held
   // Records of the file this call does not use (clips outside the subset or max_clips,
-  // clips decoded again because their frames changed): a kept file only grows, so the
-  // command says how much of it is dead weight.
+  // clips decoded again because their frames changed): dead weight in a kept file unless
+  // options.compact drops them.
   int64_t unused = 0;
   int64_t dropped = 0;  // records removed from the file first (options.compact)
 };

@@ -328,16 +328,27 @@ std::map<std::string, torch::Tensor> VaeTensors(const std::string& dir) {
   return VaeTensors(vae->vae);
 }
 
+// The ClipFile tests' clips: `n` random 8-bit clips of kPixelShape.
+const ClipShape kPixelShape{5, 16, 24, 8};
+std::vector<torch::Tensor> RandomPixels(int n) {
+  std::vector<torch::Tensor> pixels;
+  for (int i = 0; i < n; ++i) {
+    pixels.push_back(torch::randint(0, 256,
+                                    {3, kPixelShape.frames, kPixelShape.height, kPixelShape.width},
+                                    torch::kLong)
+                         .to(torch::kByte));
+  }
+  return pixels;
+}
+
 // Compacting keeps the records asked for (reporting where each went) and shrinks the file;
 // a compaction that stopped after marking its holes, with a record half moved, leaves a
 // file that opens with the holes as no clip's and compacts again.
 TEST(ClipFileTest, CompactKeepsTheRecordsAskedForAndSurvivesAnInterruptedOne) {
   const std::string dir = testing::ScratchPath("clip-file-compact");
   ASSERT_TRUE(std::filesystem::create_directories(dir));
-  const ClipShape shape{5, 16, 24, 8};
-  std::vector<torch::Tensor> pixels;
-  for (int i = 0; i < 6; ++i)
-    pixels.push_back(torch::randint(0, 256, {3, 5, 16, 24}, torch::kLong).to(torch::kByte));
+  const ClipShape shape = kPixelShape;
+  const std::vector<torch::Tensor> pixels = RandomPixels(6);
   auto key = [](int i) { return ClipFile::Key{10 + i, 1, 9 * i, 9 * i + 9}; };
   const std::string path = dir + "/clips.u8";
   {
@@ -408,10 +419,8 @@ TEST(ClipFileTest, CompactKeepsTheRecordsAskedForAndSurvivesAnInterruptedOne) {
 TEST(ClipFileTest, RecordsReadBackAndCommittedOnesSurviveReopening) {
   const std::string dir = testing::ScratchPath("clip-file");
   ASSERT_TRUE(std::filesystem::create_directories(dir));
-  const ClipShape shape{5, 16, 24, 8};
-  std::vector<torch::Tensor> pixels;
-  for (int i = 0; i < 4; ++i)
-    pixels.push_back(torch::randint(0, 256, {3, 5, 16, 24}, torch::kLong).to(torch::kByte));
+  const ClipShape shape = kPixelShape;
+  const std::vector<torch::Tensor> pixels = RandomPixels(4);
   EXPECT_EQ(ClipPixelBytes(shape), 3u * 5 * 16 * 24);
   {
     auto temporary = ClipFile::CreateTemporary(dir, shape);
