@@ -25,13 +25,6 @@ using testing::TempDir;
 
 const char kEvil[] = "<script>document.title='pwned'</script>";
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
 int64_t AddRun(Catalog& c, const std::string& name, const std::map<std::string, double>& values) {
   const int64_t id = *c.BeginRun("eval", Json::MakeObject(), name);
   for (const auto& [metric, value] : values)
@@ -139,7 +132,7 @@ TEST_F(ReportTest, ScoresOrderEscapingAndTwins) {
   const double ta = (4 * (1 - 300.0 / 1500) + 30.0 / 40) / 5;
   const double tb = (4 * (1 - 150.0 / 1500) + 28.0 / 40) / 5;
   const double tc = ((1 - 900.0 / 1500) + (0.9 - 0.6293) / (1 - 0.6293)) / 2;
-  auto j = Json::Parse(ReadAll(r->json_path));
+  auto j = Json::Parse(testing::ReadFile(r->json_path));
   ASSERT_TRUE(j.ok());
   const Json& lb = *j->Find("leaderboard");
   ASSERT_EQ(lb.size(), 3u);
@@ -154,7 +147,7 @@ TEST_F(ReportTest, ScoresOrderEscapingAndTwins) {
   EXPECT_EQ(j->Find("scoring")->Find("fvd")->Find("max")->as_double(), 1500);
   EXPECT_EQ(j->Find("dataset")->Find("subsets")->at(0).Find("name")->as_string(), "train");
 
-  const std::string html = ReadAll(r->html_path);
+  const std::string html = testing::ReadFile(r->html_path);
   EXPECT_EQ(html.find(kEvil), std::string::npos) << "untrusted text reached the page raw";
   EXPECT_NE(html.find("&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;"),
             std::string::npos);
@@ -175,7 +168,7 @@ TEST_F(ReportTest, ScoresOrderEscapingAndTwins) {
             std::string::npos);
   EXPECT_NE(html.find("(without clipsim)"), std::string::npos);
 
-  const std::string md = ReadAll(r->markdown_path);
+  const std::string md = testing::ReadFile(r->markdown_path);
   EXPECT_NE(md.find("| 1 | model-b (#" + std::to_string(b_) + ")"), std::string::npos) << md;
   EXPECT_EQ(md.find(kEvil), std::string::npos);
 
@@ -185,7 +178,7 @@ TEST_F(ReportTest, ScoresOrderEscapingAndTwins) {
   o.runs = {"model-a", std::to_string(c_)};
   auto w = Write(o);
   ASSERT_TRUE(w.ok());
-  auto j2 = Json::Parse(ReadAll(w->json_path));
+  auto j2 = Json::Parse(testing::ReadFile(w->json_path));
   ASSERT_EQ(j2->Find("leaderboard")->size(), 2u);
   EXPECT_EQ(j2->Find("leaderboard")->at(0).Find("run_id")->as_int(), a_);
   EXPECT_NEAR(j2->Find("leaderboard")->at(1).Find("total")->as_double(), 1 - 900.0 / 1500, 1e-12);

@@ -47,6 +47,8 @@ bool HaveFfmpegCli();
 
 // Writes `contents` to `path` (creating or truncating it).
 void WriteFile(const std::string& path, const std::string& contents);
+// The bytes of the file at `path` (empty when it cannot be read).
+std::string ReadFile(const std::string& path);
 
 // A short moving-box video: `frames` frames at `fps`, `width` x `height`.
 SyntheticVideo SimpleVideo(int64_t frames, int width = 64, int height = 48,
