@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
+#include <set>
 
 #include "cli/command.h"
 #include "db/catalog.h"
@@ -53,6 +55,51 @@ Result<ModelConfig> ResolveConfig(const std::string& spec) {
     return c;
   }
   return ModelConfig::Named(spec);
+}
+
+// The options the command line gave, not left at their defaults.
+std::set<std::string> GivenOptions(const po::variables_map& vm) {
+  std::set<std::string> given;
+  for (const auto& [name, value] : vm) {
+    if (!value.defaulted()) given.insert(name);
+  }
+  return given;
+}
+
+struct ResumedFlag {
+  const char* key;   // in the saved training's `train` object
+  const char* flag;  // the option that sets it
+};
+
+// --resume continues the training saved in `dir` exactly: with its configuration and the
+// options that shape its trajectory. Returns the saved configuration, which stands for
+// --config. A `given_config` (from a --config or --text-encoder the command line gave)
+// that differs from it within `sections`, or a flag of `flags` given with another value
+// than the saved one (`asked` holds the command line's, under the same keys), is refused,
+// naming each difference, instead of being silently not used.
+Result<ModelConfig> ConfigToResume(const std::string& dir, const SavedTraining& saved,
+                                   const std::optional<ModelConfig>& given_config,
+                                   const std::vector<std::string>& sections,
+                                   const std::set<std::string>& given, const Json& asked,
+                                   std::initializer_list<ResumedFlag> flags) {
+  std::vector<std::string> differ;
+  if (given_config) {
+    for (const std::string& d : ConfigDifferences(saved.config, *given_config, sections))
+      differ.push_back("configuration " + given_config->name + ": " + d);
+  }
+  for (const ResumedFlag& f : flags) {
+    const Json* want = asked.Find(f.key);
+    const Json* have = saved.train.Find(f.key);
+    if (given.count(f.flag) == 0 || want == nullptr || have == nullptr || *want == *have) continue;
+    differ.push_back(std::string("--") + f.flag + " " + ShowJson(*want) +
+                     " (saved: " + ShowJson(*have) + ")");
+  }
+  if (differ.empty()) return saved.config;
+  return Status::FailedPrecondition(
+      dir + ": --resume continues the training saved there exactly (" + saved.config.name +
+      ", step " + std::to_string(saved.step) +
+      "), and this command line asks for another: " + Join(differ, "; ") +
+      ". Leave these options out (or give the saved values), or train into another --out");
 }
 
 std::unique_ptr<Progress> MakeProgress(const std::string& label, int64_t total, bool quiet,
@@ -126,23 +173,25 @@ class TrainVaeCommand : public Command {
         ("save-every", po::value<int64_t>(&opt_.save_every)->value_name("N")->default_value(500),
          "write the resumable state every N steps (0: only at the end)")  //
         ("resume", po::bool_switch(&opt_.resume),
-         "continue the training saved in --out exactly (--steps may be raised)")  //
+         "continue the training saved in --out exactly, with its configuration, batch, lr, "
+         "weight decay and seed (--steps may be raised; other values given are refused)")  //
         ("device", po::value<std::string>(&device_)->value_name("cpu|cuda")->default_value("cpu"),
          "where to train (cuda: bf16 autocast)");
   }
-  Status Setup(const po::variables_map&) override {
+  Status Setup(const po::variables_map& vm) override {
+    given_ = GivenOptions(vm);
     if (compact_ && clip_cache_.empty())
       return Status::InvalidArgument("--compact-clip-cache needs --clip-cache");
     if (max_clips_ < 0) return Status::InvalidArgument("--max-clips must be 0 (all) or more");
     return opt_.Validate();
   }
   int Run() override {
-    auto config = ResolveConfig(config_);
+    if (Status s = CheckVaeOutDir(out_, opt_.resume); !s.ok()) return Fail(s);
+    auto config = opt_.resume ? ConfigToResume() : ResolveConfig(config_);
     if (!config.ok()) return Fail(config.status());
     auto device = DeviceFor(device_);
     if (!device.ok()) return Fail(device.status());
     opt_.device = *device;
-    if (Status s = CheckVaeOutDir(out_, opt_.resume); !s.ok()) return Fail(s);
     InterruptGuard guard;
     auto file = OpenClipFile(config->clip);
     if (!file.ok()) return Fail(file.status());
@@ -166,6 +215,18 @@ class TrainVaeCommand : public Command {
   }
 
  private:
+  // The saved VAE's configuration, when the command line asks for nothing else.
+  Result<ModelConfig> ConfigToResume() const {
+    REEL_ASSIGN_OR_RETURN(const SavedTraining saved, ReadVaeCheckpoint(out_));
+    std::optional<ModelConfig> given_config;
+    if (given_.count("config") > 0) {
+      REEL_ASSIGN_OR_RETURN(given_config, ResolveConfig(config_));
+    }
+    return cli::ConfigToResume(
+        out_, saved, given_config, {"vae", "clip"}, given_, opt_.ToJson(),
+        {{"batch", "batch"}, {"lr", "lr"}, {"weight_decay", "weight-decay"}, {"seed", "seed"}});
+  }
+
   // --clip-cache, or a temporary file in --out's parent folder (so on the disk the
   // checkpoint goes to).
   Result<std::unique_ptr<ClipFile>> OpenClipFile(const ClipShape& shape) const {
@@ -214,6 +275,7 @@ class TrainVaeCommand : public Command {
   int64_t max_clips_ = 0;
   bool compact_ = false;
   VaeTrainOptions opt_;
+  std::set<std::string> given_;  // options the command line gave
 };
 
 class PrepareCommand : public Command {
@@ -290,8 +352,10 @@ class TrainCommand : public Command {
         ("steps", po::value<int64_t>(&opt_.steps)->value_name("N")->default_value(1000),
          "total optimiser steps")  //
         ("save-every", po::value<int64_t>(&opt_.save_every)->value_name("N")->default_value(200),
-         "checkpoint interval in steps")                                                       //
-        ("resume", po::bool_switch(&opt_.resume), "continue the checkpoint in --out exactly")  //
+         "checkpoint interval in steps")  //
+        ("resume", po::bool_switch(&opt_.resume),
+         "continue the checkpoint in --out exactly, with its configuration and training options "
+         "(--steps may be raised; other values given are refused; a finished one does nothing)")  //
         ("batch", po::value<int>(&opt_.train.batch)->value_name("N")->default_value(8),
          "global batch")  //
         ("lr", po::value<double>(&opt_.train.lr)->value_name("X")->default_value(3e-4, "0.0003"),
@@ -331,7 +395,8 @@ class TrainCommand : public Command {
         ("device", po::value<std::string>(&device_)->value_name("cpu|cuda")->default_value("cpu"),
          "where to train (cuda: bf16 autocast; data-parallel processes use cuda:LOCAL_RANK)");
   }
-  Status Setup(const po::variables_map&) override {
+  Status Setup(const po::variables_map& vm) override {
+    given_ = GivenOptions(vm);
     const bool cuda = StartsWith(device_, "cuda");
     Result<CollectiveBackend> backend = ParseCollectiveBackend(dist_backend_, cuda);
     if (!backend.ok()) return backend.status().WithContext("--dist-backend");
@@ -346,9 +411,10 @@ class TrainCommand : public Command {
     return opt_.train.Validate();
   }
   int Run() override {
-    auto config = ResolveConfig(config_);
+    // A resume (of a checkpoint that is there) trains the saved configuration.
+    const bool resume = opt_.resume && fs::exists(out_ + "/config.json");
+    auto config = resume ? ConfigToResume() : AskedConfig();
     if (!config.ok()) return Fail(config.status());
-    if (!text_encoder_.empty()) config->text.encoder = text_encoder_;
     auto cache = LoadLatentCache(latents_);
     if (!cache.ok()) return Fail(cache.status());
     auto vae_model = ModelConfig::FromJson(cache->model);
@@ -403,6 +469,11 @@ class TrainCommand : public Command {
     progress->Finish();
     if (!r.ok()) return Fail(r.status());
     if (!lead) return r->cancelled ? kExitFailure : kExitOk;
+    if (r->finished_before) {
+      std::printf("%s: already trained %lld steps (--steps %lld): nothing to do\n", out_.c_str(),
+                  static_cast<long long>(r->trained), static_cast<long long>(opt_.steps));
+      return kExitOk;
+    }
     std::printf("train run %lld: %lld steps (%.2f steps/s), final loss %.4f, checkpoint %s%s\n",
                 static_cast<long long>(r->run_id), static_cast<long long>(r->steps_done),
                 r->steps_per_second, r->final_loss, out_.c_str(),
@@ -417,8 +488,39 @@ class TrainCommand : public Command {
   }
 
  private:
+  // --config with --text-encoder.
+  Result<ModelConfig> AskedConfig() const {
+    REEL_ASSIGN_OR_RETURN(ModelConfig config, ResolveConfig(config_));
+    if (!text_encoder_.empty()) config.text.encoder = text_encoder_;
+    return config;
+  }
+  // The saved checkpoint's configuration, when the command line asks for nothing else.
+  Result<ModelConfig> ConfigToResume() const {
+    REEL_ASSIGN_OR_RETURN(const SavedTraining saved, ReadTrainerCheckpoint(out_));
+    std::optional<ModelConfig> given_config;
+    if (given_.count("config") > 0 || given_.count("text-encoder") > 0) {
+      ModelConfig c = saved.config;
+      if (given_.count("config") > 0) {
+        REEL_ASSIGN_OR_RETURN(c, ResolveConfig(config_));
+      }
+      if (!text_encoder_.empty()) c.text.encoder = text_encoder_;
+      given_config = c;
+    }
+    return cli::ConfigToResume(out_, saved, given_config, {"vae", "text", "dit", "clip"}, given_,
+                               opt_.train.ToJson(),
+                               {{"batch", "batch"},
+                                {"lr", "lr"},
+                                {"weight_decay", "weight-decay"},
+                                {"warmup_steps", "warmup"},
+                                {"grad_clip", "grad-clip"},
+                                {"ema_decay", "ema"},
+                                {"caption_dropout", "caption-dropout"},
+                                {"seed", "seed"}});
+  }
+
   std::string db_, config_, latents_, out_;
   DenoiserTrainOptions opt_;
+  std::set<std::string> given_;  // options the command line gave
   int dist_timeout_s_ = 600;
   double bucket_mb_ = 25;
   std::string device_, text_encoder_, dist_backend_;

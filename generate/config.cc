@@ -3,6 +3,8 @@
 #include <cmath>
 #include <type_traits>
 
+#include "util/strings.h"
+
 namespace reel::gen {
 
 std::string_view AttentionModeName(AttentionMode m) {
@@ -65,17 +67,7 @@ std::string DescribeClipShape(const ClipShape& s) {
 }
 
 Status OutOfRange(const std::string& what, double value, const std::string& range) {
-  std::string shown;
-  if (std::isnan(value)) {
-    shown = "nan";
-  } else if (std::isinf(value)) {
-    shown = value > 0 ? "inf" : "-inf";
-  } else if (value == std::trunc(value) && std::fabs(value) < 1e15) {
-    shown = std::to_string(static_cast<int64_t>(value));  // 0, -1: as the option was given
-  } else {
-    shown = FormatJsonNumber(value);
-  }
-  return Status::InvalidArgument(what + " " + shown + ": must be " + range);
+  return Status::InvalidArgument(what + " " + FormatShortest(value) + ": must be " + range);
 }
 
 Status ModelConfig::Validate() const {
@@ -178,6 +170,25 @@ Json ModelConfig::ToJson() const {
   j["dit"]["attention"] = std::string(AttentionModeName(dit.attention));
   j["text"]["encoder"] = text.encoder;
   return j;
+}
+
+std::vector<std::string> ConfigDifferences(const ModelConfig& saved, const ModelConfig& given,
+                                           const std::vector<std::string>& sections) {
+  const Json a = saved.ToJson(), b = given.ToJson();
+  std::vector<std::string> out;
+  for (const std::string& section : sections) {
+    const Json* sa = a.Find(section);
+    const Json* sb = b.Find(section);
+    if (sa == nullptr || sb == nullptr) continue;
+    for (const auto& [key, value] : sa->as_object()) {
+      if (section == "text" && saved.frozen_text() && key != "encoder") continue;
+      const Json* other = sb->Find(key);
+      if (other != nullptr && *other == value) continue;
+      out.push_back(section + "." + key + " " + (other != nullptr ? ShowJson(*other) : "none") +
+                    " (saved: " + ShowJson(value) + ")");
+    }
+  }
+  return out;
 }
 
 Result<ModelConfig> ModelConfig::FromJson(const Json& j) {

@@ -104,6 +104,24 @@ struct ModelConfig {
 
 std::string_view AttentionModeName(AttentionMode m);
 
+// The fields of `given` that differ from `saved` within `sections` ("vae", "text", "dit",
+// "clip"), each as "dit.width 64 (saved: 128)", in ToJson's order; empty when they agree.
+// The name is not compared (a file may name a configuration anything). When `saved` has a
+// frozen text encoder only text.encoder is compared: its other text fields come from the
+// tower.
+std::vector<std::string> ConfigDifferences(const ModelConfig& saved, const ModelConfig& given,
+                                           const std::vector<std::string>& sections);
+
+// A training saved in a folder as its config.json tells it, its weights not read: the
+// model configuration, the options that shape its trajectory (the folder's `train`
+// object: TrainOptions::ToJson for a denoiser, VaeTrainOptions::ToJson for a VAE) and the
+// step it reached. What a resume continues with.
+struct SavedTraining {
+  ModelConfig config;
+  Json train;
+  int64_t step = 0;
+};
+
 }  // namespace reel::gen
 
 #endif  // REEL_GENERATE_CONFIG_H_

@@ -531,6 +531,10 @@ Result<LatentCache> LoadLatentCache(const std::string& path, bool allow_unfinish
       meta->Find("format")->as_string() != "reel-latents 1") {
     return Status::Corruption(path + ": not a reel latent cache");
   }
+  if (z.dim() != 5) {
+    return Status::Corruption(path + ": latents of " + std::to_string(z.dim()) +
+                              " dimensions, not [N, C, T, H, W]");
+  }
   const Json* caps = meta->Find("captions");
   const Json* ids = meta->Find("clip_ids");
   if (caps == nullptr || static_cast<int64_t>(caps->size()) != z.size(0)) {
@@ -587,6 +591,33 @@ ModelConfig WithFrozenText(ModelConfig config, const FrozenClipText& frozen) {
   return config;
 }
 
+namespace {
+
+std::string ShapeText(c10::IntArrayRef sizes) {
+  std::string s = "[";
+  for (size_t i = 0; i < sizes.size(); ++i) s += (i > 0 ? ", " : "") + std::to_string(sizes[i]);
+  return s + "]";
+}
+
+// InvalidArgument naming the first latent that is not of the shape `config`'s denoiser
+// trains on ([C, T, H, W] of its VAE and clip), instead of a shape error inside a step.
+Status CheckLatentShapes(const ModelConfig& config, const std::vector<LatentExample>& data) {
+  const std::vector<int64_t> want = {config.vae.latent_channels, config.latent_frames(),
+                                     config.latent_height(), config.latent_width()};
+  for (size_t i = 0; i < data.size(); ++i) {
+    if (data[i].latent.sizes() != c10::IntArrayRef(want)) {
+      return Status::InvalidArgument(
+          "training latent " + std::to_string(i) + " is " + ShapeText(data[i].latent.sizes()) +
+          ", but the " + config.name + " denoiser trains on " + ShapeText(want) + " (" +
+          DescribeClipShape(config.clip) + ", " + std::to_string(config.vae.latent_channels) +
+          " latent channels)");
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& config,
                                           const std::vector<LatentExample>& data,
                                           const std::vector<std::string>& captions_for_tokenizer,
@@ -630,6 +661,13 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
       REEL_ASSIGN_OR_RETURN(trainer,
                             Trainer::Create(config, std::move(tok), options.train, options.device));
     }
+  }
+  REEL_RETURN_IF_ERROR(CheckLatentShapes(trainer->config(), data));
+  if (trainer->step() >= options.steps) {  // every process read the same checkpoint
+    DenoiserTrainResult done;
+    done.finished_before = true;
+    done.trained = trainer->step();
+    return done;
   }
   trainer->dit()->SetActivationCheckpointing(options.activation_checkpointing);
   if (dp.world > 1) {
@@ -715,6 +753,7 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
   result.steps_done = done;
   result.steps_per_second = secs > 0 ? static_cast<double>(done) / secs : 0;
   result.gradients = trainer->gradient_stats();
+  result.trained = trainer->step();
   if (Status s = save(); !s.ok()) {
     finish(RunStatus::kFailed, s.message()).IgnoreError();
     return s;

@@ -160,6 +160,9 @@ struct DenoiserTrainOptions {
   std::string name;  // the run's name in the catalog
   int64_t steps = 1000;
   int64_t save_every = 200;
+  // Continue the checkpoint in ckpt_dir (when there is one) with its own configuration
+  // and training options: `config` and `train` are then not used (ReadTrainerCheckpoint
+  // tells what will be, for a caller to compare).
   bool resume = false;
   TrainOptions train;
   // Data-parallel processes (see generate/distributed.h): every process runs this with the
@@ -179,6 +182,10 @@ struct DenoiserTrainResult {
   double final_loss = 0;
   double steps_per_second = 0;
   bool cancelled = false;
+  // A resume of a checkpoint that had reached `steps` already: nothing was trained, saved
+  // or recorded (run_id 0).
+  bool finished_before = false;
+  int64_t trained = 0;               // the checkpoint's step at the end
   GradientReducer::Stats gradients;  // data parallel: how the last step's were averaged
 };
 // Trains (or, with resume, continues) the denoiser in `ckpt_dir` on latents, recording a

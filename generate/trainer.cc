@@ -375,15 +375,35 @@ Status Trainer::Save(const std::string& dir) const {
   return CommitFolder(tmp, dir);
 }
 
+namespace {
+
+// A checkpoint folder's config.json, read and parsed into what it saved.
+Result<std::pair<Json, SavedTraining>> ReadCheckpointJson(const std::string& dir) {
+  if (!fs::is_directory(dir)) return Status::NotFound(dir + ": no checkpoint folder");
+  REEL_ASSIGN_OR_RETURN(
+      Json j, ReadConfigJson(dir, "reel-generate-checkpoint 1", "reel generate checkpoint"));
+  auto config = ModelConfig::FromJson(j.Find("model") != nullptr ? *j.Find("model") : Json());
+  if (!config.ok()) return Status::Corruption(dir + "/config.json: " + config.status().message());
+  SavedTraining saved;
+  saved.config = std::move(*config);
+  saved.train = j.Find("train") != nullptr ? *j.Find("train") : Json();
+  saved.step = j.Find("step") != nullptr ? j.Find("step")->as_int() : 0;
+  return std::make_pair(std::move(j), std::move(saved));
+}
+
+}  // namespace
+
+Result<SavedTraining> ReadTrainerCheckpoint(const std::string& dir) {
+  REEL_ASSIGN_OR_RETURN(auto read, ReadCheckpointJson(dir));
+  return std::move(read.second);
+}
+
 Result<std::unique_ptr<Trainer>> Trainer::Load(const std::string& dir, torch::Device device,
                                                bool optimizer,
                                                const FrozenTextLoader& frozen_text) {
-  if (!fs::is_directory(dir)) return Status::NotFound(dir + ": no checkpoint folder");
-  REEL_ASSIGN_OR_RETURN(const Json cfg, ReadConfigJson(dir, "reel-generate-checkpoint 1",
-                                                       "reel generate checkpoint"));
-  const Json* j = &cfg;
-  auto config = ModelConfig::FromJson(j->Find("model") != nullptr ? *j->Find("model") : Json());
-  if (!config.ok()) return Status::Corruption(dir + "/config.json: " + config.status().message());
+  REEL_ASSIGN_OR_RETURN(const auto read, ReadCheckpointJson(dir));
+  const Json* j = &read.first;
+  const ModelConfig* config = &read.second.config;
   BpeTokenizer tok;
   std::shared_ptr<const FrozenClipText> frozen;
   if (config->frozen_text()) {
@@ -410,11 +430,10 @@ Result<std::unique_ptr<Trainer>> Trainer::Load(const std::string& dir, torch::De
   } else {
     REEL_ASSIGN_OR_RETURN(tok, BpeTokenizer::Load(dir + "/tokenizer.txt"));
   }
-  const TrainOptions options =
-      TrainOptions::FromJson(j->Find("train") != nullptr ? *j->Find("train") : Json());
   REEL_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> t,
-                        Create(*config, std::move(tok), options, device, std::move(frozen)));
-  t->step_ = j->Find("step") != nullptr ? j->Find("step")->as_int() : 0;
+                        Create(*config, std::move(tok), TrainOptions::FromJson(read.second.train),
+                               device, std::move(frozen)));
+  t->step_ = read.second.step;
   t->dataset_size_ = j->Find("dataset_size") != nullptr ? j->Find("dataset_size")->as_int(-1) : -1;
   auto load_pair = [&](torch::nn::Module& dit, torch::nn::Module& txt,
                        const std::string& path) -> Status {

@@ -98,6 +98,11 @@ class ExampleOrder {
   std::vector<int64_t> perm_;
 };
 
+// The configuration, training options (TrainOptions::ToJson) and step of the checkpoint
+// in `dir` (written by Trainer::Save), from its config.json alone: what --resume continues
+// with. NotFound without the folder, Corruption for a config.json that is not one.
+Result<SavedTraining> ReadTrainerCheckpoint(const std::string& dir);
+
 class Trainer {
  public:
   // With config.frozen_text(), `frozen` is that tower (its width must be text.width) and

@@ -344,17 +344,26 @@ Result<LoadedVae> LoadVae(const std::string& dir, torch::Device device) {
   return out;
 }
 
+Result<SavedTraining> ReadVaeCheckpoint(const std::string& dir) {
+  REEL_ASSIGN_OR_RETURN(
+      const Json j,
+      ReadConfigJson(dir, "reel-vae 2", "reel VAE checkpoint (reel generate train-vae)"));
+  auto config = ModelConfig::FromJson(j.Find("model") != nullptr ? *j.Find("model") : Json());
+  if (!config.ok()) return Status::Corruption(dir + "/config.json: " + config.status().message());
+  SavedTraining saved;
+  saved.config = std::move(*config);
+  if (const Json* t = j.Find("train"); t != nullptr) saved.train = *t;
+  const Json* step = saved.train.Find("step");
+  saved.step = step != nullptr ? step->as_int() : 0;
+  return saved;
+}
+
 Result<LoadedVae> LoadVaeForTraining(const std::string& dir, torch::Device device) {
   namespace fs = std::filesystem;
-  REEL_ASSIGN_OR_RETURN(
-      const Json cfg,
-      ReadConfigJson(dir, "reel-vae 2", "reel VAE checkpoint (reel generate train-vae)"));
-  const Json* j = &cfg;
+  REEL_ASSIGN_OR_RETURN(SavedTraining saved, ReadVaeCheckpoint(dir));
   LoadedVae out;
-  if (const Json* t = j->Find("train"); t != nullptr) out.train = *t;
-  auto config = ModelConfig::FromJson(j->Find("model") != nullptr ? *j->Find("model") : Json());
-  if (!config.ok()) return Status::Corruption(dir + "/config.json: " + config.status().message());
-  out.config = *config;
+  out.config = std::move(saved.config);
+  out.train = std::move(saved.train);
   out.vae = VideoVae(out.config.vae);
   const std::string weights = dir + "/vae.pt";
   if (!fs::exists(weights)) return Status::NotFound(weights + ": missing from the checkpoint");

@@ -115,6 +115,10 @@ struct LoadedVae {
 Result<LoadedVae> LoadVae(const std::string& dir, torch::Device device);
 // As LoadVae, also when the training has not finished.
 Result<LoadedVae> LoadVaeForTraining(const std::string& dir, torch::Device device);
+// The configuration, "train" object (VaeTrainOptions::ToJson with the step reached and
+// the clip-picking generator; null when absent) and step of the VAE folder `dir`, from its
+// config.json alone: what train-vae --resume continues with.
+Result<SavedTraining> ReadVaeCheckpoint(const std::string& dir);
 
 }  // namespace reel::gen
 

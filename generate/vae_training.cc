@@ -32,13 +32,8 @@ constexpr const char* kVaeOptimizerFile = "optimizer.pt";
 Json VaeTrainJson(const VaeTrainOptions& o, int64_t step, const std::mt19937_64& rng) {
   std::ostringstream r;
   r << rng;
-  Json t = Json::MakeObject();
+  Json t = o.ToJson();
   t["step"] = step;
-  t["steps"] = o.steps;
-  t["batch"] = static_cast<int64_t>(o.batch);
-  t["lr"] = o.lr;
-  t["weight_decay"] = o.weight_decay;
-  t["seed"] = static_cast<int64_t>(o.seed);
   t["pick_rng"] = r.str();
   return t;
 }
@@ -165,6 +160,16 @@ Status VaeTrainOptions::Validate() const {
   if (save_every < 0)
     return OutOfRange("VAE save interval", static_cast<double>(save_every), "0 or more steps");
   return Status::OK();
+}
+
+Json VaeTrainOptions::ToJson() const {
+  Json t = Json::MakeObject();
+  t["steps"] = steps;
+  t["batch"] = static_cast<int64_t>(batch);
+  t["lr"] = lr;
+  t["weight_decay"] = weight_decay;
+  t["seed"] = static_cast<int64_t>(seed);
+  return t;
 }
 
 Result<VaeTrainResult> TrainVae(const ModelConfig& config, const ClipSet& clips,

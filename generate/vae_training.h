@@ -77,6 +77,9 @@ struct VaeTrainOptions {
   // below 1, a learning rate not above 0, a negative weight decay or save interval, or
   // either rate not finite).
   Status Validate() const;
+  // The options that shape the training's trajectory (steps, batch, lr, weight_decay,
+  // seed), as the VAE folder saves them to resume.
+  Json ToJson() const;
 };
 struct VaeTrainResult {
   double final_l1 = 0;

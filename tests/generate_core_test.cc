@@ -95,6 +95,36 @@ TEST(ModelConfigTest, NamedConfigsValidateAndRoundTrip) {
   EXPECT_EQ(h100.tokens(), 5 * 16 * 16);
 }
 
+// What a resume compares: the fields of the sections asked, named with both values; not
+// the name, and not a frozen text tower's own widths.
+TEST(ModelConfigTest, DifferencesNameTheFieldsOfTheSectionsAsked) {
+  const std::vector<std::string> all = {"vae", "text", "dit", "clip"};
+  const ModelConfig tiny = *ModelConfig::Named("cpu-tiny");
+  EXPECT_TRUE(ConfigDifferences(tiny, tiny, all).empty());
+  ModelConfig renamed = tiny;
+  renamed.name = "mine";
+  EXPECT_TRUE(ConfigDifferences(tiny, renamed, all).empty());
+  ModelConfig other = tiny;
+  other.vae.channel_mult = {1, 2};
+  other.dit.width = 128;
+  other.clip.fps = 16;
+  EXPECT_EQ(ConfigDifferences(tiny, other, all),
+            (std::vector<std::string>{"vae.channel_mult [1,2] (saved: [1,2,2,2])",
+                                      "dit.width 128 (saved: 96)", "clip.fps 16 (saved: 8)"}));
+  EXPECT_EQ(ConfigDifferences(tiny, other, {"vae", "clip"}),
+            (std::vector<std::string>{"vae.channel_mult [1,2] (saved: [1,2,2,2])",
+                                      "clip.fps 16 (saved: 8)"}));
+  ModelConfig frozen = tiny;  // as WithFrozenText saves it: the tower's width
+  frozen.text.encoder = "clip-vit-b-32";
+  frozen.text.width = 512;
+  ModelConfig asked = tiny;
+  asked.text.encoder = "clip-vit-b-32";
+  EXPECT_TRUE(ConfigDifferences(frozen, asked, all).empty());
+  asked.text.encoder = "reel";
+  EXPECT_EQ(ConfigDifferences(frozen, asked, all),
+            (std::vector<std::string>{"text.encoder reel (saved: clip-vit-b-32)"}));
+}
+
 TEST(ModelConfigTest, BadConfigsNameTheField) {
   auto expect_bad = [](ModelConfig c, const std::string& needle) {
     const Status s = c.Validate();
@@ -1382,6 +1412,12 @@ TEST_F(TrainerTest, BadOptionsAndBrokenCheckpointsAreNamed) {
   EXPECT_EQ(Trainer::Load(dir, torch::kCPU).status().code(), StatusCode::kNotFound);
   ASSERT_TRUE(t->Step(data_).ok());
   ASSERT_TRUE(t->Save(dir).ok());
+  // What a resume continues with, read without the weights.
+  auto saved = ReadTrainerCheckpoint(dir);
+  ASSERT_TRUE(saved.ok()) << saved.status().ToString();
+  EXPECT_EQ(saved->step, 1);
+  EXPECT_EQ(saved->config.ToJson(), config_.ToJson());
+  EXPECT_EQ(saved->train, options_.ToJson());
   // Truncated weights.
   const std::string model = dir + "/model.pt";
   std::filesystem::resize_file(model, std::filesystem::file_size(model) / 2);

@@ -350,14 +350,28 @@ TEST_F(PrepareTest, StoppedThenResumedEqualsStraight) {
   EXPECT_EQ(idle->kept, 4);
 }
 
-std::string ReadBytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
+// The whole loop through the command line, with a few steps of each job.
+// Latents the configuration's denoiser does not take are named before anything is
+// trained or recorded, not met as a shape error inside a step.
+TEST(TrainDenoiserTest, LatentsOfAnotherShapeAreNamedBeforeAnyStep) {
+  TempDir dir;
+  auto catalog = Catalog::Open(dir.File("c.db"), Catalog::Options());
+  ASSERT_TRUE(catalog.ok()) << catalog.status().ToString();
+  const ModelConfig config = *ModelConfig::Named("cpu-tiny");
+  const std::vector<LatentExample> data = {{torch::zeros({4, 3, 4, 4}), "a red square"},
+                                           {torch::zeros({4, 3, 8, 8}), "a blue circle"}};
+  DenoiserTrainOptions options;
+  options.steps = 1;
+  auto r = TrainDenoiser(catalog->get(), config, data, {"a red square", "a blue circle"}, options,
+                         dir.File("dit"), nullptr, nullptr);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message(),
+            "training latent 1 is [4, 3, 8, 8], but the cpu-tiny denoiser trains on [4, 3, 4, 4] "
+            "(9 frames 32x32 @ 8 fps, 4 latent channels)");
+  EXPECT_FALSE(fs::exists(dir.File("dit/config.json")));
+  EXPECT_TRUE((*catalog)->ListRuns("train")->empty());
 }
 
-// The whole loop through the command line, with a few steps of each job.
 TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
   TempDir dir;
   fs::create_directories(dir.File("raw"));
@@ -395,9 +409,28 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
   ASSERT_EQ(more.exit_code, 0) << more.err;
   EXPECT_NE(more.out.find(": 1 steps"), std::string::npos) << more.out;
   EXPECT_NE(more.out.find("of its 3 training clips"), std::string::npos) << more.out;
+  // A resume is exact: options given with other values than the saved ones, or another
+  // configuration, are refused and named instead of being silently not used.
+  auto other = run({"generate",      "train-vae", "--db", db,         "--subset",  "train", "--out",
+                    dir.File("vae"), "--steps",   "5",    "--resume", "--batch",   "3",     "--lr",
+                    "0.002",         "--seed",    "0",    "--config", "cpu-small", "-q"});
+  EXPECT_EQ(other.exit_code, 1);
+  EXPECT_NE(other.err.find(dir.File("vae") + ": --resume continues the training saved there "
+                                             "exactly (cpu-tiny, step 4)"),
+            std::string::npos)
+      << other.err;
+  EXPECT_NE(other.err.find("configuration cpu-small: vae.base_channels 24 (saved: 16)"),
+            std::string::npos)
+      << other.err;
+  EXPECT_NE(other.err.find("clip.frames 17 (saved: 9)"), std::string::npos) << other.err;
+  EXPECT_NE(other.err.find("; --batch 3 (saved: 2); --lr 0.002 (saved: 0.001)."), std::string::npos)
+      << other.err;
+  EXPECT_EQ(other.err.find("--seed"), std::string::npos) << "given as saved: " << other.err;
+  EXPECT_EQ(ReadVaeCheckpoint(dir.File("vae"))->step, 4) << "the refused run trained nothing";
+  // The saved values may be given (the same command line again, with more steps).
   auto cached =
       run({"generate", "train-vae", "--db", db, "--subset", "train", "--out", dir.File("vae"),
-           "--steps", "5", "--resume", "--clip-cache", dir.File("clips.u8")});
+           "--steps", "5", "--resume", "--batch", "2", "--clip-cache", dir.File("clips.u8")});
   ASSERT_EQ(cached.exit_code, 0) << cached.err;
   EXPECT_NE(cached.err.find("(3 already decoded in " + dir.File("clips.u8") + ")"),
             std::string::npos)
@@ -450,9 +483,53 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
   auto t1 = train("4", false);
   ASSERT_EQ(t1.exit_code, 0) << t1.err;
   EXPECT_EQ(train("8", false).exit_code, 1) << "an existing checkpoint needs --resume";
+  {
+    auto other = run({"generate",
+                      "train",
+                      "--db",
+                      db,
+                      "--latents",
+                      dir.File("latents.pt"),
+                      "--out",
+                      dir.File("dit"),
+                      "--steps",
+                      "8",
+                      "--resume",
+                      "--batch",
+                      "2",
+                      "--lr",
+                      "0.001",
+                      "--ema",
+                      "0.99",
+                      "--text-encoder",
+                      "clip-vit-b-32",
+                      "-q"});
+    EXPECT_EQ(other.exit_code, 1);
+    EXPECT_NE(other.err.find("(cpu-tiny, step 4), and this command line asks for another: "
+                             "configuration cpu-tiny: text.encoder clip-vit-b-32 (saved: reel); "
+                             "--lr 0.001 (saved: 0.0003); --ema 0.99 (saved: 0.999). Leave these "
+                             "options out"),
+              std::string::npos)
+        << other.err;
+    EXPECT_EQ(ReadTrainerCheckpoint(dir.File("dit"))->step, 4) << "nothing trained";
+    // Another configuration: this checkpoint's latents do not fit it, but a resume trains
+    // the saved configuration, so that is what is named.
+    auto small = run({"generate", "train", "--db", db, "--latents", dir.File("latents.pt"), "--out",
+                      dir.File("dit"), "--steps", "8", "--resume", "--config", "cpu-small", "-q"});
+    EXPECT_EQ(small.exit_code, 1);
+    EXPECT_NE(small.err.find("configuration cpu-small: vae.base_channels 24 (saved: 16)"),
+              std::string::npos)
+        << small.err;
+  }
   auto t2 = train("8", true);
   ASSERT_EQ(t2.exit_code, 0) << t2.err;
   EXPECT_NE(t2.out.find("4 steps"), std::string::npos) << t2.out;
+  // The same command again (a job started twice) finds nothing to do and records no run.
+  auto t3 = train("8", true);
+  ASSERT_EQ(t3.exit_code, 0) << t3.err;
+  EXPECT_NE(t3.out.find(dir.File("dit") + ": already trained 8 steps (--steps 8): nothing to do"),
+            std::string::npos)
+      << t3.out;
   {
     Catalog::Options ro;
     ro.read_only = true;
@@ -475,9 +552,11 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
   ASSERT_EQ(s1.exit_code, 0) << s1.err;
   ASSERT_EQ(sample("b", "1").exit_code, 0);
   ASSERT_EQ(sample("c", "2").exit_code, 0);
-  EXPECT_EQ(ReadBytes(dir.File("a/000000.mp4")), ReadBytes(dir.File("b/000000.mp4")))
+  EXPECT_EQ(testing::ReadFile(dir.File("a/000000.mp4")),
+            testing::ReadFile(dir.File("b/000000.mp4")))
       << "same seed, same clip";
-  EXPECT_NE(ReadBytes(dir.File("a/000000.mp4")), ReadBytes(dir.File("c/000000.mp4")));
+  EXPECT_NE(testing::ReadFile(dir.File("a/000000.mp4")),
+            testing::ReadFile(dir.File("c/000000.mp4")));
   {
     // --resume on the finished run (the newest named tiny@8) keeps all its files.
     auto again = run({"generate", "sample", "--db", db, "--subset", "train", "--ckpt",
@@ -543,8 +622,8 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
     ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
     EXPECT_EQ(resumed->kept, 1);
     for (const char* f : {"000000.mp4", "000001.mp4", "000002.mp4"}) {
-      EXPECT_EQ(ReadBytes(dir.File(std::string("straight/") + f)),
-                ReadBytes(dir.File(std::string("resumed/") + f)))
+      EXPECT_EQ(testing::ReadFile(dir.File(std::string("straight/") + f)),
+                testing::ReadFile(dir.File(std::string("resumed/") + f)))
           << f;
     }
     auto newest = (*cat)->FindRunByName("generate", "resumable");
@@ -762,8 +841,8 @@ TEST(DataParallelTest, TwoProcessesOverGlooMatchOneOnTheUnionBatch) {
   }
   script += "wait $p0; r0=$?; wait $p1; r1=$?; exit $((r0 | r1))\n";
   auto two = reel::testing::RunProcess({"/bin/sh", "-c", script});
-  ASSERT_EQ(two.exit_code, 0) << ReadBytes(dir.File("rank0.log"))
-                              << ReadBytes(dir.File("rank1.log"));
+  ASSERT_EQ(two.exit_code, 0) << testing::ReadFile(dir.File("rank0.log"))
+                              << testing::ReadFile(dir.File("rank1.log"));
 
   auto a = Trainer::Load(dir.File("one"), torch::kCPU);
   auto b = Trainer::Load(dir.File("two"), torch::kCPU);
@@ -780,7 +859,7 @@ TEST(DataParallelTest, TwoProcessesOverGlooMatchOneOnTheUnionBatch) {
   EXPECT_LT(two_vs_one, 1e-5) << "two processes must make one process's update";
   // Rank 0's summary says how the gradients went: in several buckets, sent while backward
   // still ran, each gradient once.
-  const std::string log0 = ReadBytes(dir.File("rank0.log"));
+  const std::string log0 = testing::ReadFile(dir.File("rank0.log"));
   const size_t at = log0.find("gradients averaged in ");
   ASSERT_NE(at, std::string::npos) << log0;
   long long buckets = 0, early = 0;
@@ -1047,7 +1126,7 @@ TEST_F(FrozenClipTextTest, TrainAndSampleFromTheCommandLine) {
   };
   auto ok = train("dit");
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
-  auto ckpt = Json::Parse(ReadBytes(dir_.File("dit/config.json")));
+  auto ckpt = Json::Parse(testing::ReadFile(dir_.File("dit/config.json")));
   ASSERT_TRUE(ckpt.ok());
   EXPECT_EQ(ckpt->Find("model")->Find("text")->Find("encoder")->as_string(), "clip-vit-b-32");
   EXPECT_EQ(ckpt->Find("model")->Find("text")->Find("width")->as_int(), 64);

@@ -523,6 +523,12 @@ void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
 }
 
+std::string ShowJson(const Json& v) {
+  if (v.is_string()) return v.as_string();
+  if (v.type() == Json::Type::kDouble) return FormatShortest(v.as_double());
+  return v.Dump();
+}
+
 std::string FormatJsonNumber(double v) {
   if (!std::isfinite(v)) return "null";
   char buf[64];

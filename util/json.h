@@ -94,6 +94,9 @@ void AppendJsonString(std::string* out, std::string_view s);
 // Formats a double as the shortest text that reads back to the same value ("null" if
 // not finite).
 std::string FormatJsonNumber(double v);
+// A value as a message shows it: a string as it is, a double as FormatShortest writes it
+// (0.0003, not 3e-04), anything else as Dump() writes it.
+std::string ShowJson(const Json& v);
 
 }  // namespace reel
 

@@ -28,6 +28,9 @@ std::string FormatBytes(uint64_t bytes);
 std::string FormatDuration(double seconds);
 // Fixed-point formatting with `digits` decimals ("3.14").
 std::string FormatFixed(double v, int digits);
+// The shortest text that reads back as `v`, as printf's %g lays it out ("0.0003", "-1",
+// "1e-06", "10"); "nan", "inf" and "-inf" by name: a value as a message shows it.
+std::string FormatShortest(double v);
 
 // Natural order: "frame2.png" < "frame10.png" (digit runs compare by value).
 bool NaturalLess(std::string_view a, std::string_view b);
