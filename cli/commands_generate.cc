@@ -84,8 +84,14 @@ Result<ModelConfig> ConfigToResume(const std::string& dir, const SavedTraining& 
                                    std::initializer_list<ResumedFlag> flags) {
   std::vector<std::string> differ;
   if (given_config) {
-    for (const std::string& d : ConfigDifferences(saved.config, *given_config, sections))
-      differ.push_back("configuration " + given_config->name + ": " + d);
+    std::vector<std::string> fields = ConfigDifferences(saved.config, *given_config, sections);
+    constexpr size_t kShown = 4;
+    if (!fields.empty()) {
+      const size_t more = fields.size() > kShown ? fields.size() - kShown : 0;
+      fields.resize(fields.size() - more);
+      differ.push_back("configuration " + given_config->name + ": " + Join(fields, ", ") +
+                       (more > 0 ? " and " + std::to_string(more) + " more fields" : ""));
+    }
   }
   for (const ResumedFlag& f : flags) {
     const Json* want = asked.Find(f.key);
