@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "nets/tensor_text.h"
 #include "nets/torch_compat.h"
 
 namespace reel {
@@ -12,12 +13,6 @@ namespace {
 
 torch::Tensor F64(const torch::Tensor& t) {
   return t.to(torch::kCPU, torch::kDouble);
-}
-
-std::string Shape(const torch::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
 }
 
 // Eigenvalues and vectors of a symmetric matrix (symmetrised first).
@@ -39,7 +34,7 @@ double TraceSqrtProduct(const torch::Tensor& s1, const torch::Tensor& s2) {
 
 Status FeatureMoments::Add(const torch::Tensor& features) {
   if (features.dim() != 2) {
-    return Status::InvalidArgument("features must be [N, D], got " + Shape(features));
+    return Status::InvalidArgument("features must be [N, D], got " + ShapeText(features.sizes()));
   }
   if (dim_ != 0 && features.size(1) != dim_) {
     return Status::InvalidArgument("features of width " + std::to_string(features.size(1)) +
@@ -73,8 +68,9 @@ Result<double> FrechetDistance(const torch::Tensor& mu1, const torch::Tensor& si
   if (mu1.dim() != 1 || mu2.sizes() != mu1.sizes() || sigma1.dim() != 2 ||
       sigma1.size(0) != mu1.size(0) || sigma1.size(1) != mu1.size(0) ||
       sigma2.sizes() != sigma1.sizes()) {
-    return Status::InvalidArgument("Fréchet distance: shapes " + Shape(mu1) + ", " + Shape(sigma1) +
-                                   " and " + Shape(mu2) + ", " + Shape(sigma2) + " do not match");
+    return Status::InvalidArgument("Fréchet distance: shapes " + ShapeText(mu1.sizes()) + ", " +
+                                   ShapeText(sigma1.sizes()) + " and " + ShapeText(mu2.sizes()) +
+                                   ", " + ShapeText(sigma2.sizes()) + " do not match");
   }
   compat::InferenceGuard guard;
   const torch::Tensor m1 = F64(mu1), m2 = F64(mu2), s1 = F64(sigma1), s2 = F64(sigma2);
@@ -89,8 +85,8 @@ Result<double> FrechetDistance(const torch::Tensor& mu1, const torch::Tensor& si
 Result<double> FrechetDistance(const torch::Tensor& features1, const torch::Tensor& features2,
                                bool unbiased) {
   if (features1.dim() != 2 || features2.dim() != 2 || features1.size(1) != features2.size(1)) {
-    return Status::InvalidArgument("feature sets " + Shape(features1) + " and " + Shape(features2) +
-                                   " do not match");
+    return Status::InvalidArgument("feature sets " + ShapeText(features1.sizes()) + " and " +
+                                   ShapeText(features2.sizes()) + " do not match");
   }
   if (features1.size(0) == 0 || features2.size(0) == 0) {
     return Status::InvalidArgument("a feature set is empty");
@@ -115,8 +111,8 @@ Result<double> FrechetDistance(const torch::Tensor& features1, const torch::Tens
 Result<double> KernelDistance(const torch::Tensor& features1, const torch::Tensor& features2,
                               const KernelDistanceOptions& options) {
   if (features1.dim() != 2 || features2.dim() != 2 || features1.size(1) != features2.size(1)) {
-    return Status::InvalidArgument("feature sets " + Shape(features1) + " and " + Shape(features2) +
-                                   " do not match");
+    return Status::InvalidArgument("feature sets " + ShapeText(features1.sizes()) + " and " +
+                                   ShapeText(features2.sizes()) + " do not match");
   }
   const int64_t m = std::min({features1.size(0), features2.size(0), options.max_subset_size});
   if (m < 2) return Status::InvalidArgument("kernel distance needs at least 2 features per side");

@@ -66,4 +66,13 @@ Result<Json> ReadConfigJson(const std::string& dir, const std::string& format,
   return *j;
 }
 
+Result<SavedTraining> SavedTrainingFromJson(const std::string& dir, const Json& j) {
+  auto config = ModelConfig::FromJson(j.Find("model") != nullptr ? *j.Find("model") : Json());
+  if (!config.ok()) return Status::Corruption(dir + "/config.json: " + config.status().message());
+  SavedTraining saved;
+  saved.config = std::move(*config);
+  if (const Json* t = j.Find("train"); t != nullptr) saved.train = *t;
+  return saved;
+}
+
 }  // namespace reel::gen

@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "generate/config.h"
 #include "util/json.h"
 #include "util/status.h"
 
@@ -23,6 +24,10 @@ Status CommitFolder(const std::string& tmp, const std::string& dir);
 // Reads `dir`/config.json and checks its "format" field; NotFound names the file.
 Result<Json> ReadConfigJson(const std::string& dir, const std::string& format,
                             const std::string& what);
+// The model configuration and "train" object of `dir`'s config.json `j` (Corruption
+// naming the file when the configuration is unreadable). `step` is left 0 for the caller:
+// denoiser and VAE folders keep it in different places.
+Result<SavedTraining> SavedTrainingFromJson(const std::string& dir, const Json& j);
 
 }  // namespace reel::gen
 

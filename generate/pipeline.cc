@@ -12,6 +12,7 @@
 #include "nets/clip.h"
 #include "nets/clip_tokenizer.h"
 #include "nets/models.h"
+#include "nets/tensor_text.h"
 #include "util/parallel.h"
 #include "util/strings.h"
 #include "video/encoder.h"
@@ -592,12 +593,6 @@ ModelConfig WithFrozenText(ModelConfig config, const FrozenClipText& frozen) {
 }
 
 namespace {
-
-std::string ShapeText(c10::IntArrayRef sizes) {
-  std::string s = "[";
-  for (size_t i = 0; i < sizes.size(); ++i) s += (i > 0 ? ", " : "") + std::to_string(sizes[i]);
-  return s + "]";
-}
 
 // InvalidArgument naming the first latent that is not of the shape `config`'s denoiser
 // trains on ([C, T, H, W] of its VAE and clip), instead of a shape error inside a step.

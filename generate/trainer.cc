@@ -382,11 +382,7 @@ Result<std::pair<Json, SavedTraining>> ReadCheckpointJson(const std::string& dir
   if (!fs::is_directory(dir)) return Status::NotFound(dir + ": no checkpoint folder");
   REEL_ASSIGN_OR_RETURN(
       Json j, ReadConfigJson(dir, "reel-generate-checkpoint 1", "reel generate checkpoint"));
-  auto config = ModelConfig::FromJson(j.Find("model") != nullptr ? *j.Find("model") : Json());
-  if (!config.ok()) return Status::Corruption(dir + "/config.json: " + config.status().message());
-  SavedTraining saved;
-  saved.config = std::move(*config);
-  saved.train = j.Find("train") != nullptr ? *j.Find("train") : Json();
+  REEL_ASSIGN_OR_RETURN(SavedTraining saved, SavedTrainingFromJson(dir, j));
   saved.step = j.Find("step") != nullptr ? j.Find("step")->as_int() : 0;
   return std::make_pair(std::move(j), std::move(saved));
 }

@@ -348,11 +348,7 @@ Result<SavedTraining> ReadVaeCheckpoint(const std::string& dir) {
   REEL_ASSIGN_OR_RETURN(
       const Json j,
       ReadConfigJson(dir, "reel-vae 2", "reel VAE checkpoint (reel generate train-vae)"));
-  auto config = ModelConfig::FromJson(j.Find("model") != nullptr ? *j.Find("model") : Json());
-  if (!config.ok()) return Status::Corruption(dir + "/config.json: " + config.status().message());
-  SavedTraining saved;
-  saved.config = std::move(*config);
-  if (const Json* t = j.Find("train"); t != nullptr) saved.train = *t;
+  REEL_ASSIGN_OR_RETURN(SavedTraining saved, SavedTrainingFromJson(dir, j));
   const Json* step = saved.train.Find("step");
   saved.step = step != nullptr ? step->as_int() : 0;
   return saved;

@@ -7,21 +7,13 @@
 
 #include <torch/script.h>
 
+#include "nets/tensor_text.h"
 #include "nets/torch_compat.h"
 
 namespace reel {
 namespace {
 
 namespace F = torch::nn::functional;
-
-std::string ShapeText(at::IntArrayRef shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
 
 class StateChecker {
  public:
