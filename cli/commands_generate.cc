@@ -193,8 +193,19 @@ class TrainVaeCommand : public Command {
   }
   int Run() override {
     if (Status s = CheckVaeOutDir(out_, opt_.resume); !s.ok()) return Fail(s);
-    auto config = opt_.resume ? ConfigToResume() : ResolveConfig(config_);
+    std::optional<SavedTraining> saved;
+    if (opt_.resume) {
+      auto s = ReadVaeCheckpoint(out_);
+      if (!s.ok()) return Fail(s.status());
+      saved = std::move(*s);
+    }
+    auto config = saved ? ConfigToResume(*saved) : ResolveConfig(config_);
     if (!config.ok()) return Fail(config.status());
+    if (saved && saved->step >= opt_.steps) {  // as train --resume does: nothing to decode
+      std::printf("%s: already trained %lld steps (--steps %lld): nothing to do\n", out_.c_str(),
+                  static_cast<long long>(saved->step), static_cast<long long>(opt_.steps));
+      return kExitOk;
+    }
     auto device = DeviceFor(device_);
     if (!device.ok()) return Fail(device.status());
     opt_.device = *device;
@@ -222,8 +233,7 @@ class TrainVaeCommand : public Command {
 
  private:
   // The saved VAE's configuration, when the command line asks for nothing else.
-  Result<ModelConfig> ConfigToResume() const {
-    REEL_ASSIGN_OR_RETURN(const SavedTraining saved, ReadVaeCheckpoint(out_));
+  Result<ModelConfig> ConfigToResume(const SavedTraining& saved) const {
     std::optional<ModelConfig> given_config;
     if (given_.count("config") > 0) {
       REEL_ASSIGN_OR_RETURN(given_config, ResolveConfig(config_));

@@ -435,6 +435,15 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
   EXPECT_NE(cached.err.find("(3 already decoded in " + dir.File("clips.u8") + ")"),
             std::string::npos)
       << cached.err;
+  // The same command again (a job started twice) finds nothing to do, before decoding.
+  auto finished = run({"generate", "train-vae", "--db", db, "--subset", "train", "--out",
+                       dir.File("vae"), "--steps", "5", "--resume", "--batch", "2"});
+  ASSERT_EQ(finished.exit_code, 0) << finished.err;
+  EXPECT_NE(finished.out.find(dir.File("vae") + ": already trained 5 steps (--steps 5): nothing "
+                                                "to do"),
+            std::string::npos)
+      << finished.out;
+  EXPECT_EQ(finished.err.find("decode"), std::string::npos) << finished.err;
   // A run on fewer clips says what the rest of the file holds.
   auto fewer =
       run({"generate", "train-vae", "--db", db, "--subset", "train", "--out", dir.File("vae-fewer"),
