@@ -108,6 +108,13 @@ Result<ModelConfig> ConfigToResume(const std::string& dir, const SavedTraining& 
       ". Leave these options out (or give the saved values), or train into another --out");
 }
 
+// A resumed training that already reached --steps: said, and nothing else done.
+int NothingToDo(const std::string& dir, int64_t step, int64_t steps) {
+  std::printf("%s: already trained %lld steps (--steps %lld): nothing to do\n", dir.c_str(),
+              static_cast<long long>(step), static_cast<long long>(steps));
+  return kExitOk;
+}
+
 std::unique_ptr<Progress> MakeProgress(const std::string& label, int64_t total, bool quiet,
                                        const std::string& unit = "steps") {
   Progress::Options p;
@@ -201,11 +208,7 @@ class TrainVaeCommand : public Command {
     }
     auto config = saved ? ConfigToResume(*saved) : ResolveConfig(config_);
     if (!config.ok()) return Fail(config.status());
-    if (saved && saved->step >= opt_.steps) {  // as train --resume does: nothing to decode
-      std::printf("%s: already trained %lld steps (--steps %lld): nothing to do\n", out_.c_str(),
-                  static_cast<long long>(saved->step), static_cast<long long>(opt_.steps));
-      return kExitOk;
-    }
+    if (saved && saved->step >= opt_.steps) return NothingToDo(out_, saved->step, opt_.steps);
     auto device = DeviceFor(device_);
     if (!device.ok()) return Fail(device.status());
     opt_.device = *device;
@@ -428,9 +431,16 @@ class TrainCommand : public Command {
   }
   int Run() override {
     // A resume (of a checkpoint that is there) trains the saved configuration.
-    const bool resume = opt_.resume && fs::exists(out_ + "/config.json");
-    auto config = resume ? ConfigToResume() : AskedConfig();
+    std::optional<SavedTraining> saved;
+    if (opt_.resume && fs::exists(out_ + "/config.json")) {
+      auto s = ReadTrainerCheckpoint(out_);
+      if (!s.ok()) return Fail(s.status());
+      saved = std::move(*s);
+    }
+    auto config = saved ? ConfigToResume(*saved) : AskedConfig();
     if (!config.ok()) return Fail(config.status());
+    // Every data-parallel process reads the same checkpoint, so all stop here together.
+    if (saved && saved->step >= opt_.steps) return NothingToDo(out_, saved->step, opt_.steps);
     auto cache = LoadLatentCache(latents_);
     if (!cache.ok()) return Fail(cache.status());
     auto vae_model = ModelConfig::FromJson(cache->model);
@@ -485,11 +495,6 @@ class TrainCommand : public Command {
     progress->Finish();
     if (!r.ok()) return Fail(r.status());
     if (!lead) return r->cancelled ? kExitFailure : kExitOk;
-    if (r->finished_before) {
-      std::printf("%s: already trained %lld steps (--steps %lld): nothing to do\n", out_.c_str(),
-                  static_cast<long long>(r->trained), static_cast<long long>(opt_.steps));
-      return kExitOk;
-    }
     std::printf("train run %lld: %lld steps (%.2f steps/s), final loss %.4f, checkpoint %s%s\n",
                 static_cast<long long>(r->run_id), static_cast<long long>(r->steps_done),
                 r->steps_per_second, r->final_loss, out_.c_str(),
@@ -511,8 +516,7 @@ class TrainCommand : public Command {
     return config;
   }
   // The saved checkpoint's configuration, when the command line asks for nothing else.
-  Result<ModelConfig> ConfigToResume() const {
-    REEL_ASSIGN_OR_RETURN(const SavedTraining saved, ReadTrainerCheckpoint(out_));
+  Result<ModelConfig> ConfigToResume(const SavedTraining& saved) const {
     std::optional<ModelConfig> given_config;
     if (given_.count("config") > 0 || given_.count("text-encoder") > 0) {
       ModelConfig c = saved.config;

@@ -75,4 +75,9 @@ Result<SavedTraining> SavedTrainingFromJson(const std::string& dir, const Json& 
   return saved;
 }
 
+Status AlreadyTrained(const std::string& dir, int64_t step) {
+  return Status::FailedPrecondition(dir + ": already trained " + std::to_string(step) +
+                                    " steps; --steps must be more to continue");
+}
+
 }  // namespace reel::gen

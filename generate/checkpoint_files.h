@@ -28,6 +28,9 @@ Result<Json> ReadConfigJson(const std::string& dir, const std::string& format,
 // naming the file when the configuration is unreadable). `step` is left 0 for the caller:
 // denoiser and VAE folders keep it in different places.
 Result<SavedTraining> SavedTrainingFromJson(const std::string& dir, const Json& j);
+// FailedPrecondition: the training saved in `dir` already reached `step`, which a resume
+// to `steps` (no more than that) would not go past.
+Status AlreadyTrained(const std::string& dir, int64_t step);
 
 }  // namespace reel::gen
 

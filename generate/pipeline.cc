@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "generate/checkpoint_files.h"
 #include "generate/vae.h"
 #include "nets/clip.h"
 #include "nets/clip_tokenizer.h"
@@ -658,12 +659,7 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
     }
   }
   REEL_RETURN_IF_ERROR(CheckLatentShapes(trainer->config(), data));
-  if (trainer->step() >= options.steps) {  // every process read the same checkpoint
-    DenoiserTrainResult done;
-    done.finished_before = true;
-    done.trained = trainer->step();
-    return done;
-  }
+  if (trainer->step() >= options.steps) return AlreadyTrained(ckpt_dir, trainer->step());
   trainer->dit()->SetActivationCheckpointing(options.activation_checkpointing);
   if (dp.world > 1) {
     if (dp.comm == nullptr) return Status::InvalidArgument("data parallel without a process group");
@@ -748,7 +744,6 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
   result.steps_done = done;
   result.steps_per_second = secs > 0 ? static_cast<double>(done) / secs : 0;
   result.gradients = trainer->gradient_stats();
-  result.trained = trainer->step();
   if (Status s = save(); !s.ok()) {
     finish(RunStatus::kFailed, s.message()).IgnoreError();
     return s;

@@ -162,7 +162,8 @@ struct DenoiserTrainOptions {
   int64_t save_every = 200;
   // Continue the checkpoint in ckpt_dir (when there is one) with its own configuration
   // and training options: `config` and `train` are then not used (ReadTrainerCheckpoint
-  // tells what will be, for a caller to compare).
+  // tells what will be, for a caller to compare). A checkpoint that already reached
+  // `steps` is refused (AlreadyTrained).
   bool resume = false;
   TrainOptions train;
   // Data-parallel processes (see generate/distributed.h): every process runs this with the
@@ -182,10 +183,6 @@ struct DenoiserTrainResult {
   double final_loss = 0;
   double steps_per_second = 0;
   bool cancelled = false;
-  // A resume of a checkpoint that had reached `steps` already: nothing was trained, saved
-  // or recorded (run_id 0).
-  bool finished_before = false;
-  int64_t trained = 0;               // the checkpoint's step at the end
   GradientReducer::Stats gradients;  // data parallel: how the last step's were averaged
 };
 // Trains (or, with resume, continues) the denoiser in `ckpt_dir` on latents, recording a

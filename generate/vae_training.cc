@@ -8,6 +8,7 @@
 #include <random>
 #include <sstream>
 
+#include "generate/checkpoint_files.h"
 #include "generate/optim.h"
 #include "generate/vae.h"
 #include "nets/torch_compat.h"
@@ -50,10 +51,7 @@ Result<int64_t> ReadVaeTrainState(const std::string& dir, const Json& t, VaeTrai
                                         " in config.json)");
   }
   const int64_t step = t.Find("step")->as_int();
-  if (step >= options.steps) {
-    return Status::FailedPrecondition(dir + ": already trained " + std::to_string(step) +
-                                      " steps; --steps must be more to continue");
-  }
+  if (step >= options.steps) return AlreadyTrained(dir, step);
   options.batch = static_cast<int>(t.Find("batch")->as_int());
   options.lr = t.Find("lr")->as_double();
   options.weight_decay = t.Find("weight_decay")->as_double();
