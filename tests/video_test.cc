@@ -1,16 +1,21 @@
 // Tests for video/: probing, decoding, encoding, image folders and synthetic videos.
 // Every input is made here with libav (or the ffmpeg CLI where noted).
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include <gtest/gtest.h>
 
 #include "tests/support/test_support.h"
 #include "util/strings.h"
+#include "video/av_util.h"
 #include "video/decoder.h"
 #include "video/encoder.h"
 #include "video/probe.h"
@@ -608,6 +613,13 @@ TEST(EncoderTest, RejectsBadInputAndLeavesNoPartialFile) {
     Frame wrong;
     wrong.Allocate(16, 16, PixelFormat::kRgb24);
     EXPECT_EQ((*enc)->Write(wrong, 6).code(), StatusCode::kInvalidArgument);
+    Frame short_data = f;  // the right size, but fewer bytes than the image needs
+    short_data.data.resize(short_data.data.size() - 1);
+    Status truncated = (*enc)->Write(short_data, 7);
+    EXPECT_EQ(truncated.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(truncated.message().find("frame holds 3071 bytes, not the 32x32 image's 3072"),
+              std::string::npos)
+        << truncated.message();
     // Destroyed without Finish(): abandoned.
   }
   EXPECT_FALSE(std::filesystem::exists(path));
@@ -670,6 +682,112 @@ TEST(EncoderTest, SameFramesSameFileWhateverRanBefore) {
     differ += bytes != first;
   }
   EXPECT_EQ(differ, 0) << "of 15 repeats, " << differ << " encoded to another file";
+}
+
+// ---------------------------------------------------------------- swscale's slack
+
+// A libav frame of `format` and size holding random bytes.
+av::FramePtr RandomAvFrame(AVPixelFormat format, int width, int height, std::mt19937* rng) {
+  av::FramePtr f(av_frame_alloc());
+  f->format = format;
+  f->width = width;
+  f->height = height;
+  if (av_frame_get_buffer(f.get(), 0) < 0) return nullptr;
+  for (int p = 0; p < AV_NUM_DATA_POINTERS && f->buf[p] != nullptr; ++p) {
+    for (size_t i = 0; i < f->buf[p]->size; ++i)
+      f->buf[p]->data[i] = static_cast<uint8_t>((*rng)());
+  }
+  return f;
+}
+
+// Converts reel's packed formats to encoders' formats, as VideoEncoder calls swscale,
+// with each source's slack ending at a page that cannot be read: exits 0 when no read
+// went past the slack, else faults.
+[[noreturn]] void EncoderConversionsNextToAnUnreadablePage() {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  for (PixelFormat src : {PixelFormat::kRgb24, PixelFormat::kBgr24, PixelFormat::kGray8}) {
+    for (AVPixelFormat dst : {AV_PIX_FMT_YUV420P, AV_PIX_FMT_YUV444P, AV_PIX_FMT_GBRP}) {
+      for (const auto& [w, h] :
+           {std::pair<int, int>{2, 2}, {6, 4}, {62, 2}, {66, 44}, {32, 32}, {320, 240}}) {
+        const int stride = w * ChannelCount(src);
+        const size_t bytes = static_cast<size_t>(stride) * h + av::kSwsSlackBytes;
+        const size_t span = (bytes + page - 1) / page * page;
+        void* m =
+            mmap(nullptr, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED || mprotect(static_cast<uint8_t*>(m) + span, page, PROT_NONE))
+          std::_Exit(3);
+        uint8_t* image = static_cast<uint8_t*>(m) + span - bytes;
+        std::fill(image, image + bytes, uint8_t{77});
+        av::FramePtr out(av_frame_alloc());
+        out->format = dst;
+        out->width = w;
+        out->height = h;
+        if (av_frame_get_buffer(out.get(), 0) < 0) std::_Exit(4);
+        av::SwsPtr ctx(sws_getContext(w, h, av::ToAvPixelFormat(src), w, h, dst, SWS_BICUBIC,
+                                      nullptr, nullptr, nullptr));
+        const uint8_t* src_data[4] = {image, nullptr, nullptr, nullptr};
+        const int src_stride[4] = {stride, 0, 0, 0};
+        sws_scale(ctx.get(), src_data, src_stride, 0, h, out->data, out->linesize);
+        munmap(m, span + page);
+      }
+    }
+  }
+  std::_Exit(0);
+}
+
+// libswscale's SIMD writes past the end of a packed destination and reads past the end
+// of a packed source; the decoder and the encoder give it kSwsSlackBytes more after
+// each such buffer. This checks that bound on this machine's libswscale, for the
+// conversions reel asks of it, at sizes where it overshoots (widths 2, 63 and 127 on
+// x86-64 with FFmpeg 5.1), scaled and not.
+TEST(SwscaleTest, StaysWithinTheSlackReelGivesIt) {
+  av_log_set_level(AV_LOG_ERROR);
+  std::mt19937 rng(7);
+  const std::vector<std::pair<int, int>> sizes = {{2, 2},   {3, 8},   {7, 5},   {63, 2},
+                                                  {127, 4}, {67, 45}, {33, 17}, {64, 48}};
+  // Decoding: what comes out of decoders, to reel's packed formats, as FrameConverter
+  // calls it (an exact-size destination with the slack after it, where canaries are).
+  size_t worst_write = 0, conversions = 0;
+  for (AVPixelFormat src : {AV_PIX_FMT_YUV420P, AV_PIX_FMT_YUV422P, AV_PIX_FMT_YUV444P,
+                            AV_PIX_FMT_NV12, AV_PIX_FMT_YUV420P10LE, AV_PIX_FMT_YUVA420P,
+                            AV_PIX_FMT_GRAY8, AV_PIX_FMT_RGB24, AV_PIX_FMT_BGR0}) {
+    for (PixelFormat dst : {PixelFormat::kRgb24, PixelFormat::kBgr24, PixelFormat::kGray8}) {
+      for (int flags : {SWS_FAST_BILINEAR, SWS_BILINEAR, SWS_BICUBIC, SWS_AREA}) {
+        for (const auto& [w, h] : sizes) {
+          av::FramePtr in = RandomAvFrame(src, w, h, &rng);
+          ASSERT_NE(in, nullptr);
+          for (const auto& [dw, dh] : {std::pair<int, int>{w, h}, {33, 17}, {80, 60}}) {
+            av::SwsPtr ctx(sws_getContext(w, h, src, dw, dh, av::ToAvPixelFormat(dst), flags,
+                                          nullptr, nullptr, nullptr));
+            ASSERT_NE(ctx, nullptr);
+            const int stride = dw * ChannelCount(dst);
+            const size_t bytes = static_cast<size_t>(stride) * dh;
+            for (uint8_t canary : {0xa5, 0x5a}) {
+              std::vector<uint8_t> buf(bytes + 4096, canary);  // measures beyond the slack
+              uint8_t* dst_data[4] = {buf.data(), nullptr, nullptr, nullptr};
+              int dst_stride[4] = {stride, 0, 0, 0};
+              sws_scale(ctx.get(), in->data, in->linesize, 0, h, dst_data, dst_stride);
+              for (size_t i = buf.size(); i > bytes; --i) {
+                if (buf[i - 1] != canary) {
+                  worst_write = std::max(worst_write, i - bytes);
+                  break;
+                }
+              }
+            }
+            ++conversions;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_LE(worst_write, av::kSwsSlackBytes);
+  std::printf("%zu conversions: at most %zu bytes written past the image\n", conversions,
+              worst_write);
+
+  // Encoding: reel's packed frames to encoders' formats, as VideoEncoder calls it. The
+  // source's slack ends at a page that cannot be read, so a read past it faults (in a
+  // child process here).
+  EXPECT_EXIT(EncoderConversionsNextToAnUnreadablePage(), ::testing::ExitedWithCode(0), "");
 }
 
 // ---------------------------------------------------------------- image folders

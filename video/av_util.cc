@@ -255,12 +255,19 @@ Status FrameConverter::Convert(const AVFrame* in, Frame* out) {
   }
   color_key_ = key;
 
-  Frame* target = (rotation_ == 0) ? out : &scratch_;
-  target->Allocate(scaled_w, scaled_h, format_);
-  uint8_t* dst_data[4] = {target->data.data(), nullptr, nullptr, nullptr};
-  int dst_stride[4] = {target->stride(), 0, 0, 0};
+  const int stride = scaled_w * ChannelCount(format_);
+  const size_t bytes = static_cast<size_t>(stride) * static_cast<size_t>(scaled_h);
+  padded_.resize(bytes + kSwsSlackBytes);
+  uint8_t* dst_data[4] = {padded_.data(), nullptr, nullptr, nullptr};
+  int dst_stride[4] = {stride, 0, 0, 0};
   const int rows = sws_scale(ctx, in->data, in->linesize, 0, in->height, dst_data, dst_stride);
   if (rows <= 0) return Status::Internal("sws_scale produced no rows");
+  padded_.resize(bytes);  // keeps the capacity
+  Frame* target = (rotation_ == 0) ? out : &scratch_;
+  target->width = scaled_w;
+  target->height = scaled_h;
+  target->format = format_;
+  target->data.swap(padded_);
   if (rotation_ != 0) RotateFrame(scratch_, rotation_, out);
   return Status::OK();
 }

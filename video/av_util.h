@@ -13,8 +13,11 @@ extern "C" {
 #include <libswscale/swscale.h>
 }
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "util/rational.h"
 #include "util/status.h"
@@ -94,8 +97,16 @@ AVPixelFormat ToAvPixelFormat(PixelFormat format);
 // asks for, as ffmpeg's autorotate computes it.
 int StreamRotation(const AVStream* stream);
 
+// Bytes libswscale may touch past the end of a packed (one-plane) image it writes or
+// reads: its x86 SIMD works on blocks of pixels and does not stop at the last one.
+// Measured with FFmpeg 5.1 on x86-64: 42 bytes written past an exact-size RGB24
+// destination (yuv420p at the same size, 2 pixels wide; 3 bytes at widths of 63 and
+// 127), under 8 bytes read past an RGB24 source. So a buffer swscale writes or reads
+// has this much more after its last row; SwscaleTest checks the bound.
+inline constexpr size_t kSwsSlackBytes = 256;
+
 // Converts decoded AVFrames into reel Frames: pixel format, size (swscale, using the
-// frame's colour matrix and range), then rotation. Reuses its scaler and scratch buffer.
+// frame's colour matrix and range), then rotation. Reuses its scaler and scratch buffers.
 class FrameConverter {
  public:
   // `out_width` x `out_height` is the size after rotation.
@@ -116,6 +127,9 @@ class FrameConverter {
   const SwsContext* sws_raw_ = nullptr;  // identity of the context the colour key is for
   int color_key_ = -1;                   // colour matrix and range last set on sws_
   Frame scratch_;
+  // What swscale writes into: the image and kSwsSlackBytes more; shrunk to the image, it
+  // is swapped into the output frame (no copy), whose old buffer is reused next time.
+  std::vector<uint8_t> padded_;
 };
 
 }  // namespace reel::av

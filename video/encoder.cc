@@ -7,6 +7,7 @@ extern "C" {
 #include <libavutil/pixdesc.h>
 }
 
+#include <algorithm>
 #include <cstdio>
 
 #include "video/av_util.h"
@@ -37,6 +38,7 @@ struct VideoEncoder::Impl {
   av::CodecContextPtr enc;
   AVStream* stream = nullptr;
   av::SwsPtr sws;
+  std::vector<uint8_t> padded_source;  // the frame and kSwsSlackBytes, which swscale reads
   av::FramePtr frame{av_frame_alloc()};
   av::PacketPtr packet{av_packet_alloc()};
   int64_t next_pts = 0;
@@ -205,6 +207,12 @@ Status VideoEncoder::Write(const Frame& frame, std::optional<int64_t> pts) {
                                    std::to_string(frame.height) + ", encoder expects " +
                                    std::to_string(c->width) + "x" + std::to_string(c->height));
   }
+  if (frame.data.size() != static_cast<size_t>(frame.stride()) * frame.height) {
+    return Status::InvalidArgument(
+        e.path + ": frame holds " + std::to_string(frame.data.size()) + " bytes, not the " +
+        std::to_string(frame.width) + "x" + std::to_string(frame.height) + " image's " +
+        std::to_string(static_cast<size_t>(frame.stride()) * frame.height));
+  }
   const int64_t ts = pts.value_or(e.next_pts);
   if (ts <= e.last_pts) {
     return Status::InvalidArgument(e.path + ": timestamps must increase (got " +
@@ -219,7 +227,10 @@ Status VideoEncoder::Write(const Frame& frame, std::optional<int64_t> pts) {
   e.sws.reset(s);
   int err = av_frame_make_writable(e.frame.get());
   if (err < 0) return av::ErrorStatus(err, e.path, "frame not writable");
-  const uint8_t* src_data[4] = {frame.data.data(), nullptr, nullptr, nullptr};
+  // swscale reads a few bytes past the last row of a packed image (kSwsSlackBytes).
+  e.padded_source.resize(frame.data.size() + av::kSwsSlackBytes);
+  std::copy(frame.data.begin(), frame.data.end(), e.padded_source.begin());
+  const uint8_t* src_data[4] = {e.padded_source.data(), nullptr, nullptr, nullptr};
   const int src_stride[4] = {frame.stride(), 0, 0, 0};
   sws_scale(s, src_data, src_stride, 0, frame.height, e.frame->data, e.frame->linesize);
   e.frame->pts = ts;
