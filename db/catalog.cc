@@ -547,9 +547,10 @@ Status Catalog::FinishRunWithMetrics(int64_t run_id, bool cancelled,
 }
 
 Result<RunRecord> Catalog::FindRunByName(std::string_view kind, std::string_view name) {
-  REEL_ASSIGN_OR_RETURN(Stmt s, Stmt::Prepare(db_, std::string("SELECT ") + kRunColumns +
-                                                       " FROM runs WHERE kind = ?1 AND name = ?2 "
-                                                       "ORDER BY started_at DESC, id DESC LIMIT 1"));
+  REEL_ASSIGN_OR_RETURN(Stmt s,
+                        Stmt::Prepare(db_, std::string("SELECT ") + kRunColumns +
+                                               " FROM runs WHERE kind = ?1 AND name = ?2 "
+                                               "ORDER BY started_at DESC, id DESC LIMIT 1"));
   s.Bind(1, kind).Bind(2, name);
   REEL_ASSIGN_OR_RETURN(std::optional<RunRecord> run, ReadOne<RunRecord>(s, ReadRun));
   if (!run.has_value()) {
@@ -607,15 +608,22 @@ Result<int64_t> Catalog::AddMetric(int64_t run_id, std::string_view name, double
   return s.Int(0);
 }
 
-Result<int64_t> Catalog::ImportRun(const RunRecord& r) {
+Result<int64_t> Catalog::ImportRun(const RunRecord& r, bool* inserted) {
+  if (inserted != nullptr) *inserted = false;
+  const Json config = r.config.is_null() ? Json::MakeObject() : r.config;
   {
-    REEL_ASSIGN_OR_RETURN(
-        Stmt s, Stmt::Prepare(db_,
-                              "SELECT id FROM runs WHERE kind = ?1 AND started_at = ?2 AND "
-                              "host = ?3 AND pid = ?4"));
+    // The same run: begun by the same process at the same millisecond, with the same
+    // name and configuration (one process may begin several runs in a millisecond).
+    REEL_ASSIGN_OR_RETURN(Stmt s,
+                          Stmt::Prepare(db_,
+                                        "SELECT id, name, config FROM runs WHERE kind = ?1 AND "
+                                        "started_at = ?2 AND host = ?3 AND pid = ?4 ORDER BY id"));
     s.Bind(1, r.kind).Bind(2, r.started_at).Bind(3, r.host).Bind(4, r.pid);
-    REEL_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (row) return s.Int(0);
+    while (true) {
+      REEL_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      if (s.Text(1) == r.name && ParseJsonOr(s.Text(2), Json()) == config) return s.Int(0);
+    }
   }
   REEL_ASSIGN_OR_RETURN(
       Stmt s,
@@ -623,7 +631,7 @@ Result<int64_t> Catalog::ImportRun(const RunRecord& r) {
                     "INSERT INTO runs (kind, config, tool_version, started_at, finished_at, "
                     "status, error, pid, host, name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
                     "?10) RETURNING id"));
-  s.Bind(1, r.kind).Bind(2, r.config.is_null() ? std::string("{}") : r.config.Dump());
+  s.Bind(1, r.kind).Bind(2, config.Dump());
   s.Bind(3, r.tool_version).Bind(4, r.started_at);
   sql::BindOptionalText(s, 5, r.finished_at);
   s.Bind(6, RunStatusName(r.status));
@@ -631,6 +639,7 @@ Result<int64_t> Catalog::ImportRun(const RunRecord& r) {
   s.Bind(8, r.pid).Bind(9, r.host).Bind(10, r.name);
   REEL_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return Status::Internal("insert returned no id");
+  if (inserted != nullptr) *inserted = true;
   return s.Int(0);
 }
 

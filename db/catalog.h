@@ -260,7 +260,7 @@ struct GenerationRecord {
   int64_t run_id = 0;
   std::string path;
   std::string prompt;
-  std::optional<int64_t> clip_id;     // the clip whose caption was the prompt
+  std::optional<int64_t> clip_id;  // the clip whose caption was the prompt
   std::optional<int64_t> caption_id;
   int64_t seed = 0;
   std::string checkpoint;
@@ -470,13 +470,17 @@ class Catalog {
   Result<int64_t> AddMetric(int64_t run_id, std::string_view name, double value,
                             const Json& details = Json());
   // Copies a run from another catalog with its own times, status, pid and host (used by
-  // merging); returns the id of an identical run already present instead of a copy.
-  Result<int64_t> ImportRun(const RunRecord& run);
+  // merging); returns the id of the same run already present (same kind, start time,
+  // host, pid, name and configuration) instead of a copy. `*inserted` (if given) says
+  // whether it was copied.
+  Result<int64_t> ImportRun(const RunRecord& run, bool* inserted = nullptr);
   Result<std::vector<MetricRecord>> ListMetrics(int64_t run_id);
 
   // --- generations and cached features ---
   Result<int64_t> AddGeneration(const GenerationRecord& g);
   Result<std::vector<GenerationRecord>> ListGenerations(int64_t run_id);
+  // The generations, of any run, recorded with exactly this path (oldest first).
+  Result<std::vector<GenerationRecord>> ListGenerationsAt(std::string_view path);
   Result<std::optional<FeatureSet>> FindFeatureSet(std::string_view key);
   Result<std::vector<std::string>> ListFeatureSetKeys();
   // Inserts or replaces.

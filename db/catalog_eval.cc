@@ -16,6 +16,11 @@ using sql::Stmt;
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "feature blobs are little-endian float32; add byte swapping for this platform");
 
+// The columns ReadGeneration reads.
+constexpr const char* kSelectGenerations =
+    "SELECT id, run_id, path, prompt, clip_id, caption_id, seed, checkpoint, params, created_at "
+    "FROM generations";
+
 Result<GenerationRecord> ReadGeneration(const Stmt& r) {
   GenerationRecord g;
   g.id = r.Int(0);
@@ -54,12 +59,16 @@ Result<int64_t> Catalog::AddGeneration(const GenerationRecord& g) {
 }
 
 Result<std::vector<GenerationRecord>> Catalog::ListGenerations(int64_t run_id) {
-  REEL_ASSIGN_OR_RETURN(
-      Stmt s, Stmt::Prepare(db_,
-                            "SELECT id, run_id, path, prompt, clip_id, caption_id, seed, "
-                            "checkpoint, params, created_at FROM generations WHERE run_id = ?1 "
-                            "ORDER BY id"));
+  REEL_ASSIGN_OR_RETURN(Stmt s, Stmt::Prepare(db_, std::string(kSelectGenerations) +
+                                                       " WHERE run_id = ?1 ORDER BY id"));
   s.Bind(1, run_id);
+  return ReadAll<GenerationRecord>(s, ReadGeneration);
+}
+
+Result<std::vector<GenerationRecord>> Catalog::ListGenerationsAt(std::string_view path) {
+  REEL_ASSIGN_OR_RETURN(
+      Stmt s, Stmt::Prepare(db_, std::string(kSelectGenerations) + " WHERE path = ?1 ORDER BY id"));
+  s.Bind(1, path);
   return ReadAll<GenerationRecord>(s, ReadGeneration);
 }
 

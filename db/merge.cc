@@ -20,8 +20,8 @@ Status MergeOne(Catalog& in, Catalog& out, MergeSummary* s) {
   // Runs first, so scans can point at them.
   REEL_ASSIGN_OR_RETURN(std::vector<RunRecord> runs, in.ListRuns());
   for (const RunRecord& r : runs) {
-    REEL_ASSIGN_OR_RETURN(int64_t id, out.ImportRun(r));
-    const bool fresh = !out.ListMetrics(id)->size();
+    bool fresh = false;
+    REEL_ASSIGN_OR_RETURN(int64_t id, out.ImportRun(r, &fresh));
     run_map[r.id] = id;
     gen_runs.emplace_back(r.id, id);
     if (fresh) {

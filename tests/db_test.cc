@@ -111,6 +111,17 @@ TEST(CatalogTest, GenerationsAndFeatureSetsRoundTripAndMerge) {
     EXPECT_EQ((*gens)[1].prompt, "replaced");
     EXPECT_EQ((*gens)[0].seed, 7);
     ASSERT_TRUE(c->FinishRun(run, RunStatus::kOk).ok());
+    // A path, whichever runs wrote it.
+    const int64_t other = *c->BeginRun("generate", Json::MakeObject(), "model-b");
+    g.run_id = other;
+    ASSERT_TRUE(c->AddGeneration(g).ok());
+    ASSERT_TRUE(c->FinishRun(other, RunStatus::kOk).ok());
+    auto at = c->ListGenerationsAt("out/1.mp4");
+    ASSERT_TRUE(at.ok()) << at.status().ToString();
+    ASSERT_EQ(at->size(), 2u);
+    EXPECT_EQ((*at)[0].run_id, run);
+    EXPECT_EQ((*at)[1].run_id, other);
+    EXPECT_TRUE(c->ListGenerationsAt("out/2.mp4")->empty());
 
     FeatureSet f;
     f.key = "k1";
@@ -135,12 +146,45 @@ TEST(CatalogTest, GenerationsAndFeatureSetsRoundTripAndMerge) {
   for (int i = 0; i < 2; ++i) {
     auto s = MergeCatalogs(*out, {dir.File("shard.db")});
     ASSERT_TRUE(s.ok()) << s.status().ToString();
-    EXPECT_EQ(s->generations, i == 0 ? 2 : 0);
+    EXPECT_EQ(s->generations, i == 0 ? 3 : 0);
+    EXPECT_EQ(s->runs, i == 0 ? 2 : 0);
   }
   auto merged = out->FindRunByName("generate", "model-a");
   ASSERT_TRUE(merged.ok()) << merged.status().ToString();
   EXPECT_EQ(out->ListGenerations(merged->id)->size(), 2u);
+  auto merged_b = out->FindRunByName("generate", "model-b");
+  ASSERT_TRUE(merged_b.ok()) << merged_b.status().ToString();
+  EXPECT_EQ(out->ListGenerations(merged_b->id)->size(), 1u);
   EXPECT_EQ(*out->ListFeatureSetKeys(), std::vector<std::string>{"k1"});
+}
+
+// A run is the same run only with the same start, process, name and configuration: one
+// process may begin several runs in a millisecond, and merging must keep them all.
+TEST(CatalogTest, ImportRunTellsRunsOfOneMillisecondApart) {
+  TempDir dir;
+  auto c = OpenOrDie(dir.File("c.db"));
+  RunRecord r;
+  r.kind = "generate";
+  r.started_at = "2026-11-23T10:00:00.000Z";
+  r.host = "h";
+  r.pid = 42;
+  r.status = RunStatus::kOk;
+  r.name = "x";
+  bool inserted = false;
+  const int64_t x = c->ImportRun(r, &inserted).value();
+  EXPECT_TRUE(inserted);
+  EXPECT_EQ(c->ImportRun(r, &inserted).value(), x);
+  EXPECT_FALSE(inserted);
+  r.name = "y";
+  const int64_t y = c->ImportRun(r, &inserted).value();
+  EXPECT_TRUE(inserted);
+  EXPECT_NE(y, x);
+  r.config["seed"] = 1;
+  const int64_t z = c->ImportRun(r, &inserted).value();
+  EXPECT_TRUE(inserted);
+  EXPECT_NE(z, y);
+  EXPECT_EQ(c->ImportRun(r, &inserted).value(), z);
+  EXPECT_EQ(c->ListRuns()->size(), 3u);
 }
 
 // ---------------------------------------------------------------- open and configure
