@@ -833,6 +833,43 @@ Result<Resumed> SamplesToKeep(Catalog& catalog, const SampleJob& job, const Json
   return resumed;
 }
 
+// Where sampling writes prompt `index`.
+std::string SamplePath(const std::string& out_dir, size_t index) {
+  char name[32];
+  std::snprintf(name, sizeof name, "%06zu.mp4", index);
+  return fs::absolute(out_dir + "/" + name).string();
+}
+
+// Refuses to overwrite a file that the catalog lists as another generation run's output
+// (its records would then describe a different video): sampling writes prompt i to
+// OUT/00000i.mp4, so a second run into the same folder would. A resumed job may rewrite
+// the files of the runs of its own name (a prompt that changed). Files the catalog does
+// not know are overwritten.
+Status CheckNothingRecordedIsOverwritten(Catalog& catalog, const SampleJob& job,
+                                         const std::map<size_t, GenerationRecord>& kept,
+                                         const std::string& out_dir) {
+  for (size_t i = 0; i < job.prompts.size(); ++i) {
+    if (kept.count(i) != 0) continue;
+    const std::string path = SamplePath(out_dir, i);
+    std::error_code ec;
+    if (!fs::exists(path, ec)) continue;
+    REEL_ASSIGN_OR_RETURN(std::vector<GenerationRecord> gens, catalog.ListGenerationsAt(path));
+    for (const GenerationRecord& g : gens) {
+      REEL_ASSIGN_OR_RETURN(std::optional<RunRecord> run, catalog.FindRun(g.run_id));
+      const std::string name = run.has_value() ? run->name : std::string();
+      if (job.resume && name == job.name) continue;
+      const std::string label = "generation run " + std::to_string(g.run_id) +
+                                (name.empty() ? std::string() : " ('" + name + "')");
+      return Status::AlreadyExists(
+          path + " belongs to " + label +
+          " in the catalog, whose record of it would no longer be true; sample into another "
+          "--out" +
+          (name.empty() ? std::string() : ", or continue that run with --resume --name " + name));
+    }
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Result<SampleResult> SampleToFiles(Catalog* catalog, const std::string& ckpt_dir,
@@ -861,6 +898,9 @@ Result<SampleResult> SampleToFiles(Catalog* catalog, const std::string& ckpt_dir
     REEL_ASSIGN_OR_RETURN(resumed, SamplesToKeep(*catalog, job, cfg));
   }
   const std::map<size_t, GenerationRecord>& kept = resumed.kept;
+  if (catalog != nullptr) {
+    REEL_RETURN_IF_ERROR(CheckNothingRecordedIsOverwritten(*catalog, job, kept, out_dir));
+  }
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) return Status::IOError(out_dir + ": " + ec.message());
@@ -936,9 +976,7 @@ Result<SampleResult> SampleToFiles(Catalog* catalog, const std::string& ckpt_dir
     }
     for (size_t index = start; index < end; ++index) {
       if (kept.count(index)) continue;
-      char name[32];
-      std::snprintf(name, sizeof name, "%06zu.mp4", index);
-      const std::string path = fs::absolute(out_dir + "/" + name).string();
+      const std::string path = SamplePath(out_dir, index);
       Status s = WriteSample(path, videos[static_cast<int64_t>(index - start)], config.clip.fps,
                              job.prompts[index]);
       if (s.ok()) s = record(index, path);

@@ -221,7 +221,9 @@ struct SampleResult {
 // file (prompt, clip, caption, seed, checkpoint), `batch` prompts per forward.
 // `on_clip` is told (0, total) first, then the prompts done after each batch. Stopped
 // by `cancel` between batches, the run is recorded as interrupted with the files written
-// so far, and Cancelled says how to continue it.
+// so far, and Cancelled says how to continue it. A file there that the catalog lists as
+// another generation run's (not one of the runs a resumed job continues) is not
+// overwritten: AlreadyExists, before anything is sampled or recorded.
 Result<SampleResult> SampleToFiles(Catalog* catalog, const std::string& ckpt_dir,
                                    const std::string& vae_dir, const SampleJob& job,
                                    const std::string& out_dir, torch::Device device,

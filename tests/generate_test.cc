@@ -576,6 +576,21 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
     ASSERT_EQ(again.exit_code, 0) << again.err;
     EXPECT_NE(again.out.find("kept from the run resumed"), std::string::npos) << again.out;
   }
+  {
+    // Another run into that folder, named or not, would make the catalog's records of
+    // tiny@8 describe its files: refused, and the files stay.
+    const std::string before = testing::ReadFile(dir.File("c/000000.mp4"));
+    for (const char* name : {"other", "tiny@8"}) {
+      auto over = run({"generate", "sample", "--db", db, "--subset", "train", "--ckpt",
+                       dir.File("dit"), "--vae", dir.File("vae"), "--out", dir.File("c"), "--steps",
+                       "3", "--seed", "3", "--name", name});
+      EXPECT_EQ(over.exit_code, 1) << name;
+      EXPECT_NE(over.err.find("c/000000.mp4 belongs to generation run"), std::string::npos)
+          << over.err;
+      EXPECT_NE(over.err.find("--resume --name tiny@8"), std::string::npos) << over.err;
+    }
+    EXPECT_EQ(testing::ReadFile(dir.File("c/000000.mp4")), before);
+  }
   EXPECT_EQ(run({"generate", "sample", "--ckpt", dir.File("nope"), "--vae", dir.File("vae"),
                  "--prompt", "x", "--out", dir.File("d")})
                 .exit_code,
