@@ -88,12 +88,11 @@ class EvalRunCommand : public Command {
         ("device",
          po::value<std::string>(&opt_.device)->value_name("cpu|cuda")->default_value("cpu"),
          "where the networks run")  //
-        ("jobs,j", po::value<int>(&opt_.jobs)->value_name("N")->default_value(2),
-         "decoding threads")  //
         ("batch", po::value<int>(&opt_.batch)->value_name("N")->default_value(8),
          "clips per detector call")  //
         ("no-cache", po::bool_switch(&no_cache_),
          "recompute features even when the catalog has them");
+    AddJobsOption(o, &opt_.jobs, "decoding threads");
     AddPreferOption(o, &prefer_, "caption policy for db: sources");
   }
 
@@ -113,8 +112,7 @@ class EvalRunCommand : public Command {
     opt_.use_cache = !no_cache_;
     if (opt_.clip.frames < 2) return Status::InvalidArgument("--frames must be at least 2");
     if (opt_.clip.stride < 1) return Status::InvalidArgument("--stride must be at least 1");
-    if (opt_.batch < 1 || opt_.jobs < 1)
-      return Status::InvalidArgument("--batch and --jobs must be at least 1");
+    if (opt_.batch < 1) return Status::InvalidArgument("--batch must be at least 1");
     if (opt_.max_clips < 0) return Status::InvalidArgument("--max-clips must be 0 (all) or more");
     if (opt_.bootstrap < 0 || opt_.bootstrap == 1)
       return Status::InvalidArgument("--bootstrap must be 0 or at least 2");

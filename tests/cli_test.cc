@@ -74,6 +74,10 @@ TEST(CliTest, UsageErrorsExitTwo) {
       {{"curate", "split", "--db", "x.db", "--threshold", "inf"}, "--threshold must be a finite"},
       {{"curate", "scan", "--db", "x.db", "--decode-threads", "-1"}, "--decode-threads"},
       {{"caption", "--db", "x.db", "--backend", "signals", "--limit", "0"}, "--limit"},
+      {{"eval", "run", "--db", "x.db", "--fake", "videos", "--jobs", "0"},
+       "--jobs must be at least 1"},
+      {{"eval", "run", "--db", "x.db", "--fake", "videos", "--batch", "0"},
+       "--batch must be at least 1"},
   };
   for (const Case& c : cases) {
     auto r = RunReel(c.args);
