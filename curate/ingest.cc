@@ -335,6 +335,9 @@ Result<IngestSummary> Ingest(Catalog& catalog, const std::vector<std::string>& p
   batching.cancel = options.cancel;
   batching.batch_size = options.batch_size;
   batching.batch_seconds = options.batch_seconds;
+  // Written in path order, so the same files get the same video ids however the probes
+  // finish (clip, subset and training order follow the ids).
+  batching.ordered = true;
   size_t taken = 0;
   // A transaction holds at most batch_size files (a crash loses at most one batch), and
   // results are committed at least every batch_seconds.

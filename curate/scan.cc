@@ -237,6 +237,9 @@ Result<ScanSummary> Scan(Catalog& catalog, const std::vector<std::string>& paths
   ParallelOptions parallel;
   parallel.jobs = options.jobs;
   parallel.cancel = options.cancel;
+  // Stored in video order, so the same videos get the same clip ids however the scans
+  // finish (a finished scan waits, in memory, for those before it).
+  parallel.ordered = true;
   Status status = ProcessInParallel<ScanOutcome>(
       jobs.size(), parallel,
       [&](size_t i) {

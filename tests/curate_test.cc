@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -221,10 +222,13 @@ TEST(IngestTest, ExplicitFilesMissingPathsAndOptions) {
   EXPECT_GT(all.size(), FindVideoFiles({root}, {}, &missing).size());  // a.txt, clip.bin
 }
 
+// The same catalog, ids included: they follow the paths' order, not which probe finished
+// first (the first file here is the slowest to hash, 64 MiB).
 TEST(IngestTest, ParallelProbingGivesTheSameCatalog) {
   TempDir dir;
   const std::string root = dir.File("videos");
   MakeCorpus(root);
+  testing::WriteFile(root + "/0-slow.mp4", std::string(64 << 20, 'x'));
   auto serial = Catalog::Open(dir.File("serial.db"));
   auto parallel = Catalog::Open(dir.File("parallel.db"));
   IngestOptions one, four;
@@ -243,7 +247,12 @@ TEST(IngestTest, ParallelProbingGivesTheSameCatalog) {
     EXPECT_EQ(v.content_hash, w.content_hash) << name;
     EXPECT_EQ(v.frame_count, w.frame_count) << name;
     EXPECT_EQ(v.duration, w.duration) << name;
+    EXPECT_EQ(v.id, w.id) << name;
   }
+  std::vector<std::string> by_id;
+  for (const VideoRecord& v : *(*parallel)->ListVideos()) by_id.push_back(v.path);
+  EXPECT_TRUE(std::is_sorted(by_id.begin(), by_id.end())) << Join(by_id, "\n");
+  EXPECT_EQ(fs::path(by_id.front()).filename(), "0-slow.mp4");
 }
 
 TEST(IngestTest, CancelStopsAndMarksTheRunInterrupted) {

@@ -461,6 +461,40 @@ TEST_F(ScanCatalogTest, ScanStoresSeriesAndClipsAndResumes) {
   EXPECT_EQ(*catalog_->IntegrityCheck(), "ok");
 }
 
+// Clip ids follow the videos' order, not which scan finished first: the first video is
+// the longest here.
+TEST(ScanOrderTest, ClipIdsFollowTheVideosWhateverFinishesFirst) {
+  TempDir dir;
+  const std::string root = dir.File("videos");
+  std::filesystem::create_directories(root);
+  for (const auto& [name, frames] :
+       std::vector<std::pair<std::string, int64_t>>{{"a", 300}, {"b", 40}, {"c", 40}}) {
+    SyntheticVideo v = Video({Scene(SceneKind::kStillImage, frames, kRed, kYellow, 1, 0),
+                              Scene(SceneKind::kTexture, frames, kBlue, kWhite, 2, 0)},
+                             160, 96);
+    v.seed = static_cast<uint64_t>(name[0]);  // distinct files, not duplicates
+    ASSERT_TRUE(WriteSyntheticVideo(root + "/" + name + ".mp4", v).ok());
+  }
+  auto catalog = Catalog::Open(dir.File("cat.db"));
+  ASSERT_TRUE(catalog.ok());
+  ScanOptions o;
+  o.jobs = 3;
+  auto s = Scan(**catalog, {root}, o);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  std::vector<std::string> names;
+  int64_t last_id = 0;
+  for (const VideoRecord& v : *(*catalog)->ListVideos()) {
+    names.push_back(std::filesystem::path(v.path).stem().string());
+    const std::vector<ClipRecord> clips = *(*catalog)->ListClips(v.id);
+    EXPECT_FALSE(clips.empty()) << v.path;
+    for (const ClipRecord& c : clips) {
+      EXPECT_GT(c.id, last_id) << v.path << " clip at frame " << c.start_frame;
+      last_id = c.id;
+    }
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "b", "c"}));
+}
+
 TEST_F(ScanCatalogTest, SplitRecutsWithoutDecodingAndKeepsUnchangedClips) {
   ASSERT_TRUE(Scan(*catalog_, {root_}, {}).ok());
   const auto before = *catalog_->ListClips();

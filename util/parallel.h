@@ -137,6 +137,7 @@ struct BatchOptions {
   const std::atomic<bool>* cancel = nullptr;
   int batch_size = 64;         // results per batch
   double batch_seconds = 2.0;  // a partial batch is written at least this often
+  bool ordered = false;        // write in index order (ParallelOptions::ordered)
 };
 
 // ProcessInParallel with the results grouped for writing: `write` gets batches of at most
@@ -165,6 +166,7 @@ Status ProcessInBatches(size_t count, const BatchOptions& options,
   parallel.cancel = options.cancel;
   parallel.idle_seconds = options.batch_seconds;
   parallel.on_idle = flush;
+  parallel.ordered = options.ordered;
   size_t kept = 0;
   Status status = ProcessInParallel<R>(count, parallel, work, [&](R&& r) -> Status {
     if (keep && !keep(r)) return Status::OK();
