@@ -381,6 +381,37 @@ TEST(ProbeTest, AudioTrackIsReported) {
   EXPECT_NE(audio_only.status().message().find("no video stream"), std::string::npos);
 }
 
+// `ffmpeg -ss 1.3 -i in.mp4 -c copy out.mp4`, the usual way to trim without re-encoding,
+// keeps the frames from the keyframe before 1.3 s and writes an edit list that hides them:
+// players show 42 of the 75 frames, the first being frame 33 (1.32 s) of the original.
+TEST(ProbeTest, EditListTrimmedMp4ShowsTheFramesAfterTheCut) {
+  if (!testing::HaveFfmpegCli()) GTEST_SKIP() << "ffmpeg command-line tool not installed";
+  TempDir dir;
+  const std::string source = dir.File("source.mp4");
+  const std::string trimmed = dir.File("trimmed.mp4");
+  SyntheticVideo v = testing::SimpleVideo(75, 96, 64);  // one keyframe, at frame 0
+  ASSERT_TRUE(WriteSyntheticVideo(source, v).ok());
+  auto r = testing::RunProcess(
+      {"ffmpeg", "-v", "error", "-ss", "1.3", "-i", source, "-c", "copy", trimmed});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  Result<VideoInfo> info = ProbeVideo(trimmed);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->frame_count, 42);
+  EXPECT_EQ(info->duration, Rational(42, 25));
+  EXPECT_EQ(info->frame_rate, Rational(25, 1));
+
+  const std::vector<Frame> all = DecodeAll(source);
+  const std::vector<Frame> shown = DecodeAll(trimmed);
+  ASSERT_EQ(all.size(), 75u);
+  ASSERT_EQ(shown.size(), 42u);
+  for (size_t i = 0; i < shown.size(); ++i) {
+    EXPECT_EQ(shown[i].time, Rational(static_cast<int64_t>(i), 25)) << "frame " << i;
+    EXPECT_TRUE(shown[i].data == all[33 + i].data)
+        << "frame " << i << " is not source frame " << 33 + i;
+  }
+}
+
 TEST(ProbeTest, ContainerTagsAreRead) {
   TempDir dir;
   const std::string path = dir.File("tagged.mkv");

@@ -129,7 +129,8 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
   std::vector<int64_t> pts_list;
   int64_t last_duration = 0;
   int64_t max_end = INT64_MIN;
-  int64_t packets = 0;
+  int64_t packets = 0;  // video packets shown (the frame count)
+  int64_t stored = 0;   // video packets in the file, edited out or not
 
   auto try_decode = [&](const AVPacket* p) {
     if (decoded_one) return;
@@ -153,28 +154,34 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
       if (err == AVERROR_EOF) break;
       if (err < 0) {
         return av::ErrorStatus(err, path,
-                               "read error after " + std::to_string(packets) + " video packets");
+                               "read error after " + std::to_string(stored) + " video packets");
       }
-      if (pkt->stream_index == vindex && !(pkt->flags & AV_PKT_FLAG_DISCARD)) {
+      if (pkt->stream_index == vindex) {
         if (pkt->flags & AV_PKT_FLAG_CORRUPT) {
           av_packet_unref(pkt.get());
           return Status::Corruption(path + ": truncated or corrupt packet at video frame " +
-                                    std::to_string(packets));
+                                    std::to_string(stored));
         }
         if (file_size > 0 && pkt->pos >= 0 && pkt->pos + pkt->size > file_size) {
           av_packet_unref(pkt.get());
-          return Status::Corruption(path + ": truncated: video frame " + std::to_string(packets) +
+          return Status::Corruption(path + ": truncated: video frame " + std::to_string(stored) +
                                     " lies past the end of the file");
         }
+        // A packet the container's edit list cuts away (an MP4 trimmed with `ffmpeg -ss X
+        // -c copy` starts with the frames before X) is not shown, so it is neither a frame
+        // nor a timestamp of the video; but the frames shown may be predicted from it, so
+        // the decoder gets it (and drops its picture itself).
+        const bool shown = !(pkt->flags & AV_PKT_FLAG_DISCARD);
         const int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
-        if (ts != AV_NOPTS_VALUE) {
+        if (shown && ts != AV_NOPTS_VALUE) {
           pts_list.push_back(ts);
           if (pkt->duration > 0) {
             last_duration = pkt->duration;
             max_end = std::max(max_end, ts + pkt->duration);
           }
         }
-        ++packets;
+        ++stored;
+        if (shown) ++packets;
         try_decode(pkt.get());
         if (!options.count_frames && decoded_one) {
           av_packet_unref(pkt.get());
@@ -194,10 +201,10 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
 
   if (options.count_frames) {
     if (packets == 0) return Status::Corruption(path + ": video stream has no frames");
-    if (vs->nb_frames > 0 && packets < vs->nb_frames) {
+    if (vs->nb_frames > 0 && stored < vs->nb_frames) {
       return Status::Corruption(path + ": truncated: header lists " +
                                 std::to_string(vs->nb_frames) + " frames, file holds " +
-                                std::to_string(packets));
+                                std::to_string(stored));
     }
     info.frame_count = packets;
     std::sort(pts_list.begin(), pts_list.end());
