@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -492,6 +493,59 @@ TEST(ProbeFailureTest, TruncatedMatroska) {
   ASSERT_FALSE(info.ok()) << "frames: " << info->frame_count;
   EXPECT_NE(info.status().message().find("truncated"), std::string::npos)
       << info.status().message();
+}
+
+// MPEG-TS packets `b` appended to `a`, with b's continuity counters carried on from a's so
+// the demuxer sees one unbroken transport stream (a plain `cat` breaks them, and the
+// packet at the join then reads as corrupt).
+std::string JoinTransportStreams(const std::string& a, const std::string& b) {
+  constexpr size_t kPacket = 188;
+  std::string out = a + b;
+  std::map<int, int> last_cc;  // PID -> continuity counter of its last packet with payload
+  for (size_t at = 0; at + kPacket <= out.size(); at += kPacket) {
+    auto* p = reinterpret_cast<unsigned char*>(&out[at]);
+    if (p[0] != 0x47) ADD_FAILURE() << "not a 188-byte transport stream packet at " << at;
+    const int pid = ((p[1] & 0x1f) << 8) | p[2];
+    if (!(p[3] & 0x10)) continue;  // no payload: the counter does not advance
+    if (at >= a.size() && last_cc.count(pid) != 0) {
+      p[3] = static_cast<unsigned char>((p[3] & 0xf0) | ((last_cc[pid] + 1) & 0x0f));
+    }
+    last_cc[pid] = p[3] & 0x0f;
+  }
+  return out;
+}
+
+// Two streams joined end to end: the second's clock starts again, so time falls back
+// 1.16 s at frame 30 of the joined file. Frame times would place b's frames over a's; the
+// probe refuses the file and says how to re-time it. B-frame reordering is not such a
+// fall: 16 B-frames in a pyramid, the most x264 makes, pass.
+TEST(ProbeFailureTest, StreamsJoinedEndToEndAreRefused) {
+  TempDir dir;
+  const std::string a = dir.File("a.ts"), b = dir.File("b.ts"), joined = dir.File("joined.ts");
+  ASSERT_TRUE(WriteSyntheticVideo(a, testing::SimpleVideo(30, 64, 48)).ok());
+  SyntheticVideo other = testing::SimpleVideo(30, 64, 48);
+  other.seed = 99;
+  ASSERT_TRUE(WriteSyntheticVideo(b, other).ok());
+  testing::WriteFile(joined, JoinTransportStreams(testing::ReadFile(a), testing::ReadFile(b)));
+  ASSERT_EQ(ProbeVideo(a)->frame_count, 30);
+  Result<VideoInfo> info = ProbeVideo(joined);
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.status().code(), StatusCode::kNotSupported);
+  EXPECT_NE(info.status().message().find(joined + ": video time runs backwards by 1.160 s at "
+                                                  "frame 30"),
+            std::string::npos)
+      << info.status().ToString();
+  EXPECT_NE(info.status().message().find("setpts"), std::string::npos);
+
+  if (!testing::HaveFfmpegCli()) GTEST_SKIP() << "ffmpeg command-line tool not installed";
+  const std::string pyramid = dir.File("pyramid.mp4");
+  auto r = testing::RunProcess({"ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                                "testsrc2=s=64x48:r=25:d=4", "-c:v", "libx264", "-bf", "16",
+                                "-b_strategy", "0", "-b-pyramid", "normal", pyramid});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  info = ProbeVideo(pyramid);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->frame_count, 100);
 }
 
 TEST(ProbeFailureTest, StillImageIsNotAVideo) {

@@ -5,8 +5,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <queue>
+#include <utility>
 #include <vector>
 
 #include "util/strings.h"
@@ -17,6 +21,31 @@ namespace {
 
 bool IsImageDemuxer(const std::string& name) {
   return name == "image2" || EndsWith(name, "_pipe");
+}
+
+// A decoder shows a frame after at most this many frames decoded before it (the largest
+// H.264/HEVC picture buffer), so a timestamp in decode order is below at most this many of
+// the timestamps before it.
+constexpr size_t kMaxReorderFrames = 16;
+
+// The first shown packet (decode order) whose timestamp lies below more than
+// kMaxReorderFrames earlier ones: time runs backwards there, as in two streams joined end
+// to end (`cat a.ts b.ts`), and frame times would no longer say where a frame is. Returns
+// its position and how far time fell (ticks), or position -1.
+std::pair<int64_t, int64_t> FindTimeReversal(const std::vector<int64_t>& decode_order_pts) {
+  // The kMaxReorderFrames + 1 largest timestamps so far, smallest on top.
+  std::priority_queue<int64_t, std::vector<int64_t>, std::greater<int64_t>> largest;
+  int64_t max_pts = INT64_MIN;
+  for (size_t i = 0; i < decode_order_pts.size(); ++i) {
+    const int64_t pts = decode_order_pts[i];
+    if (largest.size() > kMaxReorderFrames && largest.top() > pts) {
+      return {static_cast<int64_t>(i), max_pts - pts};
+    }
+    max_pts = std::max(max_pts, pts);
+    largest.push(pts);
+    if (largest.size() > kMaxReorderFrames + 1) largest.pop();
+  }
+  return {-1, 0};
 }
 
 // Whether sorted presentation timestamps are spaced unevenly. One tick of jitter is
@@ -207,6 +236,18 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
                                 std::to_string(stored));
     }
     info.frame_count = packets;
+    const auto [reversal, fall] = FindTimeReversal(pts_list);
+    if (reversal >= 0) {
+      char seconds[32];
+      std::snprintf(seconds, sizeof(seconds), "%.3f s",
+                    TicksToSeconds(fall, info.time_base).ToDouble());
+      return Status::NotSupported(
+          path + ": video time runs backwards by " + seconds + " at frame " +
+          std::to_string(reversal) +
+          " (streams joined end to end?), so reel cannot place frames in time; re-encode it "
+          "with fresh timestamps, e.g. ffmpeg -i IN -fps_mode passthrough -vf "
+          "setpts=N/FRAME_RATE/TB OUT.mp4");
+    }
     std::sort(pts_list.begin(), pts_list.end());
     if (!pts_list.empty()) {
       info.variable_frame_rate = HasVariableSpacing(pts_list);
