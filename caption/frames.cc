@@ -77,11 +77,16 @@ Result<std::string> EncodeJpeg(const Frame& rgb, int quality) {
   cv::Mat rgb_mat(rgb.height, rgb.width, CV_8UC3, const_cast<uint8_t*>(rgb.data.data()),
                   static_cast<size_t>(rgb.stride()));
   cv::Mat bgr;
-  cv::cvtColor(rgb_mat, bgr, cv::COLOR_RGB2BGR);
   std::vector<uchar> buffer;
   const std::vector<int> params = {cv::IMWRITE_JPEG_QUALITY, std::clamp(quality, 1, 100)};
-  if (!cv::imencode(".jpg", bgr, buffer, params)) {
-    return Status::Internal("JPEG encoding failed");
+  try {
+    cv::cvtColor(rgb_mat, bgr, cv::COLOR_RGB2BGR);
+    if (!cv::imencode(".jpg", bgr, buffer, params)) {
+      return Status::Internal("JPEG encoding failed");
+    }
+  } catch (const cv::Exception& e) {  // e.g. a side over JPEG's 65,535 pixels
+    return Status::InvalidArgument("cannot encode a " + std::to_string(rgb.width) + "x" +
+                                   std::to_string(rgb.height) + " frame as JPEG: " + e.err);
   }
   return std::string(buffer.begin(), buffer.end());
 }

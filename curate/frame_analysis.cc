@@ -1,13 +1,15 @@
 #include "curate/frame_analysis.h"
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgproc.hpp>
-#include <opencv2/video/tracking.hpp>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <deque>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/video/tracking.hpp>
+
+#include "vision/dense_flow.h"
 
 namespace reel {
 
@@ -241,6 +243,8 @@ struct FrameAnalyzer::Impl {
   cv::Ptr<cv::DISOpticalFlow> dis;
   float last_text = 0;
   std::array<float, kColorBins> last_colors{};
+
+  Status Add(const Frame& frame);  // FrameAnalyzer::Add without its exception boundary
 };
 
 FrameAnalyzer::FrameAnalyzer(const AnalysisOptions& options) : impl_(std::make_unique<Impl>()) {
@@ -256,7 +260,19 @@ const FrameSeries& FrameAnalyzer::series() const { return impl_->series; }
 FrameSeries FrameAnalyzer::TakeSeries() { return std::move(impl_->series); }
 
 Status FrameAnalyzer::Add(const Frame& frame) {
-  Impl& d = *impl_;
+  // OpenCV reports what it cannot do by throwing; it is this frame's failure (the video's,
+  // for the scan), not the process's.
+  try {
+    return impl_->Add(frame);
+  } catch (const cv::Exception& e) {
+    return Status::Internal("frame " + std::to_string(impl_->index) + " (" +
+                            std::to_string(frame.width) + "x" + std::to_string(frame.height) +
+                            "): OpenCV: " + e.err + " in " + e.func);
+  }
+}
+
+Status FrameAnalyzer::Impl::Add(const Frame& frame) {
+  Impl& d = *this;
   FrameSeries& s = d.series;
   if (frame.format != PixelFormat::kBgr24) {
     return Status::InvalidArgument("frame analysis needs BGR frames");
@@ -379,7 +395,7 @@ Status FrameAnalyzer::Add(const Frame& frame) {
     MotionFit fit;
     if (!first) {
       if (!d.dis) d.dis = cv::DISOpticalFlow::create(cv::DISOpticalFlow::PRESET_ULTRAFAST);
-      d.dis->calc(d.prev_gray, d.gray, d.flow);
+      DenseFlow(*d.dis, d.prev_gray, d.gray, &d.flow);
       fit = FitGlobalMotion(d.flow);
     }
     s.flow_mag.push_back(static_cast<float>(fit.magnitude));

@@ -92,7 +92,9 @@ class FrameAnalyzer {
   FrameAnalyzer(const FrameAnalyzer&) = delete;
   FrameAnalyzer& operator=(const FrameAnalyzer&) = delete;
 
-  // Analyses the next frame. It must be BGR24 and all frames the same size.
+  // Analyses the next frame. It must be BGR24 and all frames the same size. Any size from
+  // 1x1 up is analysed. An error (wrong format; OpenCV failing, as kInternal naming the
+  // frame) leaves the series part-written: the analyzer should then be dropped.
   Status Add(const Frame& bgr);
   const FrameSeries& series() const;
   FrameSeries TakeSeries();

@@ -120,7 +120,13 @@ Result<VideoScan> ScanFile(const std::string& path, const ScanOptions& options,
         slot.Allocate(aw, ah, PixelFormat::kBgr24);
         const cv::Mat src(frame.height, frame.width, CV_8UC3, frame.data.data());
         cv::Mat dst(ah, aw, CV_8UC3, slot.data.data());
-        cv::resize(src, dst, cv::Size(aw, ah), 0, 0, cv::INTER_LINEAR);
+        try {
+          cv::resize(src, dst, cv::Size(aw, ah), 0, 0, cv::INTER_LINEAR);
+        } catch (const cv::Exception& e) {
+          status = Status::Internal(path + ": resizing frame " + std::to_string(frame.index) +
+                                    " for analysis: OpenCV: " + e.err);
+          break;
+        }
         slot.pts = frame.pts;
         slot.index = frame.index;
         slot.time = frame.time;

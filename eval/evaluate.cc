@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -164,8 +165,13 @@ Prepared Prepare(const EvalSource& src, size_t index, const ClipSpec& spec, cons
     p.error = item.path + ": " + e.what_without_backtrace();
     return p;
   }
-  if (needs.dynamic) p.dynamic = ComputeDynamicDegree(frames);
-  if (needs.warp) p.warp = ComputeWarpError(frames);
+  try {
+    if (needs.dynamic) p.dynamic = ComputeDynamicDegree(frames);
+    if (needs.warp) p.warp = ComputeWarpError(frames);
+  } catch (const std::exception& e) {  // OpenCV's cv::Exception
+    p.skip = "optical flow failed";
+    p.error = item.path + ": " + e.what();
+  }
   return p;
 }
 

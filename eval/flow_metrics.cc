@@ -7,6 +7,8 @@
 #include <opencv2/imgproc.hpp>
 #include <opencv2/video/tracking.hpp>
 
+#include "vision/dense_flow.h"
+
 namespace reel {
 namespace {
 
@@ -21,7 +23,7 @@ cv::Mat Gray(const Frame& f) {
 cv::Mat Flow(const cv::Mat& from, const cv::Mat& to) {
   cv::Ptr<cv::DISOpticalFlow> dis = cv::DISOpticalFlow::create(cv::DISOpticalFlow::PRESET_MEDIUM);
   cv::Mat flow;
-  dis->calc(from, to, flow);
+  DenseFlow(*dis, from, to, &flow);
   return flow;
 }
 

@@ -341,6 +341,28 @@ TEST(FlowMetricsTest, StillVideosAreNotDynamicAndMovingOnesAre) {
   EXPECT_LT(ComputeWarpError(moving), raw * 0.5);
 }
 
+// Videos at sizes OpenCV's DIS cannot take as they are (it throws under ~12 pixels a side
+// and reads out of bounds on 128x16): the motion metrics still measure them.
+TEST(FlowMetricsTest, TinyAndStripVideosAreMeasured) {
+  for (const auto& [w, h] : std::vector<std::pair<int, int>>{{8, 8}, {128, 16}, {2000, 16}}) {
+    SCOPED_TRACE(std::to_string(w) + "x" + std::to_string(h));
+    SyntheticVideo v;
+    v.width = w;
+    v.height = h;
+    SceneSpec s;
+    s.kind = SceneKind::kTexture;
+    s.frames = 8;
+    s.dx = 0;
+    v.scenes = {s};
+    std::vector<Frame> frames(8);
+    for (int64_t i = 0; i < 8; ++i) v.Render(i, &frames[static_cast<size_t>(i)]);
+    const DynamicDegree d = ComputeDynamicDegree(frames);
+    EXPECT_EQ(d.pair_scores.size(), 7u);
+    EXPECT_FALSE(d.dynamic);
+    EXPECT_NEAR(ComputeWarpError(frames), 0.0, 1e-9);  // a still video: nothing to warp
+  }
+}
+
 TEST_F(EvalTest, ClipMetricsOnATinyClip) {
   const std::string data = testing::SharedDataDir();
   const std::string vocab = data + "/clip/bpe_simple_vocab_16e6.txt.gz";

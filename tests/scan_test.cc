@@ -127,6 +127,29 @@ TEST(ShotDetectionTest, EveryHardCutAtTheExactFrame) {
   EXPECT_EQ(plan.clips[4].end_time, Rational(181, 25));
 }
 
+// Frames OpenCV's optical flow cannot take as they are: 1024x64 analyses at 256x16, and
+// 48x12 as it is, on which DIS reads out of bounds (SIGSEGV); 8x8 and 2000x16 (256x2 to
+// analyse), on which it throws. Each is scanned whole, and the cuts are found.
+TEST(ShotDetectionTest, ShortWideAndTinyVideosAreScanned) {
+  TempDir dir;
+  for (const auto& [w, h] :
+       std::vector<std::pair<int, int>>{{1024, 64}, {48, 12}, {8, 8}, {2000, 16}}) {
+    const std::string label = std::to_string(w) + "x" + std::to_string(h);
+    SCOPED_TRACE(label);
+    const std::string path = dir.File(label + ".mp4");
+    const SyntheticVideo v = Video(
+        {Scene(SceneKind::kTexture, 30, kBlue, kWhite, -3, 0),
+         Scene(SceneKind::kSolid, 30, kRed, kRed), Scene(SceneKind::kBars, 30, kGray, kGray, 4)},
+        w, h);
+    ASSERT_TRUE(WriteSyntheticVideo(path, v).ok());
+    const Scanned s = ScanVideo(path);
+    ASSERT_EQ(s.scan.series.size(), 90u);
+    EXPECT_EQ(s.scan.series.flow_mag.size(), 90u);
+    EXPECT_EQ(Cuts(s, DetectorKind::kContent), v.hard_cut_frames())
+        << Show(Cuts(s, DetectorKind::kContent));
+  }
+}
+
 TEST(ShotDetectionTest, NoCutInsideASingleMovingShot) {
   TempDir dir;
   struct Case {
