@@ -10,6 +10,7 @@
 #include <set>
 
 #include "curate/sidecar.h"
+#include "util/files.h"
 #include "util/parallel.h"
 #include "util/sha256.h"
 #include "util/strings.h"
@@ -38,11 +39,6 @@ struct WorkResult {
   bool same_content = false;  // hash equals the stored one: only the stamp changes
   SidecarTexts sidecars;
 };
-
-bool IsHidden(const fs::path& p) {
-  const std::string name = p.filename().string();
-  return !name.empty() && name[0] == '.';
-}
 
 // "path: cause" -> "cause" (the row already names the path).
 std::string CauseOnly(const std::string& message, const std::string& path) {
@@ -152,28 +148,21 @@ std::vector<std::string> FindVideoFiles(const std::vector<std::string>& paths,
       missing->emplace_back(input, "not a regular file or folder");
       continue;
     }
-    auto consider = [&](const fs::directory_entry& e) {
-      std::error_code fec;
-      if (IsHidden(e.path()) || !e.is_regular_file(fec)) return;
-      const std::string s = e.path().lexically_normal().string();
-      if (options.all_files || HasVideoExtension(s)) found.insert(s);
-    };
-    const auto opts = fs::directory_options::skip_permission_denied |
-                      fs::directory_options::follow_directory_symlink;
-    if (options.recursive) {
-      fs::recursive_directory_iterator it(p, opts, ec), end;
-      for (; !ec && it != end; it.increment(ec)) {
-        if (it->is_directory() && IsHidden(it->path())) {
-          it.disable_recursion_pending();
-          continue;
-        }
-        consider(*it);
-      }
-    } else {
-      fs::directory_iterator it(p, opts, ec), end;
-      for (; !ec && it != end; it.increment(ec)) consider(*it);
+    WalkOptions walk;
+    walk.recursive = options.recursive;
+    std::vector<std::pair<std::string, std::string>> unreadable;
+    const Status listed = WalkTree(
+        p.string(), walk,
+        [&](const std::string& path, TreeEntry kind) {
+          if (kind == TreeEntry::kFile && (options.all_files || HasVideoExtension(path))) {
+            found.insert(path);
+          }
+        },
+        &unreadable);
+    if (!listed.ok()) missing->emplace_back(input, "cannot list folder: " + listed.message());
+    for (const auto& [folder, cause] : unreadable) {
+      missing->emplace_back(folder, "cannot list folder: " + cause);
     }
-    if (ec) missing->emplace_back(input, "cannot list folder: " + ec.message());
   }
   return std::vector<std::string>(found.begin(), found.end());
 }

@@ -8,6 +8,7 @@
 #include <random>
 #include <set>
 
+#include "util/files.h"
 #include "util/sha256.h"
 #include "util/strings.h"
 #include "video/decoder.h"
@@ -93,26 +94,29 @@ Result<EvalSource> OpenFolder(const std::string& spec, const std::string& dir, b
   EvalSource src;
   src.spec = spec;
   std::vector<std::string> videos, frame_dirs;
-  for (fs::recursive_directory_iterator
-           it(dir, fs::directory_options::follow_directory_symlink, ec),
-       end;
-       !ec && it != end; it.increment(ec)) {
-    const fs::path& p = it->path();
-    if (p.filename().string().rfind('.', 0) == 0) {
-      if (it->is_directory()) it.disable_recursion_pending();
-      continue;
-    }
-    if (it->is_regular_file() && HasVideoExtension(p.string())) videos.push_back(p.string());
-    if (it->is_directory()) {
-      for (const auto& e : fs::directory_iterator(p, ec)) {
-        if (e.is_regular_file() && IsImage(e.path())) {
-          frame_dirs.push_back(p.string());
-          break;
+  std::vector<std::pair<std::string, std::string>> unreadable;
+  Status listed = WalkTree(
+      dir, WalkOptions{},
+      [&](const std::string& path, TreeEntry kind) {
+        if (kind == TreeEntry::kFile) {
+          if (HasVideoExtension(path)) videos.push_back(path);
+          return;
         }
-      }
-    }
+        std::error_code dec;
+        for (fs::directory_iterator it(path, dec), end; !dec && it != end; it.increment(dec)) {
+          std::error_code fec;
+          if (it->is_regular_file(fec) && IsImage(it->path())) {
+            frame_dirs.push_back(path);
+            break;
+          }
+        }
+      },
+      &unreadable);
+  if (!listed.ok()) return listed.WithContext("cannot list the source folder");
+  if (!unreadable.empty()) {
+    return Status::IOError(unreadable[0].first + ": cannot list (" + unreadable[0].second +
+                           "), so the source would be incomplete");
   }
-  if (ec) return Status::IOError(dir + ": cannot list: " + ec.message());
   const bool frames = force_frames || (videos.empty() && !frame_dirs.empty());
   src.kind = frames ? SourceKind::kFrameFolders : SourceKind::kVideoFolder;
   std::vector<std::string>& chosen = frames ? frame_dirs : videos;

@@ -222,6 +222,33 @@ TEST(IngestTest, ExplicitFilesMissingPathsAndOptions) {
   EXPECT_GT(all.size(), FindVideoFiles({root}, {}, &missing).size());  // a.txt, clip.bin
 }
 
+// Links in the folder: one back up the tree (which made the walk throw 'Too many levels
+// of symbolic links' and end the whole ingest), one to itself, one to nowhere. The videos
+// are each found once, under their own path.
+TEST(IngestTest, LinkLoopsInTheFolderEndAndEachVideoIsFoundOnce) {
+  TempDir dir;
+  const std::string root = dir.File("videos");
+  const Corpus corpus = MakeCorpus(root);
+  fs::create_directory_symlink("..", root + "/sub/up");
+  fs::create_symlink(root + "/self", root + "/self");
+  fs::create_symlink(root + "/gone.mp4", root + "/dangling.mp4");
+  std::vector<std::pair<std::string, std::string>> missing;
+  const std::vector<std::string> found = FindVideoFiles({root}, {}, &missing);
+  EXPECT_TRUE(missing.empty()) << missing[0].first << ": " << missing[0].second;
+  std::set<std::string> names;
+  for (const std::string& f : found) names.insert(fs::path(f).lexically_relative(root).string());
+  std::set<std::string> expected(corpus.bad.begin(), corpus.bad.end());
+  for (const auto& [name, frames] : corpus.good) expected.insert(name);
+  EXPECT_EQ(names, expected) << Join(found, " ");
+
+  auto catalog = Catalog::Open(dir.File("cat.db"));
+  ASSERT_TRUE(catalog.ok());
+  auto s = Ingest(**catalog, {root}, {});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->added, static_cast<int64_t>(corpus.good.size()));
+  EXPECT_EQ(s->failed, static_cast<int64_t>(corpus.bad.size()));
+}
+
 // The same catalog, ids included: they follow the paths' order, not which probe finished
 // first (the first file here is the slowest to hash, 64 MiB).
 TEST(IngestTest, ParallelProbingGivesTheSameCatalog) {

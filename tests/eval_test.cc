@@ -258,6 +258,8 @@ TEST_F(EvalTest, FrameFoldersAndCatalogSubsets) {
                          ppm);
     }
   }
+  // A link back up the tree does not make the walk loop (or throw, as it did).
+  std::filesystem::create_directory_symlink("..", frames + "/vid0/up");
   auto fsrc = OpenEvalSource(frames);
   ASSERT_TRUE(fsrc.ok()) << fsrc.status().ToString();
   EXPECT_EQ(fsrc->kind, SourceKind::kFrameFolders);

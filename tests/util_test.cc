@@ -1,11 +1,14 @@
 // Tests for util/: Status, Rational, Json, SHA-256, strings, Progress.
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -436,6 +439,72 @@ TEST(RemoveTreeTest, RemovesNestedFoldersButNotWhatLinksPointTo) {
   std::ofstream(tree) << "a plain file";
   EXPECT_TRUE(RemoveTree(tree).ok());
   EXPECT_FALSE(fs::exists(tree));
+}
+
+TEST(WalkTreeTest, FollowsLinksOnceAndEndsLinkLoops) {
+  namespace fs = std::filesystem;
+  testing::TempDir dir;
+  const std::string outside = dir.File("outside");
+  fs::create_directories(outside);
+  std::ofstream(outside + "/o.mp4") << "o";
+  const std::string root = dir.File("root");
+  fs::create_directories(root + "/sub/deeper");
+  fs::create_directories(root + "/.hidden");
+  std::ofstream(root + "/a.mp4") << "a";
+  std::ofstream(root + "/.dot.mp4") << "hidden";
+  std::ofstream(root + "/.hidden/h.mp4") << "hidden";
+  std::ofstream(root + "/sub/deeper/d.mp4") << "d";
+  fs::create_directory_symlink("..", root + "/sub/up");          // a loop back to root
+  fs::create_directory_symlink(outside, root + "/sub/out");      // a folder elsewhere
+  fs::create_directory_symlink(outside, root + "/sub/out2");     // the same folder again
+  fs::create_symlink(root + "/a.mp4", root + "/sub/alias.mp4");  // a link to a file
+  fs::create_symlink(root + "/nowhere.mp4", root + "/dangling.mp4");
+  fs::create_symlink(root + "/self", root + "/self");  // a link to itself
+
+  std::vector<std::string> files, folders;
+  std::vector<std::pair<std::string, std::string>> unreadable;
+  ASSERT_TRUE(
+      WalkTree(
+          root, WalkOptions{},
+          [&](const std::string& path, TreeEntry kind) {
+            (kind == TreeEntry::kFile ? files : folders).push_back(path.substr(root.size()));
+          },
+          &unreadable)
+          .ok());
+  std::sort(files.begin(), files.end());
+  std::sort(folders.begin(), folders.end());
+  // The folder behind out and out2 is listed once, under whichever name came first.
+  ASSERT_EQ(files.size(), 4u) << Join(files, " ");
+  EXPECT_EQ(files[0], "/a.mp4");
+  EXPECT_EQ(files[1], "/sub/alias.mp4");
+  EXPECT_EQ(files[2], "/sub/deeper/d.mp4");
+  EXPECT_TRUE(files[3] == "/sub/out/o.mp4" || files[3] == "/sub/out2/o.mp4") << files[3];
+  ASSERT_EQ(folders.size(), 3u) << Join(folders, " ");
+  EXPECT_EQ(folders[0], "/sub");
+  EXPECT_EQ(folders[1], "/sub/deeper");
+  EXPECT_TRUE(folders[2] == "/sub/out" || folders[2] == "/sub/out2") << folders[2];
+  EXPECT_TRUE(unreadable.empty());
+
+  // Not recursive: the root's own entries only.
+  files.clear();
+  ASSERT_TRUE(
+      WalkTree(root, WalkOptions{false, true}, [&](const std::string& path, TreeEntry kind) {
+        if (kind == TreeEntry::kFile) files.push_back(path.substr(root.size()));
+      }).ok());
+  EXPECT_EQ(files, std::vector<std::string>{"/a.mp4"});
+
+  // Hidden names included on request.
+  int hidden = 0;
+  ASSERT_TRUE(WalkTree(root, WalkOptions{true, false}, [&](const std::string& path, TreeEntry) {
+                hidden += path.find("/.") != std::string::npos;
+              }).ok());
+  EXPECT_EQ(hidden, 3);  // .dot.mp4, .hidden, .hidden/h.mp4
+
+  EXPECT_EQ(
+      WalkTree(dir.File("missing"), WalkOptions{}, [](const std::string&, TreeEntry) {}).code(),
+      StatusCode::kIOError);
+  EXPECT_EQ(WalkTree(root + "/a.mp4", WalkOptions{}, [](const std::string&, TreeEntry) {}).code(),
+            StatusCode::kInvalidArgument);
 }
 
 }  // namespace
