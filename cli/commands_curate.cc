@@ -574,6 +574,10 @@ class CurateExportCommand : public Command {
 
   Status Setup(const po::variables_map&) override {
     if (options_.height < 0) return Status::InvalidArgument("--height must be >= 0");
+    if (options_.height > kMaxExportSide) {
+      return Status::InvalidArgument("--height must be at most " + std::to_string(kMaxExportSide) +
+                                     " (libx264's limit)");
+    }
     if (!fps_.empty()) {
       REEL_ASSIGN_OR_RETURN(options_.fps, Rational::ParseDecimal(fps_));
       if (options_.fps <= Rational()) return Status::InvalidArgument("--fps must be positive");

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <sstream>
@@ -42,23 +43,62 @@ int Even(int v) {
   return std::max(2, v - (v % 2));
 }
 
-// The output size: `height` (or the source's) with the display aspect ratio, both even.
-void OutputSize(const VideoRecord& v, int height, int* w, int* h) {
+// The output size: `height` (or the source's) with the display aspect ratio, both even,
+// or an error when a side would pass kMaxExportSide (a 2000x16 video at --height 1080
+// would be 135000 wide, and reel would try to allocate its frames).
+Status OutputSize(const VideoRecord& v, int height, int* w, int* h) {
   int dw = 0, dh = 0;
   DisplaySize(v.width, v.height, v.sample_aspect_ratio, v.rotation, &dw, &dh);
+  double width = dw;
   if (height <= 0) {
-    *w = Even(dw);
     *h = Even(dh);
-    return;
+  } else {
+    *h = Even(height);
+    width = std::round(static_cast<double>(*h) * dw / dh / 2.0) * 2.0;
   }
-  *h = Even(height);
-  *w = Even(static_cast<int>(std::lround(static_cast<double>(*h) * dw / dh / 2.0)) * 2);
+  if (width > kMaxExportSide || *h > kMaxExportSide) {
+    char size[64];
+    std::snprintf(size, sizeof(size), "%.0fx%d", width, *h);
+    return Status::InvalidArgument(v.path + ": the clip would be " + size + " (" +
+                                   std::to_string(dw) + "x" + std::to_string(dh) +
+                                   " shown at height " + std::to_string(*h) + "); libx264 " +
+                                   "takes at most " + std::to_string(kMaxExportSide) +
+                                   " pixels a side: choose a smaller --height");
+  }
+  *w = Even(static_cast<int>(width));
+  return Status::OK();
+}
+
+// Why an export recorded earlier is not what `o` would write now ("" when it is): the
+// mode, size or frame rate differ, as when --height changed between runs into one folder.
+std::string HowExportDiffers(const ClipExportRecord& done, const VideoRecord& v,
+                             const ExportOptions& o) {
+  std::string mode = o.copy ? "copy" : "reencode";
+  int w = v.width, h = v.height;
+  Rational fps = v.frame_rate;
+  if (!o.copy) {
+    if (!OutputSize(v, o.height, &w, &h).ok()) return "";  // the export itself says why
+    const bool resample = o.fps.valid() && o.fps > Rational();
+    fps = resample ? o.fps
+                   : (v.frame_rate.valid() && v.frame_rate > Rational() ? v.frame_rate
+                                                                        : Rational(25, 1));
+  }
+  auto describe = [](const std::string& m, int width, int height, const Rational& rate) {
+    return m + " " + std::to_string(width) + "x" + std::to_string(height) + " at " +
+           rate.ToString() + " fps";
+  };
+  if (done.mode == mode && done.width == w && done.height == h && done.frame_rate == fps) {
+    return "";
+  }
+  return "exported before as " + describe(done.mode, done.width, done.height, done.frame_rate) +
+         ", this run asks for " + describe(mode, w, h, fps) +
+         "; not overwritten (export into another --out, or delete the folder's clips first)";
 }
 
 Status ReencodeClip(const ExportJob& job, const ExportOptions& o, ClipExportRecord* rec) {
   const VideoRecord& v = job.video;
   int w = 0, h = 0;
-  OutputSize(v, o.height, &w, &h);
+  REEL_RETURN_IF_ERROR(OutputSize(v, o.height, &w, &h));
   DecodeOptions dec;
   dec.width = w;
   dec.height = h;
@@ -132,8 +172,6 @@ Status CopyClip(const ExportJob& job, ClipExportRecord* rec) {
   const VideoRecord& v = job.video;
   REEL_ASSIGN_OR_RETURN(RemuxResult r,
                         CopySegment(v.path, job.out_path, job.start_pts, job.end_pts));
-  int w = 0, h = 0;
-  OutputSize(v, 0, &w, &h);
   rec->mode = "copy";
   rec->width = v.width;
   rec->height = v.height;
@@ -211,6 +249,15 @@ Status WriteManifests(Catalog& catalog, const ExportOptions& o, const std::strin
       [&](const std::vector<SqlValue>& r) -> Status {
         const std::string& video_path = std::get<std::string>(r[17]);
         if (!o.shard.Contains(video_path)) return Status::OK();
+        const std::string& clip_path = std::get<std::string>(r[0]);
+        std::error_code ec;
+        if (!fs::exists(clip_path, ec)) {  // a manifest row must lead to a file
+          summary->failures.emplace_back(clip_path,
+                                         "recorded as exported, but the file is gone; left out "
+                                         "of the manifest (export again to write it)");
+          ++summary->failed;
+          return Status::OK();
+        }
         const int64_t height = std::get<int64_t>(r[3]), width = std::get<int64_t>(r[4]);
         auto rational = [&](size_t i) {
           return Rational(std::get<int64_t>(r[i]), std::get<int64_t>(r[i + 1])).ToString();
@@ -316,13 +363,21 @@ Result<ExportSummary> Export(Catalog& catalog, const ExportOptions& in) {
       job.end_pts = clip->end_frame < static_cast<int64_t>(pts.size())
                         ? pts[static_cast<size_t>(clip->end_frame)]
                         : pts.front() + (v.duration / v.time_base).Round();
-      // Resume: a recorded clip whose file is there is done; a finished file is never
-      // overwritten.
+      // Resume: a recorded clip whose file is there is done, if it was written as this
+      // run would write it; a finished file is never overwritten. A record whose file was
+      // deleted describes nothing any more: it goes, and the clip is exported again.
       REEL_ASSIGN_OR_RETURN(auto done, catalog.FindClipExport(clip->id, o.out_dir));
+      if (done.has_value() && !fs::exists(done->path, ec)) {
+        REEL_RETURN_IF_ERROR(catalog.DeleteClipExport(clip->id, o.out_dir));
+        done.reset();
+      }
       if (fs::exists(job.out_path, ec)) {
         if (!done.has_value()) {
           summary.failures.emplace_back(job.out_path,
                                         "exists but is not recorded as exported; not overwritten");
+          ++summary.failed;
+        } else if (std::string differs = HowExportDiffers(*done, v, o); !differs.empty()) {
+          summary.failures.emplace_back(job.out_path, differs);
           ++summary.failed;
         } else {
           ++summary.skipped;

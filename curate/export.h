@@ -38,6 +38,9 @@
 
 namespace reel {
 
+// The largest side of an exported clip, libx264's limit (16400x16 is refused).
+inline constexpr int kMaxExportSide = 16384;
+
 struct ExportOptions {
   std::string out_dir;
   std::string subset;  // clips that passed this subset

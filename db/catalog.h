@@ -451,6 +451,8 @@ class Catalog {
   Status PutClipExport(const ClipExportRecord& record);
   Result<std::optional<ClipExportRecord>> FindClipExport(int64_t clip_id, std::string_view out_dir);
   Result<std::vector<ClipExportRecord>> ListClipExports(int64_t clip_id);
+  // Forgets the export of `clip_id` to `out_dir` (its file is gone). None is OK.
+  Status DeleteClipExport(int64_t clip_id, std::string_view out_dir);
 
   // --- runs, metrics ---
   // Records a new run with status kRunning, this process's pid and host.

@@ -500,6 +500,13 @@ Result<std::optional<ClipExportRecord>> Catalog::FindClipExport(int64_t clip_id,
   return ReadOne<ClipExportRecord>(s, ReadClipExport);
 }
 
+Status Catalog::DeleteClipExport(int64_t clip_id, std::string_view out_dir) {
+  REEL_ASSIGN_OR_RETURN(
+      Stmt s, Stmt::Prepare(db_, "DELETE FROM clip_exports WHERE clip_id = ?1 AND out_dir = ?2"));
+  s.Bind(1, clip_id).Bind(2, out_dir);
+  return s.Run();
+}
+
 Result<std::vector<ClipExportRecord>> Catalog::ListClipExports(int64_t clip_id) {
   REEL_ASSIGN_OR_RETURN(
       Stmt s, Stmt::Prepare(db_, std::string("SELECT ") + kExportColumns +

@@ -78,6 +78,9 @@ TEST(CliTest, UsageErrorsExitTwo) {
        "--jobs must be at least 1"},
       {{"eval", "run", "--db", "x.db", "--fake", "videos", "--batch", "0"},
        "--batch must be at least 1"},
+      // Was a std::bad_alloc abort while allocating 12.5-megapixel-wide frames.
+      {{"curate", "export", "--db", "x.db", "--subset", "s", "--out", "o", "--height", "99999"},
+       "--height must be at most 16384"},
   };
   for (const Case& c : cases) {
     auto r = RunReel(c.args);

@@ -250,6 +250,58 @@ TEST_F(ExportTest, ResumesAndNeverOverwrites) {
   EXPECT_EQ(Export(*catalog_, missing).status().code(), StatusCode::kNotFound);
 }
 
+// A clip file deleted after its export: the manifest leaves it out (it listed a missing
+// file) and the next export writes it again. An export into the same folder at another
+// size does not keep the old files as if they were what was asked for.
+TEST_F(ExportTest, DeletedClipsAreWrittenAgainAndChangedSettingsAreRefused) {
+  ExportOptions o = Options("out");
+  o.height = 16;
+  ASSERT_TRUE(Export(*catalog_, o).ok());
+  const std::string out = fs::absolute(dir_.File("out")).string();
+  const std::string gone = (**catalog_->FindClipExport(clips_[0].id, out)).path;
+  ASSERT_TRUE(fs::remove(gone));
+
+  ExportOptions manifest = o;
+  manifest.manifest_only = true;
+  auto m = Export(*catalog_, manifest);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->manifest_rows, 1);
+  ASSERT_EQ(m->failed, 1);
+  EXPECT_EQ(m->failures[0].first, gone);
+  EXPECT_NE(m->failures[0].second.find("the file is gone"), std::string::npos);
+  EXPECT_EQ(testing::ReadFile(out + "/manifest.csv").find(fs::path(gone).filename().string()),
+            std::string::npos);
+
+  auto again = Export(*catalog_, o);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->exported, 1);
+  EXPECT_EQ(again->skipped, 1);
+  EXPECT_EQ(again->failed, 0);
+  EXPECT_EQ(again->manifest_rows, 2);
+  EXPECT_TRUE(fs::exists(gone));
+
+  ExportOptions bigger = o;
+  bigger.height = 32;
+  auto changed = Export(*catalog_, bigger);
+  ASSERT_TRUE(changed.ok());
+  EXPECT_EQ(changed->exported, 0);
+  ASSERT_EQ(changed->failed, 2);
+  EXPECT_NE(changed->failures[0].second.find("exported before as reencode 24x16 at 25 fps, this "
+                                             "run asks for reencode 48x32 at 25 fps"),
+            std::string::npos)
+      << changed->failures[0].second;
+  EXPECT_EQ((**catalog_->FindClipExport(clips_[0].id, out)).height, 16);
+
+  // Past libx264's 16384 a side each clip fails with its size, before any decoding.
+  ExportOptions huge = Options("huge");
+  huge.height = 16384;
+  auto h = Export(*catalog_, huge);
+  ASSERT_TRUE(h.ok());
+  ASSERT_EQ(h->failed, 2);
+  EXPECT_NE(h->failures[0].second.find("the clip would be 24576x16384"), std::string::npos)
+      << h->failures[0].second;
+}
+
 TEST_F(ExportTest, CopyModeStartsAtAKeyframeAndSaysSo) {
   // One 32-frame shot with keyframes every 8 frames, split into three clips by
   // max_seconds: the middle clip starts at frame 10, between keyframes 8 and 16.
