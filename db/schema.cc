@@ -255,6 +255,10 @@ CREATE TABLE feature_sets (
   created_at TEXT NOT NULL
 ) STRICT;
 )sql"},
+
+      {6, "generations found by file path", R"sql(
+CREATE INDEX generations_by_path ON generations(path);
+)sql"},
   };
   return kMigrations;
 }
