@@ -305,11 +305,12 @@ Status WriteManifests(Catalog& catalog, const ExportOptions& o, const std::strin
 
 }  // namespace
 
-std::string ExportFileName(const VideoRecord& video, const ClipRecord& clip) {
+std::string ExportFileName(const VideoRecord& video, const ClipRecord& clip,
+                           const std::string& extension) {
   char range[48];
   std::snprintf(range, sizeof(range), "%06lld-%06lld", static_cast<long long>(clip.start_frame),
                 static_cast<long long>(clip.end_frame));
-  return SafeStem(video.path) + "_" + std::to_string(video.id) + "_" + range + ".mp4";
+  return SafeStem(video.path) + "_" + std::to_string(video.id) + "_" + range + "." + extension;
 }
 
 Result<ExportSummary> Export(Catalog& catalog, const ExportOptions& in) {
@@ -348,10 +349,22 @@ Result<ExportSummary> Export(Catalog& catalog, const ExportOptions& in) {
         REEL_ASSIGN_OR_RETURN(pts_of[v.id], catalog.GetFrameDataI64(v.id, "pts"));
       }
       const std::vector<int64_t>& pts = pts_of[v.id];
+      std::string extension = "mp4";
+      if (o.copy) {
+        extension = StreamCopyContainer(v.codec);
+        if (extension.empty()) {
+          summary.failures.emplace_back(
+              v.path, "clip " + std::to_string(clip->id) + ": none of mp4, mkv, mov and avi " +
+                          "holds its codec '" + v.codec + "' for a stream copy; export it " +
+                          "without --copy (re-encoded)");
+          ++summary.failed;
+          continue;
+        }
+      }
       ExportJob job;
       job.clip = *clip;
       job.video = v;
-      job.out_path = (fs::path(o.out_dir) / ExportFileName(v, *clip)).string();
+      job.out_path = (fs::path(o.out_dir) / ExportFileName(v, *clip, extension)).string();
       if (clip->end_frame > static_cast<int64_t>(pts.size())) {
         summary.failures.emplace_back(
             v.path, "clip " + std::to_string(clip->id) + " lies past the scanned frames");
@@ -371,17 +384,21 @@ Result<ExportSummary> Export(Catalog& catalog, const ExportOptions& in) {
         REEL_RETURN_IF_ERROR(catalog.DeleteClipExport(clip->id, o.out_dir));
         done.reset();
       }
-      if (fs::exists(job.out_path, ec)) {
-        if (!done.has_value()) {
-          summary.failures.emplace_back(job.out_path,
-                                        "exists but is not recorded as exported; not overwritten");
-          ++summary.failed;
-        } else if (std::string differs = HowExportDiffers(*done, v, o); !differs.empty()) {
-          summary.failures.emplace_back(job.out_path, differs);
+      // The recorded file may have another name than this run's (a copy into .mkv after a
+      // re-encode into .mp4): the record decides.
+      if (done.has_value()) {
+        if (std::string differs = HowExportDiffers(*done, v, o); !differs.empty()) {
+          summary.failures.emplace_back(done->path, differs);
           ++summary.failed;
         } else {
           ++summary.skipped;
         }
+        continue;
+      }
+      if (fs::exists(job.out_path, ec)) {
+        summary.failures.emplace_back(job.out_path,
+                                      "exists but is not recorded as exported; not overwritten");
+        ++summary.failed;
         continue;
       }
       jobs.push_back(std::move(job));

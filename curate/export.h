@@ -7,7 +7,8 @@
 // shows the source frame on screen at its time). `copy` instead copies packets without
 // re-encoding; that can only start at a keyframe, so the clip starts at the keyframe at
 // or before its start and may end a few frames late: the span actually written is
-// recorded and shown.
+// recorded and shown. A copy keeps the source codec, so its container is the first of
+// mp4, mkv, mov and avi that can hold it.
 //
 // Each written clip is probed and recorded in the catalog (clip_exports). A rerun skips
 // recorded clips whose file is present and never overwrites a finished file (output is
@@ -75,8 +76,11 @@ struct ExportSummary {
 
 Result<ExportSummary> Export(Catalog& catalog, const ExportOptions& options);
 
-// The file name of an exported clip: "<stem>_<video id>_<start>-<end>.mp4".
-std::string ExportFileName(const VideoRecord& video, const ClipRecord& clip);
+// The file name of an exported clip: "<stem>_<video id>_<start>-<end>.<extension>". Export
+// uses "mp4" for re-encoded clips and StreamCopyContainer(video.codec) (video/remux.h) for
+// stream copies, so a copy of FFV1 or ProRes goes into .mkv, one of a GIF into .mov.
+std::string ExportFileName(const VideoRecord& video, const ClipRecord& clip,
+                           const std::string& extension = "mp4");
 
 }  // namespace reel
 

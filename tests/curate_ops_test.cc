@@ -17,6 +17,7 @@
 #include "video/decoder.h"
 #include "video/encoder.h"
 #include "video/probe.h"
+#include "video/remux.h"
 #include "video/synthetic.h"
 
 namespace reel {
@@ -343,6 +344,63 @@ TEST_F(ExportTest, CopyModeStartsAtAKeyframeAndSaysSo) {
   EXPECT_GE(rec.end_time, clip.end_time);
   EXPECT_LT(rec.start_time, clip.start_time);  // snapped back to a keyframe
   EXPECT_GE(rec.frames, clip.end_frame - clip.start_frame);
+}
+
+TEST_F(ExportTest, CopiesGoIntoAContainerThatHoldsTheirCodec) {
+  // MP4 cannot hold FFV1: a stream copy of an FFV1 video goes into .mkv (before, every
+  // clip failed with the muxer's "cannot write header"). H.264 copies stay .mp4.
+  TempDir d;
+  EncodeOptions lossless;
+  lossless.codec = "ffv1";
+  ASSERT_TRUE(WriteIndexedVideo(d.File("ffv1.mkv"), 20, 10, lossless).ok());
+  ASSERT_TRUE(WriteIndexedVideo(d.File("h264.mp4"), 20, 10).ok());
+  auto catalog = *Catalog::Open(d.File("cat.db"));
+  ScanOptions o;
+  o.split.min_seconds = Rational(1, 5);
+  ASSERT_TRUE(Scan(*catalog, {d.File("ffv1.mkv"), d.File("h264.mp4")}, o).ok());
+  ASSERT_EQ(catalog->ListClips()->size(), 4u);
+  ASSERT_TRUE(ApplyFilter(*catalog, "start >= 0", "all").ok());
+  EXPECT_EQ(StreamCopyContainer("ffv1"), "mkv");
+  EXPECT_EQ(StreamCopyContainer("h264"), "mp4");
+  EXPECT_EQ(StreamCopyContainer("no-such-codec"), "");
+
+  ExportOptions e;
+  e.out_dir = d.File("copy");
+  e.subset = "all";
+  e.copy = true;
+  auto s = Export(*catalog, e);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->exported, 4) << (s->failures.empty() ? "" : s->failures[0].second);
+  std::multiset<std::string> extensions;
+  for (const ClipRecord& clip : *catalog->ListClips()) {
+    const auto rec = **catalog->FindClipExport(clip.id, fs::absolute(e.out_dir).string());
+    extensions.insert(fs::path(rec.path).extension().string());
+    auto info = ProbeVideo(rec.path);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(info->codec, fs::path(rec.path).extension() == ".mkv" ? "ffv1" : "h264");
+    // From the keyframe at or before the start (FFV1 too keeps state between keyframes).
+    EXPECT_EQ(rec.frames, info->frame_count);
+    EXPECT_GE(info->frame_count, clip.end_frame - clip.start_frame);
+    EXPECT_LE(rec.start_time, clip.start_time);
+  }
+  EXPECT_EQ(extensions, (std::multiset<std::string>{".mkv", ".mkv", ".mp4", ".mp4"}));
+
+  // Into a folder whose clips were re-encoded to .mp4, the copies' other names do not
+  // make them new: the records say how those clips were written, and nothing is replaced.
+  ExportOptions again = e;
+  again.out_dir = d.File("mixed");
+  again.copy = false;
+  ASSERT_EQ(Export(*catalog, again)->exported, 4);
+  again.copy = true;
+  auto mixed = Export(*catalog, again);
+  ASSERT_TRUE(mixed.ok());
+  EXPECT_EQ(mixed->exported, 0);
+  ASSERT_EQ(mixed->failed, 4);
+  EXPECT_NE(mixed->failures[0].second.find("exported before as reencode"), std::string::npos)
+      << mixed->failures[0].second;
+  for (const auto& entry : fs::directory_iterator(again.out_dir)) {
+    EXPECT_NE(entry.path().extension(), ".mkv") << entry.path();
+  }
 }
 
 TEST_F(ExportTest, ShardsSplitTheWorkAndTheManifests) {

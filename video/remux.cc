@@ -6,6 +6,20 @@
 
 namespace reel {
 
+std::string StreamCopyContainer(const std::string& codec) {
+  const AVCodecDescriptor* descriptor = avcodec_descriptor_get_by_name(codec.c_str());
+  if (descriptor == nullptr) return "";
+  for (const char* container : {"mp4", "mkv", "mov", "avi"}) {
+    const std::string name = std::string("x.") + container;
+    const AVOutputFormat* format = av_guess_format(nullptr, name.c_str(), nullptr);
+    if (format != nullptr &&
+        avformat_query_codec(format, descriptor->id, FF_COMPLIANCE_NORMAL) == 1) {
+      return container;
+    }
+  }
+  return "";
+}
+
 Result<RemuxResult> CopySegment(const std::string& input, const std::string& output,
                                 int64_t start_pts, int64_t end_pts) {
   if (end_pts <= start_pts) return Status::InvalidArgument(output + ": empty segment");

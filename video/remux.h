@@ -26,6 +26,12 @@ struct RemuxResult {
   Rational time_base;
 };
 
+// The container a stream copy of `codec` (a decoder name, as VideoInfo::codec) is written
+// in: "mp4" where MP4 can hold the codec, else the first of "mkv", "mov" and "avi" that
+// can (ffv1, vp8 and theora go to mkv; gif, dnxhd and cinepak to mov; wmv2 and flv1 to
+// avi). Empty when none can or the codec is unknown.
+std::string StreamCopyContainer(const std::string& codec);
+
 Result<RemuxResult> CopySegment(const std::string& input, const std::string& output,
                                 int64_t start_pts, int64_t end_pts);
 
