@@ -621,10 +621,11 @@ class SampleCommand : public Command {
       if (job_.prompts.empty())
         return Fail(Status::FailedPrecondition("subset '" + subset_ + "' has no captioned clips"));
     } else if (!prompts_file_.empty()) {
-      std::ifstream f(prompts_file_);
-      if (!f) return Fail(Status::NotFound(prompts_file_ + ": cannot open"));
-      std::string line;
-      while (std::getline(f, line)) {
+      auto bytes = ReadFile(prompts_file_);
+      if (!bytes.ok()) return Fail(bytes.status());
+      auto text = TextAsUtf8(std::move(bytes).value(), prompts_file_);
+      if (!text.ok()) return Fail(text.status());
+      for (const std::string& line : Split(*text, '\n')) {
         if (!Trim(line).empty()) job_.prompts.push_back(std::string(Trim(line)));
       }
       if (job_.prompts.empty())

@@ -169,7 +169,12 @@ SidecarTexts ReadSidecars(const std::string& video_path) {
       out.warnings.push_back(content.status().message());
       continue;
     }
-    const std::string text = StripBom(*content);
+    Result<std::string> decoded = TextAsUtf8(std::move(content).value(), file);
+    if (!decoded.ok()) {
+      out.warnings.push_back(decoded.status().message());
+      continue;
+    }
+    const std::string& text = *decoded;
     if (EndsWith(file, ".srt")) {
       Result<std::vector<SubtitleCue>> cues = ParseSrt(text);
       if (!cues.ok()) {

@@ -287,6 +287,32 @@ TEST(SidecarTest, IngestReadsSidecarsAndWarnsAboutBadOnes) {
   EXPECT_EQ(texts[2].origin, "txt");
   EXPECT_EQ(texts[2].text, "A red box slides.");
 
+  // Subtitles saved as UTF-16 ("Unicode" in Windows editors) are read as their text; a
+  // text file of NULs is a warning, not a caption of NULs.
+  ASSERT_TRUE(WriteSyntheticVideo(dir.File("v/c.mp4"), testing::SimpleVideo(14)).ok());
+  std::string srt16("\xFF\xFE", 2);
+  for (char ch : std::string("1\r\n00:00:00,000 --> 00:00:00,400\r\nCaf\xE9 box\r\n")) {
+    srt16 += ch;
+    srt16 += '\0';
+  }
+  testing::WriteFile(dir.File("v/c.srt"), srt16);
+  testing::WriteFile(dir.File("v/c.txt"), std::string("A\0 \0b\0o\0x\0", 10));
+  auto more = Ingest(**catalog, {dir.File("v")}, {});
+  ASSERT_TRUE(more.ok());
+  int nul_warnings = 0;
+  for (const auto& w : more->warnings) {
+    nul_warnings += w.second.find("c.txt: a NUL byte at byte 1") != std::string::npos;
+  }
+  EXPECT_EQ(nul_warnings, 1);
+  auto c = (*catalog)->FindVideoByPath(dir.File("v/c.mp4"));
+  ASSERT_TRUE(c.ok() && c->has_value());
+  texts = *(*catalog)->ListVideoTexts((*c)->id);
+  ASSERT_EQ(texts.size(), 1u);
+  EXPECT_EQ(texts[0].origin, "srt");
+  EXPECT_EQ(texts[0].text, "Caf\xC3\xA9 box");
+  EXPECT_EQ(texts[0].end_time, Rational(2, 5));
+  fs::remove(dir.File("v/c.mp4"));
+
   // An unchanged video whose sidecar changed: its texts are read again.
   testing::WriteFile(dir.File("v/a.txt"), "A blue box.");
   fs::remove(dir.File("v/a.json"));

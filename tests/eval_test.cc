@@ -305,6 +305,38 @@ TEST_F(EvalTest, FrameFoldersAndCatalogSubsets) {
   EXPECT_FALSE(OpenEvalSource(dir_.File("missing")).ok());
 }
 
+TEST_F(EvalTest, CaptionCsvSavedWithAByteOrderMarkOrAsUtf16) {
+  // Excel's "CSV UTF-8" starts with a byte-order mark; without a header row it used to
+  // become part of the first file name, and that video had no caption.
+  const std::string a = MakeFolder(dir_, "a", 2, 4);
+  testing::WriteFile(dir_.File("bom.csv"), "\xEF\xBB\xBFv0.mp4,a red box\nv1.mp4,a blue box\n");
+  SourceOptions o;
+  o.captions_csv = dir_.File("bom.csv");
+  auto src = OpenEvalSource(a, o);
+  ASSERT_TRUE(src.ok()) << src.status().ToString();
+  ASSERT_EQ(src->items.size(), 2u);
+  EXPECT_EQ(src->items[0].caption, "a red box");
+  EXPECT_EQ(src->items[1].caption, "a blue box");
+  // UTF-16 (with its mark) reads as the same text; without one it is refused by name.
+  std::string utf16("\xFF\xFE", 2);
+  for (char ch : std::string("file,caption\r\nv0.mp4,caf\xE9\r\n")) {
+    utf16 += ch;
+    utf16 += '\0';
+  }
+  testing::WriteFile(dir_.File("utf16.csv"), utf16);
+  o.captions_csv = dir_.File("utf16.csv");
+  src = OpenEvalSource(a, o);
+  ASSERT_TRUE(src.ok()) << src.status().ToString();
+  EXPECT_EQ(src->items[0].caption, "caf\xC3\xA9");
+  EXPECT_EQ(src->items[1].caption, "");
+  testing::WriteFile(dir_.File("bare.csv"), utf16.substr(2));
+  o.captions_csv = dir_.File("bare.csv");
+  src = OpenEvalSource(a, o);
+  ASSERT_FALSE(src.ok());
+  EXPECT_NE(src.status().message().find("bare.csv: a NUL byte"), std::string::npos)
+      << src.status().ToString();
+}
+
 TEST(FlowMetricsTest, StillVideosAreNotDynamicAndMovingOnesAre) {
   auto frames_of = [](const SyntheticVideo& v) {
     std::vector<Frame> out;

@@ -600,6 +600,17 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
                 .exit_code,
             2)
       << "no prompts given";
+  // A prompts file that is not text, or not a file, says so (before, NULs went on as
+  // prompts and a folder read as empty).
+  testing::WriteFile(dir.File("prompts16.txt"), std::string("a\0 \0r\0e\0d\0", 10));
+  for (const auto& [file, why] :
+       {std::pair<std::string, std::string>{dir.File("prompts16.txt"), "a NUL byte at byte 1"},
+        {dir.File("vae"), "Is a directory"}}) {
+    auto bad = run({"generate", "sample", "--ckpt", dir.File("dit"), "--vae", dir.File("vae"),
+                    "--prompts", file, "--out", dir.File("d")});
+    EXPECT_EQ(bad.exit_code, 1) << file;
+    EXPECT_NE(bad.err.find(file + ": " + why), std::string::npos) << bad.err;
+  }
   // Sampling stopped after its first batch and resumed gives the files of a run made in
   // one go; a file of the stopped run that went missing is sampled again, and the resumed
   // run (the newest of that name) lists all of them. Another seed is refused.

@@ -321,6 +321,45 @@ TEST(StringsTest, AtomicWriteReplacesWhole) {
   EXPECT_FALSE(WriteFileAtomic(dir.File("no/such/dir/f"), "x").ok());
 }
 
+TEST(StringsTest, ReadFileRefusesAFolder) {
+  testing::TempDir dir;
+  auto r = ReadFile(dir.path());  // a stream would read it as empty
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("Is a directory"), std::string::npos)
+      << r.status().ToString();
+  EXPECT_FALSE(ReadFile(dir.File("missing")).ok());
+}
+
+TEST(StringsTest, TextAsUtf8DecodesWhatEditorsSave) {
+  // "héllo €𝄞" as UTF-8 and UTF-16 both ways (𝄞 is U+1D11E, a surrogate pair).
+  const std::string utf8 = "h\xC3\xA9llo \xE2\x82\xAC\xF0\x9D\x84\x9E\n";
+  const std::string le("\xFF\xFEh\0\xE9\0l\0l\0o\0 \0\xAC\x20\x34\xD8\x1E\xDD\n\0", 22);
+  const std::string be("\xFE\xFF\0h\0\xE9\0l\0l\0o\0 \x20\xAC\xD8\x34\xDD\x1E\0\n", 22);
+  EXPECT_EQ(*TextAsUtf8(utf8, "a.txt"), utf8);
+  EXPECT_EQ(*TextAsUtf8("\xEF\xBB\xBF" + utf8, "a.txt"), utf8);
+  EXPECT_EQ(*TextAsUtf8(le, "a.txt"), utf8);
+  EXPECT_EQ(*TextAsUtf8(be, "a.txt"), utf8);
+  EXPECT_EQ(*TextAsUtf8("\xFF\xFE", "a.txt"), "");
+  EXPECT_EQ(*TextAsUtf8("caf\xE9", "a.txt"), "caf\xE9");  // Latin-1 passes as it is
+
+  auto odd = TextAsUtf8(le.substr(0, 21), "odd.txt");
+  ASSERT_FALSE(odd.ok());
+  EXPECT_NE(odd.status().message().find("odd.txt: UTF-16 text (byte-order mark FF FE)"),
+            std::string::npos)
+      << odd.status().ToString();
+  auto lone = TextAsUtf8(std::string("\xFF\xFEh\0\x34\xD8h\0", 8), "lone.txt");
+  ASSERT_FALSE(lone.ok());
+  EXPECT_NE(lone.status().message().find("at byte 4: a high surrogate without a low one"),
+            std::string::npos)
+      << lone.status().ToString();
+  // UTF-16 without a mark, and UTF-32 with one: NULs, not text.
+  auto bare = TextAsUtf8(le.substr(2), "bare.txt");
+  ASSERT_FALSE(bare.ok());
+  EXPECT_NE(bare.status().message().find("bare.txt: a NUL byte at byte 1"), std::string::npos)
+      << bare.status().ToString();
+  EXPECT_FALSE(TextAsUtf8(std::string("\xFF\xFE\0\0h\0\0\0", 8), "u32.txt").ok());
+}
+
 // ---------------------------------------------------------------- ProcessInParallel
 
 TEST(ParallelTest, EveryItemOnceOnTheCallingThread) {

@@ -8,8 +8,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 namespace reel {
 
@@ -133,12 +131,24 @@ bool NaturalLess(std::string_view a, std::string_view b) {
 }
 
 Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IOError(path + ": " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return Status::IOError(path + ": read failed");
-  return ss.str();
+  // read(2) rather than a stream: a stream opens a folder and reads it as empty.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError(path + ": " + std::strerror(errno));
+  std::string out;
+  char buffer[1 << 16];
+  while (true) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return Status::IOError(path + ": " + std::strerror(err));
+    }
+    if (n == 0) break;
+    out.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 Status WriteFileAtomic(const std::string& path, std::string_view contents) {
@@ -246,6 +256,48 @@ Result<std::string> Base64Decode(std::string_view text) {
     return Status::InvalidArgument("not base64: bad length or padding");
   }
   return out;
+}
+
+Result<std::string> TextAsUtf8(std::string bytes, const std::string& name) {
+  auto byte = [&](size_t i) { return static_cast<unsigned char>(bytes[i]); };
+  if (bytes.size() >= 3 && byte(0) == 0xEF && byte(1) == 0xBB && byte(2) == 0xBF) {
+    bytes.erase(0, 3);
+  } else if (bytes.size() >= 2 &&
+             ((byte(0) == 0xFF && byte(1) == 0xFE) || (byte(0) == 0xFE && byte(1) == 0xFF))) {
+    const bool little = byte(0) == 0xFF;
+    auto unit = [&](size_t i) -> uint32_t {
+      return little ? byte(i) | (byte(i + 1) << 8) : (byte(i) << 8) | byte(i + 1);
+    };
+    auto bad = [&](size_t at, const std::string& why) {
+      return Status::InvalidArgument(name + ": UTF-16 text (byte-order mark " +
+                                     (little ? "FF FE" : "FE FF") + ") that does not decode at " +
+                                     "byte " + std::to_string(at) + ": " + why);
+    };
+    if (bytes.size() % 2 != 0) return bad(bytes.size() - 1, "an odd number of bytes");
+    std::string out;
+    out.reserve(bytes.size());
+    for (size_t i = 2; i < bytes.size(); i += 2) {
+      uint32_t cp = unit(i);
+      if (cp >= 0xDC00 && cp <= 0xDFFF) return bad(i, "a low surrogate without a high one");
+      if (cp >= 0xD800 && cp <= 0xDBFF) {
+        if (i + 3 >= bytes.size()) return bad(i, "a high surrogate at the end");
+        const uint32_t low = unit(i + 2);
+        if (low < 0xDC00 || low > 0xDFFF) return bad(i, "a high surrogate without a low one");
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        i += 2;
+      }
+      if (cp == 0) return bad(i, "a NUL character");
+      AppendUtf8(&out, cp);
+    }
+    return out;
+  }
+  if (const size_t nul = bytes.find('\0'); nul != std::string::npos) {
+    return Status::InvalidArgument(
+        name + ": a NUL byte at byte " + std::to_string(nul) +
+        ", so not UTF-8 text (UTF-16 without a byte-order mark, UTF-32, or binary); save it "
+        "as UTF-8");
+  }
+  return bytes;
 }
 
 }  // namespace reel

@@ -47,6 +47,14 @@ Status WriteFileAtomic(const std::string& path, std::string_view contents);
 // Appends code point `cp` encoded as UTF-8.
 void AppendUtf8(std::string* out, uint32_t cp);
 
+// The text of a file's bytes as UTF-8, for text files written by any editor: a UTF-8
+// byte-order mark is dropped and UTF-16 with a byte-order mark (as Windows tools save
+// "Unicode" text) is converted. Fails, naming `name` and the byte offset, on UTF-16 that
+// does not decode (odd length, lone surrogate) and on text holding NUL bytes (UTF-16
+// without a mark, UTF-32, or not text at all), which would otherwise pass on as text full
+// of NULs. Other bytes pass unchanged (invalid UTF-8 included).
+Result<std::string> TextAsUtf8(std::string bytes, const std::string& name);
+
 }  // namespace reel
 
 #endif  // REEL_UTIL_STRINGS_H_
