@@ -41,7 +41,7 @@ Result<std::map<std::string, std::string>> ReadCaptionsCsv(const std::string& pa
   std::vector<std::string> row;
   std::string cell;
   bool quoted = false;
-  int line = 1;
+  int line = 1, quote_line = 1;
   auto end_row = [&]() -> Status {
     row.push_back(cell);
     cell.clear();
@@ -70,6 +70,7 @@ Result<std::map<std::string, std::string>> ReadCaptionsCsv(const std::string& pa
       }
     } else if (ch == '"') {
       quoted = true;
+      quote_line = line;
     } else if (ch == ',') {
       row.push_back(cell);
       cell.clear();
@@ -79,6 +80,10 @@ Result<std::map<std::string, std::string>> ReadCaptionsCsv(const std::string& pa
     } else if (ch != '\r') {
       cell += ch;
     }
+  }
+  if (quoted) {  // else the rest of the file would be one caption
+    return Status::InvalidArgument(path + ", line " + std::to_string(quote_line) +
+                                   ": a quote that is never closed");
   }
   if (!cell.empty() || !row.empty()) REEL_RETURN_IF_ERROR(end_row());
   return out;

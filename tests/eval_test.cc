@@ -305,7 +305,7 @@ TEST_F(EvalTest, FrameFoldersAndCatalogSubsets) {
   EXPECT_FALSE(OpenEvalSource(dir_.File("missing")).ok());
 }
 
-TEST_F(EvalTest, CaptionCsvSavedWithAByteOrderMarkOrAsUtf16) {
+TEST_F(EvalTest, CaptionCsvWithAByteOrderMarkOrAsUtf16OrAnOpenQuote) {
   // Excel's "CSV UTF-8" starts with a byte-order mark; without a header row it used to
   // become part of the first file name, and that video had no caption.
   const std::string a = MakeFolder(dir_, "a", 2, 4);
@@ -334,6 +334,14 @@ TEST_F(EvalTest, CaptionCsvSavedWithAByteOrderMarkOrAsUtf16) {
   src = OpenEvalSource(a, o);
   ASSERT_FALSE(src.ok());
   EXPECT_NE(src.status().message().find("bare.csv: a NUL byte"), std::string::npos)
+      << src.status().ToString();
+  // A quote left open would make the rest of the file one caption.
+  testing::WriteFile(dir_.File("open.csv"), "v0.mp4,\"a red box\nv1.mp4,a blue box\n");
+  o.captions_csv = dir_.File("open.csv");
+  src = OpenEvalSource(a, o);
+  ASSERT_FALSE(src.ok());
+  EXPECT_NE(src.status().message().find("open.csv, line 1: a quote that is never closed"),
+            std::string::npos)
       << src.status().ToString();
 }
 
