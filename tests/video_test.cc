@@ -20,6 +20,7 @@
 #include "video/decoder.h"
 #include "video/encoder.h"
 #include "video/probe.h"
+#include "video/remux.h"
 #include "video/sampler.h"
 #include "video/synthetic.h"
 
@@ -983,6 +984,54 @@ TEST(RealFootageTest, SharedVideosProbeAsDocumented) {
     EXPECT_EQ(info->frame_rate, e.fps) << e.file;
     EXPECT_EQ(info->frame_count, e.frames) << e.file;
     EXPECT_FALSE(info->variable_frame_rate) << e.file;
+  }
+}
+
+// ---------------------------------------------------------------- stream copy
+
+TEST(RemuxTest, CopiesStartAtTheLastKeyframeAtOrBeforeTheStart) {
+  // Keyframes every 8 frames, with B-frames (H.264 in MP4) and in MPEG-TS (MPEG-2 video,
+  // where a packet's dts runs ahead of its pts). A seek to the start's pts lands on the
+  // packet whose dts is at or before it; a keyframe displayed after the start (H.264: a
+  // start just before a keyframe; MPEG-TS: any start after a GOP's first frame) was taken
+  // as the copy's start, and the first frames of the clip were missing from the file.
+  TempDir dir;
+  struct Case {
+    std::string file, codec, format;
+  };
+  for (const Case& c : {Case{"h264.mp4", "libx264", ""}, Case{"mpeg2.ts", "mpeg2video", ""},
+                        Case{"mpeg4.avi", "mpeg4", ""}}) {
+    SCOPED_TRACE(c.file);
+    EncodeOptions o;
+    o.codec = c.codec;
+    o.gop = 8;
+    if (c.codec == "mpeg2video") o.bit_rate = 400000;
+    const std::string src = dir.File(c.file);
+    ASSERT_TRUE(WriteSyntheticVideo(src, testing::SimpleVideo(40), o).ok());
+    const std::vector<Frame> frames = DecodeAll(src);
+    ASSERT_EQ(frames.size(), 40u);
+    std::vector<int64_t> keys;
+    for (const Frame& f : frames) {
+      if (f.key_frame) keys.push_back(f.pts);
+    }
+    ASSERT_GE(keys.size(), 4u);
+    for (size_t s = 0; s + 4 < frames.size(); ++s) {
+      int64_t expected = keys.front();
+      for (int64_t k : keys) {
+        if (k <= frames[s].pts) expected = k;
+      }
+      const std::string out = dir.File("cut_" + std::to_string(s) + "_" + c.file + ".mkv");
+      auto r = CopySegment(src, out, frames[s].pts, frames[s + 3].pts);
+      if (!r.ok()) {
+        ADD_FAILURE() << "start frame " << s << ": " << r.status().ToString();
+        continue;
+      }
+      EXPECT_EQ(r->first_pts, expected) << "start frame " << s;
+      // The file holds the clip: its frames from the keyframe through frame s + 2.
+      const std::vector<Frame> copied = DecodeAll(out);
+      EXPECT_GE(static_cast<int64_t>(copied.size()), frames[s + 2].pts > expected ? 3 : 1)
+          << "start frame " << s;
+    }
   }
 }
 

@@ -1,6 +1,8 @@
 #include "video/remux.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <vector>
 
 #include "video/av_util.h"
 
@@ -62,49 +64,110 @@ Result<RemuxResult> CopySegment(const std::string& input, const std::string& out
   err = avformat_write_header(out.c, nullptr);
   if (err < 0) return av::ErrorStatus(err, output, "cannot write header");
 
-  err = av_seek_frame(in.get(), vindex, start_pts, AVSEEK_FLAG_BACKWARD);
-  if (err < 0) return av::ErrorStatus(err, input, "seek failed");
-  av::PacketPtr pkt(av_packet_alloc());
+  // The copy begins at the last keyframe displayed at or before start_pts. A seek lands on
+  // the packet whose dts is at or before its target, and a keyframe's dts runs ahead of
+  // its pts (MPEG-TS, B-frames), so the first keyframe after a seek to start_pts may be
+  // displayed after it: then the seek is tried again from earlier (1 s, 2 s, 4 s ... back,
+  // at last from before the stream's start), until the first keyframe read is at or
+  // before start_pts or nothing earlier exists.
+  const int64_t second = std::max<int64_t>(1, av_rescale_q(1, AVRational{1, 1}, ist->time_base));
+  const int64_t lowest = (ist->start_time != AV_NOPTS_VALUE ? ist->start_time : 0) - second;
   RemuxResult result;
   result.time_base = av::ToRational(ist->time_base);
-  bool started = false;
-  int64_t offset = 0;
+  av::PacketPtr pkt(av_packet_alloc());
+  std::vector<av::PacketPtr> held;  // from the last keyframe at or before start_pts on
+  int64_t back = 0;
+  int64_t first_key = AV_NOPTS_VALUE;  // pts of the first keyframe after the seek
   while (true) {
-    err = av_read_frame(in.get(), pkt.get());
-    if (err == AVERROR_EOF) break;
-    if (err < 0) return av::ErrorStatus(err, input, "read failed");
-    if (pkt->stream_index != vindex) {
-      av_packet_unref(pkt.get());
-      continue;
+    const int64_t target = std::max(start_pts - back, lowest);
+    const bool last_try = target == lowest;
+    err = av_seek_frame(in.get(), vindex, target, AVSEEK_FLAG_BACKWARD);
+    if (err < 0 && back > 0) {  // before the first entry of an index: from the start
+      err = avformat_seek_file(in.get(), vindex, INT64_MIN, target, INT64_MAX, 0);
     }
-    const int64_t pts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
-    if (!started) {
-      // Begin at the keyframe the seek found (the last one at or before the start).
-      if (!(pkt->flags & AV_PKT_FLAG_KEY)) {
-        av_packet_unref(pkt.get());
-        continue;
+    if (err < 0) return av::ErrorStatus(err, input, "seek failed");
+    first_key = AV_NOPTS_VALUE;  // stays so when the seek passed the last keyframe
+    while (true) {
+      err = av_read_frame(in.get(), pkt.get());
+      if (err == AVERROR_EOF) break;
+      if (err < 0) return av::ErrorStatus(err, input, "read failed");
+      if (pkt->stream_index == vindex && (pkt->flags & AV_PKT_FLAG_KEY)) {
+        first_key = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+        break;  // pkt is kept: it starts the copy when the seek was early enough
       }
-      started = true;
-      result.first_pts = pts;
-      offset = pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pts;
+      av_packet_unref(pkt.get());
     }
+    if ((first_key != AV_NOPTS_VALUE && first_key <= start_pts) || last_try) break;
+    av_packet_unref(pkt.get());
+    back = back == 0 ? second : 2 * back;
+  }
+  if (first_key == AV_NOPTS_VALUE) return Status::NotFound(input + ": no keyframe to copy from");
+
+  int64_t offset = 0;
+  bool settled = false;  // the starting keyframe is known and written
+  auto write = [&](AVPacket* p) -> Status {
+    const int64_t pts = p->pts != AV_NOPTS_VALUE ? p->pts : p->dts;
+    if (result.packets == 0) {
+      result.first_pts = pts;
+      offset = p->dts != AV_NOPTS_VALUE ? p->dts : pts;
+    }
+    result.end_pts = std::max(result.end_pts, pts + std::max<int64_t>(p->duration, 0));
+    if (p->pts != AV_NOPTS_VALUE) p->pts -= offset;
+    if (p->dts != AV_NOPTS_VALUE) p->dts -= offset;
+    p->stream_index = ost->index;
+    av_packet_rescale_ts(p, ist->time_base, ost->time_base);
+    p->pos = -1;
+    const int e = av_interleaved_write_frame(out.c, p);
+    if (e < 0) return av::ErrorStatus(e, output, "write failed");
+    ++result.packets;
+    return Status::OK();
+  };
+  auto settle = [&]() -> Status {
+    settled = true;
+    for (av::PacketPtr& p : held) REEL_RETURN_IF_ERROR(write(p.get()));
+    held.clear();
+    return Status::OK();
+  };
+  // pkt holds the first keyframe after the seek.
+  while (true) {
+    const int64_t pts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+    const int64_t dts = pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pts;
     // Copy everything decoded before the end (in decode order), so B-frames keep the
     // frames they reference; the copy may therefore run a few frames past end_pts.
-    const int64_t dts = pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pts;
-    if (dts >= end_pts) {
+    if (dts >= end_pts && (settled || !held.empty())) {
       av_packet_unref(pkt.get());
       break;
     }
-    result.end_pts = std::max(result.end_pts, pts + std::max<int64_t>(pkt->duration, 0));
-    if (pkt->pts != AV_NOPTS_VALUE) pkt->pts -= offset;
-    if (pkt->dts != AV_NOPTS_VALUE) pkt->dts -= offset;
-    pkt->stream_index = ost->index;
-    av_packet_rescale_ts(pkt.get(), ist->time_base, ost->time_base);
-    pkt->pos = -1;
-    err = av_interleaved_write_frame(out.c, pkt.get());
-    if (err < 0) return av::ErrorStatus(err, output, "write failed");
-    ++result.packets;
+    if (!settled) {
+      const bool key = (pkt->flags & AV_PKT_FLAG_KEY) != 0;
+      if (key && (pts <= start_pts || held.empty())) {
+        held.clear();  // a later keyframe at or before the start: begin there instead
+      } else if (key) {
+        REEL_RETURN_IF_ERROR(settle());
+      }
+    }
+    if (settled) {
+      REEL_RETURN_IF_ERROR(write(pkt.get()));
+    } else {
+      held.emplace_back(av_packet_alloc());
+      av_packet_move_ref(held.back().get(), pkt.get());
+    }
+    av_packet_unref(pkt.get());
+    // The next packet of the video stream.
+    bool more = false;
+    while (true) {
+      err = av_read_frame(in.get(), pkt.get());
+      if (err == AVERROR_EOF) break;
+      if (err < 0) return av::ErrorStatus(err, input, "read failed");
+      if (pkt->stream_index == vindex) {
+        more = true;
+        break;
+      }
+      av_packet_unref(pkt.get());
+    }
+    if (!more) break;
   }
+  if (!settled) REEL_RETURN_IF_ERROR(settle());
   if (result.packets == 0) return Status::NotFound(input + ": no packets in the segment");
   err = av_write_trailer(out.c);
   if (err < 0) return av::ErrorStatus(err, output, "cannot write trailer");
