@@ -266,7 +266,15 @@ Status Catalog::Configure(const Options& options) {
   // Reading the header proves the file is an SQLite database at all.
   auto version = ScalarInt(db_, "PRAGMA user_version");
   if (!version.ok()) {
-    return Status::Corruption(path_ + ": not a reel catalog (" + version.status().message() + ")");
+    const std::string& why = version.status().message();
+    if (why.find(sqlite3_errstr(SQLITE_CORRUPT)) != std::string::npos) {
+      return Status::Corruption(
+          path_ + ": the catalog is damaged (" + why +
+          "): part of the file is missing or overwritten, as by a copy cut short. Restore a "
+          "copy, or save what is still readable with `sqlite3 " +
+          path_ + " .recover | sqlite3 recovered.db`");
+    }
+    return Status::Corruption(path_ + ": not a reel catalog (" + why + ")");
   }
   REEL_ASSIGN_OR_RETURN(int64_t app_id, ScalarInt(db_, "PRAGMA application_id"));
   REEL_ASSIGN_OR_RETURN(int64_t tables,

@@ -236,6 +236,21 @@ TEST(CatalogTest, RefusesFilesThatAreNotReelCatalogs) {
 
   auto folder = Catalog::Open(dir.path());
   EXPECT_FALSE(folder.ok());
+
+  // A catalog cut short (a copy that stopped) is damaged, not "not a catalog", and the
+  // message says how to save what is left.
+  const std::string cut = dir.File("cut.db");
+  { OpenOrDie(cut); }
+  ASSERT_GT(std::filesystem::file_size(cut), 16384u);
+  std::filesystem::resize_file(cut, 8192);
+  auto damaged = Catalog::Open(cut);
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_EQ(damaged.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(damaged.status().message().find("cut.db: the catalog is damaged (SQL step failed: "
+                                            "database disk image is malformed)"),
+            std::string::npos)
+      << damaged.status().ToString();
+  EXPECT_NE(damaged.status().message().find(".recover"), std::string::npos);
 }
 
 TEST(CatalogTest, NewerSchemaIsRefused) {
