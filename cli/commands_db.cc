@@ -40,6 +40,10 @@ class DbInfoCommand : public Command {
   void AddOptions(po::options_description& o, po::positional_options_description&) override {
     AddDbOption(o, &db_);
     AddJsonOption(o, &json_);
+    o.add_options()  //
+        ("check", po::bool_switch(&check_),
+         "also check the whole file (SQLite's integrity and foreign-key checks, reading every "
+         "page); exit 1 when damaged");
   }
 
   int Run() override {
@@ -47,6 +51,12 @@ class DbInfoCommand : public Command {
     if (!catalog.ok()) return Fail(catalog.status());
     auto stats = (*catalog)->Stats();
     if (!stats.ok()) return Fail(stats.status());
+    std::string integrity;  // "" when not checked
+    if (check_) {
+      auto checked = (*catalog)->IntegrityCheck();
+      integrity = checked.ok() ? *checked : checked.status().message();
+    }
+    const int exit_code = integrity.empty() || integrity == "ok" ? kExitOk : kExitFailure;
     auto runs = (*catalog)->schema_version() >= Catalog::kSchemaVersion
                     ? (*catalog)->ListRuns()
                     : Result<std::vector<RunRecord>>(std::vector<RunRecord>{});
@@ -80,8 +90,9 @@ class DbInfoCommand : public Command {
         r["finished_at"] = last->finished_at;
         j["last_run"] = r;
       }
+      if (check_) j["integrity"] = integrity;
       std::cout << j.Dump(2) << '\n';
-      return kExitOk;
+      return exit_code;
     }
     std::printf("catalog   %s\n", db_.c_str());
     std::printf("schema    version %d%s\n", s.schema_version,
@@ -107,12 +118,25 @@ class DbInfoCommand : public Command {
       std::printf("runs      %lld\n", static_cast<long long>(s.runs));
     }
     std::printf("metrics   %lld\n", static_cast<long long>(s.metrics));
-    return kExitOk;
+    if (check_) {
+      std::printf("integrity %s\n", integrity == "ok" ? "ok (every page read)" : "DAMAGED:");
+      if (integrity != "ok") {
+        for (const std::string& line : Split(integrity, '\n')) {
+          std::printf("  %s\n", line.c_str());
+        }
+        std::fprintf(stderr,
+                     "reel: error: %s is damaged; restore a copy, or save what is readable with "
+                     "`sqlite3 %s .recover | sqlite3 recovered.db`\n",
+                     db_.c_str(), db_.c_str());
+      }
+    }
+    return exit_code;
   }
 
  private:
   std::string db_;
   bool json_ = false;
+  bool check_ = false;
 };
 
 class DbExportCommand : public Command {
@@ -281,7 +305,7 @@ class DbMergeCommand : public Command {
 
 void RegisterDbCommands(std::vector<CommandInfo>* out) {
   out->push_back({"db info", "summarise a catalog: schema, size, counts, last run",
-                  "db info --db FILE [--json]", "",
+                  "db info --db FILE [--json] [--check]", "",
                   [] { return std::make_unique<DbInfoCommand>(); }});
   out->push_back({"db export", "write a catalog table as CSV, JSON Lines or JSON",
                   "db export --db FILE [--what TABLE] [--format FMT] [--out FILE]",

@@ -2,6 +2,7 @@
 // naming the object and the cause), and the output of the db and curate commands.
 
 #include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -177,6 +178,52 @@ TEST_F(CliCatalogTest, InfoExportAndQuery) {
   EXPECT_EQ(r.out, "status,n\r\nerror,1\r\nok,4\r\n");
   r = RunReel({"db", "query", "--db", db_, "--format", "table", "SELECT 1 AS one"});
   EXPECT_EQ(r.out, "one\n---\n1\n(1 row)\n");
+}
+
+TEST_F(CliCatalogTest, InfoCheckReadsEveryPageAndFailsOnADamagedOne) {
+  RunReel({"curate", "ingest", "--db", db_, videos_, "-q"});
+  auto r = RunReel({"db", "info", "--db", db_, "--check"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "integrity ok (every page read)")) << r.out;
+
+  // Zero the root page of an index no count reads: the catalog still opens and counts, and
+  // only the check finds the damage.
+  int64_t page = 0, page_size = 0;
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(db_.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db,
+                                 "SELECT rootpage, (SELECT page_size FROM pragma_page_size) "
+                                 "FROM sqlite_schema WHERE name = 'subset_clips_by_clip'",
+                                 -1, &st, nullptr),
+              SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    page = sqlite3_column_int64(st, 0);
+    page_size = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  ASSERT_GT(page, 1);
+  {
+    std::fstream f(db_, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp((page - 1) * page_size);
+    const std::string zeros(static_cast<size_t>(page_size), '\0');
+    f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+  }
+  r = RunReel({"db", "info", "--db", db_});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = RunReel({"db", "info", "--db", db_, "--check"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(Contains(r.out, "integrity DAMAGED:")) << r.out;
+  EXPECT_TRUE(Contains(r.err, "is damaged; restore a copy")) << r.err;
+  r = RunReel({"db", "info", "--db", db_, "--check", "--json"});
+  EXPECT_EQ(r.exit_code, 1);
+  auto info = Json::Parse(r.out);
+  ASSERT_TRUE(info.ok()) << r.out;
+  EXPECT_NE(info->Find("integrity")->as_string(), "ok");
 }
 
 TEST_F(CliCatalogTest, QueryRefusesWrites) {
