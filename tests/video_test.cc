@@ -990,47 +990,61 @@ TEST(RealFootageTest, SharedVideosProbeAsDocumented) {
 // ---------------------------------------------------------------- stream copy
 
 TEST(RemuxTest, CopiesStartAtTheLastKeyframeAtOrBeforeTheStart) {
-  // Keyframes every 8 frames, with B-frames (H.264 in MP4) and in MPEG-TS (MPEG-2 video,
-  // where a packet's dts runs ahead of its pts). A seek to the start's pts lands on the
-  // packet whose dts is at or before it; a keyframe displayed after the start (H.264: a
-  // start just before a keyframe; MPEG-TS: any start after a GOP's first frame) was taken
-  // as the copy's start, and the first frames of the clip were missing from the file.
+  // Keyframes every 8 or 12 frames, with B-frames (H.264 in MP4), in MPEG-TS (MPEG-2
+  // video, where a packet's dts runs ahead of its pts) and in MPEG-PS (where most
+  // keyframes carry no pts at all). A seek to the start's pts lands on the packet whose
+  // dts is at or before it; a keyframe displayed after the start (H.264: a start just
+  // before a keyframe; MPEG-TS: any start after a GOP's first frame; MPEG-PS: a keyframe
+  // taken to show at its dts) was taken as the copy's start, and the first frames of the
+  // clip were missing from the file.
   TempDir dir;
-  struct Case {
-    std::string file, codec, format;
-  };
-  for (const Case& c : {Case{"h264.mp4", "libx264", ""}, Case{"mpeg2.ts", "mpeg2video", ""},
-                        Case{"mpeg4.avi", "mpeg4", ""}}) {
-    SCOPED_TRACE(c.file);
+  std::vector<std::string> files;
+  for (const auto& [file, codec] : {std::pair<std::string, std::string>{"h264.mp4", "libx264"},
+                                    {"mpeg2.ts", "mpeg2video"},
+                                    {"mpeg4.avi", "mpeg4"}}) {
     EncodeOptions o;
-    o.codec = c.codec;
+    o.codec = codec;
     o.gop = 8;
-    if (c.codec == "mpeg2video") o.bit_rate = 400000;
-    const std::string src = dir.File(c.file);
-    ASSERT_TRUE(WriteSyntheticVideo(src, testing::SimpleVideo(40), o).ok());
+    if (codec == "mpeg2video") o.bit_rate = 400000;
+    ASSERT_TRUE(WriteSyntheticVideo(dir.File(file), testing::SimpleVideo(40), o).ok());
+    files.push_back(dir.File(file));
+  }
+  if (testing::HaveFfmpegCli()) {
+    // ffmpeg's MPEG-PS muxer at this size and rate leaves the pts off 4 of the 5 keyframes.
+    const std::string mpg = dir.File("mpeg2.mpg");
+    auto made = testing::RunProcess({"ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
+                                     "testsrc2=size=96x64:rate=25", "-frames:v", "60", "-c:v",
+                                     "mpeg2video", "-g", "12", "-bf", "2", "-b:v", "100k", mpg});
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    files.push_back(mpg);
+  } else {
+    std::printf("ffmpeg CLI not found: the MPEG-PS case is skipped\n");
+  }
+  for (const std::string& src : files) {
+    SCOPED_TRACE(src);
     const std::vector<Frame> frames = DecodeAll(src);
-    ASSERT_EQ(frames.size(), 40u);
-    std::vector<int64_t> keys;
-    for (const Frame& f : frames) {
-      if (f.key_frame) keys.push_back(f.pts);
+    ASSERT_GE(frames.size(), 40u);
+    std::vector<size_t> keys;
+    for (size_t i = 0; i < frames.size(); ++i) {
+      if (frames[i].key_frame) keys.push_back(i);
     }
     ASSERT_GE(keys.size(), 4u);
     for (size_t s = 0; s + 4 < frames.size(); ++s) {
-      int64_t expected = keys.front();
-      for (int64_t k : keys) {
-        if (k <= frames[s].pts) expected = k;
+      size_t key = keys.front();
+      for (size_t k : keys) {
+        if (frames[k].pts <= frames[s].pts) key = k;
       }
-      const std::string out = dir.File("cut_" + std::to_string(s) + "_" + c.file + ".mkv");
+      const std::string out = dir.File("cut_" + std::to_string(s) + ".mkv");
       auto r = CopySegment(src, out, frames[s].pts, frames[s + 3].pts);
       if (!r.ok()) {
         ADD_FAILURE() << "start frame " << s << ": " << r.status().ToString();
         continue;
       }
-      EXPECT_EQ(r->first_pts, expected) << "start frame " << s;
-      // The file holds the clip: its frames from the keyframe through frame s + 2.
+      EXPECT_EQ(r->first_pts, frames[key].pts) << "start frame " << s;
+      // The file holds the clip: frames key through s + 2 decode from it.
       const std::vector<Frame> copied = DecodeAll(out);
-      EXPECT_GE(static_cast<int64_t>(copied.size()), frames[s + 2].pts > expected ? 3 : 1)
-          << "start frame " << s;
+      EXPECT_GE(copied.size(), s + 3 - key) << "start frame " << s;
+      std::filesystem::remove(out);
     }
   }
 }

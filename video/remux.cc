@@ -72,6 +72,18 @@ Result<RemuxResult> CopySegment(const std::string& input, const std::string& out
   // before start_pts or nothing earlier exists.
   const int64_t second = std::max<int64_t>(1, av_rescale_q(1, AVRational{1, 1}, ist->time_base));
   const int64_t lowest = (ist->start_time != AV_NOPTS_VALUE ? ist->start_time : 0) - second;
+  // A packet may lack a pts (MPEG-PS writes none on most keyframes): its display time is
+  // then its dts plus the largest pts - dts seen so far, or 1 s when none was seen (later
+  // than it can be, so the copy begins at an earlier keyframe rather than a late one).
+  int64_t reorder = -1;
+  auto display = [&](const AVPacket* p) {
+    if (p->pts != AV_NOPTS_VALUE) {
+      if (p->dts != AV_NOPTS_VALUE) reorder = std::max(reorder, p->pts - p->dts);
+      return p->pts;
+    }
+    if (p->dts == AV_NOPTS_VALUE) return p->dts;
+    return p->dts + (reorder >= 0 ? reorder : second);
+  };
   RemuxResult result;
   result.time_base = av::ToRational(ist->time_base);
   av::PacketPtr pkt(av_packet_alloc());
@@ -91,8 +103,16 @@ Result<RemuxResult> CopySegment(const std::string& input, const std::string& out
       err = av_read_frame(in.get(), pkt.get());
       if (err == AVERROR_EOF) break;
       if (err < 0) return av::ErrorStatus(err, input, "read failed");
-      if (pkt->stream_index == vindex && (pkt->flags & AV_PKT_FLAG_KEY)) {
-        first_key = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+      if (pkt->stream_index != vindex) {
+        av_packet_unref(pkt.get());
+        continue;
+      }
+      const int64_t shown = display(pkt.get());
+      // Right after a seek, the dts of a packet without a pts is a guess (MPEG-PS): such a
+      // keyframe cannot be placed, so the first one with a pts decides (or, reading from
+      // the start, the first of all).
+      if ((pkt->flags & AV_PKT_FLAG_KEY) && (pkt->pts != AV_NOPTS_VALUE || last_try)) {
+        first_key = shown;
         break;  // pkt is kept: it starts the copy when the seek was early enough
       }
       av_packet_unref(pkt.get());
@@ -105,8 +125,9 @@ Result<RemuxResult> CopySegment(const std::string& input, const std::string& out
 
   int64_t offset = 0;
   bool settled = false;  // the starting keyframe is known and written
-  auto write = [&](AVPacket* p) -> Status {
-    const int64_t pts = p->pts != AV_NOPTS_VALUE ? p->pts : p->dts;
+  auto write = [&](AVPacket* p, int64_t pts) -> Status {
+    // A missing pts is written as estimated now (Matroska refuses packets without one).
+    if (p->pts == AV_NOPTS_VALUE && p->dts != AV_NOPTS_VALUE) pts = p->pts = display(p);
     if (result.packets == 0) {
       result.first_pts = pts;
       offset = p->dts != AV_NOPTS_VALUE ? p->dts : pts;
@@ -122,15 +143,18 @@ Result<RemuxResult> CopySegment(const std::string& input, const std::string& out
     ++result.packets;
     return Status::OK();
   };
+  std::vector<int64_t> held_pts;  // display times of `held`
   auto settle = [&]() -> Status {
     settled = true;
-    for (av::PacketPtr& p : held) REEL_RETURN_IF_ERROR(write(p.get()));
+    for (size_t i = 0; i < held.size(); ++i)
+      REEL_RETURN_IF_ERROR(write(held[i].get(), held_pts[i]));
     held.clear();
+    held_pts.clear();
     return Status::OK();
   };
   // pkt holds the first keyframe after the seek.
   while (true) {
-    const int64_t pts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+    const int64_t pts = display(pkt.get());
     const int64_t dts = pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pts;
     // Copy everything decoded before the end (in decode order), so B-frames keep the
     // frames they reference; the copy may therefore run a few frames past end_pts.
@@ -142,15 +166,17 @@ Result<RemuxResult> CopySegment(const std::string& input, const std::string& out
       const bool key = (pkt->flags & AV_PKT_FLAG_KEY) != 0;
       if (key && (pts <= start_pts || held.empty())) {
         held.clear();  // a later keyframe at or before the start: begin there instead
+        held_pts.clear();
       } else if (key) {
         REEL_RETURN_IF_ERROR(settle());
       }
     }
     if (settled) {
-      REEL_RETURN_IF_ERROR(write(pkt.get()));
+      REEL_RETURN_IF_ERROR(write(pkt.get(), pts));
     } else {
       held.emplace_back(av_packet_alloc());
       av_packet_move_ref(held.back().get(), pkt.get());
+      held_pts.push_back(pts);
     }
     av_packet_unref(pkt.get());
     // The next packet of the video stream.
