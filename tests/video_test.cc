@@ -989,6 +989,35 @@ TEST(RealFootageTest, SharedVideosProbeAsDocumented) {
 
 // ---------------------------------------------------------------- stream copy
 
+// Files with keyframes every 8 or 12 frames for the seeking tests: H.264 with B-frames in
+// MP4, MPEG-2 in MPEG-TS (a packet's dts runs ahead of its pts), MPEG-4 in AVI, and, with
+// the ffmpeg CLI, MPEG-2 in MPEG-PS, where ffmpeg's muxer at this size and rate leaves the
+// pts off 4 of the 5 keyframes.
+std::vector<std::string> SeekTestFiles(const TempDir& dir) {
+  std::vector<std::string> files;
+  for (const auto& [file, codec] : {std::pair<std::string, std::string>{"h264.mp4", "libx264"},
+                                    {"mpeg2.ts", "mpeg2video"},
+                                    {"mpeg4.avi", "mpeg4"}}) {
+    EncodeOptions o;
+    o.codec = codec;
+    o.gop = 8;
+    if (codec == "mpeg2video") o.bit_rate = 400000;
+    EXPECT_TRUE(WriteSyntheticVideo(dir.File(file), testing::SimpleVideo(40), o).ok()) << file;
+    files.push_back(dir.File(file));
+  }
+  if (testing::HaveFfmpegCli()) {
+    const std::string mpg = dir.File("mpeg2.mpg");
+    auto made = testing::RunProcess({"ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
+                                     "testsrc2=size=96x64:rate=25", "-frames:v", "60", "-c:v",
+                                     "mpeg2video", "-g", "12", "-bf", "2", "-b:v", "100k", mpg});
+    EXPECT_EQ(made.exit_code, 0) << made.err;
+    files.push_back(mpg);
+  } else {
+    std::printf("ffmpeg CLI not found: the MPEG-PS case is skipped\n");
+  }
+  return files;
+}
+
 TEST(RemuxTest, CopiesStartAtTheLastKeyframeAtOrBeforeTheStart) {
   // Keyframes every 8 or 12 frames, with B-frames (H.264 in MP4), in MPEG-TS (MPEG-2
   // video, where a packet's dts runs ahead of its pts) and in MPEG-PS (where most
@@ -998,28 +1027,7 @@ TEST(RemuxTest, CopiesStartAtTheLastKeyframeAtOrBeforeTheStart) {
   // taken to show at its dts) was taken as the copy's start, and the first frames of the
   // clip were missing from the file.
   TempDir dir;
-  std::vector<std::string> files;
-  for (const auto& [file, codec] : {std::pair<std::string, std::string>{"h264.mp4", "libx264"},
-                                    {"mpeg2.ts", "mpeg2video"},
-                                    {"mpeg4.avi", "mpeg4"}}) {
-    EncodeOptions o;
-    o.codec = codec;
-    o.gop = 8;
-    if (codec == "mpeg2video") o.bit_rate = 400000;
-    ASSERT_TRUE(WriteSyntheticVideo(dir.File(file), testing::SimpleVideo(40), o).ok());
-    files.push_back(dir.File(file));
-  }
-  if (testing::HaveFfmpegCli()) {
-    // ffmpeg's MPEG-PS muxer at this size and rate leaves the pts off 4 of the 5 keyframes.
-    const std::string mpg = dir.File("mpeg2.mpg");
-    auto made = testing::RunProcess({"ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
-                                     "testsrc2=size=96x64:rate=25", "-frames:v", "60", "-c:v",
-                                     "mpeg2video", "-g", "12", "-bf", "2", "-b:v", "100k", mpg});
-    ASSERT_EQ(made.exit_code, 0) << made.err;
-    files.push_back(mpg);
-  } else {
-    std::printf("ffmpeg CLI not found: the MPEG-PS case is skipped\n");
-  }
+  const std::vector<std::string> files = SeekTestFiles(dir);
   for (const std::string& src : files) {
     SCOPED_TRACE(src);
     const std::vector<Frame> frames = DecodeAll(src);
@@ -1050,22 +1058,14 @@ TEST(RemuxTest, CopiesStartAtTheLastKeyframeAtOrBeforeTheStart) {
 }
 
 TEST(SamplerTest, FramesReadAfterASeekAreTheFramesDecodedFromTheStart) {
-  // The same three kinds of file as the stream copy test: after OpenVideoAt's seek, frame s
-  // must be bit-identical to frame s of a decode from the start (a seek past the GOP's
-  // keyframe would give frames decoded without their references, or none).
+  // The stream copy test's files: after OpenVideoAt's seek, frame s must be bit-identical
+  // to frame s of a decode from the start (a seek past the GOP's keyframe would give frames
+  // decoded without their references, or none).
   TempDir dir;
-  for (const auto& [file, codec] : {std::pair<std::string, std::string>{"h264.mp4", "libx264"},
-                                    {"mpeg2.ts", "mpeg2video"},
-                                    {"mpeg4.avi", "mpeg4"}}) {
-    SCOPED_TRACE(file);
-    EncodeOptions o;
-    o.codec = codec;
-    o.gop = 8;
-    if (codec == "mpeg2video") o.bit_rate = 400000;
-    const std::string src = dir.File(file);
-    ASSERT_TRUE(WriteSyntheticVideo(src, testing::SimpleVideo(40), o).ok());
+  for (const std::string& src : SeekTestFiles(dir)) {
+    SCOPED_TRACE(src);
     const std::vector<Frame> frames = DecodeAll(src);
-    ASSERT_EQ(frames.size(), 40u);
+    ASSERT_GE(frames.size(), 40u);
     for (size_t s = 0; s < frames.size(); ++s) {
       auto read = ReadFramesAtPts(src, {frames[s].pts}, {});
       if (!read.ok()) {

@@ -116,6 +116,9 @@ struct VideoDecoder::Impl {
   int64_t next_index = 0;
   int64_t origin = AV_NOPTS_VALUE;
   int64_t last_pts = AV_NOPTS_VALUE;
+  // After a seek, until a frame with a pts of its own: frames timed only by a guessed dts
+  // (MPEG-PS leaves the pts off keyframes, and its dts after a seek is a guess) are dropped.
+  bool after_seek = false;
   int64_t default_duration = 0;  // ticks per frame, for frames without a timestamp
   int64_t errors = 0;
   int64_t packets_sent = 0;
@@ -190,6 +193,13 @@ Result<bool> VideoDecoder::Next(Frame* out) {
           return Status::Corruption(d.path + ": damaged frame " + std::to_string(d.next_index));
         }
       }
+      if (d.after_seek) {
+        if (f->pts == AV_NOPTS_VALUE) {
+          av_frame_unref(f);
+          continue;
+        }
+        d.after_seek = false;
+      }
       int64_t pts = f->best_effort_timestamp;
       if (pts == AV_NOPTS_VALUE) {
         pts = d.last_pts == AV_NOPTS_VALUE ? 0 : d.last_pts + d.default_duration;
@@ -250,6 +260,7 @@ Status VideoDecoder::SeekToPts(int64_t pts) {
   d.input_eof = false;
   d.next_index = 0;
   d.last_pts = AV_NOPTS_VALUE;
+  d.after_seek = true;
   return Status::OK();
 }
 
