@@ -1079,5 +1079,48 @@ TEST(SamplerTest, FramesReadAfterASeekAreTheFramesDecodedFromTheStart) {
   }
 }
 
+TEST(SamplerTest, RawStreamsAreReadFromTheStartAndNotCutByCopy) {
+  // A raw H.265 stream cannot seek ("seek failed: Operation not permitted" ended every
+  // clip's frame-exact export) and its packets carry no timestamps; a .y4m is raw video,
+  // which Matroska takes only with its codec tag (I420).
+  TempDir dir;
+  EXPECT_TRUE(HasVideoExtension("a/b.m2v"));
+  EXPECT_TRUE(HasVideoExtension("a/b.H265"));
+  EncodeOptions o;
+  o.codec = "libx265";
+  o.gop = 8;
+  const std::string hevc = dir.File("es.hevc");
+  ASSERT_TRUE(WriteSyntheticVideo(hevc, testing::SimpleVideo(24), o).ok());
+  const std::vector<Frame> frames = DecodeAll(hevc);
+  ASSERT_EQ(frames.size(), 24u);
+  for (size_t s : {0, 9, 23}) {
+    auto read = ReadFramesAtPts(hevc, {frames[s].pts}, {});
+    ASSERT_TRUE(read.ok()) << s << ": " << read.status().ToString();
+    EXPECT_EQ((*read)[0].pts, frames[s].pts) << s;
+    EXPECT_TRUE((*read)[0].data == frames[s].data) << s;
+  }
+  auto copy = CopySegment(hevc, dir.File("cut.mp4"), frames[9].pts, frames[12].pts);
+  ASSERT_FALSE(copy.ok());
+  EXPECT_EQ(copy.status().code(), StatusCode::kNotSupported);
+  EXPECT_NE(copy.status().message().find("carry no timestamps"), std::string::npos)
+      << copy.status().ToString();
+  EXPECT_FALSE(std::filesystem::exists(dir.File("cut.mp4")));
+
+  if (!testing::HaveFfmpegCli()) GTEST_SKIP() << "ffmpeg CLI not found: the .y4m case is skipped";
+  const std::string y4m = dir.File("raw.y4m");
+  auto made = testing::RunProcess({"ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
+                                   "testsrc2=size=64x48:rate=25", "-frames:v", "12", "-pix_fmt",
+                                   "yuv420p", y4m});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::vector<Frame> raw_frames = DecodeAll(y4m);
+  ASSERT_EQ(raw_frames.size(), 12u);
+  ASSERT_EQ(StreamCopyContainer("rawvideo"), "mkv");
+  auto cut = CopySegment(y4m, dir.File("cut.mkv"), raw_frames[3].pts, raw_frames[7].pts);
+  ASSERT_TRUE(cut.ok()) << cut.status().ToString();
+  const std::vector<Frame> copied = DecodeAll(dir.File("cut.mkv"));
+  ASSERT_EQ(copied.size(), 4u);
+  EXPECT_TRUE(copied[0].data == raw_frames[3].data);
+}
+
 }  // namespace
 }  // namespace reel

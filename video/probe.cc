@@ -100,10 +100,10 @@ int VideoInfo::display_height() const {
 }
 
 bool HasVideoExtension(const std::string& path) {
-  static const char* kExtensions[] = {".mp4", ".m4v",  ".mov", ".mkv", ".webm", ".avi",
-                                      ".mpg", ".mpeg", ".ts",  ".mts", ".m2ts", ".flv",
-                                      ".wmv", ".3gp",  ".ogv", ".mxf", ".y4m",  ".gif",
-                                      ".vob", ".dv",   ".asf", ".f4v", ".hevc", ".h264"};
+  static const char* kExtensions[] = {
+      ".mp4",  ".m4v",  ".mov", ".mkv",  ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
+      ".flv",  ".wmv",  ".3gp", ".ogv",  ".mxf",  ".y4m", ".gif", ".vob",  ".dv", ".asf", ".f4v",
+      ".hevc", ".h264", ".264", ".h265", ".265",  ".m2v", ".m1v", ".ivf",  ".nut"};
   const size_t dot = path.find_last_of('.');
   const size_t slash = path.find_last_of('/');
   if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return false;

@@ -50,7 +50,14 @@ Result<RemuxResult> CopySegment(const std::string& input, const std::string& out
   if (ost == nullptr) return Status::Internal("avformat_new_stream failed");
   err = avcodec_parameters_copy(ost->codecpar, ist->codecpar);
   if (err < 0) return av::ErrorStatus(err, output, "cannot copy codec parameters");
-  ost->codecpar->codec_tag = 0;
+  // The source's codec tag is kept where the muxer takes it, as ffmpeg's stream copy does
+  // (Matroska refuses raw video without one, such as the I420 of a .y4m).
+  const uint32_t tag = ist->codecpar->codec_tag;
+  const AVCodecTag* const* tags = out.c->oformat->codec_tag;
+  unsigned int muxer_tag = 0;
+  const bool keep_tag = tags == nullptr || av_codec_get_id(tags, tag) == ist->codecpar->codec_id ||
+                        av_codec_get_tag2(tags, ist->codecpar->codec_id, &muxer_tag) == 0;
+  ost->codecpar->codec_tag = keep_tag ? tag : 0;
   ost->time_base = ist->time_base;
   ost->avg_frame_rate = ist->avg_frame_rate;
   ost->sample_aspect_ratio = ist->sample_aspect_ratio;
@@ -92,12 +99,16 @@ Result<RemuxResult> CopySegment(const std::string& input, const std::string& out
   int64_t first_key = AV_NOPTS_VALUE;  // pts of the first keyframe after the seek
   while (true) {
     const int64_t target = std::max(start_pts - back, lowest);
-    const bool last_try = target == lowest;
+    bool last_try = target == lowest;
     err = av_seek_frame(in.get(), vindex, target, AVSEEK_FLAG_BACKWARD);
     if (err < 0 && back > 0) {  // before the first entry of an index: from the start
       err = avformat_seek_file(in.get(), vindex, INT64_MIN, target, INT64_MAX, 0);
     }
-    if (err < 0) return av::ErrorStatus(err, input, "seek failed");
+    if (err < 0) {  // a stream that cannot seek (a raw .hevc file): read from the start
+      REEL_ASSIGN_OR_RETURN(in, av::OpenInput(input));
+      ist = in->streams[vindex];
+      last_try = true;
+    }
     first_key = AV_NOPTS_VALUE;  // stays so when the seek passed the last keyframe
     while (true) {
       err = av_read_frame(in.get(), pkt.get());
@@ -121,7 +132,15 @@ Result<RemuxResult> CopySegment(const std::string& input, const std::string& out
     av_packet_unref(pkt.get());
     back = back == 0 ? second : 2 * back;
   }
-  if (first_key == AV_NOPTS_VALUE) return Status::NotFound(input + ": no keyframe to copy from");
+  if (first_key == AV_NOPTS_VALUE) {
+    if (pkt->data != nullptr && pkt->pts == AV_NOPTS_VALUE && pkt->dts == AV_NOPTS_VALUE) {
+      return Status::NotSupported(input +
+                                  ": its packets carry no timestamps (a raw elementary stream), "
+                                  "so a stream copy cannot be cut by time; export it re-encoded "
+                                  "(without --copy)");
+    }
+    return Status::NotFound(input + ": no keyframe to copy from");
+  }
 
   int64_t offset = 0;
   bool settled = false;  // the starting keyframe is known and written
