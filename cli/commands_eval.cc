@@ -180,7 +180,8 @@ class EvalRunCommand : public Command {
                    FormatFixed(ci->Find("high")->as_double(), 3) + "]";
         }
       } else if (used != nullptr) {
-        extra = " [" + std::to_string(used->as_int()) + " videos]";
+        extra =
+            " [" + std::to_string(used->as_int()) + (used->as_int() == 1 ? " video]" : " videos]");
       }
       std::printf("  %-24s %12.6f%s\n", m.name.c_str(), m.value, extra.c_str());
     }

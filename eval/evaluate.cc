@@ -597,11 +597,30 @@ Result<EvalReport> RunEvaluation(Catalog& catalog, const EvalOptions& o) {
       add("kvd", *d, details);
     }
   }
+  // A metric no video could be measured for has no value: the run fails naming why, as FVD
+  // does, rather than record 0 (a perfect warp error, the worst flicker score).
+  auto none_used = [&](const std::string& name, int64_t no_caption = 0) {
+    std::vector<std::string> why;
+    for (const auto& [reason, n] : fake_side.skipped)
+      why.push_back(std::to_string(n) + " " + reason);
+    if (no_caption > 0) why.push_back(std::to_string(no_caption) + " without a caption");
+    return fail(Status::FailedPrecondition(
+        name + ": no video of " + fake_side.spec + " could be measured (" +
+        std::to_string(fake_side.videos) + " videos" +
+        (why.empty() ? std::string() : ": " + Join(why, ", ")) +
+        "); nothing recorded (see --frames and --stride" +
+        (no_caption > 0 ? std::string(", and --captions") : std::string()) + ")"));
+  };
   auto simple = [&](const std::string& name, double sum, int64_t n,
-                    Json extra = Json::MakeObject()) {
+                    Json extra = Json::MakeObject()) -> Status {
+    if (n == 0) {
+      const Json* no_caption = extra.Find("no_caption");
+      return none_used(name, no_caption != nullptr ? no_caption->as_int() : 0);
+    }
     Json d = SideDetails(fake_side, n);
     for (const auto& [k, v] : extra.as_object()) d[k] = v;
-    add(name, n > 0 ? sum / static_cast<double>(n) : 0.0, d);
+    add(name, sum / static_cast<double>(n), d);
+    return Status::OK();
   };
   if (metrics.count("clipsim")) {
     Json extra = Json::MakeObject();
@@ -616,29 +635,38 @@ Result<EvalReport> RunEvaluation(Catalog& catalog, const EvalOptions& o) {
     extra["per_video"] = per_video;
     extra["per_video_frames"] = per_video_frames;
     if (o.torchmetrics_clipsim) {
+      if (fake_side.clipsim_videos == 0) return none_used("clipsim", fake_side.clipsim_no_caption);
       Json d = SideDetails(fake_side, fake_side.clipsim_videos);
       for (const auto& [k, v] : extra.as_object()) d[k] = v;
       add("clipsim", std::max(0.0, fake_side.clipsim_pairs.mean()), d);
     } else {
-      simple("clipsim", fake_side.clipsim_video_sum, fake_side.clipsim_videos, extra);
+      REEL_RETURN_IF_ERROR(
+          simple("clipsim", fake_side.clipsim_video_sum, fake_side.clipsim_videos, extra));
     }
   }
   if (metrics.count("clip-temp")) {
     Json extra = Json::MakeObject();
     extra["clip_model"] = nets.clip_name;
-    simple("clip-temp", fake_side.clip_temp_sum, fake_side.clip_temp_videos, extra);
+    REEL_RETURN_IF_ERROR(
+        simple("clip-temp", fake_side.clip_temp_sum, fake_side.clip_temp_videos, extra));
   }
   if (metrics.count("background-consistency")) {
+    if (fake_side.background_videos == 0) return none_used("background-consistency");
     Json d = SideDetails(fake_side, fake_side.background_videos);
     d["clip_model"] = nets.clip_name;
     d["frame_pairs"] = fake_side.background.pairs;
     add("background-consistency", fake_side.background.mean(), d);
   }
-  if (metrics.count("flicker")) simple("flicker", fake_side.flicker_sum, fake_side.flicker_videos);
-  if (metrics.count("dynamic-degree")) {
-    simple("dynamic-degree", static_cast<double>(fake_side.dynamic_yes), fake_side.dynamic_videos);
+  if (metrics.count("flicker")) {
+    REEL_RETURN_IF_ERROR(simple("flicker", fake_side.flicker_sum, fake_side.flicker_videos));
   }
-  if (metrics.count("warp-error")) simple("warp-error", fake_side.warp_sum, fake_side.warp_videos);
+  if (metrics.count("dynamic-degree")) {
+    REEL_RETURN_IF_ERROR(simple("dynamic-degree", static_cast<double>(fake_side.dynamic_yes),
+                                fake_side.dynamic_videos));
+  }
+  if (metrics.count("warp-error")) {
+    REEL_RETURN_IF_ERROR(simple("warp-error", fake_side.warp_sum, fake_side.warp_videos));
+  }
 
   // Stored with the run.
   {

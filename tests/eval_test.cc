@@ -203,6 +203,26 @@ TEST_F(EvalTest, ShortAndBrokenVideosAreSkippedAndCounted) {
   EXPECT_EQ(flicker->details.Find("used")->as_int(), 4);
   EXPECT_GT(flicker->value, 0.5);
   EXPECT_LE(flicker->value, 1.0);
+
+  // When no video is long enough there is no value: recording 0 would read as the worst
+  // flicker score (and a perfect warp error) on a leaderboard.
+  const std::string short_only = MakeFolder(dir_, "short", 2, 5);
+  for (const char* metric : {"flicker", "warp-error", "dynamic-degree"}) {
+    EvalOptions s = Options(short_only, "");
+    s.metrics = {metric};
+    auto none = RunEvaluation(*catalog_, s);
+    ASSERT_FALSE(none.ok()) << metric;
+    EXPECT_EQ(none.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(none.status().message().find(std::string(metric) + ": no video of " + short_only +
+                                           " could be measured (2 videos: 2 shorter than 8 "
+                                           "frames); nothing recorded"),
+              std::string::npos)
+        << none.status().ToString();
+  }
+  auto runs = catalog_->ListRuns("eval");
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 4u);
+  EXPECT_EQ(runs->back().status, RunStatus::kFailed);
 }
 
 TEST_F(EvalTest, CommonMetricsProtocolAndRandomOffsets) {
