@@ -253,6 +253,11 @@ Result<bool> VideoDecoder::Next(Frame* out) {
 
 Status VideoDecoder::SeekToPts(int64_t pts) {
   Impl& d = *impl_;
+  // A raw stream (.h264, .hevc) has no timestamps to seek by or to check the frames after a
+  // seek against: the caller reads it from the start.
+  if (d.fmt->iformat->flags & AVFMT_NOTIMESTAMPS) {
+    return Status::NotSupported(d.path + ": a stream without timestamps cannot seek");
+  }
   av::ClearLastError();
   const int err = av_seek_frame(d.fmt.get(), d.vindex, pts, AVSEEK_FLAG_BACKWARD);
   if (err < 0) return av::ErrorStatus(err, d.path, "seek failed");

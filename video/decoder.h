@@ -75,7 +75,11 @@ class VideoDecoder : public FrameSource {
   // Seeks to the keyframe at or before `pts` (stream time base); the next frames come
   // from there, so callers skip frames before the one they want. Frame indices count
   // again from 0 after a seek. Some containers land after `pts`: callers that need an
-  // exact start check the first frame's pts and seek earlier if needed.
+  // exact start check the first frame's pts and seek earlier if needed. Frames without a
+  // pts of their own are dropped until one with a pts arrives (after a seek in MPEG-PS,
+  // their times are guesses). Fails with kNotSupported on a stream without timestamps (a
+  // raw .h264 or .hevc file) and with the demuxer's error where it cannot seek: read such
+  // a stream from the start (OpenVideoAt does).
   Status SeekToPts(int64_t pts);
 
  private:

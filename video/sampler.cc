@@ -16,7 +16,7 @@ Result<std::unique_ptr<VideoDecoder>> OpenVideoAt(const std::string& path,
       const int64_t back = attempt == 0 || !time_base.valid() || time_base <= Rational()
                                ? 0
                                : (Rational(10, 1) / time_base).Round();
-      // A stream that cannot seek (a raw .hevc or .m2v file) is read from the start.
+      // A stream that cannot seek (a raw .h264 or .hevc file) is read from the start.
       if (!decoder->SeekToPts(target_pts - back).ok()) {
         attempt = 1;
         continue;
