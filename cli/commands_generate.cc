@@ -1,5 +1,6 @@
 // reel generate: train-vae, prepare, train, sample.
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -499,6 +500,14 @@ class TrainCommand : public Command {
                 static_cast<long long>(r->run_id), static_cast<long long>(r->steps_done),
                 r->steps_per_second, r->final_loss, out_.c_str(),
                 r->cancelled ? " (interrupted; --resume continues)" : "");
+    if (r->captions_cut > 0 && !common().quiet) {
+      std::fprintf(stderr,
+                   "reel: warning: %lld of %zu training captions are longer than the text "
+                   "encoder's %d tokens and were read cut (the longest has %lld); a config with "
+                   "a larger text.max_tokens reads them whole\n",
+                   static_cast<long long>(r->captions_cut), cache->examples.size(), r->max_tokens,
+                   static_cast<long long>(r->longest_caption_tokens));
+    }
     if (const GradientReducer::Stats& g = r->gradients; g.buckets > 0) {
       std::printf("gradients averaged in %lld bucket%s, %lld sent while backward ran%s\n",
                   static_cast<long long>(g.buckets), g.buckets == 1 ? "" : "s",
@@ -639,12 +648,33 @@ class SampleCommand : public Command {
                            ClipProgress(progress, "sample", common().quiet || json_), CancelFlag());
     if (progress) progress->Finish();
     if (!r.ok()) return Fail(r.status());
+    if (!r->cut.empty() && !common().quiet) {
+      // Said once, with the longest, as a text encoder's user expects (CLIP cuts at 77).
+      const auto longest =
+          std::max_element(r->cut.begin(), r->cut.end(),
+                           [](const auto& a, const auto& b) { return a.tokens < b.tokens; });
+      std::fprintf(stderr,
+                   "reel: warning: %zu prompt%s longer than the text encoder's %d tokens %s cut "
+                   "to them (the longest, prompt %zu, has %lld)\n",
+                   r->cut.size(), r->cut.size() == 1 ? "" : "s", r->max_tokens,
+                   r->cut.size() == 1 ? "was" : "were", longest->index,
+                   static_cast<long long>(longest->tokens));
+    }
     if (json_) {
       Json j = Json::MakeObject();
       j["run_id"] = r->run_id;
       Json files = Json::MakeArray();
       for (const std::string& f : r->files) files.push_back(f);
       j["files"] = files;
+      Json cut = Json::MakeArray();
+      for (const auto& c : r->cut) {
+        Json e = Json::MakeObject();
+        e["index"] = static_cast<int64_t>(c.index);
+        e["tokens"] = c.tokens;
+        cut.push_back(e);
+      }
+      j["cut_prompts"] = cut;
+      j["max_tokens"] = r->max_tokens;
       std::cout << j.Dump(2) << '\n';
     } else if (!common().quiet) {
       std::printf(

@@ -665,6 +665,13 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
     if (dp.comm == nullptr) return Status::InvalidArgument("data parallel without a process group");
     REEL_RETURN_IF_ERROR(trainer->BroadcastWeights(*dp.comm));
   }
+  DenoiserTrainResult result;
+  result.max_tokens = trainer->config().text.max_tokens;
+  for (const LatentExample& e : data) {
+    const int64_t n = trainer->tokenizer().Length(e.caption);
+    result.longest_caption_tokens = std::max(result.longest_caption_tokens, n);
+    result.captions_cut += n > result.max_tokens;
+  }
   Json run_config = Json::MakeObject();
   run_config["model"] = trainer->config().ToJson();
   run_config["train"] = trainer->options().ToJson();
@@ -675,11 +682,12 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
   run_config["processes"] = dp.world;
   if (dp.world > 1) run_config["gradient_bucket_bytes"] = dp.bucket_bytes;
   run_config["activation_checkpointing"] = options.activation_checkpointing;
+  run_config["captions_cut"] = result.captions_cut;
+  run_config["longest_caption_tokens"] = result.longest_caption_tokens;
   int64_t run_id = 0;
   if (lead) {
     REEL_ASSIGN_OR_RETURN(run_id, catalog->BeginRun("train", run_config, options.name));
   }
-  DenoiserTrainResult result;
   result.run_id = run_id;
   auto save = [&]() -> Status {
     if (!lead) return Status::OK();
@@ -907,6 +915,15 @@ Result<SampleResult> SampleToFiles(Catalog* catalog, const std::string& ckpt_dir
 
   SampleResult result;
   result.files.resize(job.prompts.size());
+  result.max_tokens = config.text.max_tokens;
+  std::map<size_t, int64_t> cut_from;
+  for (size_t i = 0; i < job.prompts.size(); ++i) {
+    const int64_t n = trainer->tokenizer().Length(job.prompts[i]);
+    if (n > config.text.max_tokens) {
+      result.cut.push_back({i, n});
+      cut_from[i] = n;
+    }
+  }
   const std::string ckpt_label =
       fs::absolute(ckpt_dir).string() + "@" + std::to_string(trainer->step());
   auto record = [&](size_t index, const std::string& path) -> Status {
@@ -923,6 +940,7 @@ Result<SampleResult> SampleToFiles(Catalog* catalog, const std::string& ckpt_dir
     rec.params["steps"] = job.sample.steps;
     rec.params["cfg"] = job.sample.cfg;
     rec.params["index"] = static_cast<int64_t>(index);
+    if (auto c = cut_from.find(index); c != cut_from.end()) rec.params["prompt_tokens"] = c->second;
     return catalog->AddGeneration(rec).status();
   };
   auto fail = [&](const Status& s) -> Status {

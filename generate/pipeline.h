@@ -184,6 +184,10 @@ struct DenoiserTrainResult {
   double steps_per_second = 0;
   bool cancelled = false;
   GradientReducer::Stats gradients;  // data parallel: how the last step's were averaged
+  // Training captions longer than the text encoder's max_tokens, which it reads cut.
+  int64_t captions_cut = 0;
+  int64_t longest_caption_tokens = 0;
+  int max_tokens = 0;
 };
 // Trains (or, with resume, continues) the denoiser in `ckpt_dir` on latents, recording a
 // run of kind "train" (config, then the loss curve as a "loss_curve" metric with its
@@ -215,10 +219,20 @@ struct SampleResult {
   int64_t run_id = 0;
   std::vector<std::string> files;  // every prompt's, in prompt order
   int64_t kept = 0;                // files of the resumed run kept
+  // Prompts longer than the text encoder reads, cut to its first max_tokens positions
+  // (as CLIP cuts at 77): their index and uncut length, special tokens included.
+  struct CutPrompt {
+    size_t index = 0;
+    int64_t tokens = 0;
+  };
+  std::vector<CutPrompt> cut;
+  int max_tokens = 0;
 };
 // Samples every prompt with the checkpoint's EMA networks, decodes with the VAE, writes
 // out_dir/NNNNNN.mp4 and records a run of kind "generate" with one generation row per
-// file (prompt, clip, caption, seed, checkpoint), `batch` prompts per forward.
+// file (prompt, clip, caption, seed, checkpoint), `batch` prompts per forward. A prompt
+// longer than the text encoder's max_tokens is cut (listed in `cut`, its generation's
+// params.prompt_tokens holds the uncut length).
 // `on_clip` is told (0, total) first, then the prompts done after each batch. Stopped
 // by `cancel` between batches, the run is recorded as interrupted with the files written
 // so far, and Cancelled says how to continue it. A file there that the catalog lists as

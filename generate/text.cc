@@ -176,6 +176,10 @@ std::vector<int> BpeTokenizer::Encode(std::string_view text) const {
   return ids;
 }
 
+int64_t BpeTokenizer::Length(std::string_view text) const {
+  return static_cast<int64_t>(Encode(text).size()) + 1;
+}
+
 std::string BpeTokenizer::Decode(const std::vector<int>& ids) const {
   std::string out;
   for (int id : ids) {
@@ -231,6 +235,10 @@ torch::Tensor FrozenClipText::Batch(const std::vector<std::string>& texts, int m
     out[static_cast<int64_t>(i)].copy_(torch::tensor(*ids, torch::kLong));
   }
   return out;
+}
+
+int64_t FrozenClipText::Length(std::string_view text) const {
+  return static_cast<int64_t>(tokenizer_->Encode(text).size()) + 2;
 }
 
 std::vector<double> FrozenClipText::Fingerprint() const {

@@ -58,6 +58,9 @@ class CaptionTokenizer {
   virtual ~CaptionTokenizer() = default;
   // [N, max_tokens] int64, each row ending with its end token (cut to fit) then padding.
   virtual torch::Tensor Batch(const std::vector<std::string>& texts, int max_tokens) const = 0;
+  // The positions `text` fills uncut, its special tokens included: Batch cuts it when
+  // this exceeds max_tokens.
+  virtual int64_t Length(std::string_view text) const = 0;
 };
 
 class BpeTokenizer : public CaptionTokenizer {
@@ -78,6 +81,7 @@ class BpeTokenizer : public CaptionTokenizer {
   // [N, max_tokens] int64: ids, then the end token, then padding; cut at max_tokens - 1
   // ids so the end token always fits.
   torch::Tensor Batch(const std::vector<std::string>& texts, int max_tokens) const override;
+  int64_t Length(std::string_view text) const override;  // ids + end
 
   int vocab_size() const { return kFirstMerge + static_cast<int>(merges_.size()); }
   const std::vector<std::pair<int, int>>& merges() const { return merges_; }
@@ -100,6 +104,7 @@ class FrozenClipText : public CaptionTokenizer {
   // CLIP tokens: start, the caption's tokens, end, zero padding; a caption too long keeps
   // its first max_tokens - 2 tokens and the end token.
   torch::Tensor Batch(const std::vector<std::string>& texts, int max_tokens) const override;
+  int64_t Length(std::string_view text) const override;  // start + ids + end
   // tokens [N, L] -> features [N, L, width] float on the tokens' device; no gradient.
   torch::Tensor Features(const torch::Tensor& tokens) const;
   // tokens [N, L] -> [N, L] bool, true from the start token through the end token.

@@ -667,6 +667,18 @@ TEST(BpeTest, LearnsMergesAndRoundTripsAnyBytes) {
   EXPECT_EQ(b[0][static_cast<int64_t>(ids.size())].item<int64_t>(), BpeTokenizer::kEnd);
   EXPECT_EQ(b[0][7].item<int64_t>(), BpeTokenizer::kPad);
   EXPECT_EQ(b[1][7].item<int64_t>(), BpeTokenizer::kEnd);
+  // Length says when Batch cuts: a text of Length <= max_tokens keeps all its ids.
+  EXPECT_EQ(tok->Length(""), 1);
+  EXPECT_EQ(tok->Length("a red square"), static_cast<int64_t>(ids.size()) + 1);
+  for (const std::string& s : {std::string("a red square moving right"),
+                               std::string("unseen words, punctuation!"), std::string(9, 'x')}) {
+    const int64_t n = tok->Length(s);
+    for (int64_t max_tokens : {n - 1, n, n + 1}) {
+      const torch::Tensor row = tok->Batch({s}, static_cast<int>(max_tokens))[0];
+      const bool whole = row.eq(BpeTokenizer::kEnd).nonzero().item<int64_t>() == n - 1;
+      EXPECT_EQ(whole, n <= max_tokens) << s << " in " << max_tokens;
+    }
+  }
 }
 
 TEST(TextEncoderTest, ShapesMasksAndPaddingDoesNotLeak) {

@@ -600,6 +600,24 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
                 .exit_code,
             2)
       << "no prompts given";
+  // A prompt longer than the text encoder reads is cut, and said so (once, for all).
+  {
+    std::string words;
+    for (int i = 0; i < 40; ++i) words += " a red box";
+    auto cut =
+        run({"generate", "sample", "--ckpt", dir.File("dit"), "--vae", dir.File("vae"), "--prompt",
+             "a red box", "--prompt", words, "--out", dir.File("cut"), "--steps", "1", "--json"});
+    ASSERT_EQ(cut.exit_code, 0) << cut.err;
+    EXPECT_NE(cut.err.find("warning: 1 prompt longer than the text encoder's 24 tokens was cut to "
+                           "them (the longest, prompt 1, has "),
+              std::string::npos)
+        << cut.err;
+    auto j = Json::Parse(cut.out);
+    ASSERT_TRUE(j.ok()) << cut.out;
+    ASSERT_EQ(j->Find("cut_prompts")->size(), 1u);
+    EXPECT_EQ(j->Find("cut_prompts")->at(0).Find("index")->as_int(), 1);
+    EXPECT_GT(j->Find("cut_prompts")->at(0).Find("tokens")->as_int(), 24);
+  }
   // A prompts file that is not text, or not a file, says so (before, NULs went on as
   // prompts and a folder read as empty).
   testing::WriteFile(dir.File("prompts16.txt"), std::string("a\0 \0r\0e\0d\0", 10));
@@ -626,6 +644,8 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
     auto straight = SampleToFiles(cat->get(), dir.File("dit"), dir.File("vae"), job,
                                   dir.File("straight"), torch::kCPU);
     ASSERT_TRUE(straight.ok()) << straight.status().ToString();
+    EXPECT_TRUE(straight->cut.empty());
+    EXPECT_EQ(straight->max_tokens, 24);
     job.name = "resumable";
     std::atomic<bool> stop{false};
     std::vector<int64_t> progress;
@@ -1172,6 +1192,19 @@ TEST_F(FrozenClipTextTest, TrainAndSampleFromTheCommandLine) {
                                         "--out", dir_.File("out"), "--steps", "2", "-q"});
   ASSERT_EQ(sample.exit_code, 0) << sample.err;
   EXPECT_TRUE(fs::exists(dir_.File("out/000000.mp4")));
+  // CLIP's count, start and end included: 7 positions fit cpu-tiny's 24, 37 do not.
+  std::string words = "a red square moving right";
+  for (int i = 0; i < 5; ++i) words += " and a red square moving right";
+  auto cut =
+      reel::testing::RunReel({"generate", "sample", "--ckpt", dir_.File("dit"), "--vae",
+                              dir_.File("vae"), "--prompt", "a red square moving right", "--prompt",
+                              words, "--out", dir_.File("cut"), "--steps", "1", "--json"});
+  ASSERT_EQ(cut.exit_code, 0) << cut.err;
+  auto cj = Json::Parse(cut.out);
+  ASSERT_TRUE(cj.ok()) << cut.out;
+  ASSERT_EQ(cj->Find("cut_prompts")->size(), 1u) << cut.out;
+  EXPECT_EQ(cj->Find("cut_prompts")->at(0).Find("index")->as_int(), 1);
+  EXPECT_EQ(cj->Find("cut_prompts")->at(0).Find("tokens")->as_int(), 37);
 
   // Without CLIP installed: exit 1, naming the model and the command that fetches it.
   fs::remove(models_ + "/ViT-B-32.pt");
