@@ -67,6 +67,8 @@ struct Side {
   int64_t clipsim_videos = 0;
   ClipScoreSum clipsim_pairs;
   int64_t clipsim_no_caption = 0;
+  int64_t clipsim_captions_cut = 0;     // videos whose caption CLIP read cut to its context
+  int64_t clipsim_longest_caption = 0;  // in CLIP tokens, start and end included
   // clip-temp, background consistency, flicker, dynamic degree, warp error
   double clip_temp_sum = 0;
   int64_t clip_temp_videos = 0;
@@ -255,6 +257,10 @@ class SideRunner {
           ++side->clipsim_no_caption;
         } else {
           REEL_ASSIGN_OR_RETURN(torch::Tensor text, TextFeature(item.caption));
+          const int64_t length =
+              static_cast<int64_t>(nets_.tokenizer->Encode(item.caption).size()) + 2;
+          side->clipsim_longest_caption = std::max(side->clipsim_longest_caption, length);
+          side->clipsim_captions_cut += length > nets_.clip->config().context_length;
           const ClipScoreSum s = ClipScoreOfVideo(openai, text);
           side->clipsim_video_sum += s.mean();
           side->clipsim_per_video.push_back(s.mean());
@@ -628,6 +634,19 @@ Result<EvalReport> RunEvaluation(Catalog& catalog, const EvalOptions& o) {
     extra["mode"] = o.torchmetrics_clipsim ? "torchmetrics" : "reel";
     extra["no_caption"] = fake_side.clipsim_no_caption;
     extra["frames_scored"] = fake_side.clipsim_pairs.frames;
+    // As torchmetrics' CLIPScore, a caption longer than CLIP's context is cut to it, and said.
+    extra["captions_cut"] = fake_side.clipsim_captions_cut;
+    if (fake_side.clipsim_captions_cut > 0) {
+      const int64_t n = fake_side.clipsim_captions_cut;
+      const std::string w = "clipsim: " + std::to_string(n) + " of " +
+                            std::to_string(fake_side.clipsim_videos) + " captions " +
+                            (n == 1 ? "is" : "are") + " longer than CLIP's " +
+                            std::to_string(nets.clip->config().context_length) + " tokens and " +
+                            (n == 1 ? "was" : "were") + " scored cut to them (the longest has " +
+                            std::to_string(fake_side.clipsim_longest_caption) + ")";
+      report.warnings.push_back(w);
+      extra["warning"] = w;
+    }
     // Per-video values, for confidence intervals in `reel eval compare`.
     Json per_video = Json::MakeArray(), per_video_frames = Json::MakeArray();
     for (double v : fake_side.clipsim_per_video) per_video.push_back(v);

@@ -437,8 +437,11 @@ TEST_F(EvalTest, ClipMetricsOnATinyClip) {
   const std::string model = dir_.File("tiny-clip.pt");
   testing::SaveArchive(testing::TinyState(c, 13), model);
   const std::string a = MakeFolder(dir_, "a", 3, 10);
+  // v1's caption is 96 CLIP tokens: scored cut to 77, as torchmetrics does, and said.
+  std::string long_caption = "a texture, moving";
+  for (int i = 0; i < 30; ++i) long_caption += " on and on";
   testing::WriteFile(dir_.File("captions.csv"),
-                     "file,caption\nv0.mp4,a red box\nv1.mp4,\"a texture, moving\"\n");
+                     "file,caption\nv0.mp4,a red box\nv1.mp4,\"" + long_caption + "\"\n");
   EvalOptions o = Options(a, "");
   o.metrics = {"clipsim", "clip-temp", "background-consistency"};
   o.clip_model = model;
@@ -450,6 +453,11 @@ TEST_F(EvalTest, ClipMetricsOnATinyClip) {
   ASSERT_NE(clipsim, nullptr);
   EXPECT_EQ(clipsim->details.Find("used")->as_int(), 2);
   EXPECT_EQ(clipsim->details.Find("no_caption")->as_int(), 1);
+  EXPECT_EQ(clipsim->details.Find("captions_cut")->as_int(), 1);
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_EQ(r->warnings[0],
+            "clipsim: 1 of 2 captions is longer than CLIP's 77 tokens and was scored cut to them "
+            "(the longest has 96)");
 
   // By hand for v0: 100 * cos of each frame with the caption, averaged.
   auto m = ClipModel::Load(model);
@@ -460,7 +468,7 @@ TEST_F(EvalTest, ClipMetricsOnATinyClip) {
   double per_video[2] = {0, 0};
   double temp_sum = 0;
   ConsistencySum bg_total;
-  const char* caps[2] = {"a red box", "a texture, moving"};
+  const std::string caps[2] = {"a red box", long_caption};
   for (int v = 0; v < 3; ++v) {
     auto frames = ReadClip(src->items[static_cast<size_t>(v)], spec);
     std::vector<torch::Tensor> imgs;
