@@ -628,7 +628,18 @@ class CurateExportCommand : public Command {
       j["manifest_csv"] = s.manifest_csv;
       j["manifest_jsonl"] = s.manifest_jsonl;
       j["manifest_rows"] = s.manifest_rows;
+      j["manifest_rows_not_utf8"] = s.manifest_rows_not_utf8;
       std::cout << j.Dump(2) << '\n';
+    }
+    if (s.manifest_rows_not_utf8 > 0 && !common().quiet) {
+      std::fprintf(stderr,
+                   "reel: warning: %lld manifest row%s hold%s text that is not UTF-8 (a source "
+                   "file name): %s shows those bytes as U+FFFD, %s keeps them as \\udcXX "
+                   "escapes (Python's surrogateescape)\n",
+                   static_cast<long long>(s.manifest_rows_not_utf8),
+                   s.manifest_rows_not_utf8 == 1 ? "" : "s",
+                   s.manifest_rows_not_utf8 == 1 ? "s" : "", s.manifest_csv.c_str(),
+                   s.manifest_jsonl.c_str());
     }
     for (const auto& [path, why] : s.failures) {
       std::fprintf(stderr, "reel: error: %s: %s\n", path.c_str(), why.c_str());

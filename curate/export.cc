@@ -289,8 +289,16 @@ Status WriteManifests(Catalog& catalog, const ExportOptions& o, const std::strin
             SqlValue(rational(22)),
             r[24]};
         ++summary->manifest_rows;
-        REEL_RETURN_IF_ERROR(csv_writer->Row(row));
-        return json_writer->Row(row);
+        REEL_RETURN_IF_ERROR(json_writer->Row(row));
+        bool replaced = false;
+        for (SqlValue& v : row) {
+          if (auto* s = std::get_if<std::string>(&v); s != nullptr && !IsValidUtf8(*s)) {
+            *s = ReplaceInvalidUtf8(*s);
+            replaced = true;
+          }
+        }
+        summary->manifest_rows_not_utf8 += replaced;
+        return csv_writer->Row(row);
       }));
   REEL_RETURN_IF_ERROR(csv_writer->Finish());
   REEL_RETURN_IF_ERROR(json_writer->Finish());

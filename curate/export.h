@@ -68,6 +68,10 @@ struct ExportSummary {
   int64_t skipped = 0;  // already exported
   int64_t failed = 0;
   int64_t manifest_rows = 0;
+  // Rows holding text that is not UTF-8 (a source file name in Latin-1): manifest.csv
+  // shows those bytes as U+FFFD so that UTF-8 readers (pandas) still read it,
+  // manifest.jsonl writes them as \udcXX escapes (Python's surrogateescape: exact).
+  int64_t manifest_rows_not_utf8 = 0;
   std::string manifest_csv;
   std::string manifest_jsonl;
   std::vector<std::pair<std::string, std::string>> failures;

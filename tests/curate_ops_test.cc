@@ -229,6 +229,35 @@ TEST_F(ExportTest, ScalingResamplingAndManifests) {
   EXPECT_TRUE(fs::exists(row->Find("path")->as_string()));
 }
 
+TEST_F(ExportTest, ManifestsOfASourceNamedInLatin1StayReadable) {
+  // "café.mp4" saved by a Latin-1 system. Before, manifest.csv held the raw byte (pandas
+  // refuses the whole file) and manifest.jsonl U+FFFD (a name of no file).
+  const std::string latin1 = root_ + "/caf\xe9.mp4";
+  ASSERT_TRUE(WriteIndexedVideo(latin1, 40, 20).ok());  // not a duplicate of indexed.mp4
+  ScanOptions so;
+  so.split.min_seconds = Rational(2, 5);
+  so.split.gradual = false;
+  ASSERT_TRUE(Scan(*catalog_, {latin1}, so).ok());
+  ASSERT_TRUE(ApplyFilter(*catalog_, "duration > 0", "all").ok());
+  auto s = Export(*catalog_, Options("out"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  const int64_t latin1_rows = s->manifest_rows - 2;  // indexed.mp4 gave 2
+  ASSERT_GE(latin1_rows, 1);
+  EXPECT_EQ(s->manifest_rows_not_utf8, latin1_rows);
+  const std::string csv = *ReadFile(s->manifest_csv);
+  EXPECT_TRUE(IsValidUtf8(csv));
+  EXPECT_NE(csv.find(root_ + "/caf\xEF\xBF\xBD.mp4"), std::string::npos);
+  int exact = 0;
+  for (const std::string& line : Split(Trim(*ReadFile(s->manifest_jsonl)), '\n')) {
+    EXPECT_TRUE(IsValidUtf8(line));
+    auto row = Json::Parse(line);
+    ASSERT_TRUE(row.ok()) << row.status().ToString();
+    exact += row->Find("video")->as_string() == latin1;
+    EXPECT_TRUE(fs::exists(row->Find("path")->as_string()));
+  }
+  EXPECT_EQ(exact, latin1_rows);
+}
+
 TEST_F(ExportTest, ResumesAndNeverOverwrites) {
   ASSERT_TRUE(Export(*catalog_, Options("out")).ok());
   auto again = Export(*catalog_, Options("out"));

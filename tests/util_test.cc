@@ -168,15 +168,30 @@ TEST(JsonTest, UnicodeEscapes) {
   EXPECT_FALSE(Json::Parse(R"("\ud83c")").ok());  // unpaired surrogate
 }
 
-TEST(JsonTest, InvalidUtf8IsReplacedOnOutput) {
-  Json s(
-      std::string("bad\xff"
-                  "byte"));
-  EXPECT_EQ(s.Dump(),
-            "\"bad\xEF\xBF\xBD"
-            "byte\"");
+TEST(JsonTest, BytesNotInUtf8AreWrittenAsPythonsSurrogateEscapesAndReadBack) {
+  // A Latin-1 file name: json.loads in Python gives 'caf\udce9.mp4', which open() and
+  // os.fsencode turn back into these bytes (U+FFFD, written before, named no file).
+  const std::string name = "caf\xe9 \xff\xC3.mp4 \xC3\xA9";
+  Json s(name);
+  EXPECT_EQ(s.Dump(), "\"caf\\udce9 \\udcff\\udcc3.mp4 \xC3\xA9\"");
+  auto back = Json::Parse(s.Dump());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->as_string(), name);
+  // Every byte value round-trips.
+  std::string all;
+  for (int b = 0; b < 256; ++b) all.push_back(static_cast<char>(b));
+  EXPECT_EQ(Json::Parse(Json(all).Dump())->as_string(), all);
+  // Lone surrogates that no byte gives stay errors.
+  EXPECT_FALSE(Json::Parse(R"("\udc7f")").ok());
+  EXPECT_FALSE(Json::Parse(R"("\udfff")").ok());
   Json ctl(std::string("a\x01z"));
   EXPECT_EQ(ctl.Dump(), "\"a\\u0001z\"");
+  EXPECT_TRUE(IsValidUtf8("caf\xC3\xA9"));
+  EXPECT_FALSE(IsValidUtf8(name));
+  EXPECT_EQ(ReplaceInvalidUtf8("a\xe9"
+                               "b\xC3\xA9"),
+            "a\xEF\xBF\xBD"
+            "b\xC3\xA9");
 }
 
 TEST(JsonTest, ErrorsNameLineAndColumn) {

@@ -14,38 +14,6 @@ const Json::Array kEmptyArray;
 const Json::Object kEmptyObject;
 constexpr int kMaxDepth = 512;
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0 when invalid.
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) return 1;
-  size_t len;
-  uint32_t cp;
-  if ((b0 & 0xE0) == 0xC0) {
-    len = 2;
-    cp = b0 & 0x1F;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    len = 3;
-    cp = b0 & 0x0F;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    len = 4;
-    cp = b0 & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  // Reject overlong forms, surrogates and values past U+10FFFF.
-  if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-      (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
-    return 0;
-  }
-  return len;
-}
-
 class Parser {
  public:
   explicit Parser(std::string_view text) : text_(text) {}
@@ -269,6 +237,9 @@ class Parser {
               return Fail("unpaired surrogate in \\u escape");
             }
             cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+          } else if (cp >= 0xDC80 && cp <= 0xDCFF) {
+            out->push_back(static_cast<char>(cp - 0xDC00));  // a byte Dump escaped (PEP 383)
+            break;
           } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
             return Fail("unpaired surrogate in \\u escape");
           }
@@ -479,7 +450,11 @@ void AppendJsonString(std::string* out, std::string_view s) {
     if (c >= 0x80) {
       const size_t len = Utf8SequenceLength(s, i);
       if (len == 0) {
-        out->append("\xEF\xBF\xBD");  // U+FFFD
+        // Python's surrogateescape (PEP 383): the byte as a lone low surrogate, which
+        // Python's json and Parse below read back to the same byte.
+        char esc[8];
+        std::snprintf(esc, sizeof esc, "\\udc%02x", c);
+        out->append(esc);
         ++i;
       } else {
         out->append(s.substr(i, len));

@@ -3,8 +3,10 @@
 // Used for run configurations, metric details, JSONL exports, `--json` output and (later)
 // HTTP bodies. Objects keep insertion order so that written configurations read the way
 // they were built. Integers that fit int64 stay integers; other numbers are doubles.
-// Dump() always produces valid JSON: NaN and infinities become null, and bytes that are
-// not valid UTF-8 (file names may contain any bytes) become U+FFFD.
+// Dump() always produces valid JSON: NaN and infinities become null, and a byte that is
+// not part of valid UTF-8 (file names may hold any bytes) is written as Python's
+// surrogateescape writes it, \udcXX for byte XX, so that Python's json.loads gives the
+// str that os.fsencode turns back into the same bytes, and Parse reads it back exactly.
 //
 // Thread-safety: a value type; const methods may be called concurrently.
 
@@ -89,7 +91,7 @@ class Json {
   Object object_;
 };
 
-// Appends `s` as a quoted JSON string (escapes, U+FFFD for invalid UTF-8).
+// Appends `s` as a quoted JSON string (escapes; \udcXX for a byte not in valid UTF-8).
 void AppendJsonString(std::string* out, std::string_view s);
 // Formats a double as the shortest text that reads back to the same value ("null" if
 // not finite).

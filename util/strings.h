@@ -46,6 +46,12 @@ Status WriteFileAtomic(const std::string& path, std::string_view contents);
 
 // Appends code point `cp` encoded as UTF-8.
 void AppendUtf8(std::string* out, uint32_t cp);
+// Length of the valid UTF-8 sequence starting at s[i] (1 to 4), or 0 where it is not
+// one (a stray byte, an overlong form, a surrogate, past U+10FFFF, cut short).
+size_t Utf8SequenceLength(std::string_view s, size_t i);
+bool IsValidUtf8(std::string_view s);
+// `s` with each byte that is not part of valid UTF-8 replaced by U+FFFD.
+std::string ReplaceInvalidUtf8(std::string_view s);
 
 // The text of a file's bytes as UTF-8, for text files written by any editor: a UTF-8
 // byte-order mark is dropped and UTF-16 with a byte-order mark (as Windows tools save
