@@ -7,6 +7,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "db/video_file.h"
 #include "util/strings.h"
 #include "video/probe.h"
 #include "video/sampler.h"
@@ -65,6 +66,8 @@ Result<std::vector<Frame>> SampleClipFrames(const ClipInput& in, const std::vect
       }
     }
   }
+  if (Status s = CheckUnchangedSinceIngest(v); !s.ok())
+    return s.WithContext("clip " + std::to_string(c.id));
   Result<std::vector<Frame>> frames = ReadFramesAtPts(v.path, targets, options);
   if (!frames.ok()) return frames.status().WithContext("clip " + std::to_string(c.id));
   return frames;

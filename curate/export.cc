@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "db/export.h"
+#include "db/video_file.h"
 #include "util/parallel.h"
 #include "util/strings.h"
 #include "video/decoder.h"
@@ -341,6 +342,9 @@ Result<ExportSummary> Export(Catalog& catalog, const ExportOptions& in) {
     REEL_ASSIGN_OR_RETURN(std::vector<SubsetMember> members, catalog.ListSubsetMembers(subset->id));
     std::map<int64_t, VideoRecord> videos;
     std::map<int64_t, std::vector<int64_t>> pts_of;
+    // Sources changed since they were ingested (their clips' frames and times are another
+    // file's), each said once with the clips it holds back.
+    std::map<int64_t, std::pair<Status, int64_t>> changed;
     for (const SubsetMember& m : members) {
       if (!m.passed) continue;
       REEL_ASSIGN_OR_RETURN(auto clip, catalog.FindClip(m.clip_id));
@@ -409,7 +413,23 @@ Result<ExportSummary> Export(Catalog& catalog, const ExportOptions& in) {
         ++summary.failed;
         continue;
       }
+      auto check = changed.find(v.id);
+      if (check == changed.end())
+        check = changed.emplace(v.id, std::make_pair(CheckUnchangedSinceIngest(v), 0)).first;
+      if (!check->second.first.ok()) {
+        ++check->second.second;
+        ++summary.failed;
+        continue;
+      }
       jobs.push_back(std::move(job));
+    }
+    for (const auto& [id, c] : changed) {
+      if (c.first.ok()) continue;
+      const std::string& path = videos[id].path;
+      std::string why = c.first.message();
+      if (StartsWith(why, path + ": ")) why.erase(0, path.size() + 2);  // listed by path
+      summary.failures.emplace_back(path, why + " (" + std::to_string(c.second) + " clip" +
+                                              (c.second == 1 ? "" : "s") + " not exported)");
     }
   }
   if (o.on_start) o.on_start(static_cast<int64_t>(jobs.size()));

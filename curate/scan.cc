@@ -12,6 +12,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "curate/split.h"
+#include "db/video_file.h"
 #include "util/parallel.h"
 #include "video/decoder.h"
 
@@ -251,6 +252,11 @@ Result<ScanSummary> Scan(Catalog& catalog, const std::vector<std::string>& paths
       [&](size_t i) {
         ScanOutcome out;
         out.video = jobs[i].video;
+        // Clips are cut by the recorded frame rate and time base: not of another file.
+        if (Status s = CheckUnchangedSinceIngest(out.video); !s.ok()) {
+          out.status = s;
+          return out;
+        }
         Result<VideoScan> scan =
             ScanFile(out.video.path, options, options.on_frames, options.cancel);
         if (!scan.ok()) {

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "db/video_file.h"
 #include "generate/checkpoint_files.h"
 #include "generate/vae.h"
 #include "nets/clip.h"
@@ -92,6 +93,11 @@ Loaded LoadOne(const ClipRef& ref, const ClipShape& shape) {
     options.height = shape.height;  // wider than the target: fit the height, crop the sides
   } else {
     options.width = shape.width;
+  }
+  if (Status s = CheckUnchangedSinceIngest(v); !s.ok()) {
+    out.skip = s.code() == StatusCode::kFailedPrecondition ? "changed since ingest" : "unreadable";
+    out.error = "clip " + std::to_string(c.id) + ": " + s.message();
+    return out;
   }
   Result<std::vector<Frame>> frames = ReadFramesAtPts(v.path, targets, options);
   if (!frames.ok()) {

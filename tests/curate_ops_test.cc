@@ -1,5 +1,6 @@
 // Tests for curate dedup, export and db merge.
 
+#include <chrono>
 #include <filesystem>
 #include <set>
 
@@ -256,6 +257,32 @@ TEST_F(ExportTest, ManifestsOfASourceNamedInLatin1StayReadable) {
     EXPECT_TRUE(fs::exists(row->Find("path")->as_string()));
   }
   EXPECT_EQ(exact, latin1_rows);
+}
+
+TEST_F(ExportTest, ASourceChangedSinceIngestIsNotCut) {
+  // Only touched: the same bytes (SHA-256), exported.
+  const std::string src = root_ + "/indexed.mp4";
+  fs::last_write_time(src, fs::last_write_time(src) - std::chrono::hours(2));
+  auto touched = Export(*catalog_, Options("touched"));
+  ASSERT_TRUE(touched.ok()) << touched.status().ToString();
+  EXPECT_EQ(touched->exported, 2);
+  // Replaced by another video: its clips would be cut from frames the catalog never saw.
+  ASSERT_TRUE(WriteIndexedVideo(src, 40, 8).ok());
+  auto s = Export(*catalog_, Options("out"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->exported, 0);
+  EXPECT_EQ(s->failed, 2);
+  ASSERT_EQ(s->failures.size(), 1u) << "said once for the video";
+  EXPECT_EQ(s->failures[0].first, src);
+  EXPECT_TRUE(StartsWith(s->failures[0].second, "changed since it was ingested ("))
+      << s->failures[0].second;
+  EXPECT_NE(s->failures[0].second.find("(2 clips not exported)"), std::string::npos);
+  EXPECT_EQ(s->manifest_rows, 0);
+  // What was exported before stays done.
+  auto again = Export(*catalog_, Options("touched"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->skipped, 2);
+  EXPECT_EQ(again->failed, 0);
 }
 
 TEST_F(ExportTest, ResumesAndNeverOverwrites) {

@@ -1,8 +1,10 @@
 // Tests for db/: the catalog, its migrations, the read-only query guard and exports.
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <sstream>
 
@@ -13,7 +15,9 @@
 #include "db/export.h"
 #include "db/merge.h"
 #include "db/schema.h"
+#include "db/video_file.h"
 #include "tests/support/test_support.h"
+#include "util/sha256.h"
 #include "util/strings.h"
 
 namespace reel {
@@ -679,6 +683,41 @@ TEST(ExportTest, CsvQuotesAndJsonEmbedsJsonColumns) {
   }
   EXPECT_FALSE(ParseExportWhat("secrets").ok());
   EXPECT_FALSE(ParseTableFormat("xml").ok());
+}
+
+TEST(VideoFileTest, ChangedSinceIngestByStampSizeOrContent) {
+  TempDir dir;
+  const std::string path = dir.File("v.mp4");
+  testing::WriteFile(path, "0123456789");
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  VideoRecord v;
+  v.path = path;
+  v.size_bytes = 10;
+  v.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  v.content_hash = Sha256Hex("0123456789");
+  EXPECT_TRUE(CheckUnchangedSinceIngest(v).ok());
+  v.mtime_ns -= 5;  // a touch or a copy: the same bytes
+  EXPECT_TRUE(CheckUnchangedSinceIngest(v).ok());
+  testing::WriteFile(path, "9876543210");  // the same size, other bytes
+  // (Given its own mtime: a rewrite within the filesystem clock's tick keeps the old one.)
+  std::filesystem::last_write_time(path,
+                                   std::filesystem::last_write_time(path) + std::chrono::hours(1));
+  Status s = CheckUnchangedSinceIngest(v);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find(path + ": changed since it was ingested (the same size, other "
+                                    "content: SHA-256 "),
+            std::string::npos)
+      << s.ToString();
+  testing::WriteFile(path, "0123");
+  s = CheckUnchangedSinceIngest(v);
+  EXPECT_NE(s.message().find("(10 bytes then, 4 now); run `reel curate ingest` on it again"),
+            std::string::npos)
+      << s.ToString();
+  std::filesystem::remove(path);
+  s = CheckUnchangedSinceIngest(v);
+  EXPECT_EQ(s.code(), StatusCode::kIOError);
+  EXPECT_NE(s.message().find(path + ": No such file"), std::string::npos) << s.ToString();
 }
 
 }  // namespace

@@ -117,6 +117,16 @@ TEST(TrainingClipsTest, FromASubsetFrameExactAtTheConfigsRate) {
   auto empty = LoadTrainingClips(*cat, "empty", DefaultCaptionPreference(), shape, nullptr);
   EXPECT_EQ(empty.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(empty.status().message().find("no passing clips"), std::string::npos);
+
+  // A source replaced since it was scanned is not read at the recorded timestamps.
+  ASSERT_TRUE(WriteSyntheticVideo(dir.File("raw/box.mp4"), s, eo).ok());
+  ClipSetStats changed;
+  auto none = LoadTrainingClips(*cat, "all", DefaultCaptionPreference(), shape, &changed);
+  EXPECT_EQ(changed.loaded, 0);
+  EXPECT_EQ(changed.skipped["changed since ingest"], 1);
+  ASSERT_EQ(changed.errors.size(), 1u);
+  EXPECT_NE(changed.errors[0].find("box.mp4: changed since it was ingested"), std::string::npos)
+      << changed.errors[0];
 }
 
 // Five 3-second videos of boxes in raw/ scanned into a catalog whose subset "all" holds

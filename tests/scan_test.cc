@@ -1,17 +1,19 @@
 // Tests for curate scan: shot detection accuracy on videos with known cuts, fades and
 // dissolves, timing on VFR and offset video, clip signals, re-cutting, resuming, shards.
 
-#include <gtest/gtest.h>
-#include <opencv2/imgproc.hpp>
+#include "curate/scan.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
 
+#include <gtest/gtest.h>
+#include <opencv2/imgproc.hpp>
+
 #include "curate/clips.h"
 #include "curate/detectors.h"
-#include "curate/scan.h"
 #include "curate/shard.h"
 #include "curate/split.h"
 #include "tests/support/test_support.h"
@@ -566,6 +568,37 @@ TEST_F(ScanCatalogTest, UnreadableVideoIsRecordedAndTheBatchGoesOn) {
   ScanOptions retry;
   retry.retry_errors = true;
   EXPECT_EQ(Scan(*catalog_, {}, retry)->failed, 1);
+}
+
+TEST_F(ScanCatalogTest, AVideoChangedSinceIngestIsNotScannedAsWhatWasRecorded) {
+  // Before, the new content was cut with the old record's frame rate and frame count.
+  ASSERT_TRUE(Ingest(*catalog_, {root_}, {}).ok());
+  SyntheticVideo other = Video({Scene(SceneKind::kTexture, 90, kBlue, kWhite, 2, 0)}, 96, 64);
+  other.frame_rate = Rational(30, 1);
+  ASSERT_TRUE(WriteSyntheticVideo(root_ + "/v1.mp4", other).ok());
+  // v2 only touched (a copy without -p): the same bytes, so it is scanned.
+  const auto v2 = root_ + "/v2.mp4";
+  std::filesystem::last_write_time(v2,
+                                   std::filesystem::last_write_time(v2) + std::chrono::hours(1));
+  auto s = Scan(*catalog_, {}, {});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->scanned, 2);
+  EXPECT_EQ(s->failed, 1);
+  ASSERT_EQ(s->failures.size(), 1u);
+  EXPECT_NE(s->failures[0].second.find(root_ + "/v1.mp4: changed since it was ingested ("),
+            std::string::npos)
+      << s->failures[0].second;
+  EXPECT_NE(s->failures[0].second.find("run `reel curate ingest` on it again"), std::string::npos);
+  const auto v1 = **catalog_->FindVideoByPath(root_ + "/v1.mp4");
+  EXPECT_TRUE(catalog_->ListClips(v1.id)->empty());
+  // Ingested again, it is scanned as what it now is.
+  ASSERT_TRUE(Ingest(*catalog_, {root_}, {}).ok());
+  ScanOptions retry;
+  retry.retry_errors = true;
+  auto again = Scan(*catalog_, {}, retry);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->scanned, 1);
+  EXPECT_EQ(again->frames, 90);
 }
 
 TEST_F(ScanCatalogTest, ShardsAreDisjointAndComplete) {
