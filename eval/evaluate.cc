@@ -124,6 +124,11 @@ Prepared Prepare(const EvalSource& src, size_t index, const ClipSpec& spec, cons
   Prepared p;
   p.index = index;
   const SourceItem& item = src.items[index];
+  if (!item.changed.empty()) {
+    p.skip = "changed since ingest";
+    p.error = item.changed;
+    return p;
+  }
   Result<ClipFrames> clip = ReadClip(item, spec);
   if (!clip.ok()) {
     p.skip = "unreadable";

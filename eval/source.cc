@@ -8,6 +8,7 @@
 #include <random>
 #include <set>
 
+#include "db/video_file.h"
 #include "util/files.h"
 #include "util/sha256.h"
 #include "util/strings.h"
@@ -179,6 +180,7 @@ Result<EvalSource> OpenSubset(const std::string& spec, const SourceOptions& opti
   src.spec = spec;
   std::map<int64_t, VideoRecord> videos;
   std::map<int64_t, std::vector<int64_t>> pts;
+  std::map<int64_t, std::string> changed;
   for (const SubsetMember& m : members) {
     if (!m.passed) continue;
     REEL_ASSIGN_OR_RETURN(auto clip, catalog->FindClip(m.clip_id));
@@ -189,6 +191,8 @@ Result<EvalSource> OpenSubset(const std::string& spec, const SourceOptions& opti
       videos[clip->video_id] = *v;
       Result<std::vector<int64_t>> p = catalog->GetFrameDataI64(clip->video_id, "pts");
       pts[clip->video_id] = p.ok() ? *p : std::vector<int64_t>();
+      if (Status s = CheckUnchangedSinceIngest(*v); s.code() == StatusCode::kFailedPrecondition)
+        changed[clip->video_id] = s.message();  // gone or unreadable: reading says so
     }
     const VideoRecord& v = videos[clip->video_id];
     SourceItem item;
@@ -198,6 +202,7 @@ Result<EvalSource> OpenSubset(const std::string& spec, const SourceOptions& opti
                  std::to_string(clip->end_frame);
     item.start_frame = clip->start_frame;
     item.end_frame = clip->end_frame;
+    if (auto c = changed.find(clip->video_id); c != changed.end()) item.changed = c->second;
     const std::vector<int64_t>& all = pts[clip->video_id];
     if (static_cast<int64_t>(all.size()) >= clip->end_frame) {
       item.pts.assign(all.begin() + clip->start_frame, all.begin() + clip->end_frame);

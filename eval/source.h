@@ -41,6 +41,9 @@ struct SourceItem {
   int64_t end_frame = -1;
   std::vector<int64_t> pts;
   std::string caption;  // "" when none
+  // Catalog clips whose file was replaced since it was ingested: why (the clip is
+  // skipped as "changed since ingest"); "" otherwise.
+  std::string changed;
 };
 
 struct EvalSource {

@@ -321,6 +321,23 @@ TEST_F(EvalTest, FrameFoldersAndCatalogSubsets) {
   auto dclip = ReadClip(dsrc->items[0], spec);
   ASSERT_TRUE(dclip.ok());
   EXPECT_EQ(dclip->frames.size(), 4u);
+  for (const SourceItem& item : dsrc->items) EXPECT_EQ(item.changed, "");
+  // A video replaced since the scan: its clips are marked (and skipped as "changed since
+  // ingest" by an evaluation) rather than read at the recorded timestamps.
+  ASSERT_TRUE(WriteSyntheticVideo(vids + "/v1.mp4", Moving(50, 7)).ok());
+  auto changed = OpenEvalSource("db:" + dir_.File("clips.db") + "#all");
+  ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+  int marked = 0;
+  for (const SourceItem& item : changed->items) {
+    const bool v1 = item.path == vids + "/v1.mp4";
+    EXPECT_EQ(item.changed.empty(), !v1) << item.path;
+    if (v1) {
+      ++marked;
+      EXPECT_NE(item.changed.find("v1.mp4: changed since it was ingested"), std::string::npos)
+          << item.changed;
+    }
+  }
+  EXPECT_GT(marked, 0);
   EXPECT_FALSE(OpenEvalSource("db:" + dir_.File("clips.db") + "#nope").ok());
   EXPECT_FALSE(OpenEvalSource(dir_.File("missing")).ok());
 }
