@@ -282,7 +282,7 @@ TEST_F(PrepareTest, StoppedThenResumedEqualsStraight) {
   ASSERT_TRUE(TrainVae(config_, clips_, vo, dir_.File("vae"), nullptr, nullptr).ok());
   vo.seed = 1;
   ASSERT_TRUE(TrainVae(config_, clips_, vo, dir_.File("other_vae"), nullptr, nullptr).ok());
-  // One video goes bad after the scan.
+  // One video goes bad after the scan: overwritten, so it is no longer what was ingested.
   { std::ofstream(dir_.File("raw/v4.mp4"), std::ios::trunc) << "not a video any more"; }
 
   PrepareOptions po;
@@ -297,9 +297,10 @@ TEST_F(PrepareTest, StoppedThenResumedEqualsStraight) {
   EXPECT_EQ(last_done, 5);
   EXPECT_EQ(straight->total, 4);
   EXPECT_EQ(stats.listed, 5);
-  EXPECT_EQ(stats.skipped["unreadable"], 1);
+  EXPECT_EQ(stats.skipped["changed since ingest"], 1);
   ASSERT_EQ(stats.errors.size(), 1u);
-  EXPECT_NE(stats.errors[0].find("v4.mp4"), std::string::npos) << stats.errors[0];
+  EXPECT_NE(stats.errors[0].find("v4.mp4: changed since it was ingested"), std::string::npos)
+      << stats.errors[0];
   auto want = LoadLatentCache(dir_.File("straight.pt"));
   ASSERT_TRUE(want.ok()) << want.status().ToString();
 
