@@ -198,9 +198,12 @@ void AppendUtf8(std::string* out, uint32_t cp) {
   }
 }
 
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
+size_t DecodeUtf8Sequence(std::string_view s, size_t i, uint32_t* code_point) {
   const auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) return 1;
+  if (b0 < 0x80) {
+    *code_point = b0;
+    return 1;
+  }
   size_t len;
   uint32_t cp;
   if ((b0 & 0xE0) == 0xC0) {
@@ -226,7 +229,13 @@ size_t Utf8SequenceLength(std::string_view s, size_t i) {
       (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
     return 0;
   }
+  *code_point = cp;
   return len;
+}
+
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  uint32_t cp;
+  return DecodeUtf8Sequence(s, i, &cp);
 }
 
 bool IsValidUtf8(std::string_view s) {

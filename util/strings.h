@@ -49,6 +49,8 @@ void AppendUtf8(std::string* out, uint32_t cp);
 // Length of the valid UTF-8 sequence starting at s[i] (1 to 4), or 0 where it is not
 // one (a stray byte, an overlong form, a surrogate, past U+10FFFF, cut short).
 size_t Utf8SequenceLength(std::string_view s, size_t i);
+// The same, also giving the sequence's code point (untouched when it returns 0).
+size_t DecodeUtf8Sequence(std::string_view s, size_t i, uint32_t* code_point);
 bool IsValidUtf8(std::string_view s);
 // `s` with each byte that is not part of valid UTF-8 replaced by U+FFFD.
 std::string ReplaceInvalidUtf8(std::string_view s);
