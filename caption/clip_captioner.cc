@@ -214,8 +214,7 @@ Result<std::unique_ptr<Captioner>> MakeClipCaptioner(const ClipTaggerParams& par
                                             : params.vocabulary_file;
   std::string vocab_text = DefaultClipVocabulary();
   if (!params.vocabulary_file.empty()) {
-    REEL_ASSIGN_OR_RETURN(std::string bytes, ReadFile(params.vocabulary_file));
-    REEL_ASSIGN_OR_RETURN(vocab_text, TextAsUtf8(std::move(bytes), params.vocabulary_file));
+    REEL_ASSIGN_OR_RETURN(vocab_text, ReadTextFile(params.vocabulary_file));
   }
   REEL_ASSIGN_OR_RETURN(parts.vocabulary, TagVocabulary::Parse(vocab_text, vocab_text_source));
   REEL_ASSIGN_OR_RETURN(parts.tokenizer, ClipTokenizer::Load(vocab_path));

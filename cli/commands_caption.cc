@@ -231,8 +231,7 @@ class CaptionCommand : public Command {
  private:
   Result<std::string> ReadOptional(const std::string& path) {
     if (path.empty()) return std::string();
-    REEL_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
-    return TextAsUtf8(std::move(bytes), path);
+    return ReadTextFile(path);
   }
 
   Result<std::unique_ptr<Captioner>> MakeCaptioner() {

@@ -630,9 +630,7 @@ class SampleCommand : public Command {
       if (job_.prompts.empty())
         return Fail(Status::FailedPrecondition("subset '" + subset_ + "' has no captioned clips"));
     } else if (!prompts_file_.empty()) {
-      auto bytes = ReadFile(prompts_file_);
-      if (!bytes.ok()) return Fail(bytes.status());
-      auto text = TextAsUtf8(std::move(bytes).value(), prompts_file_);
+      auto text = ReadTextFile(prompts_file_);
       if (!text.ok()) return Fail(text.status());
       for (const std::string& line : Split(*text, '\n')) {
         if (!Trim(line).empty()) job_.prompts.push_back(std::string(Trim(line)));

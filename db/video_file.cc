@@ -4,8 +4,8 @@
 
 #include <cerrno>
 #include <cstring>
-#include <map>
 #include <mutex>
+#include <set>
 #include <tuple>
 
 #include "util/sha256.h"
@@ -15,7 +15,7 @@ namespace {
 
 // Files whose stamp moved but whose content was hashed and found unchanged.
 std::mutex verified_mu;
-std::map<std::tuple<std::string, int64_t, int64_t, std::string>, bool> verified;
+std::set<std::tuple<std::string, int64_t, int64_t, std::string>> verified;
 
 }  // namespace
 
@@ -42,7 +42,7 @@ Status CheckUnchangedSinceIngest(const VideoRecord& video) {
   REEL_ASSIGN_OR_RETURN(const std::string hash, Sha256File(video.path));
   if (hash == video.content_hash) {
     std::lock_guard<std::mutex> lock(verified_mu);
-    verified[key] = true;
+    verified.insert(key);
     return Status::OK();
   }
   return Status::FailedPrecondition(video.path +

@@ -261,12 +261,10 @@ class SideRunner {
         if (item.caption.empty()) {
           ++side->clipsim_no_caption;
         } else {
-          REEL_ASSIGN_OR_RETURN(torch::Tensor text, TextFeature(item.caption));
-          const int64_t length =
-              static_cast<int64_t>(nets_.tokenizer->Encode(item.caption).size()) + 2;
-          side->clipsim_longest_caption = std::max(side->clipsim_longest_caption, length);
-          side->clipsim_captions_cut += length > nets_.clip->config().context_length;
-          const ClipScoreSum s = ClipScoreOfVideo(openai, text);
+          REEL_ASSIGN_OR_RETURN(const CaptionText text, TextFeature(item.caption));
+          side->clipsim_longest_caption = std::max(side->clipsim_longest_caption, text.length);
+          side->clipsim_captions_cut += text.length > nets_.clip->config().context_length;
+          const ClipScoreSum s = ClipScoreOfVideo(openai, text.feature);
           side->clipsim_video_sum += s.mean();
           side->clipsim_per_video.push_back(s.mean());
           side->clipsim_per_video_frames.push_back(s.frames);
@@ -309,9 +307,16 @@ class SideRunner {
     return std::find(o_.metrics.begin(), o_.metrics.end(), metric) != o_.metrics.end();
   }
 
-  Result<torch::Tensor> TextFeature(const std::string& caption) {
+  // A caption's CLIP text feature and its uncut length in tokens (start and end
+  // included), once per distinct caption.
+  struct CaptionText {
+    torch::Tensor feature;
+    int64_t length = 0;
+  };
+  Result<CaptionText> TextFeature(const std::string& caption) {
     auto it = text_cache_.find(caption);
     if (it != text_cache_.end()) return it->second;
+    const int64_t length = static_cast<int64_t>(nets_.tokenizer->Encode(caption).size()) + 2;
     const int ctx = nets_.clip->config().context_length;
     REEL_ASSIGN_OR_RETURN(std::vector<int> tokens,
                           nets_.tokenizer->Tokenize(caption, ctx, /*truncate=*/true));
@@ -319,8 +324,7 @@ class SideRunner {
     const torch::Tensor f = nets_.clip->EncodeText(torch::tensor(t, torch::kLong).view({1, ctx}))
                                 .to(torch::kCPU, torch::kDouble)[0];
     if (text_cache_.size() > 100000) text_cache_.clear();
-    text_cache_[caption] = f;
-    return f;
+    return text_cache_[caption] = CaptionText{f, length};
   }
 
   Status Flush(std::vector<torch::Tensor>* pending, Side* side) {
@@ -342,7 +346,7 @@ class SideRunner {
   const Networks& nets_;
   torch::Device device_;
   std::map<std::string, std::vector<torch::Tensor>> pending_;
-  std::map<std::string, torch::Tensor> text_cache_;
+  std::map<std::string, CaptionText> text_cache_;
 };
 
 Json SideDetails(const Side& s, int64_t used) {

@@ -36,8 +36,7 @@ std::string Stamp(const std::string& path) {
 
 // A minimal CSV reader for "file,caption" rows (quotes, doubled quotes, a header row).
 Result<std::map<std::string, std::string>> ReadCaptionsCsv(const std::string& path) {
-  REEL_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
-  REEL_ASSIGN_OR_RETURN(std::string text, TextAsUtf8(std::move(bytes), path));
+  REEL_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path));
   std::map<std::string, std::string> out;
   std::vector<std::string> row;
   std::string cell;

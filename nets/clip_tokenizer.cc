@@ -474,7 +474,7 @@ std::string ClipTokenizer::Decode(const std::vector<int>& tokens) const {
     auto it = byte_decoder_.find(cp);
     if (it != byte_decoder_.end()) bytes.push_back(static_cast<char>(it->second));
   }
-  std::string text = EncodeUtf8(DecodeUtf8(bytes));  // invalid UTF-8 -> U+FFFD
+  std::string text = ReplaceInvalidUtf8(bytes);
   std::string out;
   size_t pos = 0;
   while (true) {

@@ -323,6 +323,11 @@ Result<std::string> Base64Decode(std::string_view text) {
   return out;
 }
 
+Result<std::string> ReadTextFile(const std::string& path) {
+  REEL_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+  return TextAsUtf8(std::move(bytes), path);
+}
+
 Result<std::string> TextAsUtf8(std::string bytes, const std::string& name) {
   auto byte = [&](size_t i) { return static_cast<unsigned char>(bytes[i]); };
   if (bytes.size() >= 3 && byte(0) == 0xEF && byte(1) == 0xBB && byte(2) == 0xBF) {

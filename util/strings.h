@@ -62,6 +62,8 @@ std::string ReplaceInvalidUtf8(std::string_view s);
 // without a mark, UTF-32, or not text at all), which would otherwise pass on as text full
 // of NULs. Other bytes pass unchanged (invalid UTF-8 included).
 Result<std::string> TextAsUtf8(std::string bytes, const std::string& name);
+// ReadFile(path), then TextAsUtf8 on its bytes.
+Result<std::string> ReadTextFile(const std::string& path);
 
 }  // namespace reel
 

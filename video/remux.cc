@@ -94,6 +94,16 @@ Result<RemuxResult> CopySegment(const std::string& input, const std::string& out
   RemuxResult result;
   result.time_base = av::ToRational(ist->time_base);
   av::PacketPtr pkt(av_packet_alloc());
+  // Reads the next packet of the video stream into pkt: false at the end of the input.
+  auto next_video_packet = [&]() -> Result<bool> {
+    while (true) {
+      const int e = av_read_frame(in.get(), pkt.get());
+      if (e == AVERROR_EOF) return false;
+      if (e < 0) return av::ErrorStatus(e, input, "read failed");
+      if (pkt->stream_index == vindex) return true;
+      av_packet_unref(pkt.get());
+    }
+  };
   std::vector<av::PacketPtr> held;  // from the last keyframe at or before start_pts on
   int64_t back = 0;
   int64_t first_key = AV_NOPTS_VALUE;  // pts of the first keyframe after the seek
@@ -111,13 +121,8 @@ Result<RemuxResult> CopySegment(const std::string& input, const std::string& out
     }
     first_key = AV_NOPTS_VALUE;  // stays so when the seek passed the last keyframe
     while (true) {
-      err = av_read_frame(in.get(), pkt.get());
-      if (err == AVERROR_EOF) break;
-      if (err < 0) return av::ErrorStatus(err, input, "read failed");
-      if (pkt->stream_index != vindex) {
-        av_packet_unref(pkt.get());
-        continue;
-      }
+      REEL_ASSIGN_OR_RETURN(const bool more, next_video_packet());
+      if (!more) break;
       const int64_t shown = display(pkt.get());
       // Right after a seek, the dts of a packet without a pts is a guess (MPEG-PS): such a
       // keyframe cannot be placed, so the first one with a pts decides (or, reading from
@@ -198,18 +203,7 @@ Result<RemuxResult> CopySegment(const std::string& input, const std::string& out
       held_pts.push_back(pts);
     }
     av_packet_unref(pkt.get());
-    // The next packet of the video stream.
-    bool more = false;
-    while (true) {
-      err = av_read_frame(in.get(), pkt.get());
-      if (err == AVERROR_EOF) break;
-      if (err < 0) return av::ErrorStatus(err, input, "read failed");
-      if (pkt->stream_index == vindex) {
-        more = true;
-        break;
-      }
-      av_packet_unref(pkt.get());
-    }
+    REEL_ASSIGN_OR_RETURN(const bool more, next_video_packet());
     if (!more) break;
   }
   if (!settled) REEL_RETURN_IF_ERROR(settle());
