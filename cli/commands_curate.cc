@@ -558,7 +558,8 @@ class CurateExportCommand : public Command {
         ("fps", po::value<std::string>(&fps_)->value_name("RATE"),
          "resample to this frame rate (rational or decimal); default keeps the source timing")  //
         ("copy", po::bool_switch(&options_.copy),
-         "copy packets instead of re-encoding: starts at the keyframe at or before each clip")  //
+         "copy packets instead of re-encoding, from the keyframe at or before each clip (an "
+         "MP4 or MOV copy hides the frames before the clip's start)")  //
         ("codec", po::value<std::string>(&options_.codec)->value_name("NAME"),
          "encoder (default libx264)")  //
         ("crf", po::value<int>(&options_.crf)->value_name("Q")->default_value(20),
@@ -615,7 +616,7 @@ class CurateExportCommand : public Command {
     progress.Finish(json_ || common().quiet
                         ? ""
                         : "export: " + std::to_string(s.exported) + " clips written (" +
-                              (options_.copy ? "copied at keyframes" : "re-encoded, frame-exact") +
+                              (options_.copy ? "stream-copied" : "re-encoded, frame-exact") +
                               "), " + std::to_string(s.skipped) + " already done, " +
                               std::to_string(s.failed) + " failed; manifest " + s.manifest_csv +
                               " (" + std::to_string(s.manifest_rows) + " rows)");
@@ -703,8 +704,10 @@ void RegisterCurateCommands(std::vector<CommandInfo>* out) {
       {"curate export", "write a subset's clips and Open-Sora/JSONL manifests",
        "curate export --db FILE --subset NAME --out DIR [--height H] [--fps R] [--copy]",
        "Re-encoding (default) cuts frame-exactly by presentation timestamps; --copy copies\n"
-       "packets from the keyframe at or before each clip (and says so). Finished clips are\n"
-       "never overwritten and a rerun resumes. DIR/manifest.csv is Open-Sora's format.",
+       "packets from the keyframe at or before each clip: in MP4 and MOV an edit list hides\n"
+       "the frames before the start; in MKV and AVI the clip shows from the keyframe (the\n"
+       "manifest records the span shown). Finished clips are never overwritten and a rerun\n"
+       "resumes. DIR/manifest.csv is Open-Sora's format.",
        [] { return std::make_unique<CurateExportCommand>(); }});
 }
 

@@ -1049,9 +1049,47 @@ TEST(RemuxTest, CopiesStartAtTheLastKeyframeAtOrBeforeTheStart) {
         continue;
       }
       EXPECT_EQ(r->first_pts, frames[key].pts) << "start frame " << s;
+      EXPECT_EQ(r->hidden, 0) << "start frame " << s;
       // The file holds the clip: frames key through s + 2 decode from it.
       const std::vector<Frame> copied = DecodeAll(out);
       EXPECT_GE(copied.size(), s + 3 - key) << "start frame " << s;
+      std::filesystem::remove(out);
+    }
+  }
+}
+
+TEST(RemuxTest, Mp4CopiesShowFromTheStartThroughAnEditList) {
+  // A copy begins at a keyframe; in MP4 an edit list hides the frames before the start,
+  // so a decoder's first frame is the clip's first frame. Without it, a copy of frames
+  // 9..11 from a GOP of 8 showed frames 8..11 (and 0..11 from a GOP of 12).
+  TempDir dir;
+  for (const std::string& src : SeekTestFiles(dir)) {
+    SCOPED_TRACE(src);
+    const std::vector<Frame> frames = DecodeAll(src);
+    ASSERT_GE(frames.size(), 40u);
+    for (size_t s = 0; s + 4 < frames.size(); ++s) {
+      const std::string out = dir.File("cut_" + std::to_string(s) + ".mp4");
+      auto r = CopySegment(src, out, frames[s].pts, frames[s + 3].pts);
+      if (!r.ok()) {
+        ADD_FAILURE() << "start frame " << s << ": " << r.status().ToString();
+        continue;
+      }
+      EXPECT_EQ(r->first_pts, frames[s].pts) << "start frame " << s;
+      size_t key = 0;
+      for (size_t k = 0; k <= s; ++k) {
+        if (frames[k].key_frame) key = k;
+      }
+      // From the keyframe to the start (and, in an open GOP, the frames shown before the
+      // keyframe, which need the GOP before it).
+      EXPECT_GE(r->hidden, static_cast<int64_t>(s - key)) << "start frame " << s;
+      const std::vector<Frame> copied = DecodeAll(out);
+      ASSERT_GE(copied.size(), 3u) << "start frame " << s;
+      for (size_t i = 0; i < 3; ++i) {
+        EXPECT_TRUE(copied[i].data == frames[s + i].data) << "start frame " << s << " + " << i;
+      }
+      auto probe = ProbeVideo(out);
+      ASSERT_TRUE(probe.ok()) << probe.status().ToString();
+      EXPECT_EQ(probe->frame_count, static_cast<int64_t>(copied.size())) << "start frame " << s;
       std::filesystem::remove(out);
     }
   }

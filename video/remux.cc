@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "video/av_util.h"
@@ -147,15 +148,27 @@ Result<RemuxResult> CopySegment(const std::string& input, const std::string& out
     return Status::NotFound(input + ": no keyframe to copy from");
   }
 
+  // MP4 and QuickTime shift the copy so the start shows at time 0: the frames from the
+  // keyframe up to the start get negative times, and the muxer writes an edit list that
+  // hides them (as `ffmpeg -ss X -c copy` does), so players and decoders begin at the
+  // start. Matroska and AVI have no such list: there the copy shows from the keyframe.
+  const bool edit_list = std::strcmp(out.c->oformat->name, "mp4") == 0 ||
+                         std::strcmp(out.c->oformat->name, "mov") == 0;
   int64_t offset = 0;
   bool settled = false;  // the starting keyframe is known and written
   auto write = [&](AVPacket* p, int64_t pts) -> Status {
     // A missing pts is written as estimated now (Matroska refuses packets without one).
     if (p->pts == AV_NOPTS_VALUE && p->dts != AV_NOPTS_VALUE) pts = p->pts = display(p);
     if (result.packets == 0) {
-      result.first_pts = pts;
-      offset = p->dts != AV_NOPTS_VALUE ? p->dts : pts;
+      if (edit_list) {
+        offset = std::max(start_pts, pts);
+        result.first_pts = offset;
+      } else {
+        result.first_pts = pts;
+        offset = p->dts != AV_NOPTS_VALUE ? p->dts : pts;
+      }
     }
+    if (edit_list && pts < result.first_pts) ++result.hidden;
     result.end_pts = std::max(result.end_pts, pts + std::max<int64_t>(p->duration, 0));
     if (p->pts != AV_NOPTS_VALUE) p->pts -= offset;
     if (p->dts != AV_NOPTS_VALUE) p->dts -= offset;

@@ -1,9 +1,11 @@
 // Cutting a segment out of a video without re-encoding (stream copy).
 //
-// Packets can only be copied from a keyframe on, so the segment starts at the last
+// Packets can only be copied from a keyframe on, so the segment is copied from the last
 // keyframe at or before `start_pts`, and it takes every packet decoded before `end_pts`
-// (so B-frames keep their references), which can run a few frames past the end; the span
-// actually written is returned. Only the video stream is copied. Output goes to "<path>.partial" and is
+// (so B-frames keep their references), which can run a few frames past the end. In MP4
+// and MOV output an edit list hides the frames before `start_pts`, so the file shows from
+// the start exactly; in Matroska and AVI it shows from the keyframe. The span shown is
+// returned. Only the video stream is copied. Output goes to "<path>.partial" and is
 // renamed into place when complete.
 //
 // Thread-safety: independent calls may run concurrently.
@@ -20,9 +22,10 @@
 namespace reel {
 
 struct RemuxResult {
-  int64_t first_pts = 0;  // of the first packet written (input time base)
+  int64_t first_pts = 0;  // of the first frame shown (input time base)
   int64_t end_pts = 0;    // end of the last packet written
-  int64_t packets = 0;
+  int64_t packets = 0;    // written, `hidden` included
+  int64_t hidden = 0;     // written before first_pts and hidden by an edit list (MP4, MOV)
   Rational time_base;
 };
 
