@@ -38,6 +38,7 @@ struct WorkResult {
   VideoRecord record;
   bool same_content = false;  // hash equals the stored one: only the stamp changes
   SidecarTexts sidecars;
+  std::vector<std::string> warnings;  // about the video itself; it is recorded all the same
 };
 
 // "path: cause" -> "cause" (the row already names the path).
@@ -93,6 +94,13 @@ WorkResult ProcessFile(const WorkItem& item) {
   }
   r.status = VideoStatus::kOk;
   FillFromProbe(*info, &r);
+  if (info->damaged_packets > 0) {
+    out.warnings.push_back(item.path + ": " + std::to_string(info->damaged_packets) +
+                           " video packet(s) flagged damaged by the demuxer (transport-stream "
+                           "packets lost, or segments joined with `cat`); read on as ffmpeg "
+                           "does (the scan records frames that do not decode cleanly as "
+                           "decode_errors)");
+  }
   return out;
 }
 
@@ -259,6 +267,7 @@ Result<IngestSummary> Ingest(Catalog& catalog, const std::vector<std::string>& p
         VideoRecord& rec = r.record;
         IngestOutcome outcome = r.item.known ? IngestOutcome::kUpdated : IngestOutcome::kAdded;
         for (const std::string& w : r.sidecars.warnings) summary.warnings.emplace_back(rec.path, w);
+        for (const std::string& w : r.warnings) summary.warnings.emplace_back(rec.path, w);
         auto store_texts = [&](int64_t video_id) -> Status {
           if (r.item.known && r.sidecars.stamp == r.item.old_sidecar_stamp &&
               !r.item.sidecars_only) {
@@ -351,7 +360,7 @@ Result<IngestSummary> Ingest(Catalog& catalog, const std::vector<std::string>& p
        {"ingest.missing", count(static_cast<int64_t>(summary.missing.size()))},
        {"ingest.known_errors", count(summary.known_errors)},
        {"ingest.sidecar_updates", count(summary.sidecar_updates)},
-       {"ingest.sidecar_warnings", count(static_cast<int64_t>(summary.warnings.size()))},
+       {"ingest.warnings", count(static_cast<int64_t>(summary.warnings.size()))},
        {"ingest.seconds", summary.seconds}}));
   return summary;
 }

@@ -83,8 +83,8 @@ struct IngestSummary {
   std::vector<std::pair<std::string, std::string>> missing;
   // Files recorded with status error, and why.
   std::vector<std::pair<std::string, std::string>> failures;
-  // Sidecar files that could not be read (video path, "sidecar: cause"); the videos are
-  // recorded all the same.
+  // (video path, why): sidecar files that could not be read, and videos read with damaged
+  // packets. The videos are recorded all the same.
   std::vector<std::pair<std::string, std::string>> warnings;
 
   bool all_ok() const { return failed == 0 && missing.empty() && !cancelled; }

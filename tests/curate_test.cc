@@ -222,6 +222,32 @@ TEST(IngestTest, ExplicitFilesMissingPathsAndOptions) {
   EXPECT_GT(all.size(), FindVideoFiles({root}, {}, &missing).size());  // a.txt, clip.bin
 }
 
+// HLS segments merged with `cat`: the demuxer flags the packet at the join damaged. The
+// file was recorded as an error ("truncated or corrupt packet at video frame N"); it is
+// recorded with all its frames, and a warning names it.
+TEST(IngestTest, SegmentsJoinedWithCatAreRecordedWithAWarning) {
+  TempDir dir;
+  EncodeOptions later;
+  later.muxer_options["output_ts_offset"] = "1.2";  // the second segment's clock goes on
+  ASSERT_TRUE(WriteSyntheticVideo(dir.File("0.ts"), testing::SimpleVideo(30, 64, 48)).ok());
+  ASSERT_TRUE(WriteSyntheticVideo(dir.File("1.ts"), testing::SimpleVideo(30, 64, 48), later).ok());
+  const std::string joined = dir.File("joined.ts");
+  testing::WriteFile(joined, *ReadFile(dir.File("0.ts")) + *ReadFile(dir.File("1.ts")));
+  auto catalog = Catalog::Open(dir.File("cat.db"));
+  auto s = Ingest(**catalog, {joined}, {});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->added, 1);
+  EXPECT_EQ(s->failed, 0);
+  ASSERT_EQ(s->warnings.size(), 1u);
+  EXPECT_EQ(s->warnings[0].first, joined);
+  EXPECT_NE(s->warnings[0].second.find(joined + ": 1 video packet(s) flagged damaged"),
+            std::string::npos)
+      << s->warnings[0].second;
+  auto video = (*catalog)->FindVideoByPath(joined);
+  ASSERT_TRUE(video.ok() && video->has_value());
+  EXPECT_EQ((*video)->frame_count, 60);
+}
+
 // Links in the folder: one back up the tree (which made the walk throw 'Too many levels
 // of symbolic links' and end the whole ingest), one to itself, one to nowhere. The videos
 // are each found once, under their own path.

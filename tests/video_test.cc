@@ -549,6 +549,87 @@ TEST(ProbeFailureTest, StreamsJoinedEndToEndAreRefused) {
   EXPECT_EQ(info->frame_count, 100);
 }
 
+// The video PES packets of the transport stream `ts` (those of stream id 0xE0), each as
+// the offsets of the 188-byte packets that carry it.
+std::vector<std::vector<size_t>> VideoPesPackets(const std::string& ts) {
+  constexpr size_t kPacket = 188;
+  int video_pid = -1;
+  std::vector<std::vector<size_t>> pes;
+  for (size_t i = 0; i + kPacket <= ts.size(); i += kPacket) {
+    const auto* p = reinterpret_cast<const unsigned char*>(&ts[i]);
+    const int pid = ((p[1] & 0x1f) << 8) | p[2];
+    const bool start = (p[1] & 0x40) != 0;
+    const size_t payload = (p[3] & 0x20) ? 5 + p[4] : 4;
+    if (video_pid < 0 && start && payload + 4 <= kPacket && p[payload] == 0 &&
+        p[payload + 1] == 0 && p[payload + 2] == 1 && p[payload + 3] == 0xE0) {
+      video_pid = pid;
+    }
+    if (pid != video_pid) continue;
+    if (start) pes.emplace_back();
+    if (!pes.empty()) pes.back().push_back(i);
+  }
+  return pes;
+}
+
+// HLS segments are merged with a plain `cat`: each segment's continuity counters start
+// again, so the demuxer flags the packet at each join as corrupt though nothing is lost.
+// Such a file was refused whole ("truncated or corrupt packet at video frame 28"), where
+// ffmpeg decodes every frame. A packet lost mid-stream is read on too, the decoder
+// concealing it; a damaged last packet is still refused as truncation.
+TEST(ProbeFailureTest, SegmentsJoinedWithCatAreRead) {
+  TempDir dir;
+  const std::string a = dir.File("seg0.ts"), b = dir.File("seg1.ts");
+  EncodeOptions intra;  // every frame a keyframe, so each spans several 188-byte packets
+  intra.gop = 1;
+  ASSERT_TRUE(WriteSyntheticVideo(a, testing::SimpleVideo(30, 256, 192), intra).ok());
+  EncodeOptions later;
+  later.muxer_options["output_ts_offset"] = "1.2";  // the second segment's clock goes on
+  SyntheticVideo other = testing::SimpleVideo(30, 256, 192);
+  other.seed = 99;
+  ASSERT_TRUE(WriteSyntheticVideo(b, other, later).ok());
+  const std::string joined = dir.File("joined.ts");
+  testing::WriteFile(joined, testing::ReadFile(a) + testing::ReadFile(b));
+  Result<VideoInfo> info = ProbeVideo(joined);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->frame_count, 60);
+  EXPECT_GE(info->damaged_packets, 1);
+  EXPECT_EQ(DecodeAll(joined).size(), 60u);
+
+  // A 188-byte packet lost from the middle of a frame's: read, with the loss counted.
+  const std::string whole = testing::ReadFile(a);
+  const std::vector<std::vector<size_t>> pes = VideoPesPackets(whole);
+  ASSERT_EQ(pes.size(), 30u);
+  auto without = [&](size_t at) { return whole.substr(0, at) + whole.substr(at + 188); };
+  ASSERT_GE(pes[15].size(), 2u);
+  const std::string lossy = dir.File("lossy.ts");
+  testing::WriteFile(lossy, without(pes[15][1]));
+  info = ProbeVideo(lossy);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->frame_count, 30);
+  EXPECT_EQ(info->damaged_packets, 1);
+
+  // A file cut inside its last frame (an AVI, whose demuxer reads that frame short and
+  // flags it) is refused as truncated.
+  EncodeOptions avi;
+  avi.codec = "mpeg4";
+  avi.gop = 1;
+  const std::string full = dir.File("full.avi");
+  ASSERT_TRUE(WriteSyntheticVideo(full, testing::SimpleVideo(30, 256, 192), avi).ok());
+  const std::string bytes = testing::ReadFile(full);
+  const size_t index = bytes.rfind("idx1");  // the index after the frames
+  ASSERT_NE(index, std::string::npos);
+  const size_t last_frame = bytes.rfind("00dc", index);  // the last frame's chunk header
+  ASSERT_NE(last_frame, std::string::npos);
+  const std::string cut = dir.File("cut.avi");
+  testing::WriteFile(cut, bytes.substr(0, last_frame + 8 + 100));
+  info = ProbeVideo(cut);
+  ASSERT_FALSE(info.ok()) << info->frame_count << " frames";
+  EXPECT_EQ(info.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(info.status().message().find("the last video packet (frame 29) is incomplete"),
+            std::string::npos)
+      << info.status().ToString();
+}
+
 TEST(ProbeFailureTest, StillImageIsNotAVideo) {
   TempDir dir;
   const std::string path = dir.File("still.png");

@@ -160,6 +160,7 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
   int64_t max_end = INT64_MIN;
   int64_t packets = 0;  // video packets shown (the frame count)
   int64_t stored = 0;   // video packets in the file, edited out or not
+  int64_t last_damaged = -1;  // the last video packet the demuxer flagged corrupt
 
   auto try_decode = [&](const AVPacket* p) {
     if (decoded_one) return;
@@ -186,10 +187,14 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
                                "read error after " + std::to_string(stored) + " video packets");
       }
       if (pkt->stream_index == vindex) {
+        // The demuxer flags a packet read short at the end of the file (truncated), and in
+        // MPEG-TS one whose continuity counter jumped: packets were lost, or segments were
+        // joined with `cat` (the usual way to merge HLS segments), where nothing is lost.
+        // Mid-stream, the decoder goes on (as ffmpeg does) and reports what it could not
+        // decode; only the last packet flagged means the file is cut short.
         if (pkt->flags & AV_PKT_FLAG_CORRUPT) {
-          av_packet_unref(pkt.get());
-          return Status::Corruption(path + ": truncated or corrupt packet at video frame " +
-                                    std::to_string(stored));
+          ++info.damaged_packets;
+          last_damaged = stored;
         }
         if (file_size > 0 && pkt->pos >= 0 && pkt->pos + pkt->size > file_size) {
           av_packet_unref(pkt.get());
@@ -230,6 +235,10 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
 
   if (options.count_frames) {
     if (packets == 0) return Status::Corruption(path + ": video stream has no frames");
+    if (last_damaged >= 0 && last_damaged == stored - 1) {
+      return Status::Corruption(path + ": truncated or damaged: the last video packet (frame " +
+                                std::to_string(last_damaged) + ") is incomplete");
+    }
     if (vs->nb_frames > 0 && stored < vs->nb_frames) {
       return Status::Corruption(path + ": truncated: header lists " +
                                 std::to_string(vs->nb_frames) + " frames, file holds " +

@@ -34,6 +34,11 @@ struct VideoInfo {
   int64_t frame_count = 0;  // exact, from the packets (demuxer-discarded ones excluded)
   Rational start_time;      // seconds: presentation time of the first frame
   Rational duration;        // seconds: last frame's end minus first frame's start
+  // Video packets the demuxer flagged damaged before the last one (count_frames only):
+  // MPEG-TS packets lost, or segments joined with `cat`. The file is still read; the
+  // decoder conceals or reports what it cannot decode (a flagged last packet is refused
+  // as truncation).
+  int64_t damaged_packets = 0;
   bool has_audio = false;
   int64_t bit_rate = 0;  // container bit rate (bits/s), 0 when unknown
   int video_stream_index = -1;
