@@ -630,6 +630,31 @@ TEST(ProbeFailureTest, SegmentsJoinedWithCatAreRead) {
       << info.status().ToString();
 }
 
+// MPEG-TS clocks are 33 bits of 90 kHz and wrap every 26.5 hours; a capture that spans
+// the wrap is unwrapped by the demuxer into times that start before 0. The probe called
+// such a file truncated ("container declares 00:00:02.000 but video ends at
+// 00:00:00.782"): its end came before its length.
+TEST(ProbeTest, TransportStreamAcrossTheClockWrapIsRead) {
+  TempDir dir;
+  const std::string path = dir.File("wrap.ts");
+  EncodeOptions o;
+  o.gop = 10;
+  o.muxer_options["output_ts_offset"] = "95442.5";  // the wrap is at 95443.72 s
+  ASSERT_TRUE(WriteSyntheticVideo(path, testing::SimpleVideo(50, 64, 48), o).ok());
+  Result<VideoInfo> info = ProbeVideo(path);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->frame_count, 50);
+  EXPECT_LT(info->start_time, Rational());
+  EXPECT_EQ(info->duration, Rational(2, 1));
+  const std::vector<Frame> frames = DecodeAll(path);
+  ASSERT_EQ(frames.size(), 50u);
+  for (size_t s : {0, 25, 33, 49}) {  // before and after the wrap, read after a seek
+    auto read = ReadFramesAtPts(path, {frames[s].pts}, {});
+    ASSERT_TRUE(read.ok()) << "frame " << s << ": " << read.status().ToString();
+    EXPECT_TRUE((*read)[0].data == frames[s].data) << "frame " << s;
+  }
+}
+
 TEST(ProbeFailureTest, StillImageIsNotAVideo) {
   TempDir dir;
   const std::string path = dir.File("still.png");

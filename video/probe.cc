@@ -275,11 +275,14 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
     // Without an exact frame count in the header (Matroska, WebM), a file cut short shows
     // as video ending well before the duration the container declares.
     if (vs->nb_frames <= 0 && !info.has_audio && ctx->duration > 0 && info.duration.valid()) {
-      // Containers declare either the length or the end position; compare against where
-      // the video ends, which is at least the length, so neither reading misfires.
+      // Containers declare either the length or the end position; compare against the
+      // larger of where the video ends and its length, so neither reading misfires. (The
+      // length is the larger when the video starts before 0: an MPEG-TS whose 33-bit
+      // clock wraps, unwrapped by the demuxer into times before 0.)
       const Rational declared(ctx->duration, AV_TIME_BASE);
       const Rational video_end = info.start_time + info.duration;
-      if (video_end * Rational(10, 9) + Rational(1, 10) < declared) {
+      const Rational reach = std::max(video_end, info.duration);
+      if (reach * Rational(10, 9) + Rational(1, 10) < declared) {
         return Status::Corruption(path + ": truncated: container declares " +
                                   FormatTimecode(declared) + " but video ends at " +
                                   FormatTimecode(video_end));
