@@ -174,8 +174,6 @@ Status CopyClip(const ExportJob& job, ClipExportRecord* rec) {
   REEL_ASSIGN_OR_RETURN(RemuxResult r,
                         CopySegment(v.path, job.out_path, job.start_pts, job.end_pts));
   rec->mode = "copy";
-  rec->width = v.width;
-  rec->height = v.height;
   rec->frame_rate = v.frame_rate;
   rec->start_time = TicksToSeconds(r.first_pts - job.origin_pts, r.time_base);
   rec->end_time = TicksToSeconds(r.end_pts - job.origin_pts, r.time_base);
@@ -200,6 +198,10 @@ ExportOutcome ExportOne(const ExportJob& job, const ExportOptions& o) {
     return out;
   }
   rec.frames = probe->frame_count;
+  if (o.copy) {  // the copy's own size: a stream may change size (HLS segments joined)
+    rec.width = probe->width;
+    rec.height = probe->height;
+  }
   if (!o.copy) {
     const int64_t expected =
         (o.fps.valid() && o.fps > Rational())

@@ -403,6 +403,48 @@ TEST_F(ExportTest, Mp4CopiesShowFromTheClipStartThroughAnEditList) {
   EXPECT_EQ(k, rec.frames);
 }
 
+// HLS segments joined with `cat` may change size at a join (adaptive bitrate). A copy of
+// the second segment's frames holds 96x64 pictures; the manifest said 64x48, the size
+// ingest read from the first packet, and Open-Sora buckets clips by that size.
+TEST_F(ExportTest, CopiesRecordTheSizeOfTheirOwnFrames) {
+  TempDir d;
+  EncodeOptions first, second;
+  first.codec = second.codec = "mpeg4";  // no B-frames: decode times go on across the join
+  first.gop = second.gop = 25;
+  second.muxer_options["output_ts_offset"] = "1";  // the second segment starts at 1 s
+  ASSERT_TRUE(WriteSyntheticVideo(d.File("0.ts"), testing::SimpleVideo(25, 64, 48), first).ok());
+  ASSERT_TRUE(WriteSyntheticVideo(d.File("1.ts"), testing::SimpleVideo(25, 96, 64), second).ok());
+  const std::string joined = d.File("joined.ts");
+  testing::WriteFile(joined, testing::ReadFile(d.File("0.ts")) + testing::ReadFile(d.File("1.ts")));
+  auto catalog = *Catalog::Open(d.File("cat.db"));
+  ScanOptions o;
+  o.split.min_seconds = Rational(1, 5);
+  o.split.max_seconds = Rational(1, 1);
+  ASSERT_TRUE(Scan(*catalog, {joined}, o).ok());
+  const auto clips = *catalog->ListClips();
+  ASSERT_EQ(clips.size(), 2u);
+  ASSERT_EQ(clips[1].start_frame, 25);
+  ASSERT_TRUE(ApplyFilter(*catalog, "start >= 0", "all").ok());
+  ExportOptions e;
+  e.out_dir = d.File("copy");
+  e.subset = "all";
+  e.copy = true;
+  auto s = Export(*catalog, e);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->exported, 2) << (s->failures.empty() ? "" : s->failures[0].second);
+  for (size_t i = 0; i < 2; ++i) {
+    const auto rec = **catalog->FindClipExport(clips[i].id, fs::absolute(e.out_dir).string());
+    auto frames = OpenFrameSource(rec.path);
+    ASSERT_TRUE(frames.ok()) << frames.status().ToString();
+    Frame f;
+    ASSERT_TRUE(*(*frames)->Next(&f));
+    EXPECT_EQ(rec.width, i == 0 ? 64 : 96) << "clip " << i;
+    EXPECT_EQ(rec.height, i == 0 ? 48 : 64) << "clip " << i;
+    EXPECT_EQ(f.width, rec.width) << "clip " << i;
+    EXPECT_EQ(f.height, rec.height) << "clip " << i;
+  }
+}
+
 TEST_F(ExportTest, CopiesGoIntoAContainerThatHoldsTheirCodec) {
   // MP4 cannot hold FFV1: a stream copy of an FFV1 video goes into .mkv (before, every
   // clip failed with the muxer's "cannot write header"). H.264 copies stay .mp4.
