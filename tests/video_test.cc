@@ -655,6 +655,52 @@ TEST(ProbeTest, TransportStreamAcrossTheClockWrapIsRead) {
   }
 }
 
+// An AVI stands an empty chunk in for each frame its capture dropped; the header counts
+// those, the demuxer skips them. Such a file was refused ("truncated: header lists 35
+// frames, file holds 30"). A file cut short still is.
+TEST(ProbeFailureTest, AviDroppedFramesAreGapsButACutFileIsTruncated) {
+  TempDir dir;
+  EncodeOptions o;
+  o.codec = "mpeg4";
+  o.width = 64;
+  o.height = 48;
+  const std::string gaps = dir.File("gaps.avi");
+  {
+    auto enc = VideoEncoder::Open(gaps, o);
+    ASSERT_TRUE(enc.ok()) << enc.status().ToString();
+    const SyntheticVideo video = testing::SimpleVideo(30, 64, 48);
+    Frame f;
+    for (int64_t i = 0; i < 30; ++i) {  // frames 15 to 19 dropped
+      video.Render(i, &f);
+      ASSERT_TRUE((*enc)->Write(f, i < 15 ? i : i + 5).ok());
+    }
+    ASSERT_TRUE((*enc)->Finish().ok());
+  }
+  Result<VideoInfo> info = ProbeVideo(gaps);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->frame_count, 30);
+  EXPECT_TRUE(info->variable_frame_rate);
+  EXPECT_EQ(info->duration, Rational(35, 25));
+  EXPECT_EQ(DecodeAll(gaps).size(), 30u);
+
+  // Cut at the chunk of frame 12: the index at the end is gone, and the header's 35
+  // frames are not there.
+  const std::string bytes = testing::ReadFile(gaps);
+  size_t at = bytes.find("movi");
+  for (int chunk = 0; chunk <= 12 && at != std::string::npos; ++chunk) {
+    at = bytes.find("00dc", at + 4);
+  }
+  ASSERT_NE(at, std::string::npos);
+  const std::string cut = dir.File("cut.avi");
+  testing::WriteFile(cut, bytes.substr(0, at));
+  info = ProbeVideo(cut);
+  ASSERT_FALSE(info.ok()) << info->frame_count << " frames";
+  EXPECT_EQ(info.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(info.status().message().find("truncated: header lists 35 frames, file holds 12"),
+            std::string::npos)
+      << info.status().ToString();
+}
+
 TEST(ProbeFailureTest, StillImageIsNotAVideo) {
   TempDir dir;
   const std::string path = dir.File("still.png");

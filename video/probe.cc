@@ -239,11 +239,6 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
       return Status::Corruption(path + ": truncated or damaged: the last video packet (frame " +
                                 std::to_string(last_damaged) + ") is incomplete");
     }
-    if (vs->nb_frames > 0 && stored < vs->nb_frames) {
-      return Status::Corruption(path + ": truncated: header lists " +
-                                std::to_string(vs->nb_frames) + " frames, file holds " +
-                                std::to_string(stored));
-    }
     info.frame_count = packets;
     const auto [reversal, fall] = FindTimeReversal(pts_list);
     if (reversal >= 0) {
@@ -271,6 +266,19 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
       }
       info.start_time = TicksToSeconds(first, info.time_base);
       info.duration = TicksToSeconds(end - first, info.time_base);
+    }
+    // Fewer packets than the header lists: the file was cut short, unless the frames
+    // missing are gaps in time. An AVI lists the empty chunks that stand for frames its
+    // capture dropped, which the demuxer skips; its frames still span that many periods.
+    if (vs->nb_frames > 0 && stored < vs->nb_frames) {
+      const Rational rate = av::RationalOr(vs->r_frame_rate, Rational::Invalid());
+      const bool gaps =
+          rate.valid() && info.duration.valid() && (info.duration * rate).Round() >= vs->nb_frames;
+      if (!gaps) {
+        return Status::Corruption(path + ": truncated: header lists " +
+                                  std::to_string(vs->nb_frames) + " frames, file holds " +
+                                  std::to_string(stored));
+      }
     }
     // Without an exact frame count in the header (Matroska, WebM), a file cut short shows
     // as video ending well before the duration the container declares.
