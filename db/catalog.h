@@ -320,7 +320,7 @@ struct FileStamp {
 
 class Catalog {
  public:
-  static constexpr int kSchemaVersion = 6;
+  static constexpr int kSchemaVersion = 7;
 
   struct Options {
     bool read_only = false;         // open without write access (no upgrade either)

@@ -259,6 +259,16 @@ CREATE TABLE feature_sets (
       {6, "generations found by file path", R"sql(
 CREATE INDEX generations_by_path ON generations(path);
 )sql"},
+
+      // Version 2 subtracted two rounded quotients, so an 18-frame clip at 25 fps measured
+      // 0.7199999999999998 s at some starts and failed `duration >= 0.72`; the exact
+      // difference, divided once, rounds to the double nearest the true length.
+      {7, "clip durations rounded once from the exact difference of their times", R"sql(
+ALTER TABLE clips DROP COLUMN duration_seconds;
+ALTER TABLE clips ADD COLUMN duration_seconds REAL
+  GENERATED ALWAYS AS (CAST(end_num * start_den - start_num * end_den AS REAL)
+                       / (end_den * start_den)) VIRTUAL;
+)sql"},
   };
   return kMigrations;
 }

@@ -202,6 +202,20 @@ TEST_F(ApplyFilterTest, ReapplyingReplacesTheSubsetAndDryRunWritesNothing) {
   EXPECT_FALSE(catalog_->FindSubset("preview")->has_value());
 }
 
+// Clip lengths are exact: 18 frames at 25 fps is 0.72 s wherever the clip starts. The
+// length was end - start of two rounded quotients, 0.7199999999999998 for a clip from
+// frame 64, which then failed `duration >= 0.72` while the same length from frame 2 passed.
+TEST_F(ApplyFilterTest, DurationIsTheExactLengthWhereverTheClipStarts) {
+  const int64_t early = AddClip(2, 20, 0.5, "static", "green");
+  const int64_t late = AddClip(64, 82, 0.5, "static", "green");
+  auto s = ApplyFilter(*catalog_, "duration >= 0.72 and duration <= 0.72", "exact");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->passed, 2);
+  const auto m = Members("exact");
+  EXPECT_TRUE(m.at(early).passed);
+  EXPECT_TRUE(m.at(late).passed) << m.at(late).reason;
+}
+
 TEST_F(ApplyFilterTest, FunctionsColoursAndChainedSubsets) {
   ASSERT_TRUE(ApplyFilter(*catalog_, "duration >= 2", "long").ok());
   auto s = ApplyFilter(*catalog_, "in_subset('long') and color('green') > 0.5", "long_green");
