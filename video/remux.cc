@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <vector>
 
 #include "video/av_util.h"
@@ -23,8 +26,51 @@ std::string StreamCopyContainer(const std::string& codec) {
   return "";
 }
 
+namespace {
+
+// Whether the decoder libavcodec picks for the video of `path` (an MP4 or MOV whose edit
+// list hides its first frames) leaves those frames out, as most do. In FFmpeg 5.1,
+// libdav1d (AV1) returns them all. Decodes up to the first frame returned.
+Result<bool> DecoderHidesEditedFrames(const std::string& path) {
+  REEL_ASSIGN_OR_RETURN(av::FormatContextPtr in, av::OpenInput(path));
+  const int vindex = av::PickVideoStream(in.get());
+  if (vindex < 0) return Status::NotSupported(path + ": no video stream");
+  const AVStream* stream = in->streams[vindex];
+  REEL_ASSIGN_OR_RETURN(av::CodecContextPtr dec, av::OpenDecoder(stream, 1, false, path));
+  const int64_t shown_from = stream->start_time != AV_NOPTS_VALUE ? stream->start_time : 0;
+  av::PacketPtr pkt(av_packet_alloc());
+  av::FramePtr frame(av_frame_alloc());
+  bool flushed = false;
+  while (true) {
+    const int got = avcodec_receive_frame(dec.get(), frame.get());
+    if (got == 0) return frame->best_effort_timestamp >= shown_from;
+    if (got == AVERROR_EOF || flushed) return true;  // nothing shown at all: nothing to tell
+    if (got != AVERROR(EAGAIN)) return av::ErrorStatus(got, path, "decode failed");
+    const int read = av_read_frame(in.get(), pkt.get());
+    if (read < 0) {
+      avcodec_send_packet(dec.get(), nullptr);
+      flushed = true;
+      continue;
+    }
+    if (pkt->stream_index == vindex) avcodec_send_packet(dec.get(), pkt.get());
+    av_packet_unref(pkt.get());
+  }
+}
+
+// Codecs whose decoder was found to hide (true) or show (false) the frames an edit list
+// hides; guarded by its mutex.
+std::mutex edit_list_mu;
+std::map<int, bool> edit_list_honoured;
+
+}  // namespace
+
 Result<RemuxResult> CopySegment(const std::string& input, const std::string& output,
                                 int64_t start_pts, int64_t end_pts) {
+  return CopySegment(input, output, start_pts, end_pts, /*use_edit_list=*/true);
+}
+
+Result<RemuxResult> CopySegment(const std::string& input, const std::string& output,
+                                int64_t start_pts, int64_t end_pts, bool use_edit_list) {
   if (end_pts <= start_pts) return Status::InvalidArgument(output + ": empty segment");
   REEL_ASSIGN_OR_RETURN(av::FormatContextPtr in, av::OpenInput(input));
   const int vindex = av::PickVideoStream(in.get());
@@ -152,8 +198,16 @@ Result<RemuxResult> CopySegment(const std::string& input, const std::string& out
   // keyframe up to the start get negative times, and the muxer writes an edit list that
   // hides them (as `ffmpeg -ss X -c copy` does), so players and decoders begin at the
   // start. Matroska and AVI have no such list: there the copy shows from the keyframe.
-  const bool edit_list = std::strcmp(out.c->oformat->name, "mp4") == 0 ||
-                         std::strcmp(out.c->oformat->name, "mov") == 0;
+  const int codec_id = ist->codecpar->codec_id;
+  bool edit_list = use_edit_list && (std::strcmp(out.c->oformat->name, "mp4") == 0 ||
+                                     std::strcmp(out.c->oformat->name, "mov") == 0);
+  std::optional<bool> honoured;
+  if (edit_list) {
+    std::lock_guard<std::mutex> lock(edit_list_mu);
+    auto it = edit_list_honoured.find(codec_id);
+    if (it != edit_list_honoured.end()) honoured = it->second;
+  }
+  if (honoured == false) edit_list = false;
   int64_t offset = 0;
   bool settled = false;  // the starting keyframe is known and written
   auto write = [&](AVPacket* p, int64_t pts) -> Status {
@@ -224,6 +278,20 @@ Result<RemuxResult> CopySegment(const std::string& input, const std::string& out
   err = av_write_trailer(out.c);
   if (err < 0) return av::ErrorStatus(err, output, "cannot write trailer");
   avio_closep(&out.c->pb);
+  // The first copy of a codec that hides frames finds out whether its decoder leaves them
+  // out; where it shows them, the copy is made again without the edit list (showing from
+  // the keyframe, as recorded), and so are later copies of that codec.
+  if (edit_list && result.hidden > 0 && !honoured.has_value()) {
+    REEL_ASSIGN_OR_RETURN(const bool hides, DecoderHidesEditedFrames(partial));
+    {
+      std::lock_guard<std::mutex> lock(edit_list_mu);
+      edit_list_honoured[codec_id] = hides;
+    }
+    if (!hides) {
+      std::remove(partial.c_str());
+      return CopySegment(input, output, start_pts, end_pts, /*use_edit_list=*/false);
+    }
+  }
   if (std::rename(partial.c_str(), output.c_str()) != 0) {
     return Status::IOError(output + ": cannot rename the finished file into place");
   }
