@@ -1280,6 +1280,23 @@ TEST(RemuxTest, CopiesOfCodecsWhoseDecoderShowsHiddenFramesHaveNoEditList) {
     EXPECT_TRUE(copied[0].data == frames[0].data);
     EXPECT_FALSE(std::filesystem::exists(out + ".partial"));
   }
+
+  // A source with such an edit list (trimmed with `ffmpeg -ss 0.28 -c copy`): reel's
+  // decoder drops the hidden frames itself, so it shows the 17 frames the probe counts
+  // (it showed all 24, the first 7 before the start, and a scan cut clips from them).
+  if (!testing::HaveFfmpegCli()) GTEST_SKIP() << "ffmpeg CLI not found: no trimmed source";
+  const std::string trimmed = dir.File("trimmed.mp4");
+  auto trim = testing::RunProcess(
+      {"ffmpeg", "-loglevel", "error", "-ss", "0.28", "-i", src, "-c", "copy", trimmed});
+  ASSERT_EQ(trim.exit_code, 0) << trim.err;
+  auto probe = ProbeVideo(trimmed);
+  ASSERT_TRUE(probe.ok()) << probe.status().ToString();
+  EXPECT_EQ(probe->frame_count, 17);
+  const std::vector<Frame> shown = DecodeAll(trimmed);
+  ASSERT_EQ(shown.size(), 17u);
+  for (size_t i = 0; i < shown.size(); ++i) {
+    EXPECT_TRUE(shown[i].data == frames[7 + i].data) << "frame " << i;
+  }
 }
 
 TEST(SamplerTest, FramesReadAfterASeekAreTheFramesDecodedFromTheStart) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 #include <vector>
 
 #include "util/strings.h"
@@ -122,6 +123,10 @@ struct VideoDecoder::Impl {
   int64_t default_duration = 0;  // ticks per frame, for frames without a timestamp
   int64_t errors = 0;
   int64_t packets_sent = 0;
+  // Times of the packets sent that the container's edit list hides (AV_PKT_FLAG_DISCARD).
+  // Most decoders drop their frames; FFmpeg 5.1's libdav1d (AV1) returns them, and they
+  // are dropped here, so every decoder shows the frames the probe counts.
+  std::set<int64_t> hidden_pts;
 };
 
 VideoDecoder::VideoDecoder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -186,6 +191,10 @@ Result<bool> VideoDecoder::Next(Frame* out) {
     int err = avcodec_receive_frame(d.dec.get(), d.frame.get());
     if (err == 0) {
       AVFrame* f = d.frame.get();
+      if (!d.hidden_pts.empty() && d.hidden_pts.erase(f->best_effort_timestamp) > 0) {
+        av_frame_unref(f);
+        continue;
+      }
       if ((f->flags & AV_FRAME_FLAG_CORRUPT) || f->decode_error_flags != 0) {
         ++d.errors;
         if (d.options.strict) {
@@ -238,6 +247,9 @@ Result<bool> VideoDecoder::Next(Frame* out) {
       av_packet_unref(d.packet.get());
       continue;
     }
+    if ((d.packet->flags & AV_PKT_FLAG_DISCARD) && d.packet->pts != AV_NOPTS_VALUE) {
+      d.hidden_pts.insert(d.packet->pts);
+    }
     err = avcodec_send_packet(d.dec.get(), d.packet.get());
     av_packet_unref(d.packet.get());
     ++d.packets_sent;
@@ -262,6 +274,7 @@ Status VideoDecoder::SeekToPts(int64_t pts) {
   const int err = av_seek_frame(d.fmt.get(), d.vindex, pts, AVSEEK_FLAG_BACKWARD);
   if (err < 0) return av::ErrorStatus(err, d.path, "seek failed");
   avcodec_flush_buffers(d.dec.get());
+  d.hidden_pts.clear();
   d.input_eof = false;
   d.next_index = 0;
   d.last_pts = AV_NOPTS_VALUE;
