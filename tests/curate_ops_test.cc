@@ -143,6 +143,26 @@ TEST(DedupTest, NearDuplicatesAcrossVideosKeepTheBestByTheRule) {
 
 // ---------------------------------------------------------------- export
 
+ExportOptions CopyOptions(const std::string& out_dir, const std::string& subset) {
+  ExportOptions e;
+  e.out_dir = out_dir;
+  e.subset = subset;
+  e.copy = true;
+  return e;
+}
+
+// Runs the export and checks that it wrote `expected` clips (else says why not).
+::testing::AssertionResult Exports(Catalog& catalog, const ExportOptions& e, int64_t expected) {
+  auto s = Export(catalog, e);
+  if (!s.ok()) return ::testing::AssertionFailure() << s.status().ToString();
+  if (s->exported != expected) {
+    return ::testing::AssertionFailure()
+           << "exported " << s->exported << " of " << expected
+           << (s->failures.empty() ? "" : ": " + s->failures[0].second);
+  }
+  return ::testing::AssertionSuccess();
+}
+
 class ExportTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -376,13 +396,8 @@ TEST_F(ExportTest, Mp4CopiesShowFromTheClipStartThroughAnEditList) {
   ASSERT_TRUE(Scan(*catalog, {d.File("gop.mp4")}, o).ok());
   ASSERT_EQ(catalog->ListClips()->size(), 3u);
   ASSERT_TRUE(ApplyFilter(*catalog, "start > 0 and start < 0.5", "middle").ok());
-  ExportOptions e;
-  e.out_dir = d.File("copy");
-  e.subset = "middle";
-  e.copy = true;
-  auto s = Export(*catalog, e);
-  ASSERT_TRUE(s.ok()) << s.status().ToString();
-  ASSERT_EQ(s->exported, 1) << (s->failures.empty() ? "" : s->failures[0].second);
+  const ExportOptions e = CopyOptions(d.File("copy"), "middle");
+  ASSERT_TRUE(Exports(*catalog, e, 1));
   const auto clip = catalog->ListClips()->at(1);
   ASSERT_EQ(clip.start_frame, 10);
   const auto rec = **catalog->FindClipExport(clip.id, fs::absolute(d.File("copy")).string());
@@ -425,13 +440,8 @@ TEST_F(ExportTest, CopiesRecordTheSizeOfTheirOwnFrames) {
   ASSERT_EQ(clips.size(), 2u);
   ASSERT_EQ(clips[1].start_frame, 25);
   ASSERT_TRUE(ApplyFilter(*catalog, "start >= 0", "all").ok());
-  ExportOptions e;
-  e.out_dir = d.File("copy");
-  e.subset = "all";
-  e.copy = true;
-  auto s = Export(*catalog, e);
-  ASSERT_TRUE(s.ok()) << s.status().ToString();
-  ASSERT_EQ(s->exported, 2) << (s->failures.empty() ? "" : s->failures[0].second);
+  const ExportOptions e = CopyOptions(d.File("copy"), "all");
+  ASSERT_TRUE(Exports(*catalog, e, 2));
   for (size_t i = 0; i < 2; ++i) {
     const auto rec = **catalog->FindClipExport(clips[i].id, fs::absolute(e.out_dir).string());
     auto frames = OpenFrameSource(rec.path);
@@ -463,13 +473,8 @@ TEST_F(ExportTest, CopiesGoIntoAContainerThatHoldsTheirCodec) {
   EXPECT_EQ(StreamCopyContainer("h264"), "mp4");
   EXPECT_EQ(StreamCopyContainer("no-such-codec"), "");
 
-  ExportOptions e;
-  e.out_dir = d.File("copy");
-  e.subset = "all";
-  e.copy = true;
-  auto s = Export(*catalog, e);
-  ASSERT_TRUE(s.ok()) << s.status().ToString();
-  ASSERT_EQ(s->exported, 4) << (s->failures.empty() ? "" : s->failures[0].second);
+  const ExportOptions e = CopyOptions(d.File("copy"), "all");
+  ASSERT_TRUE(Exports(*catalog, e, 4));
   std::multiset<std::string> extensions;
   for (const ClipRecord& clip : *catalog->ListClips()) {
     const auto rec = **catalog->FindClipExport(clip.id, fs::absolute(e.out_dir).string());
