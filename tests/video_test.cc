@@ -549,6 +549,14 @@ TEST(ProbeFailureTest, StreamsJoinedEndToEndAreRefused) {
   EXPECT_EQ(info->frame_count, 100);
 }
 
+// Probing `path` fails with `code`, the message holding `cause`.
+void ExpectProbeRefuses(const std::string& path, StatusCode code, const std::string& cause) {
+  Result<VideoInfo> info = ProbeVideo(path);
+  ASSERT_FALSE(info.ok()) << path << ": read as " << info->frame_count << " frames";
+  EXPECT_EQ(info.status().code(), code);
+  EXPECT_NE(info.status().message().find(cause), std::string::npos) << info.status().ToString();
+}
+
 // The video PES packets of the transport stream `ts` (those of stream id 0xE0), each as
 // the offsets of the 188-byte packets that carry it.
 std::vector<std::vector<size_t>> VideoPesPackets(const std::string& ts) {
@@ -622,12 +630,8 @@ TEST(ProbeFailureTest, SegmentsJoinedWithCatAreRead) {
   ASSERT_NE(last_frame, std::string::npos);
   const std::string cut = dir.File("cut.avi");
   testing::WriteFile(cut, bytes.substr(0, last_frame + 8 + 100));
-  info = ProbeVideo(cut);
-  ASSERT_FALSE(info.ok()) << info->frame_count << " frames";
-  EXPECT_EQ(info.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(info.status().message().find("the last video packet (frame 29) is incomplete"),
-            std::string::npos)
-      << info.status().ToString();
+  ExpectProbeRefuses(cut, StatusCode::kCorruption,
+                     "the last video packet (frame 29) is incomplete");
 }
 
 // MPEG-TS clocks are 33 bits of 90 kHz and wrap every 26.5 hours; a capture that spans
@@ -693,12 +697,8 @@ TEST(ProbeFailureTest, AviDroppedFramesAreGapsButACutFileIsTruncated) {
   ASSERT_NE(at, std::string::npos);
   const std::string cut = dir.File("cut.avi");
   testing::WriteFile(cut, bytes.substr(0, at));
-  info = ProbeVideo(cut);
-  ASSERT_FALSE(info.ok()) << info->frame_count << " frames";
-  EXPECT_EQ(info.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(info.status().message().find("truncated: header lists 35 frames, file holds 12"),
-            std::string::npos)
-      << info.status().ToString();
+  ExpectProbeRefuses(cut, StatusCode::kCorruption,
+                     "truncated: header lists 35 frames, file holds 12");
 }
 
 TEST(ProbeFailureTest, StillImageIsNotAVideo) {
