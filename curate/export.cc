@@ -201,8 +201,7 @@ ExportOutcome ExportOne(const ExportJob& job, const ExportOptions& o) {
   if (o.copy) {  // the copy's own size: a stream may change size (HLS segments joined)
     rec.width = probe->width;
     rec.height = probe->height;
-  }
-  if (!o.copy) {
+  } else {
     const int64_t expected =
         (o.fps.valid() && o.fps > Rational())
             ? (TicksToSeconds(job.end_pts - job.start_pts, job.video.time_base) * o.fps).Ceil()

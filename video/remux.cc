@@ -62,15 +62,9 @@ Result<bool> DecoderHidesEditedFrames(const std::string& path) {
 std::mutex edit_list_mu;
 std::map<int, bool> edit_list_honoured;
 
-}  // namespace
-
-Result<RemuxResult> CopySegment(const std::string& input, const std::string& output,
-                                int64_t start_pts, int64_t end_pts) {
-  return CopySegment(input, output, start_pts, end_pts, /*use_edit_list=*/true);
-}
-
-Result<RemuxResult> CopySegment(const std::string& input, const std::string& output,
-                                int64_t start_pts, int64_t end_pts, bool use_edit_list) {
+// CopySegment; with `use_edit_list` false, an MP4 or MOV copy shows from the keyframe too.
+Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string& output,
+                                     int64_t start_pts, int64_t end_pts, bool use_edit_list) {
   if (end_pts <= start_pts) return Status::InvalidArgument(output + ": empty segment");
   REEL_ASSIGN_OR_RETURN(av::FormatContextPtr in, av::OpenInput(input));
   const int vindex = av::PickVideoStream(in.get());
@@ -289,7 +283,7 @@ Result<RemuxResult> CopySegment(const std::string& input, const std::string& out
     }
     if (!hides) {
       std::remove(partial.c_str());
-      return CopySegment(input, output, start_pts, end_pts, /*use_edit_list=*/false);
+      return CopyWithEditList(input, output, start_pts, end_pts, /*use_edit_list=*/false);
     }
   }
   if (std::rename(partial.c_str(), output.c_str()) != 0) {
@@ -297,6 +291,13 @@ Result<RemuxResult> CopySegment(const std::string& input, const std::string& out
   }
   out.done = true;
   return result;
+}
+
+}  // namespace
+
+Result<RemuxResult> CopySegment(const std::string& input, const std::string& output,
+                                int64_t start_pts, int64_t end_pts) {
+  return CopyWithEditList(input, output, start_pts, end_pts, /*use_edit_list=*/true);
 }
 
 }  // namespace reel

@@ -4,9 +4,12 @@
 // keyframe at or before `start_pts`, and it takes every packet decoded before `end_pts`
 // (so B-frames keep their references), which can run a few frames past the end. In MP4
 // and MOV output an edit list hides the frames before `start_pts`, so the file shows from
-// the start exactly (where the codec's decoder honours it, below); in Matroska and AVI it
-// shows from the keyframe. The span shown is returned. Only the video stream is copied. Output goes
-// to "<path>.partial" and is renamed into place when complete.
+// the start exactly; in Matroska and AVI it shows from the keyframe. The first copy of
+// each codec that hides frames is decoded up to its first frame to learn whether
+// libavcodec's decoder honours the list (FFmpeg 5.1's libdav1d does not); where it does
+// not, that copy and later ones of the codec are written without it, showing from the
+// keyframe. The span shown is returned. Only the video stream is copied. Output goes to
+// "<path>.partial" and is renamed into place when complete.
 //
 // Thread-safety: independent calls may run concurrently.
 
@@ -35,15 +38,8 @@ struct RemuxResult {
 // avi). Empty when none can or the codec is unknown.
 std::string StreamCopyContainer(const std::string& codec);
 
-// With `use_edit_list` false, an MP4 or MOV copy shows from the keyframe too. With it
-// true (the first form), the first copy of each codec that hides frames is decoded up to
-// its first frame, to learn whether libavcodec's decoder for the codec honours the edit
-// list (FFmpeg 5.1's libdav1d does not); where it does not, that copy and later ones of
-// the codec are written without one.
 Result<RemuxResult> CopySegment(const std::string& input, const std::string& output,
                                 int64_t start_pts, int64_t end_pts);
-Result<RemuxResult> CopySegment(const std::string& input, const std::string& output,
-                                int64_t start_pts, int64_t end_pts, bool use_edit_list);
 
 }  // namespace reel
 
