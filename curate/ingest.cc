@@ -101,6 +101,13 @@ WorkResult ProcessFile(const WorkItem& item) {
                            "does (the scan records frames that do not decode cleanly as "
                            "decode_errors)");
   }
+  if (info->undecodable_lead > 0) {
+    out.warnings.push_back(item.path + ": starts mid-GOP: its first " +
+                           std::to_string(info->undecodable_lead) +
+                           " video packet(s) predict from pictures before the file's start and "
+                           "cannot be decoded; the video starts at the first frame that can (as "
+                           "ffmpeg's does)");
+  }
   return out;
 }
 

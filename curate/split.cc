@@ -16,6 +16,15 @@ Result<std::vector<ClipRecord>> MakeClips(const VideoRecord& video, const FrameS
   timing.time_base = time_base;
   timing.frame_rate = video.frame_rate;
   timing.end_time = video.duration;
+  // Clip times count from the scan's first frame; the video's start and length count
+  // from the probe's. They differ when the probe's first frame is not the first the
+  // decoder showed (catalogs from before the probe skipped a mid-GOP start's leading
+  // packets), and the last clip ends where the video does either way.
+  if (!series.pts.empty() && video.start_time.valid() && video.duration.valid()) {
+    const Rational end =
+        video.start_time + video.duration - TicksToSeconds(series.pts.front(), time_base);
+    if (end.valid() && end > Rational(0, 1)) timing.end_time = end;
+  }
   REEL_ASSIGN_OR_RETURN(ClipPlan plan, PlanClips(series, timing, options));
   const std::string detector = DescribeSplit(options);
   std::vector<ClipRecord> clips;

@@ -552,6 +552,57 @@ TEST_F(ScanCatalogTest, SplitRecutsWithoutDecodingAndKeepsUnchangedClips) {
   EXPECT_EQ(ranges_before, ranges_after);
 }
 
+// A capture that starts mid-GOP holds packets no decoder shows; clip times count from
+// the first frame shown. The last clip ended at the probe's length, which counted those
+// packets: 0.28 s (7 frames) after the video's last frame, so its duration was 2.96 s
+// for 67 frames at 25 fps. It ends at the last frame's end now, also in a catalog whose
+// video row still has the length counted the old way.
+TEST_F(ScanCatalogTest, ACaptureStartingMidGopEndsItsLastClipAtItsLastFrame) {
+  const std::string full = dir_.File("broadcast.ts");
+  EncodeOptions o;
+  o.gop = 25;
+  SyntheticVideo v = Video({Scene(SceneKind::kStillImage, 120, kRed, kYellow, 1, 0),
+                            Scene(SceneKind::kTexture, 130, kBlue, kWhite, 2, 0)},
+                           160, 96);
+  ASSERT_TRUE(WriteSyntheticVideo(full, v, o).ok());
+  const std::string bytes = testing::ReadFile(full);
+  const std::string capture = root_ + "/capture.ts";
+  const size_t packets = bytes.size() / 188;
+  testing::WriteFile(capture, bytes.substr(packets * 37 / 100 * 188));  // anywhere
+  std::filesystem::remove(root_ + "/v0.mp4");
+  std::filesystem::remove(root_ + "/v1.mp4");
+  std::filesystem::remove(root_ + "/v2.mp4");
+  Result<VideoInfo> info = ProbeVideo(capture);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  ASSERT_GT(info->undecodable_lead, 0);
+
+  auto check = [&](const char* when) {
+    SCOPED_TRACE(when);
+    const std::vector<VideoRecord> videos = *catalog_->ListVideos();
+    ASSERT_EQ(videos.size(), 1u);
+    auto scan = catalog_->FindScan(videos[0].id);
+    ASSERT_TRUE(scan.ok() && scan->has_value());
+    const std::vector<ClipRecord> clips = *catalog_->ListClips(videos[0].id);
+    ASSERT_FALSE(clips.empty());
+    const ClipRecord& last = clips.back();
+    EXPECT_EQ(last.end_frame, (*scan)->frames);
+    EXPECT_EQ(last.end_time, Rational((*scan)->frames, 25));
+    EXPECT_EQ(last.end_time - last.start_time, Rational(last.end_frame - last.start_frame, 25));
+  };
+  auto s = Scan(*catalog_, {root_}, {});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  check("scanned");
+  VideoRecord old = catalog_->ListVideos()->at(0);
+  EXPECT_EQ(old.frame_count, (*catalog_->FindScan(old.id))->frames);
+  const Rational lead(info->undecodable_lead, 25);  // as the probe had it before
+  old.start_time = old.start_time - lead;
+  old.duration = old.duration + lead;
+  old.frame_count += info->undecodable_lead;
+  ASSERT_TRUE(catalog_->UpsertVideo(old).ok());
+  ASSERT_TRUE(Split(*catalog_, SplitOptions{}).ok());
+  check("split from a video row counted the old way");
+}
+
 TEST_F(ScanCatalogTest, UnreadableVideoIsRecordedAndTheBatchGoesOn) {
   ASSERT_TRUE(Ingest(*catalog_, {root_}, {}).ok());
   std::filesystem::remove(root_ + "/v1.mp4");

@@ -1274,6 +1274,79 @@ int64_t LibavcodecFrameCount(const std::string& path) {
   return frames;
 }
 
+// The decode-order positions of the video packets flagged keyframes.
+std::vector<int> KeyframePackets(const std::string& path) {
+  std::vector<int> keys;
+  auto in = av::OpenInput(path);
+  if (!in.ok()) return keys;
+  const int vindex = av::PickVideoStream(in->get());
+  av::PacketPtr pkt(av_packet_alloc());
+  for (int n = 0; av_read_frame(in->get(), pkt.get()) >= 0; av_packet_unref(pkt.get())) {
+    if (pkt->stream_index != vindex) continue;
+    if (pkt->flags & AV_PKT_FLAG_KEY) keys.push_back(n);
+    ++n;
+  }
+  return keys;
+}
+
+// A transport stream recorded from mid-GOP (a capture started, or a file cut, anywhere)
+// starts with frames predicted from pictures it does not hold. Decoders show none of
+// them, and ffprobe -count_frames does not count them, but the probe counted packets:
+// such a capture was 212 frames long where 200 decode, and its last clip ended 0.48 s
+// after its last frame. For each codec, the probe now counts the frames libavcodec's
+// decoder returns, and the video starts at the first of them.
+TEST(ProbeTest, CaptureStartingMidGopCountsTheFramesThatDecode) {
+  TempDir dir;
+  struct Case {
+    const char* codec;
+    int cut_at;  // the decode-order packet the capture starts with; -1: the second keyframe
+    bool gap;    // the frames shown leave out some in the middle
+  };
+  // H.264 with B-frames; MPEG-2 cut at an I-frame of its open GOPs (the B-frames after
+  // it in decode order predict from the GOP before); HEVC (x265's open GOPs: the first
+  // CRA's RASL pictures do not decode, though the frames before them are concealed).
+  for (const Case& c :
+       {Case{"libx264", 37, false}, Case{"mpeg2video", -1, false}, Case{"libx265", 37, true}}) {
+    SCOPED_TRACE(c.codec);
+    EncodeOptions o;
+    o.codec = c.codec;
+    if (c.codec == std::string("mpeg2video")) {
+      o.gop = 12;
+      o.b_frames = 2;
+    } else {
+      o.gop = 25;
+    }
+    const std::string full = dir.File(std::string(c.codec) + ".ts");
+    Status made = WriteSyntheticVideo(full, testing::SimpleVideo(100, 96, 64), o);
+    if (made.code() == StatusCode::kNotFound || made.code() == StatusCode::kNotSupported) {
+      std::printf("skipping %s: %s\n", c.codec, made.ToString().c_str());
+      continue;
+    }
+    ASSERT_TRUE(made.ok()) << made.ToString();
+    const std::string bytes = testing::ReadFile(full);
+    const std::vector<std::vector<size_t>> pes = VideoPesPackets(bytes);
+    ASSERT_EQ(pes.size(), 100u);
+    const int cut_at = c.cut_at >= 0 ? c.cut_at : KeyframePackets(full).at(1);
+    const std::string capture = dir.File(std::string("capture-") + c.codec + ".ts");
+    testing::WriteFile(capture, bytes.substr(pes[static_cast<size_t>(cut_at)][0]));
+
+    Result<VideoInfo> info = ProbeVideo(capture);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    const std::vector<Frame> frames = DecodeAll(capture);
+    ASSERT_FALSE(frames.empty());
+    EXPECT_EQ(info->frame_count, LibavcodecFrameCount(capture));
+    EXPECT_EQ(info->frame_count, static_cast<int64_t>(frames.size()));
+    EXPECT_GT(info->undecodable_lead, 0);
+    EXPECT_LT(info->frame_count, 100 - cut_at);  // fewer than the packets it holds
+    EXPECT_EQ(info->start_time, TicksToSeconds(frames.front().pts, info->time_base));
+    if (c.gap) {
+      EXPECT_GT(info->duration, Rational(info->frame_count, 25));
+    } else {
+      EXPECT_EQ(info->duration, Rational(info->frame_count, 25));
+    }
+  }
+}
+
 // FFmpeg 5.1's AV1 decoder (libdav1d) returns the frames an MP4 edit list hides, so an
 // AV1 copy with one decoded to more frames than recorded (40 against 20 for a 20-frame
 // clip from mid-GOP). A copy must decode, with libavcodec's own decoder, to the frames

@@ -123,6 +123,7 @@ Result<std::unique_ptr<VideoEncoder>> VideoEncoder::Open(const std::string& path
   c->sample_aspect_ratio = av::ToAv(options.sample_aspect_ratio);
   c->thread_count = options.threads;
   if (options.gop > 0) c->gop_size = options.gop;
+  if (options.b_frames >= 0) c->max_b_frames = options.b_frames;
   if (options.bit_rate > 0) c->bit_rate = options.bit_rate;
   if (impl->oc->oformat->flags & AVFMT_GLOBALHEADER) c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
 

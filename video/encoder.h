@@ -34,6 +34,7 @@ struct EncodeOptions {
   int crf = 18;                       // x264/x265/vpx quality (lower is better)
   int64_t bit_rate = 0;               // used when the codec has no CRF (mpeg4); 0 = auto
   int gop = 0;                        // keyframe interval; 0 = codec default
+  int b_frames = -1;                  // most B-frames in a row; -1 = codec default
   std::string preset = "veryfast";    // x264/x265 preset
   int threads = 0;                    // 0 = automatic
   int rotation = 0;                   // clockwise display rotation stored as metadata

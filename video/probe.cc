@@ -9,7 +9,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <queue>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -71,6 +73,41 @@ bool Close(Rational a, Rational b, double rel) {
   if (!a.valid() || !b.valid() || b.is_zero()) return false;
   const double x = a.ToDouble(), y = b.ToDouble();
   return std::fabs(x - y) <= rel * std::fabs(y);
+}
+
+// HEVC: whether a packet's picture is a RASL picture (NAL types 8 and 9), a leading
+// picture of a CRA that predicts from pictures before it. Packets are Annex B (start
+// codes, as in MPEG-TS) or length-prefixed (MP4's hvcC, whose byte 21 gives the length
+// size).
+bool IsHevcRasl(const AVPacket* pkt, const AVCodecParameters* par) {
+  const uint8_t* d = pkt->data;
+  const int n = pkt->size;
+  auto vcl_type_is_rasl = [](uint8_t header) {
+    const int type = (header >> 1) & 0x3f;
+    return type < 32 ? std::optional<bool>(type == 8 || type == 9) : std::nullopt;
+  };
+  if (n >= 4 && d[0] == 0 && d[1] == 0 && (d[2] == 1 || (d[2] == 0 && d[3] == 1))) {
+    for (int i = 0; i + 3 < n; ++i) {
+      if (d[i] == 0 && d[i + 1] == 0 && d[i + 2] == 1) {
+        if (const auto r = vcl_type_is_rasl(d[i + 3])) return *r;
+        i += 2;
+      }
+    }
+    return false;
+  }
+  int length_size = 4;
+  if (par->extradata_size >= 23 && par->extradata[0] == 1) {
+    length_size = (par->extradata[21] & 3) + 1;
+  }
+  for (int i = 0; i + length_size < n;) {
+    int64_t len = 0;
+    for (int k = 0; k < length_size; ++k) len = (len << 8) | d[i + k];
+    i += length_size;
+    if (len <= 0 || i + len > n) return false;
+    if (const auto r = vcl_type_is_rasl(d[i])) return *r;
+    i += static_cast<int>(len);
+  }
+  return false;
 }
 
 }  // namespace
@@ -154,6 +191,15 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
   av::PacketPtr pkt(av_packet_alloc());
   av::FramePtr frame(av_frame_alloc());
   bool decoded_one = !options.check_decode;
+  int64_t first_decoded_pts = AV_NOPTS_VALUE;  // the first frame the decoder returned
+  // Where a cut mid-GOP leaves frames no decoder shows (see below): how many timed
+  // packets came before the first keyframe, and the times of the first keyframe's
+  // leading pictures (after it in decode order, before it in time).
+  int64_t first_key_pts = AV_NOPTS_VALUE;
+  int keys = 0;
+  size_t timed_before_first_key = 0;
+  std::set<int64_t> first_key_leading;
+  const bool hevc = vs->codecpar->codec_id == AV_CODEC_ID_HEVC;
   int last_decode_error = 0;
   std::vector<int64_t> pts_list;
   int64_t last_duration = 0;
@@ -170,6 +216,7 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
       err = avcodec_receive_frame(dec.get(), frame.get());
       if (err == 0) {
         decoded_one = true;
+        first_decoded_pts = frame->best_effort_timestamp;
         av_frame_unref(frame.get());
         return;
       }
@@ -207,6 +254,15 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
         // the decoder gets it (and drops its picture itself).
         const bool shown = !(pkt->flags & AV_PKT_FLAG_DISCARD);
         const int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+        if (pkt->flags & AV_PKT_FLAG_KEY) {
+          if (++keys == 1) {
+            first_key_pts = ts;
+            timed_before_first_key = pts_list.size();
+          }
+        } else if (keys == 1 && shown && ts != AV_NOPTS_VALUE && first_key_pts != AV_NOPTS_VALUE &&
+                   ts < first_key_pts && (!hevc || IsHevcRasl(pkt.get(), vs->codecpar))) {
+          first_key_leading.insert(ts);
+        }
         if (shown && ts != AV_NOPTS_VALUE) {
           pts_list.push_back(ts);
           if (pkt->duration > 0) {
@@ -238,6 +294,32 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
     if (last_damaged >= 0 && last_damaged == stored - 1) {
       return Status::Corruption(path + ": truncated or damaged: the last video packet (frame " +
                                 std::to_string(last_damaged) + ") is incomplete");
+    }
+    // A capture cut anywhere (a transport stream recorded from mid-GOP) starts with
+    // frames predicted from pictures it does not hold, which decoders do not show (nor
+    // does ffprobe -count_frames count them), so they are not frames of the video:
+    // - the packets before the first keyframe, those timed before the first frame the
+    //   decoder returned (frames come out in display order). H.264 and MPEG-2 decoders
+    //   show none of them; HEVC's conceals the missing pictures and shows them.
+    // - the first keyframe's leading pictures that predict from the GOP before (an open
+    //   GOP's B-frames): those timed before the first frame returned, or in HEVC, whose
+    //   decoder shows frames before its first keyframe, the RASL pictures.
+    if (keys > 0 && first_decoded_pts != AV_NOPTS_VALUE) {
+      const auto first_key = pts_list.begin() + static_cast<std::ptrdiff_t>(timed_before_first_key);
+      const auto kept_before = std::remove_if(pts_list.begin(), first_key,
+                                              [&](int64_t t) { return t < first_decoded_pts; });
+      int64_t dropped = first_key - kept_before;
+      pts_list.erase(kept_before, first_key);
+      if (!first_key_leading.empty()) {
+        const auto kept = std::remove_if(pts_list.begin(), pts_list.end(), [&](int64_t t) {
+          return (hevc || t < first_decoded_pts) && first_key_leading.erase(t) > 0;
+        });
+        dropped += pts_list.end() - kept;
+        pts_list.erase(kept, pts_list.end());
+      }
+      info.undecodable_lead = dropped;
+      packets -= dropped;
+      if (packets == 0) return Status::Corruption(path + ": video stream has no frames");
     }
     info.frame_count = packets;
     const auto [reversal, fall] = FindTimeReversal(pts_list);

@@ -39,6 +39,10 @@ struct VideoInfo {
   // decoder conceals or reports what it cannot decode (a flagged last packet is refused
   // as truncation).
   int64_t damaged_packets = 0;
+  // Leading video packets no decoder can show (count_frames with check_decode only): a
+  // capture cut mid-GOP starts with frames predicted from pictures before the cut. They
+  // are not counted in frame_count, start_time or duration.
+  int64_t undecodable_lead = 0;
   bool has_audio = false;
   int64_t bit_rate = 0;  // container bit rate (bits/s), 0 when unknown
   int video_stream_index = -1;
