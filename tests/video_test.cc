@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <random>
 
@@ -559,6 +560,8 @@ void ExpectProbeRefuses(const std::string& path, StatusCode code, const std::str
 
 // The video PES packets of the transport stream `ts` (those of stream id 0xE0), each as
 // the offsets of the 188-byte packets that carry it.
+int64_t LibavcodecFrameCount(const std::string& path);
+
 std::vector<std::vector<size_t>> VideoPesPackets(const std::string& ts) {
   constexpr size_t kPacket = 188;
   int video_pid = -1;
@@ -632,6 +635,34 @@ TEST(ProbeFailureTest, SegmentsJoinedWithCatAreRead) {
   testing::WriteFile(cut, bytes.substr(0, last_frame + 8 + 100));
   ExpectProbeRefuses(cut, StatusCode::kCorruption,
                      "the last video packet (frame 29) is incomplete");
+}
+
+// Segments joined with `cat` whose times overlap (the second starts 2 frames before the
+// first ends): decode times run backwards at the join, and a stream copy across it failed
+// with the muxer's "non monotonically increasing dts". Such packets now go just after
+// the one before, as ffmpeg -c copy does, and the copy holds every frame.
+TEST(RemuxTest, CopyAcrossSegmentsJoinedWithOverlappingTimes) {
+  TempDir dir;
+  const std::string a = dir.File("seg0.ts"), b = dir.File("seg1.ts");
+  ASSERT_TRUE(WriteSyntheticVideo(a, testing::SimpleVideo(30, 64, 48), {}).ok());
+  EncodeOptions overlapping;
+  overlapping.muxer_options["output_ts_offset"] = "1.12";  // the first ends at 1.2 s
+  ASSERT_TRUE(WriteSyntheticVideo(b, testing::SimpleVideo(30, 64, 48), overlapping).ok());
+  const std::string joined = dir.File("joined.ts");
+  testing::WriteFile(joined, testing::ReadFile(a) + testing::ReadFile(b));
+  Result<VideoInfo> info = ProbeVideo(joined);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  ASSERT_EQ(info->frame_count, 60);
+
+  const std::string out = dir.File("copy.mp4");
+  auto r = CopySegment(joined, out, 0, std::numeric_limits<int64_t>::max());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GT(r->retimed, 0);
+  EXPECT_EQ(r->packets, 60);
+  Result<VideoInfo> copy = ProbeVideo(out);
+  ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+  EXPECT_EQ(copy->frame_count, 60);
+  EXPECT_EQ(LibavcodecFrameCount(out), 60);
 }
 
 // MPEG-TS clocks are 33 bits of 90 kHz and wrap every 26.5 hours; a capture that spans

@@ -203,6 +203,7 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
   }
   if (honoured == false) edit_list = false;
   int64_t offset = 0;
+  int64_t last_dts = AV_NOPTS_VALUE;  // written, in the output time base
   bool settled = false;  // the starting keyframe is known and written
   auto write = [&](AVPacket* p, int64_t pts) -> Status {
     // A missing pts is written as estimated now (Matroska refuses packets without one).
@@ -222,6 +223,15 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
     if (p->dts != AV_NOPTS_VALUE) p->dts -= offset;
     p->stream_index = ost->index;
     av_packet_rescale_ts(p, ist->time_base, ost->time_base);
+    // Decode times must rise. Segments joined with `cat` whose times overlap (or a time
+    // base too coarse for the frame rate) break that; the packet goes just after the one
+    // before, and its display time no earlier than that, as ffmpeg -c copy does.
+    if (p->dts != AV_NOPTS_VALUE && last_dts != AV_NOPTS_VALUE && p->dts <= last_dts) {
+      p->dts = last_dts + 1;
+      if (p->pts != AV_NOPTS_VALUE && p->pts < p->dts) p->pts = p->dts;
+      ++result.retimed;
+    }
+    if (p->dts != AV_NOPTS_VALUE) last_dts = p->dts;
     p->pos = -1;
     const int e = av_interleaved_write_frame(out.c, p);
     if (e < 0) return av::ErrorStatus(e, output, "write failed");

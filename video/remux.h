@@ -29,6 +29,9 @@ struct RemuxResult {
   int64_t end_pts = 0;    // end of the last packet written
   int64_t packets = 0;    // written, `hidden` included
   int64_t hidden = 0;     // written before first_pts and hidden by an edit list (MP4, MOV)
+  // Packets whose decode time ran backwards (segments joined with overlapping times),
+  // moved to just after the one before, as ffmpeg -c copy does.
+  int64_t retimed = 0;
   Rational time_base;
 };
 
