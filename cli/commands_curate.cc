@@ -556,7 +556,8 @@ class CurateExportCommand : public Command {
         ("height", po::value<int>(&options_.height)->value_name("H")->default_value(0),
          "scale to this height (width follows the aspect ratio); 0 keeps the source size")  //
         ("fps", po::value<std::string>(&fps_)->value_name("RATE"),
-         "resample to this frame rate (rational or decimal); default keeps the source timing")  //
+         "resample to this frame rate (rational or decimal), picking the frames ffmpeg's fps "
+         "filter picks; default keeps the source timing")  //
         ("copy", po::bool_switch(&options_.copy),
          "copy packets instead of re-encoding, from the keyframe at or before each clip (an "
          "MP4 or MOV copy hides the frames before the clip's start)")  //

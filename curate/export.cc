@@ -96,6 +96,12 @@ std::string HowExportDiffers(const ClipExportRecord& done, const VideoRecord& v,
          "; not overwritten (export into another --out, or delete the folder's clips first)";
 }
 
+// Frames in a clip of `duration` resampled to `fps`: the slot its end rounds to, as in
+// ffmpeg's fps filter (at least one).
+int64_t ResampledFrameCount(Rational duration, Rational fps) {
+  return std::max<int64_t>(1, (duration * fps).Round());
+}
+
 Status ReencodeClip(const ExportJob& job, const ExportOptions& o, ClipExportRecord* rec) {
   const VideoRecord& v = job.video;
   int w = 0, h = 0;
@@ -127,14 +133,16 @@ Status ReencodeClip(const ExportJob& job, const ExportOptions& o, ClipExportReco
   REEL_ASSIGN_OR_RETURN(auto encoder, VideoEncoder::Open(job.out_path, enc));
 
   const Rational duration = TicksToSeconds(job.end_pts - job.start_pts, v.time_base);
-  const int64_t out_frames = resample ? (duration * o.fps).Ceil() : 0;
+  const int64_t out_frames = resample ? ResampledFrameCount(duration, o.fps) : 0;
   int64_t emitted = 0;
   Frame held;
   bool holding = false;
   int64_t in_range = 0;
-  // Resampling: each output frame k (at k / fps) shows the source frame on screen then.
-  auto emit_until = [&](Rational t_next) -> Status {
-    while (holding && emitted < out_frames && Rational(emitted, 1) / o.fps < t_next) {
+  // Resampling as ffmpeg's fps filter does (round=near, the default, which video2dataset
+  // uses): a frame at t since the clip's start takes output slot round(t * fps), and
+  // slot k shows the last frame whose slot is at most k.
+  auto emit_until = [&](int64_t slot) -> Status {
+    while (holding && emitted < out_frames && emitted < slot) {
       REEL_RETURN_IF_ERROR(encoder->Write(held, emitted));
       ++emitted;
     }
@@ -146,7 +154,7 @@ Status ReencodeClip(const ExportJob& job, const ExportOptions& o, ClipExportReco
       ++in_range;
       if (resample) {
         const Rational t = TicksToSeconds(frame.pts - job.start_pts, v.time_base);
-        REEL_RETURN_IF_ERROR(emit_until(t));
+        REEL_RETURN_IF_ERROR(emit_until((t * o.fps).Round()));
         held = frame;
         holding = true;
       } else {
@@ -156,7 +164,7 @@ Status ReencodeClip(const ExportJob& job, const ExportOptions& o, ClipExportReco
     REEL_ASSIGN_OR_RETURN(bool more, decoder->Next(&frame));
     if (!more) break;
   }
-  if (resample) REEL_RETURN_IF_ERROR(emit_until(duration));
+  if (resample) REEL_RETURN_IF_ERROR(emit_until(out_frames));
   if (in_range == 0) return Status::Corruption(v.path + ": the clip's frames could not be decoded");
   REEL_RETURN_IF_ERROR(encoder->Finish());
 
@@ -204,7 +212,8 @@ ExportOutcome ExportOne(const ExportJob& job, const ExportOptions& o) {
   } else {
     const int64_t expected =
         (o.fps.valid() && o.fps > Rational())
-            ? (TicksToSeconds(job.end_pts - job.start_pts, job.video.time_base) * o.fps).Ceil()
+            ? ResampledFrameCount(TicksToSeconds(job.end_pts - job.start_pts, job.video.time_base),
+                                  o.fps)
             : job.clip.end_frame - job.clip.start_frame;
     if (rec.frames != expected) {
       out.status = Status::Internal(job.out_path + ": wrote " + std::to_string(rec.frames) +

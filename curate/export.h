@@ -3,8 +3,10 @@
 // Re-encoding (the default) cuts frame-exactly: the clip's first and last frames are
 // found by their stored presentation timestamps, so the file holds exactly frames
 // [start_frame, end_frame) of the source, optionally scaled to `height` (width follows
-// the display aspect ratio, rounded to even) and resampled to `fps` (each output frame
-// shows the source frame on screen at its time). `copy` instead copies packets without
+// the display aspect ratio, rounded to even) and resampled to `fps` picking the frames
+// ffmpeg's fps filter picks: a frame at t takes output slot round(t * fps), each slot
+// shows the last frame that took it or an earlier one, and the clip holds
+// round(duration * fps) frames. `copy` instead copies packets without
 // re-encoding; that can only start at a keyframe, so the clip starts at the keyframe at
 // or before its start and may end a few frames late: the span actually written is
 // recorded and shown. A copy keeps the source codec, so its container is the first of
