@@ -665,6 +665,45 @@ TEST(RemuxTest, CopyAcrossSegmentsJoinedWithOverlappingTimes) {
   EXPECT_EQ(LibavcodecFrameCount(out), 60);
 }
 
+// Stream copies of two old formats failed. WMV2 (ASF, which counts milliseconds) goes
+// into AVI, whose time base is its frame period: a millisecond one wrote 3320 frame slots
+// for an 83-frame clip, all but 83 empty, and the copy was refused as "truncated: header
+// lists 3320 frames, file holds 83". H.263 in 3GP states square pixels in the container
+// and 12:11 in the bitstream, and MOV refused the copy ("Aspect ratio mismatch").
+TEST(RemuxTest, CopiesOfWmvAndH263SourcesAreWritten) {
+  if (!testing::HaveFfmpegCli()) GTEST_SKIP() << "ffmpeg command-line tool not installed";
+  TempDir dir;
+  struct Case {
+    const char* file;
+    const char* codec;
+    const char* container;
+  };
+  for (const Case& c : {Case{"wmv2.wmv", "wmv2", "avi"}, Case{"h263.3gp", "h263", "mov"},
+                        Case{"flv1.flv", "flv", "avi"}}) {
+    SCOPED_TRACE(c.file);
+    const std::string src = dir.File(c.file);
+    auto made = testing::RunProcess({"ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                                     "testsrc2=size=176x144:rate=30000/1001:duration=2", "-c:v",
+                                     c.codec, src});
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    Result<VideoInfo> info = ProbeVideo(src);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    ASSERT_EQ(StreamCopyContainer(info->codec), c.container);
+    const std::vector<Frame> frames = DecodeAll(src);
+    ASSERT_GE(frames.size(), 50u);
+    const std::string out = dir.File(std::string("copy-") + c.codec + "." + c.container);
+    auto r = CopySegment(src, out, frames[0].pts, frames[40].pts);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    Result<VideoInfo> copy = ProbeVideo(out);
+    ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+    EXPECT_EQ(copy->frame_count, r->packets);
+    EXPECT_EQ(LibavcodecFrameCount(out), copy->frame_count);
+    EXPECT_GE(copy->frame_count, 40);
+    EXPECT_EQ(copy->frame_rate, Rational(30000, 1001));
+    EXPECT_EQ(copy->sample_aspect_ratio, info->sample_aspect_ratio);
+  }
+}
+
 // MPEG-TS clocks are 33 bits of 90 kHz and wrap every 26.5 hours; a capture that spans
 // the wrap is unwrapped by the demuxer into times that start before 0. The probe called
 // such a file truncated ("container declares 00:00:02.000 but video ends at

@@ -100,8 +100,22 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
                         av_codec_get_tag2(tags, ist->codecpar->codec_id, &muxer_tag) == 0;
   ost->codecpar->codec_tag = keep_tag ? tag : 0;
   ost->time_base = ist->time_base;
+  // AVI has no timestamps, only a frame period: its time base is one frame, and a finer
+  // one (ASF and FLV count milliseconds; WMV2 and FLV1 copies go to AVI) is written as
+  // that many frame slots, all but one empty chunks (a 3.32 s clip listed 3320 frames).
+  const bool avi = std::strcmp(out.c->oformat->name, "avi") == 0;
+  const AVRational rate = av_guess_frame_rate(in.get(), ist, nullptr);
+  if (avi && rate.num > 0 && rate.den > 0 && av_cmp_q(av_inv_q(rate), ist->time_base) > 0) {
+    ost->time_base = av_inv_q(rate);
+  }
   ost->avg_frame_rate = ist->avg_frame_rate;
-  ost->sample_aspect_ratio = ist->sample_aspect_ratio;
+  // The pixel shape the container states wins over the bitstream's, as in ffmpeg's stream
+  // copy; both are written the same, since MOV refuses a copy whose two differ (H.263 in
+  // 3GP states 1:1 and codes 12:11).
+  const AVRational sar = ist->sample_aspect_ratio.num > 0 ? ist->sample_aspect_ratio
+                                                          : ist->codecpar->sample_aspect_ratio;
+  ost->sample_aspect_ratio = sar;
+  ost->codecpar->sample_aspect_ratio = sar;
   const uint8_t* matrix = av_stream_get_side_data(ist, AV_PKT_DATA_DISPLAYMATRIX, nullptr);
   if (matrix != nullptr) {
     uint8_t* copy = av_stream_new_side_data(ost, AV_PKT_DATA_DISPLAYMATRIX, 9 * sizeof(int32_t));
