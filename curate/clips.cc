@@ -99,15 +99,25 @@ bool IsBlackFrame(const FrameSeries& s, size_t i, double black_luma) {
   return (mean <= black_luma && std < 12.0) || std < 2.0;
 }
 
-Result<ClipPlan> PlanClips(const FrameSeries& s, const VideoTiming& timing,
+Result<ClipPlan> PlanClips(const FrameSeries& s, const VideoTiming& recorded,
                            const SplitOptions& options) {
   ClipPlan plan;
   const int64_t n = static_cast<int64_t>(s.size());
   if (n == 0) return plan;
-  if (!timing.time_base.valid() || timing.time_base <= Rational()) {
+  if (!recorded.time_base.valid() || recorded.time_base <= Rational()) {
     return Status::InvalidArgument("video has no time base");
   }
-  const std::vector<Rational> times = FrameTimes(s.pts, timing.time_base);
+  const std::vector<Rational> times = FrameTimes(s.pts, recorded.time_base);
+  // The last clip ends where the video does; a recorded end at or before the last frame's
+  // time (a length the container did not give) would make it empty: one frame period on.
+  VideoTiming timing = recorded;
+  if (!timing.end_time.valid() || timing.end_time <= times.back()) {
+    const Rational period =
+        timing.frame_rate.valid() && timing.frame_rate > Rational()
+            ? timing.frame_rate.Inverse()
+            : (n > 1 ? (times.back() - times.front()) / Rational::FromInt(n - 1) : Rational(1, 25));
+    timing.end_time = times.back() + period;
+  }
   REEL_ASSIGN_OR_RETURN(std::vector<int64_t> cuts,
                         DetectCuts(s, times, timing.frame_rate, options.detector));
   if (options.fades && options.detector.kind != DetectorKind::kThreshold) {

@@ -603,6 +603,45 @@ TEST_F(ScanCatalogTest, ACaptureStartingMidGopEndsItsLastClipAtItsLastFrame) {
   check("split from a video row counted the old way");
 }
 
+// A raw elementary stream (.h264, .m2v, .hevc) has no timestamps: the probe recorded a
+// length of 0, so the last clip ended at 0 s, before it started, and was dropped (17
+// frames of a 100-frame .h264 lost, even with --min-seconds 0). The length is now the
+// frames' summed durations, and a clip plan never ends the last clip at or before its
+// last frame, whatever length a catalog row holds.
+TEST_F(ScanCatalogTest, ARawElementaryStreamKeepsItsLastClip) {
+  for (const char* name : {"v0.mp4", "v1.mp4", "v2.mp4"})
+    std::filesystem::remove(root_ + "/" + name);
+  EncodeOptions raw;
+  raw.format = "h264";
+  raw.gop = 25;
+  SyntheticVideo v = Video({Scene(SceneKind::kStillImage, 60, kRed, kYellow, 1, 0),
+                            Scene(SceneKind::kTexture, 40, kBlue, kWhite, 2, 0)},
+                           160, 96);
+  const std::string path = root_ + "/raw.h264";
+  ASSERT_TRUE(WriteSyntheticVideo(path, v, raw).ok());
+  Result<VideoInfo> info = ProbeVideo(path);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->frame_count, 100);
+  EXPECT_EQ(info->start_time, Rational(0, 1));
+  EXPECT_EQ(info->duration, Rational(4, 1));
+
+  auto check = [&](const char* when) {
+    SCOPED_TRACE(when);
+    const std::vector<ClipRecord> clips = *catalog_->ListClips();
+    ASSERT_EQ(clips.size(), 2u);
+    EXPECT_EQ(clips[1].start_frame, 60);
+    EXPECT_EQ(clips[1].end_frame, 100);
+    EXPECT_EQ(clips[1].end_time, Rational(4, 1));
+  };
+  ASSERT_TRUE(Scan(*catalog_, {root_}, {}).ok());
+  check("scanned");
+  VideoRecord old = catalog_->ListVideos()->at(0);
+  old.duration = Rational(0, 1);  // as such a stream was recorded before
+  ASSERT_TRUE(catalog_->UpsertVideo(old).ok());
+  ASSERT_TRUE(Split(*catalog_, SplitOptions{}).ok());
+  check("split from a row with no length");
+}
+
 TEST_F(ScanCatalogTest, UnreadableVideoIsRecordedAndTheBatchGoesOn) {
   ASSERT_TRUE(Ingest(*catalog_, {root_}, {}).ok());
   std::filesystem::remove(root_ + "/v1.mp4");

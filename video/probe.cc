@@ -203,6 +203,9 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
   int last_decode_error = 0;
   std::vector<int64_t> pts_list;
   int64_t last_duration = 0;
+  // Shown packets without any timestamp (raw elementary streams: .h264, .m2v) and their
+  // summed durations (-1 once one has none).
+  int64_t untimed = 0, untimed_ticks = 0;
   int64_t max_end = INT64_MIN;
   int64_t packets = 0;  // video packets shown (the frame count)
   int64_t stored = 0;   // video packets in the file, edited out or not
@@ -262,6 +265,11 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
         } else if (keys == 1 && shown && ts != AV_NOPTS_VALUE && first_key_pts != AV_NOPTS_VALUE &&
                    ts < first_key_pts && (!hevc || IsHevcRasl(pkt.get(), vs->codecpar))) {
           first_key_leading.insert(ts);
+        }
+        if (shown && ts == AV_NOPTS_VALUE) {
+          ++untimed;
+          untimed_ticks =
+              pkt->duration > 0 && untimed_ticks >= 0 ? untimed_ticks + pkt->duration : -1;
         }
         if (shown && ts != AV_NOPTS_VALUE) {
           pts_list.push_back(ts);
@@ -348,6 +356,16 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
       }
       info.start_time = TicksToSeconds(first, info.time_base);
       info.duration = TicksToSeconds(end - first, info.time_base);
+    } else if (untimed == packets) {
+      // No timestamps at all (a raw elementary stream): the frames' summed durations, or
+      // their count at the stated frame rate; the decoder times them from 0 the same way.
+      const Rational rate = av::RationalOr(vs->r_frame_rate, Rational::Invalid());
+      info.start_time = Rational(0, 1);
+      if (untimed_ticks > 0) {
+        info.duration = TicksToSeconds(untimed_ticks, info.time_base);
+      } else if (rate.valid() && rate > Rational(0, 1)) {
+        info.duration = Rational::FromInt(packets) / rate;
+      }
     }
     // Fewer packets than the header lists: the file was cut short, unless the frames
     // missing are gaps in time. An AVI lists the empty chunks that stand for frames its
