@@ -206,6 +206,19 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
   // Shown packets without any timestamp (raw elementary streams: .h264, .m2v) and their
   // summed durations (-1 once one has none).
   int64_t untimed = 0, untimed_ticks = 0;
+  // Decode times only rise within a stream. Where they fall, streams were joined end to
+  // end: that is harmless when the second starts after the first ends (segments encoded
+  // apart, each starting its decode times a reordering delay before its first frame), and
+  // time runs backwards when they overlap, perhaps by less than FindTimeReversal's
+  // reordering reach. So each fall records the latest display time before it and the
+  // earliest after it (up to the next fall).
+  struct DtsFall {
+    int64_t frame;       // shown packets before it
+    int64_t max_before;  // latest pts before it
+    int64_t min_after = INT64_MAX;
+  };
+  std::vector<DtsFall> dts_falls;
+  int64_t last_dts = AV_NOPTS_VALUE, max_pts = INT64_MIN;
   int64_t max_end = INT64_MIN;
   int64_t packets = 0;  // video packets shown (the frame count)
   int64_t stored = 0;   // video packets in the file, edited out or not
@@ -265,6 +278,17 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
         } else if (keys == 1 && shown && ts != AV_NOPTS_VALUE && first_key_pts != AV_NOPTS_VALUE &&
                    ts < first_key_pts && (!hevc || IsHevcRasl(pkt.get(), vs->codecpar))) {
           first_key_leading.insert(ts);
+        }
+        if (pkt->dts != AV_NOPTS_VALUE) {
+          if (last_dts != AV_NOPTS_VALUE && pkt->dts < last_dts && max_pts != INT64_MIN) {
+            dts_falls.push_back({packets, max_pts});
+          }
+          last_dts = pkt->dts;
+        }
+        if (shown && ts != AV_NOPTS_VALUE) {
+          max_pts = std::max(max_pts, ts);
+          if (!dts_falls.empty())
+            dts_falls.back().min_after = std::min(dts_falls.back().min_after, ts);
         }
         if (shown && ts == AV_NOPTS_VALUE) {
           ++untimed;
@@ -330,7 +354,15 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
       if (packets == 0) return Status::Corruption(path + ": video stream has no frames");
     }
     info.frame_count = packets;
-    const auto [reversal, fall] = FindTimeReversal(pts_list);
+    auto [reversal, fall] = FindTimeReversal(pts_list);
+    for (const DtsFall& f : dts_falls) {
+      if (f.min_after > f.max_before) continue;  // the next stream starts after this one
+      if (reversal < 0 || f.frame < reversal) {
+        reversal = f.frame;
+        fall = f.max_before - f.min_after;
+      }
+      break;
+    }
     if (reversal >= 0) {
       char seconds[32];
       std::snprintf(seconds, sizeof(seconds), "%.3f s",
