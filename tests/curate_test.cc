@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -20,6 +21,7 @@
 #include "util/sha256.h"
 #include "util/strings.h"
 #include "video/encoder.h"
+#include "video/probe.h"
 #include "video/synthetic.h"
 
 namespace reel {
@@ -220,6 +222,38 @@ TEST(IngestTest, ExplicitFilesMissingPathsAndOptions) {
   every.all_files = true;
   const auto all = FindVideoFiles({root}, every, &missing);
   EXPECT_GT(all.size(), FindVideoFiles({root}, {}, &missing).size());  // a.txt, clip.bin
+}
+
+// HDR sources (phones record HLG; HDR10 is PQ) are read without tone mapping, so what
+// reel computes from them sees washed-out colours: ingest says so and how to convert, and
+// says nothing for SDR.
+TEST(IngestTest, HighDynamicRangeSourcesAreRecordedWithAWarning) {
+  if (!testing::HaveFfmpegCli()) GTEST_SKIP() << "ffmpeg command-line tool not installed";
+  TempDir dir;
+  const std::string pq = dir.File("pq.mp4"), hlg = dir.File("hlg.mp4"), sdr = dir.File("sdr.mp4");
+  for (const auto& [path, trc] : std::vector<std::pair<std::string, std::string>>{
+           {pq, "smpte2084"}, {hlg, "arib-std-b67"}, {sdr, "bt709"}}) {
+    auto made = testing::RunProcess(
+        {"ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=1",
+         "-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-x265-params",
+         "log-level=none:colorprim=bt2020:colormatrix=bt2020nc:transfer=" + trc, path});
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    auto info = ProbeVideo(path);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(info->color_transfer, trc);
+  }
+  auto catalog = Catalog::Open(dir.File("cat.db"));
+  auto s = Ingest(**catalog, {pq, hlg, sdr}, {});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->added, 3);
+  ASSERT_EQ(s->warnings.size(), 2u);
+  std::map<std::string, std::string> by_path(s->warnings.begin(), s->warnings.end());
+  EXPECT_NE(by_path[pq].find("high dynamic range (PQ transfer, yuv420p10le)"), std::string::npos)
+      << by_path[pq];
+  EXPECT_NE(by_path[hlg].find("high dynamic range (HLG transfer"), std::string::npos)
+      << by_path[hlg];
+  EXPECT_NE(by_path[pq].find("tonemap=hable"), std::string::npos);
+  EXPECT_EQ(by_path.count(sdr), 0u);
 }
 
 // HLS segments merged with `cat`: the demuxer flags the packet at the join damaged. The

@@ -144,6 +144,10 @@ VideoInfo HeaderInfo(AVFormatContext* ctx, int vindex) {
   info.height = par->height;
   const char* pix = av_get_pix_fmt_name(static_cast<AVPixelFormat>(par->format));
   info.pixel_format = pix != nullptr ? pix : "unknown";
+  if (par->color_trc != AVCOL_TRC_UNSPECIFIED) {
+    const char* trc = av_color_transfer_name(par->color_trc);
+    if (trc != nullptr) info.color_transfer = trc;
+  }
   info.sample_aspect_ratio =
       RationalOr(av_guess_sample_aspect_ratio(ctx, vs, nullptr), Rational(1, 1));
   info.rotation = StreamRotation(vs);

@@ -136,6 +136,10 @@ int VideoInfo::display_height() const {
   return h;
 }
 
+bool IsHdrTransfer(const std::string& transfer) {
+  return transfer == "smpte2084" || transfer == "arib-std-b67";
+}
+
 bool HasVideoExtension(const std::string& path) {
   static const char* kExtensions[] = {
       ".mp4",  ".m4v",  ".mov", ".mkv",  ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",

@@ -43,6 +43,9 @@ struct VideoInfo {
   // capture cut mid-GOP starts with frames predicted from pictures before the cut. They
   // are not counted in frame_count, start_time or duration.
   int64_t undecodable_lead = 0;
+  // Transfer characteristic as ffprobe's color_transfer ("bt709", "smpte2084" for HDR10
+  // and Dolby Vision's PQ, "arib-std-b67" for HLG, as phones record); "" when unstated.
+  std::string color_transfer;
   bool has_audio = false;
   int64_t bit_rate = 0;  // container bit rate (bits/s), 0 when unknown
   int video_stream_index = -1;
@@ -52,6 +55,9 @@ struct VideoInfo {
   int display_width() const;
   int display_height() const;
 };
+
+// Whether `transfer` (VideoInfo::color_transfer) is a high-dynamic-range one (PQ, HLG).
+bool IsHdrTransfer(const std::string& transfer);
 
 // The size a picture is shown at: non-square pixels stretched horizontally (width x
 // SAR), then turned by `rotation` (0/90/180/270).
