@@ -1417,6 +1417,13 @@ TEST(ProbeTest, CaptureStartingMidGopCountsTheFramesThatDecode) {
     } else {
       EXPECT_EQ(info->duration, Rational(info->frame_count, 25));
     }
+    // Cut after the last keyframe (75 of the 25-frame GOPs): no sequence header, nothing
+    // decodes, and the error says why.
+    if (o.gop == 25) {
+      const std::string tail = dir.File(std::string("tail-") + c.codec + ".ts");
+      testing::WriteFile(tail, bytes.substr(pes[92][0]));
+      ExpectProbeRefuses(tail, StatusCode::kCorruption, "no sequence header");
+    }
   }
 }
 

@@ -183,7 +183,13 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
   VideoInfo info = av::HeaderInfo(ctx.get(), vindex);
   AVStream* vs = ctx->streams[vindex];
   if (info.width <= 0 || info.height <= 0) {
-    return Status::Corruption(path + ": video stream has no picture size");
+    // The demuxer reads the size from a sequence header (H.264/HEVC parameter sets, an
+    // MPEG-2 sequence header), which comes with keyframes: a piece cut from a stream after
+    // its last keyframe has none, and none of its frames can be decoded.
+    return Status::Corruption(path +
+                              ": video stream has no picture size: no sequence header "
+                              "(it comes with keyframes), so no frame can be decoded "
+                              "(a piece cut from a stream after its last keyframe?)");
   }
 
   const int64_t file_size = avio_size(ctx->pb);
