@@ -262,7 +262,10 @@ TEST(IngestTest, HighDynamicRangeSourcesAreRecordedWithAWarning) {
 TEST(IngestTest, SegmentsJoinedWithCatAreRecordedWithAWarning) {
   TempDir dir;
   EncodeOptions later;
-  later.muxer_options["output_ts_offset"] = "1.2";  // the second segment's clock goes on
+  // The second segment's clock goes on: its first frame follows the first segment's last
+  // (1.2 s of frames after a 0.08 s B-frame delay). With an offset of 1.2 they overlapped
+  // by a frame, which the probe refuses as time running backwards.
+  later.muxer_options["output_ts_offset"] = "1.28";
   ASSERT_TRUE(WriteSyntheticVideo(dir.File("0.ts"), testing::SimpleVideo(30, 64, 48)).ok());
   ASSERT_TRUE(WriteSyntheticVideo(dir.File("1.ts"), testing::SimpleVideo(30, 64, 48), later).ok());
   const std::string joined = dir.File("joined.ts");
