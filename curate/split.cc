@@ -19,11 +19,11 @@ Result<std::vector<ClipRecord>> MakeClips(const VideoRecord& video, const FrameS
   // Clip times count from the scan's first frame; the video's start and length count
   // from the probe's. They differ when the probe's first frame is not the first the
   // decoder showed (catalogs from before the probe skipped a mid-GOP start's leading
-  // packets), and the last clip ends where the video does either way.
+  // packets), and the last clip ends where the video does either way. (PlanClips moves
+  // an end at or before the last frame, or an invalid one, a frame period past it.)
   if (!series.pts.empty() && video.start_time.valid() && video.duration.valid()) {
-    const Rational end =
+    timing.end_time =
         video.start_time + video.duration - TicksToSeconds(series.pts.front(), time_base);
-    if (end.valid() && end > Rational(0, 1)) timing.end_time = end;
   }
   REEL_ASSIGN_OR_RETURN(ClipPlan plan, PlanClips(series, timing, options));
   const std::string detector = DescribeSplit(options);

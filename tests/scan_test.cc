@@ -552,12 +552,27 @@ TEST_F(ScanCatalogTest, SplitRecutsWithoutDecodingAndKeepsUnchangedClips) {
   EXPECT_EQ(ranges_before, ranges_after);
 }
 
+// A catalog and an empty folder, for tests that make their one video themselves.
+class OneVideoCatalogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = dir_.File("videos");
+    std::filesystem::create_directories(root_);
+    auto c = Catalog::Open(dir_.File("cat.db"));
+    ASSERT_TRUE(c.ok());
+    catalog_ = std::move(c).value();
+  }
+  TempDir dir_;
+  std::string root_;
+  std::unique_ptr<Catalog> catalog_;
+};
+
 // A capture that starts mid-GOP holds packets no decoder shows; clip times count from
 // the first frame shown. The last clip ended at the probe's length, which counted those
 // packets: 0.28 s (7 frames) after the video's last frame, so its duration was 2.96 s
 // for 67 frames at 25 fps. It ends at the last frame's end now, also in a catalog whose
 // video row still has the length counted the old way.
-TEST_F(ScanCatalogTest, ACaptureStartingMidGopEndsItsLastClipAtItsLastFrame) {
+TEST_F(OneVideoCatalogTest, ACaptureStartingMidGopEndsItsLastClipAtItsLastFrame) {
   const std::string full = dir_.File("broadcast.ts");
   EncodeOptions o;
   o.gop = 25;
@@ -569,9 +584,6 @@ TEST_F(ScanCatalogTest, ACaptureStartingMidGopEndsItsLastClipAtItsLastFrame) {
   const std::string capture = root_ + "/capture.ts";
   const size_t packets = bytes.size() / 188;
   testing::WriteFile(capture, bytes.substr(packets * 37 / 100 * 188));  // anywhere
-  std::filesystem::remove(root_ + "/v0.mp4");
-  std::filesystem::remove(root_ + "/v1.mp4");
-  std::filesystem::remove(root_ + "/v2.mp4");
   Result<VideoInfo> info = ProbeVideo(capture);
   ASSERT_TRUE(info.ok()) << info.status().ToString();
   ASSERT_GT(info->undecodable_lead, 0);
@@ -608,9 +620,7 @@ TEST_F(ScanCatalogTest, ACaptureStartingMidGopEndsItsLastClipAtItsLastFrame) {
 // frames of a 100-frame .h264 lost, even with --min-seconds 0). The length is now the
 // frames' summed durations, and a clip plan never ends the last clip at or before its
 // last frame, whatever length a catalog row holds.
-TEST_F(ScanCatalogTest, ARawElementaryStreamKeepsItsLastClip) {
-  for (const char* name : {"v0.mp4", "v1.mp4", "v2.mp4"})
-    std::filesystem::remove(root_ + "/" + name);
+TEST_F(OneVideoCatalogTest, ARawElementaryStreamKeepsItsLastClip) {
   EncodeOptions raw;
   raw.format = "h264";
   raw.gop = 25;

@@ -296,21 +296,18 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
           last_dts = pkt->dts;
         }
         if (shown && ts != AV_NOPTS_VALUE) {
-          max_pts = std::max(max_pts, ts);
-          if (!dts_falls.empty())
-            dts_falls.back().min_after = std::min(dts_falls.back().min_after, ts);
-        }
-        if (shown && ts == AV_NOPTS_VALUE) {
-          ++untimed;
-          untimed_ticks =
-              pkt->duration > 0 && untimed_ticks >= 0 ? untimed_ticks + pkt->duration : -1;
-        }
-        if (shown && ts != AV_NOPTS_VALUE) {
           pts_list.push_back(ts);
           if (pkt->duration > 0) {
             last_duration = pkt->duration;
             max_end = std::max(max_end, ts + pkt->duration);
           }
+          max_pts = std::max(max_pts, ts);
+          if (!dts_falls.empty())
+            dts_falls.back().min_after = std::min(dts_falls.back().min_after, ts);
+        } else if (shown) {
+          ++untimed;
+          untimed_ticks =
+              pkt->duration > 0 && untimed_ticks >= 0 ? untimed_ticks + pkt->duration : -1;
         }
         ++stored;
         if (shown) ++packets;
@@ -332,11 +329,6 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
   }
 
   if (options.count_frames) {
-    if (packets == 0) return Status::Corruption(path + ": video stream has no frames");
-    if (last_damaged >= 0 && last_damaged == stored - 1) {
-      return Status::Corruption(path + ": truncated or damaged: the last video packet (frame " +
-                                std::to_string(last_damaged) + ") is incomplete");
-    }
     // A capture cut anywhere (a transport stream recorded from mid-GOP) starts with
     // frames predicted from pictures it does not hold, which decoders do not show (nor
     // does ffprobe -count_frames count them), so they are not frames of the video:
@@ -361,7 +353,11 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
       }
       info.undecodable_lead = dropped;
       packets -= dropped;
-      if (packets == 0) return Status::Corruption(path + ": video stream has no frames");
+    }
+    if (packets == 0) return Status::Corruption(path + ": video stream has no frames");
+    if (last_damaged >= 0 && last_damaged == stored - 1) {
+      return Status::Corruption(path + ": truncated or damaged: the last video packet (frame " +
+                                std::to_string(last_damaged) + ") is incomplete");
     }
     info.frame_count = packets;
     auto [reversal, fall] = FindTimeReversal(pts_list);
