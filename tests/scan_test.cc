@@ -429,18 +429,12 @@ TEST(SignalTest, OverlaidTextIsMeasured) {
 
 // ---------------------------------------------------------------- catalog: scan, split
 
-class ScanCatalogTest : public ::testing::Test {
+// A catalog and an empty folder, for tests that make their videos themselves.
+class CatalogFolderTest : public ::testing::Test {
  protected:
   void SetUp() override {
     root_ = dir_.File("videos");
     std::filesystem::create_directories(root_);
-    for (int i = 0; i < 3; ++i) {
-      SyntheticVideo v = Video({Scene(SceneKind::kStillImage, 30 + 5 * i, kRed, kYellow, 1, 0),
-                                Scene(SceneKind::kTexture, 40, kBlue, kWhite, 2, 0)},
-                               160, 96);
-      v.seed = 100 + static_cast<uint64_t>(i);
-      ASSERT_TRUE(WriteSyntheticVideo(root_ + "/v" + std::to_string(i) + ".mp4", v).ok());
-    }
     auto c = Catalog::Open(dir_.File("cat.db"));
     ASSERT_TRUE(c.ok());
     catalog_ = std::move(c).value();
@@ -448,6 +442,22 @@ class ScanCatalogTest : public ::testing::Test {
   TempDir dir_;
   std::string root_;
   std::unique_ptr<Catalog> catalog_;
+};
+
+// Three videos of two scenes each (30, 35 and 40 frames of a still, then 40 of texture).
+class ScanCatalogTest : public CatalogFolderTest {
+ protected:
+  void SetUp() override {
+    CatalogFolderTest::SetUp();
+    if (HasFatalFailure()) return;
+    for (int i = 0; i < 3; ++i) {
+      SyntheticVideo v = Video({Scene(SceneKind::kStillImage, 30 + 5 * i, kRed, kYellow, 1, 0),
+                                Scene(SceneKind::kTexture, 40, kBlue, kWhite, 2, 0)},
+                               160, 96);
+      v.seed = 100 + static_cast<uint64_t>(i);
+      ASSERT_TRUE(WriteSyntheticVideo(root_ + "/v" + std::to_string(i) + ".mp4", v).ok());
+    }
+  }
 };
 
 TEST_F(ScanCatalogTest, ScanStoresSeriesAndClipsAndResumes) {
@@ -552,27 +562,12 @@ TEST_F(ScanCatalogTest, SplitRecutsWithoutDecodingAndKeepsUnchangedClips) {
   EXPECT_EQ(ranges_before, ranges_after);
 }
 
-// A catalog and an empty folder, for tests that make their one video themselves.
-class OneVideoCatalogTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    root_ = dir_.File("videos");
-    std::filesystem::create_directories(root_);
-    auto c = Catalog::Open(dir_.File("cat.db"));
-    ASSERT_TRUE(c.ok());
-    catalog_ = std::move(c).value();
-  }
-  TempDir dir_;
-  std::string root_;
-  std::unique_ptr<Catalog> catalog_;
-};
-
 // A capture that starts mid-GOP holds packets no decoder shows; clip times count from
 // the first frame shown. The last clip ended at the probe's length, which counted those
 // packets: 0.28 s (7 frames) after the video's last frame, so its duration was 2.96 s
 // for 67 frames at 25 fps. It ends at the last frame's end now, also in a catalog whose
 // video row still has the length counted the old way.
-TEST_F(OneVideoCatalogTest, ACaptureStartingMidGopEndsItsLastClipAtItsLastFrame) {
+TEST_F(CatalogFolderTest, ACaptureStartingMidGopEndsItsLastClipAtItsLastFrame) {
   const std::string full = dir_.File("broadcast.ts");
   EncodeOptions o;
   o.gop = 25;
@@ -620,7 +615,7 @@ TEST_F(OneVideoCatalogTest, ACaptureStartingMidGopEndsItsLastClipAtItsLastFrame)
 // frames of a 100-frame .h264 lost, even with --min-seconds 0). The length is now the
 // frames' summed durations, and a clip plan never ends the last clip at or before its
 // last frame, whatever length a catalog row holds.
-TEST_F(OneVideoCatalogTest, ARawElementaryStreamKeepsItsLastClip) {
+TEST_F(CatalogFolderTest, ARawElementaryStreamKeepsItsLastClip) {
   EncodeOptions raw;
   raw.format = "h264";
   raw.gop = 25;
