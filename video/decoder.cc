@@ -3,8 +3,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <deque>
 #include <filesystem>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "util/strings.h"
@@ -127,6 +129,19 @@ struct VideoDecoder::Impl {
   // Most decoders drop their frames; FFmpeg 5.1's libdav1d (AV1) returns them, and they
   // are dropped here, so every decoder shows the frames the probe counts.
   std::set<int64_t> hidden_pts;
+  // Decoded frames not yet returned, in display order (by pts). Decoders return frames in
+  // display order themselves, but FFmpeg 5.1's HEVC decoder, given a stream cut mid-GOP,
+  // can return every frame in decode order; holding as many frames as the stream reorders
+  // (has_b_frames) puts them back in order. Frames it returns so late that they belong
+  // before the first frame returned are dropped: they are the cut's undecodable lead, which
+  // the probe does not count either.
+  std::deque<std::pair<int64_t, av::FramePtr>> pending;
+  bool decoder_drained = false;
+  int64_t first_returned_pts = AV_NOPTS_VALUE;
+
+  size_t ReorderDepth() const {
+    return options.keyframes_only ? 0 : static_cast<size_t>(std::max(0, dec->has_b_frames));
+  }
 };
 
 VideoDecoder::VideoDecoder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -188,6 +203,20 @@ int64_t VideoDecoder::decode_errors() const {
 Result<bool> VideoDecoder::Next(Frame* out) {
   Impl& d = *impl_;
   while (true) {
+    if (!d.pending.empty() && (d.decoder_drained || d.pending.size() > d.ReorderDepth())) {
+      auto [pts, held] = std::move(d.pending.front());
+      d.pending.pop_front();
+      if (d.origin == AV_NOPTS_VALUE) d.origin = pts;
+      if (d.first_returned_pts == AV_NOPTS_VALUE) d.first_returned_pts = pts;
+      Status s = d.converter->Convert(held.get(), out);
+      if (!s.ok()) return s.WithContext(d.path);
+      out->index = d.next_index++;
+      out->pts = pts;
+      out->time = TicksToSeconds(pts - d.origin, d.info.time_base);
+      out->key_frame = held->key_frame != 0;
+      return true;
+    }
+    if (d.decoder_drained) return false;
     int err = avcodec_receive_frame(d.dec.get(), d.frame.get());
     if (err == 0) {
       AVFrame* f = d.frame.get();
@@ -213,25 +242,32 @@ Result<bool> VideoDecoder::Next(Frame* out) {
       if (pts == AV_NOPTS_VALUE) {
         pts = d.last_pts == AV_NOPTS_VALUE ? 0 : d.last_pts + d.default_duration;
       }
-      if (d.origin == AV_NOPTS_VALUE) d.origin = pts;
       d.last_pts = pts;
-      Status s = d.converter->Convert(f, out);
-      const bool key = f->key_frame != 0;
-      av_frame_unref(f);
-      if (!s.ok()) return s.WithContext(d.path);
-      out->index = d.next_index++;
-      out->pts = pts;
-      out->time = TicksToSeconds(pts - d.origin, d.info.time_base);
-      out->key_frame = key;
-      return true;
+      if (d.first_returned_pts != AV_NOPTS_VALUE && pts < d.first_returned_pts) {
+        av_frame_unref(f);
+        continue;
+      }
+      av::FramePtr held(av_frame_alloc());
+      av_frame_move_ref(held.get(), f);
+      const auto at = std::upper_bound(
+          d.pending.begin(), d.pending.end(), pts,
+          [](int64_t t, const std::pair<int64_t, av::FramePtr>& p) { return t < p.first; });
+      d.pending.emplace(at, pts, std::move(held));
+      continue;
     }
-    if (err == AVERROR_EOF) return false;
+    if (err == AVERROR_EOF) {
+      d.decoder_drained = true;
+      continue;
+    }
     if (err != AVERROR(EAGAIN)) {
       ++d.errors;
       if (d.options.strict) return av::ErrorStatus(err, d.path, "decode error");
       continue;
     }
-    if (d.input_eof) return false;  // the decoder wants input but there is none left
+    if (d.input_eof) {  // the decoder wants input but there is none left
+      d.decoder_drained = true;
+      continue;
+    }
     av::ClearLastError();
     err = av_read_frame(d.fmt.get(), d.packet.get());
     if (err == AVERROR_EOF) {
@@ -275,6 +311,9 @@ Status VideoDecoder::SeekToPts(int64_t pts) {
   if (err < 0) return av::ErrorStatus(err, d.path, "seek failed");
   avcodec_flush_buffers(d.dec.get());
   d.hidden_pts.clear();
+  d.pending.clear();
+  d.decoder_drained = false;
+  d.first_returned_pts = AV_NOPTS_VALUE;
   d.input_eof = false;
   d.next_index = 0;
   d.last_pts = AV_NOPTS_VALUE;

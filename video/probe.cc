@@ -200,8 +200,12 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
   }
   av::PacketPtr pkt(av_packet_alloc());
   av::FramePtr frame(av_frame_alloc());
-  bool decoded_one = !options.check_decode;
-  int64_t first_decoded_pts = AV_NOPTS_VALUE;  // the first frame the decoder returned
+  // The first frames the decoder returns: one proves the stream decodes; as many more as
+  // the stream reorders (has_b_frames) give the earliest time it shows, whatever order
+  // the decoder returns them in (see VideoDecoder).
+  int64_t decoded = 0;
+  bool decode_done = !options.check_decode;
+  int64_t first_decoded_pts = AV_NOPTS_VALUE;  // the earliest of those frames
   // Where a cut mid-GOP leaves frames no decoder shows (see below): how many timed
   // packets came before the first keyframe, and the times of the first keyframe's
   // leading pictures (after it in decode order, before it in time).
@@ -235,16 +239,22 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
   int64_t last_damaged = -1;  // the last video packet the demuxer flagged corrupt
 
   auto try_decode = [&](const AVPacket* p) {
-    if (decoded_one) return;
+    if (decode_done) return;
     int err = avcodec_send_packet(dec.get(), p);
     if (err < 0 && err != AVERROR(EAGAIN) && err != AVERROR_EOF) last_decode_error = err;
     while (true) {
       err = avcodec_receive_frame(dec.get(), frame.get());
       if (err == 0) {
-        decoded_one = true;
-        first_decoded_pts = frame->best_effort_timestamp;
+        const int64_t t = frame->best_effort_timestamp;
+        if (first_decoded_pts == AV_NOPTS_VALUE || (t != AV_NOPTS_VALUE && t < first_decoded_pts)) {
+          first_decoded_pts = t;
+        }
         av_frame_unref(frame.get());
-        return;
+        if (++decoded > std::max(0, dec->has_b_frames) || !options.count_frames) {
+          decode_done = true;
+          return;
+        }
+        continue;
       }
       if (err != AVERROR(EAGAIN) && err != AVERROR_EOF) last_decode_error = err;
       return;
@@ -312,15 +322,15 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
         ++stored;
         if (shown) ++packets;
         try_decode(pkt.get());
-        if (!options.count_frames && decoded_one) {
+        if (!options.count_frames && decode_done) {
           av_packet_unref(pkt.get());
           break;
         }
       }
       av_packet_unref(pkt.get());
     }
-    if (!decoded_one) try_decode(nullptr);  // flush delayed frames
-    if (!decoded_one) {
+    if (!decode_done) try_decode(nullptr);  // flush delayed frames
+    if (options.check_decode && decoded == 0) {
       if (last_decode_error < 0) {
         return av::ErrorStatus(last_decode_error, path, "no decodable video frame");
       }
@@ -332,9 +342,10 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
     // A capture cut anywhere (a transport stream recorded from mid-GOP) starts with
     // frames predicted from pictures it does not hold, which decoders do not show (nor
     // does ffprobe -count_frames count them), so they are not frames of the video:
-    // - the packets before the first keyframe, those timed before the first frame the
-    //   decoder returned (frames come out in display order). H.264 and MPEG-2 decoders
-    //   show none of them; HEVC's conceals the missing pictures and shows them.
+    // - the packets before the first keyframe, those timed before the earliest of the
+    //   first frames the decoder returned. H.264 and MPEG-2 decoders show none of them;
+    //   HEVC's conceals the missing pictures and shows them (and may return the first
+    //   ones only at the end, which VideoDecoder drops as too late).
     // - the first keyframe's leading pictures that predict from the GOP before (an open
     //   GOP's B-frames): those timed before the first frame returned, or in HEVC, whose
     //   decoder shows frames before its first keyframe, the RASL pictures.
