@@ -106,10 +106,9 @@ WorkResult ProcessFile(const WorkItem& item) {
         item.path + ": high dynamic range (" +
         (info->color_transfer == "smpte2084" ? std::string("PQ") : std::string("HLG")) +
         " transfer, " + info->pixel_format +
-        "): reel reads its frames without tone mapping, so scan signals, captions and "
-        "re-encoded clips see washed-out colours; tone-map it to SDR first, e.g. ffmpeg -i IN "
-        "-vf zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable,"
-        "zscale=t=bt709:m=bt709:r=tv,format=yuv420p OUT.mp4");
+        "): reel tone-maps its frames to SDR BT.709 (as ffmpeg's -vf "
+        "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable,zscale=t=bt709 "
+        "does) for the scan, captions and re-encoded clips; `export --copy` keeps it HDR");
   }
   if (info->undecodable_lead > 0) {
     out.warnings.push_back(item.path + ": starts mid-GOP: its first " +

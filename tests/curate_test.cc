@@ -224,9 +224,9 @@ TEST(IngestTest, ExplicitFilesMissingPathsAndOptions) {
   EXPECT_GT(all.size(), FindVideoFiles({root}, {}, &missing).size());  // a.txt, clip.bin
 }
 
-// HDR sources (phones record HLG; HDR10 is PQ) are read without tone mapping, so what
-// reel computes from them sees washed-out colours: ingest says so and how to convert, and
-// says nothing for SDR.
+// HDR sources (phones record HLG; HDR10 is PQ) are tone-mapped when read (ToneMapTest),
+// but a stream copy keeps them HDR: ingest says which files are, and how they are mapped,
+// and says nothing for SDR.
 TEST(IngestTest, HighDynamicRangeSourcesAreRecordedWithAWarning) {
   if (!testing::HaveFfmpegCli()) GTEST_SKIP() << "ffmpeg command-line tool not installed";
   TempDir dir;

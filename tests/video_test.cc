@@ -24,6 +24,7 @@
 #include "video/remux.h"
 #include "video/sampler.h"
 #include "video/synthetic.h"
+#include "video/tone_map.h"
 
 namespace reel {
 namespace {
@@ -1607,6 +1608,116 @@ TEST(SamplerTest, RawStreamsAreReadFromTheStartAndNotCutByCopy) {
   const std::vector<Frame> copied = DecodeAll(dir.File("cut.mkv"));
   ASSERT_EQ(copied.size(), 4u);
   EXPECT_TRUE(copied[0].data == raw_frames[3].data);
+}
+
+}  // namespace
+}  // namespace reel
+
+namespace reel {
+namespace {
+
+double Psnr8(const uint8_t* a, const uint8_t* b, size_t n) {
+  double se = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
+    se += d * d;
+  }
+  return se == 0 ? 99.0 : 10.0 * std::log10(255.0 * 255.0 * static_cast<double>(n) / se);
+}
+
+// A mid grey (8-bit 128, coded 504 of 10 bits in limited range), as ffmpeg's
+// zscale=t=linear:npl=100,...,tonemap=hable,zscale=t=bt709 chain maps it: 154 for PQ
+// (0.944 linear; hable(0.944)/hable(10) = 0.299, to the power 1/2.4 = 0.604) and 125 for
+// HLG; and a red whose R' lies above 1 (zimg keeps it in floating point).
+TEST(ToneMapTest, KnownValuesOfFfmpegsChain) {
+  const uint16_t grey_y = 504 << 6, mid = 512 << 6;
+  const uint16_t red_y = 324 << 6, red_cb = 360 << 6, red_cr = 960 << 6;
+  struct Case {
+    HdrTransfer transfer;
+    uint8_t grey;
+    uint8_t red[3];
+  };
+  for (const Case& c : {Case{HdrTransfer::kPq, 154, {255, 255, 255}},
+                        Case{HdrTransfer::kHlg, 125, {255, 115, 130}}}) {
+    ToneMapper mapper(c.transfer);
+    uint8_t rgb[6], bgr[6], gray[2];
+    const uint16_t y[2] = {grey_y, red_y}, cb[2] = {mid, red_cb}, cr[2] = {mid, red_cr};
+    const double peak = ToneMapper::SignalPeak(0, 0);
+    mapper.Map(y, cb, cr, 2, {}, peak, PixelFormat::kRgb24, rgb);
+    mapper.Map(y, cb, cr, 2, {}, peak, PixelFormat::kBgr24, bgr);
+    mapper.Map(y, cb, cr, 2, {}, peak, PixelFormat::kGray8, gray);
+    EXPECT_EQ(rgb[0], c.grey);
+    EXPECT_EQ(rgb[1], c.grey);
+    EXPECT_EQ(rgb[2], c.grey);
+    EXPECT_EQ(gray[0], c.grey);
+    for (int k = 0; k < 3; ++k) {
+      EXPECT_EQ(rgb[3 + k], c.red[k]) << k;
+      EXPECT_EQ(bgr[3 + k], c.red[2 - k]) << k;
+    }
+  }
+  EXPECT_EQ(ToneMapper::SignalPeak(0, 0), 10.0);
+  EXPECT_EQ(ToneMapper::SignalPeak(0, 4000), 40.0);     // mastering display, cd/m²
+  EXPECT_EQ(ToneMapper::SignalPeak(1500, 4000), 15.0);  // MaxCLL first
+}
+
+// PQ and HLG sources (HDR10; what phones record) came out of the decoder unmapped: their
+// R'G'B' read as SDR, washed out (8.0 dB and 13.8 dB against the tone-mapped frames). They
+// are now tone-mapped as the ffmpeg command ingest recommends does it; against that
+// command's RGB output the frames measured 63.5 dB (PQ) and 76.5 dB (HLG) or more.
+TEST(ToneMapTest, HdrFramesMatchFfmpegsTonemapChain) {
+  if (!testing::HaveFfmpegCli()) GTEST_SKIP() << "ffmpeg command-line tool not installed";
+  TempDir dir;
+  const int w = 96, h = 64;
+  const size_t frame_bytes = static_cast<size_t>(w * h * 3);
+  for (const std::string trc : {"smpte2084", "arib-std-b67"}) {
+    SCOPED_TRACE(trc);
+    const std::string src = dir.File(trc + ".mp4");
+    auto made = testing::RunProcess(
+        {"ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=0.2",
+         "-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-x265-params",
+         "log-level=none:lossless=1:colorprim=bt2020:colormatrix=bt2020nc:transfer=" + trc, src});
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    const std::string ref = dir.File(trc + ".rgb");
+    made = testing::RunProcess(
+        {"ffmpeg", "-v", "error", "-i", src, "-vf",
+         "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable,zscale=t=bt709,"
+         "format=gbrp,format=rgb24",
+         "-f", "rawvideo", ref});
+    if (made.exit_code != 0 && made.err.find("zscale") != std::string::npos) {
+      GTEST_SKIP() << "this ffmpeg has no zscale filter: " << made.err;
+    }
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    const std::string want = testing::ReadFile(ref);
+    const std::vector<Frame> frames = DecodeAll(src);
+    ASSERT_EQ(frames.size(), 5u);
+    ASSERT_EQ(want.size(), 5 * frame_bytes);
+    DecodeOptions unmapped_options;
+    unmapped_options.tone_map_hdr = false;
+    const std::vector<Frame> unmapped = DecodeAll(src, unmapped_options);
+    ASSERT_EQ(unmapped.size(), 5u);
+    for (size_t i = 0; i < frames.size(); ++i) {
+      const auto* ref_frame = reinterpret_cast<const uint8_t*>(want.data()) + i * frame_bytes;
+      ASSERT_EQ(frames[i].data.size(), frame_bytes);
+      EXPECT_GT(Psnr8(frames[i].data.data(), ref_frame, frame_bytes), 55.0) << "frame " << i;
+      EXPECT_LT(Psnr8(unmapped[i].data.data(), ref_frame, frame_bytes), 20.0) << "frame " << i;
+    }
+    // Scaled in the same pass, and in the other formats.
+    DecodeOptions small;
+    small.width = 48;
+    small.format = PixelFormat::kGray8;
+    const std::vector<Frame> gray = DecodeAll(src, small);
+    ASSERT_EQ(gray.size(), 5u);
+    EXPECT_EQ(gray[0].width, 48);
+    EXPECT_EQ(gray[0].height, 32);
+    double mean_gray = 0, mean_ref = 0;
+    for (uint8_t v : gray[0].data) mean_gray += v;
+    for (size_t p = 0; p < frame_bytes; p += 3) {
+      mean_ref += 0.2126 * static_cast<uint8_t>(want[p]) +
+                  0.7152 * static_cast<uint8_t>(want[p + 1]) +
+                  0.0722 * static_cast<uint8_t>(want[p + 2]);
+    }
+    EXPECT_NEAR(mean_gray / (48 * 32), mean_ref / (w * h), 4.0);
+  }
 }
 
 }  // namespace

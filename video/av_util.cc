@@ -2,9 +2,11 @@
 
 extern "C" {
 #include <libavutil/display.h>
+#include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
 }
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -236,6 +238,13 @@ Status FrameConverter::Convert(const AVFrame* in, Frame* out) {
   const int scaled_h = turned ? out_width_ : out_height_;
   bool full_range = in->color_range == AVCOL_RANGE_JPEG;
   const AVPixelFormat src_fmt = UnJ(static_cast<AVPixelFormat>(in->format), &full_range);
+  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(src_fmt);
+  const bool yuv =
+      desc != nullptr && !(desc->flags & AV_PIX_FMT_FLAG_RGB) && desc->nb_components >= 3;
+  const bool hdr =
+      tone_map_ && yuv &&
+      (in->color_trc == AVCOL_TRC_SMPTE2084 || in->color_trc == AVCOL_TRC_ARIB_STD_B67);
+  if (hdr) return ConvertHdr(in, src_fmt, full_range, scaled_w, scaled_h, out);
   const AVPixelFormat dst_fmt = ToAvPixelFormat(format_);
   // sws_getCachedContext frees the context it is given whenever it does not return it.
   SwsContext* ctx = sws_getCachedContext(sws_.release(), in->width, in->height, src_fmt, scaled_w,
@@ -248,9 +257,6 @@ Status FrameConverter::Convert(const AVFrame* in, Frame* out) {
   if (ctx != sws_raw_) color_key_ = -1;
   sws_.reset(ctx);
   sws_raw_ = ctx;
-  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(src_fmt);
-  const bool yuv =
-      desc != nullptr && !(desc->flags & AV_PIX_FMT_FLAG_RGB) && desc->nb_components >= 3;
   const int key = yuv ? (SwsColorspace(in->colorspace) * 2 + (full_range ? 1 : 0)) : -2;
   if (yuv && key != color_key_) {
     const int* coeffs = sws_getCoefficients(SwsColorspace(in->colorspace));
@@ -266,6 +272,10 @@ Status FrameConverter::Convert(const AVFrame* in, Frame* out) {
   int dst_stride[4] = {stride, 0, 0, 0};
   const int rows = sws_scale(ctx, in->data, in->linesize, 0, in->height, dst_data, dst_stride);
   if (rows <= 0) return Status::Internal("sws_scale produced no rows");
+  return Finish(scaled_w, scaled_h, bytes, out);
+}
+
+Status FrameConverter::Finish(int scaled_w, int scaled_h, size_t bytes, Frame* out) {
   padded_.resize(bytes);  // keeps the capacity
   Frame* target = (rotation_ == 0) ? out : &scratch_;
   target->width = scaled_w;
@@ -274,6 +284,91 @@ Status FrameConverter::Convert(const AVFrame* in, Frame* out) {
   target->data.swap(padded_);
   if (rotation_ != 0) RotateFrame(scratch_, rotation_, out);
   return Status::OK();
+}
+
+Status FrameConverter::ConvertHdr(const AVFrame* in, AVPixelFormat src_fmt, bool full_range,
+                                  int scaled_w, int scaled_h, Frame* out) {
+  // swscale only scales, to 16-bit 4:4:4 Y'CbCr, placing chroma samples where the frame
+  // says they are (unstated: left, co-sited with even columns, as H.264/HEVC default to
+  // and zscale assumes; swscale's own default is centred). ToneMapper then converts to
+  // R'G'B' unclipped, as zscale does in floating point, and maps it.
+  int h_chr_pos = 0, v_chr_pos = 128;  // in 1/256 of a luma sample
+  switch (in->chroma_location) {
+    case AVCHROMA_LOC_CENTER:
+      h_chr_pos = 128;
+      break;
+    case AVCHROMA_LOC_TOPLEFT:
+      v_chr_pos = 0;
+      break;
+    case AVCHROMA_LOC_TOP:
+      h_chr_pos = 128, v_chr_pos = 0;
+      break;
+    default:
+      break;
+  }
+  const int flags = sws_flags_ | SWS_ACCURATE_RND;
+  const std::vector<int> key = {in->width, in->height, src_fmt,   scaled_w,
+                                scaled_h,  flags,      h_chr_pos, v_chr_pos};
+  if (hdr_sws_ == nullptr || key != hdr_sws_key_) {
+    hdr_sws_.reset(sws_alloc_context());
+    SwsContext* c = hdr_sws_.get();
+    if (c == nullptr) return Status::Internal("out of memory for a scaler");
+    av_opt_set_int(c, "srcw", in->width, 0);
+    av_opt_set_int(c, "srch", in->height, 0);
+    av_opt_set_int(c, "src_format", src_fmt, 0);
+    av_opt_set_int(c, "dstw", scaled_w, 0);
+    av_opt_set_int(c, "dsth", scaled_h, 0);
+    av_opt_set_int(c, "dst_format", AV_PIX_FMT_YUV444P16, 0);
+    av_opt_set_int(c, "sws_flags", flags, 0);
+    av_opt_set_int(c, "src_h_chr_pos", h_chr_pos, 0);
+    av_opt_set_int(c, "src_v_chr_pos", v_chr_pos, 0);
+    if (sws_init_context(c, nullptr, nullptr) < 0) {
+      hdr_sws_.reset();
+      const char* name = av_get_pix_fmt_name(src_fmt);
+      return Status::NotSupported(std::string("cannot scale HDR pixel format ") +
+                                  (name != nullptr ? name : "unknown"));
+    }
+    hdr_sws_key_ = key;
+  }
+  const size_t pixels = static_cast<size_t>(scaled_w) * static_cast<size_t>(scaled_h);
+  const size_t plane = pixels + kSwsSlackBytes / sizeof(uint16_t);
+  hdr_yuv_.resize(plane * 3);
+  uint8_t* dst_data[4] = {reinterpret_cast<uint8_t*>(hdr_yuv_.data()),
+                          reinterpret_cast<uint8_t*>(hdr_yuv_.data() + plane),
+                          reinterpret_cast<uint8_t*>(hdr_yuv_.data() + 2 * plane), nullptr};
+  int dst_stride[4] = {scaled_w * 2, scaled_w * 2, scaled_w * 2, 0};
+  const int rows =
+      sws_scale(hdr_sws_.get(), in->data, in->linesize, 0, in->height, dst_data, dst_stride);
+  if (rows <= 0) return Status::Internal("sws_scale produced no rows");
+
+  const HdrTransfer transfer =
+      in->color_trc == AVCOL_TRC_SMPTE2084 ? HdrTransfer::kPq : HdrTransfer::kHlg;
+  if (tone_mapper_ == nullptr || tone_mapper_->transfer() != transfer) {
+    tone_mapper_ = std::make_unique<ToneMapper>(transfer);
+  }
+  double max_cll = 0, mastering_max = 0;
+  if (const AVFrameSideData* sd = av_frame_get_side_data(in, AV_FRAME_DATA_CONTENT_LIGHT_LEVEL)) {
+    max_cll = reinterpret_cast<const AVContentLightMetadata*>(sd->data)->MaxCLL;
+  }
+  if (const AVFrameSideData* sd =
+          av_frame_get_side_data(in, AV_FRAME_DATA_MASTERING_DISPLAY_METADATA)) {
+    const auto* m = reinterpret_cast<const AVMasteringDisplayMetadata*>(sd->data);
+    if (m->has_luminance) mastering_max = av_q2d(m->max_luminance);
+  }
+  ToneMapper::YuvCoding coding;
+  coding.bit_depth = std::clamp(av_pix_fmt_desc_get(src_fmt)->comp[0].depth, 8, 16);
+  coding.full_range = full_range;
+  if (in->colorspace == AVCOL_SPC_BT709) {
+    coding.kr = 0.2126f, coding.kb = 0.0722f;
+  } else if (in->colorspace == AVCOL_SPC_BT470BG || in->colorspace == AVCOL_SPC_SMPTE170M) {
+    coding.kr = 0.299f, coding.kb = 0.114f;
+  }  // else BT.2020, the default
+  const size_t bytes = pixels * static_cast<size_t>(ChannelCount(format_));
+  padded_.resize(bytes + kSwsSlackBytes);
+  tone_mapper_->Map(hdr_yuv_.data(), hdr_yuv_.data() + plane, hdr_yuv_.data() + 2 * plane,
+                    static_cast<int64_t>(pixels), coding,
+                    ToneMapper::SignalPeak(max_cll, mastering_max), format_, padded_.data());
+  return Finish(scaled_w, scaled_h, bytes, out);
 }
 
 }  // namespace reel::av

@@ -9,6 +9,7 @@ extern "C" {
 #include <libavformat/avformat.h>
 #include <libavutil/avutil.h>
 #include <libavutil/frame.h>
+#include <libavutil/mastering_display_metadata.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 }
@@ -23,6 +24,7 @@ extern "C" {
 #include "util/status.h"
 #include "video/frame.h"
 #include "video/probe.h"
+#include "video/tone_map.h"
 
 namespace reel::av {
 
@@ -106,23 +108,33 @@ int StreamRotation(const AVStream* stream);
 inline constexpr size_t kSwsSlackBytes = 256;
 
 // Converts decoded AVFrames into reel Frames: pixel format, size (swscale, using the
-// frame's colour matrix and range), then rotation. Reuses its scaler and scratch buffers.
+// frame's colour matrix and range), then rotation. With `tone_map`, frames with a PQ or
+// HLG transfer are tone-mapped to SDR BT.709 (ToneMapper) after scaling. Reuses its
+// scaler and scratch buffers.
 class FrameConverter {
  public:
   // `out_width` x `out_height` is the size after rotation.
-  FrameConverter(int out_width, int out_height, PixelFormat format, int rotation, int sws_flags)
+  FrameConverter(int out_width, int out_height, PixelFormat format, int rotation, int sws_flags,
+                 bool tone_map = false)
       : out_width_(out_width),
         out_height_(out_height),
         format_(format),
         rotation_(rotation),
-        sws_flags_(sws_flags) {}
+        sws_flags_(sws_flags),
+        tone_map_(tone_map) {}
   Status Convert(const AVFrame* in, Frame* out);
 
  private:
+  Status ConvertHdr(const AVFrame* in, AVPixelFormat src_fmt, bool full_range, int scaled_w,
+                    int scaled_h, Frame* out);
+  // Moves the converted image (padded_, `bytes` long) into *out, rotated.
+  Status Finish(int scaled_w, int scaled_h, size_t bytes, Frame* out);
+
   int out_width_, out_height_;
   PixelFormat format_;
   int rotation_;
   int sws_flags_;
+  bool tone_map_;
   SwsPtr sws_;
   const SwsContext* sws_raw_ = nullptr;  // identity of the context the colour key is for
   int color_key_ = -1;                   // colour matrix and range last set on sws_
@@ -130,6 +142,10 @@ class FrameConverter {
   // What swscale writes into: the image and kSwsSlackBytes more; shrunk to the image, it
   // is swapped into the output frame (no copy), whose old buffer is reused next time.
   std::vector<uint8_t> padded_;
+  std::unique_ptr<ToneMapper> tone_mapper_;  // for the last HDR transfer seen
+  SwsPtr hdr_sws_;                           // scales HDR frames to 4:4:4 (own chroma siting)
+  std::vector<int> hdr_sws_key_;             // the sizes, formats and siting it is for
+  std::vector<uint16_t> hdr_yuv_;            // 16-bit 4:4:4 Y'CbCr planes swscale writes for it
 };
 
 }  // namespace reel::av

@@ -176,9 +176,9 @@ Result<std::unique_ptr<VideoDecoder>> VideoDecoder::Open(const std::string& path
   if (!options.autorotate) display.rotation = 0;
   ResolveOutputSize(display.display_width(), display.display_height(), options.width,
                     options.height, &impl->out_width, &impl->out_height);
-  impl->converter =
-      std::make_unique<av::FrameConverter>(impl->out_width, impl->out_height, options.format,
-                                           display.rotation, SwsFlags(options.filter));
+  impl->converter = std::make_unique<av::FrameConverter>(
+      impl->out_width, impl->out_height, options.format, display.rotation, SwsFlags(options.filter),
+      options.tone_map_hdr);
   if (impl->stream->start_time != AV_NOPTS_VALUE) impl->origin = impl->stream->start_time;
   const Rational fr = impl->info.frame_rate;
   if (fr.valid() && !fr.is_zero()) {

@@ -42,6 +42,10 @@ struct DecodeOptions {
   bool skip_loop_filter = false;  // H.264/HEVC: skip deblocking (faster; for analysis passes)
   bool keyframes_only = false;
   bool strict = false;  // fail on the first damaged packet instead of skipping it
+  // High-dynamic-range video (PQ: HDR10, Dolby Vision; HLG: what phones record) comes out
+  // tone-mapped to SDR BT.709, as ffmpeg's zscale + tonemap=hable chain makes it (see
+  // video/tone_map.h); false gives its R'G'B' values unmapped (washed out).
+  bool tone_map_hdr = true;
   // Image folders only: the frame rate to assign (frame i is at i / frame_rate seconds).
   Rational image_frame_rate{25, 1};
 };

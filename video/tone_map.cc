@@ -1,0 +1,188 @@
+#include "video/tone_map.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+
+namespace reel {
+namespace {
+
+// SMPTE ST 2084 (PQ) EOTF constants, and ARIB STD-B67 (HLG) OETF constants.
+constexpr float kPqM1 = 0.1593017578125f;
+constexpr float kPqM2 = 78.84375f;
+constexpr float kPqC1 = 0.8359375f;
+constexpr float kPqC2 = 18.8515625f;
+constexpr float kPqC3 = 18.6875f;
+constexpr float kHlgA = 0.17883277f;
+constexpr float kHlgB = 0.28466892f;
+constexpr float kHlgC = 0.55991073f;
+
+// tonemap=hable's defaults and Hable's filmic curve constants.
+constexpr float kDesaturation = 2.0f;
+constexpr float kLumaR = 0.2627f, kLumaG = 0.6780f, kLumaB = 0.0593f;  // BT.2020
+
+float PqEotf(float x) {  // normalised to 10000 cd/m²
+  if (!(x > 0.0f)) return 0.0f;
+  const float p = std::pow(x, 1.0f / kPqM2);
+  const float num = std::max(p - kPqC1, 0.0f);
+  const float den = std::max(kPqC2 - kPqC3 * p, FLT_MIN);
+  return std::pow(num / den, 1.0f / kPqM1);
+}
+
+float HlgEotf(float x) {  // display-referred, normalised to the 1000 cd/m² peak
+  x = std::max(x, 0.0f);
+  const float scene =
+      x <= 0.5f ? x * x * (1.0f / 3.0f) : (std::exp((x - kHlgC) / kHlgA) + kHlgB) / 12.0f;
+  return std::pow(scene, 1.2f);
+}
+
+float Hable(float x) {
+  const float a = 0.15f, b = 0.50f, c = 0.10f, d = 0.20f, e = 0.02f, f = 0.30f;
+  return (x * (x * a + b * c) + d * e) / (x * (x * a + b) + d * f) - e / f;
+}
+
+// Linear RGB -> CIE XYZ for primaries (x, y of R, G, B) and the D65 white point.
+void RgbToXyz(const double xy[6], double m[9]) {
+  const double wx = 0.3127, wy = 0.3290;
+  const double white[3] = {wx / wy, 1.0, (1.0 - wx - wy) / wy};
+  double p[9];  // columns: XYZ of each primary at Y = 1
+  for (int c = 0; c < 3; ++c) {
+    const double x = xy[2 * c], y = xy[2 * c + 1];
+    p[0 * 3 + c] = x / y;
+    p[1 * 3 + c] = 1.0;
+    p[2 * 3 + c] = (1.0 - x - y) / y;
+  }
+  // Scale each column so that R = G = B = 1 gives the white point: solve p * s = white.
+  const double det = p[0] * (p[4] * p[8] - p[5] * p[7]) - p[1] * (p[3] * p[8] - p[5] * p[6]) +
+                     p[2] * (p[3] * p[7] - p[4] * p[6]);
+  double inv[9];
+  inv[0] = (p[4] * p[8] - p[5] * p[7]) / det;
+  inv[1] = (p[2] * p[7] - p[1] * p[8]) / det;
+  inv[2] = (p[1] * p[5] - p[2] * p[4]) / det;
+  inv[3] = (p[5] * p[6] - p[3] * p[8]) / det;
+  inv[4] = (p[0] * p[8] - p[2] * p[6]) / det;
+  inv[5] = (p[2] * p[3] - p[0] * p[5]) / det;
+  inv[6] = (p[3] * p[7] - p[4] * p[6]) / det;
+  inv[7] = (p[1] * p[6] - p[0] * p[7]) / det;
+  inv[8] = (p[0] * p[4] - p[1] * p[3]) / det;
+  double s[3];
+  for (int r = 0; r < 3; ++r) {
+    s[r] = inv[r * 3] * white[0] + inv[r * 3 + 1] * white[1] + inv[r * 3 + 2] * white[2];
+  }
+  for (int r = 0; r < 3; ++r) {
+    for (int c = 0; c < 3; ++c) m[r * 3 + c] = p[r * 3 + c] * s[c];
+  }
+}
+
+void Invert3(const double a[9], double out[9]) {
+  const double det = a[0] * (a[4] * a[8] - a[5] * a[7]) - a[1] * (a[3] * a[8] - a[5] * a[6]) +
+                     a[2] * (a[3] * a[7] - a[4] * a[6]);
+  out[0] = (a[4] * a[8] - a[5] * a[7]) / det;
+  out[1] = (a[2] * a[7] - a[1] * a[8]) / det;
+  out[2] = (a[1] * a[5] - a[2] * a[4]) / det;
+  out[3] = (a[5] * a[6] - a[3] * a[8]) / det;
+  out[4] = (a[0] * a[8] - a[2] * a[6]) / det;
+  out[5] = (a[2] * a[3] - a[0] * a[5]) / det;
+  out[6] = (a[3] * a[7] - a[4] * a[6]) / det;
+  out[7] = (a[1] * a[6] - a[0] * a[7]) / det;
+  out[8] = (a[0] * a[4] - a[1] * a[3]) / det;
+}
+
+}  // namespace
+
+ToneMapper::ToneMapper(HdrTransfer transfer) : transfer_(transfer), to_linear_(65536) {
+  for (size_t i = 0; i < to_linear_.size(); ++i) {
+    to_linear_[i] = ToLinear(static_cast<float>(i) / 65535.0f);
+  }
+  const double bt2020[6] = {0.708, 0.292, 0.170, 0.797, 0.131, 0.046};
+  const double bt709[6] = {0.640, 0.330, 0.300, 0.600, 0.150, 0.060};
+  double from[9], to[9], to_inv[9];
+  RgbToXyz(bt2020, from);
+  RgbToXyz(bt709, to);
+  Invert3(to, to_inv);
+  for (int r = 0; r < 3; ++r) {
+    for (int c = 0; c < 3; ++c) {
+      double v = 0;
+      for (int k = 0; k < 3; ++k) v += to_inv[r * 3 + k] * from[k * 3 + c];
+      primaries_[r * 3 + c] = static_cast<float>(v);
+    }
+  }
+}
+
+double ToneMapper::SignalPeak(double max_cll, double mastering_max_luminance) {
+  if (max_cll > 0) return max_cll / 100.0;
+  if (mastering_max_luminance > 0) return mastering_max_luminance / 100.0;
+  return 10.0;
+}
+
+float ToneMapper::ToLinear(float value) const {
+  // zscale's npl=100: 1.0 is 100 cd/m², PQ's range 10000 cd/m², HLG's display 1000.
+  return transfer_ == HdrTransfer::kPq ? PqEotf(value) * 100.0f : HlgEotf(value) * 10.0f;
+}
+
+void ToneMapper::MapLinear(const float in[3], double peak, float out[3]) const {
+  const float* m = primaries_;
+  float r = m[0] * in[0] + m[1] * in[1] + m[2] * in[2];
+  float g = m[3] * in[0] + m[4] * in[1] + m[5] * in[2];
+  float b = m[6] * in[0] + m[7] * in[1] + m[8] * in[2];
+  const float luma = kLumaR * r + kLumaG * g + kLumaB * b;
+  const float overbright = std::max(luma - kDesaturation, 1e-6f) / std::max(luma, 1e-6f);
+  r = r * (1 - overbright) + luma * overbright;
+  g = g * (1 - overbright) + luma * overbright;
+  b = b * (1 - overbright) + luma * overbright;
+  const float sig = std::max(std::max(std::max(r, g), b), 1e-6f);
+  const float scale = Hable(sig) / Hable(static_cast<float>(peak)) / sig;
+  out[0] = r * scale;
+  out[1] = g * scale;
+  out[2] = b * scale;
+}
+
+void ToneMapper::Map(const uint16_t* y, const uint16_t* cb, const uint16_t* cr, int64_t pixels,
+                     const YuvCoding& coding, double peak, PixelFormat format, uint8_t* out) const {
+  // Codes of `bit_depth` bits sit in the top bits of the 16-bit samples.
+  const float code = 1.0f / static_cast<float>(1 << (16 - coding.bit_depth));
+  const float unit = static_cast<float>(1 << (coding.bit_depth - 8));
+  const float y0 = coding.full_range ? 0.0f : 16.0f * unit;
+  const float y_range = coding.full_range ? 255.0f * unit : 219.0f * unit;
+  const float c0 = 128.0f * unit;
+  const float c_range = coding.full_range ? 255.0f * unit : 224.0f * unit;
+  const float kr = coding.kr, kb = coding.kb, kg = 1.0f - kr - kb;
+  const float cr_r = 2.0f * (1.0f - kr), cb_b = 2.0f * (1.0f - kb);
+  const float cb_g = cb_b * kb / kg, cr_g = cr_r * kr / kg;
+  auto linear = [&](float v) {
+    if (v >= 0.0f && v <= 1.0f) return to_linear_[static_cast<size_t>(v * 65535.0f + 0.5f)];
+    return ToLinear(v);
+  };
+  auto gamma = [](float x) { return x > 0.0f ? std::pow(x, 1.0f / 2.4f) : 0.0f; };
+  auto to8 = [](float v) {
+    return static_cast<uint8_t>(std::lround(std::clamp(v, 0.0f, 1.0f) * 255.0f));
+  };
+  for (int64_t i = 0; i < pixels; ++i) {
+    const float luma = (static_cast<float>(y[i]) * code - y0) / y_range;
+    const float u = (static_cast<float>(cb[i]) * code - c0) / c_range;
+    const float v = (static_cast<float>(cr[i]) * code - c0) / c_range;
+    const float lin[3] = {linear(luma + cr_r * v), linear(luma - cb_g * u - cr_g * v),
+                          linear(luma + cb_b * u)};
+    float rgb[3];
+    MapLinear(lin, peak, rgb);
+    const float r = gamma(rgb[0]), g = gamma(rgb[1]), b = gamma(rgb[2]);
+    switch (format) {
+      case PixelFormat::kRgb24:
+        *out++ = to8(r);
+        *out++ = to8(g);
+        *out++ = to8(b);
+        break;
+      case PixelFormat::kBgr24:
+        *out++ = to8(b);
+        *out++ = to8(g);
+        *out++ = to8(r);
+        break;
+      case PixelFormat::kGray8:
+        *out++ = to8(0.2126f * std::clamp(r, 0.0f, 1.0f) + 0.7152f * std::clamp(g, 0.0f, 1.0f) +
+                     0.0722f * std::clamp(b, 0.0f, 1.0f));
+        break;
+    }
+  }
+}
+
+}  // namespace reel
