@@ -90,9 +90,19 @@ void Invert3(const double a[9], double out[9]) {
 
 }  // namespace
 
-ToneMapper::ToneMapper(HdrTransfer transfer) : transfer_(transfer), to_linear_(65536) {
+ToneMapper::ToneMapper(HdrTransfer transfer) : transfer_(transfer), to_linear_(2 * 65535 + 1) {
   for (size_t i = 0; i < to_linear_.size(); ++i) {
     to_linear_[i] = ToLinear(static_cast<float>(i) / 65535.0f);
+  }
+  for (int k = 1; k <= 255; ++k) {
+    code_start_[k - 1] = std::pow((static_cast<float>(k) - 0.5f) / 255.0f, 2.4f);
+  }
+  code_start_[255] = INFINITY;  // no code 256
+  code_at_.resize(65537);
+  for (size_t i = 0; i < code_at_.size(); ++i) {
+    const float v = static_cast<float>(i) / 65536.0f;
+    code_at_[i] =
+        static_cast<uint8_t>(std::upper_bound(code_start_, code_start_ + 255, v) - code_start_);
   }
   const double bt2020[6] = {0.708, 0.292, 0.170, 0.797, 0.131, 0.046};
   const double bt709[6] = {0.640, 0.330, 0.300, 0.600, 0.150, 0.060};
@@ -121,6 +131,10 @@ float ToneMapper::ToLinear(float value) const {
 }
 
 void ToneMapper::MapLinear(const float in[3], double peak, float out[3]) const {
+  MapLinear(in, Hable(static_cast<float>(peak)), out);
+}
+
+void ToneMapper::MapLinear(const float in[3], float hable_peak, float out[3]) const {
   const float* m = primaries_;
   float r = m[0] * in[0] + m[1] * in[1] + m[2] * in[2];
   float g = m[3] * in[0] + m[4] * in[1] + m[5] * in[2];
@@ -131,7 +145,7 @@ void ToneMapper::MapLinear(const float in[3], double peak, float out[3]) const {
   g = g * (1 - overbright) + luma * overbright;
   b = b * (1 - overbright) + luma * overbright;
   const float sig = std::max(std::max(std::max(r, g), b), 1e-6f);
-  const float scale = Hable(sig) / Hable(static_cast<float>(peak)) / sig;
+  const float scale = Hable(sig) / hable_peak / sig;
   out[0] = r * scale;
   out[1] = g * scale;
   out[2] = b * scale;
@@ -140,46 +154,51 @@ void ToneMapper::MapLinear(const float in[3], double peak, float out[3]) const {
 void ToneMapper::Map(const uint16_t* y, const uint16_t* cb, const uint16_t* cr, int64_t pixels,
                      const YuvCoding& coding, double peak, PixelFormat format, uint8_t* out) const {
   // Codes of `bit_depth` bits sit in the top bits of the 16-bit samples.
-  const float code = 1.0f / static_cast<float>(1 << (16 - coding.bit_depth));
+  const float code_unit = 1.0f / static_cast<float>(1 << (16 - coding.bit_depth));
   const float unit = static_cast<float>(1 << (coding.bit_depth - 8));
   const float y0 = coding.full_range ? 0.0f : 16.0f * unit;
   const float y_range = coding.full_range ? 255.0f * unit : 219.0f * unit;
   const float c0 = 128.0f * unit;
   const float c_range = coding.full_range ? 255.0f * unit : 224.0f * unit;
+  const float y_scale = 1.0f / y_range, c_scale = 1.0f / c_range;
   const float kr = coding.kr, kb = coding.kb, kg = 1.0f - kr - kb;
   const float cr_r = 2.0f * (1.0f - kr), cb_b = 2.0f * (1.0f - kb);
   const float cb_g = cb_b * kb / kg, cr_g = cr_r * kr / kg;
   auto linear = [&](float v) {
-    if (v >= 0.0f && v <= 1.0f) return to_linear_[static_cast<size_t>(v * 65535.0f + 0.5f)];
+    if (!(v > 0.0f)) return 0.0f;  // both transfers map negative values to 0
+    if (v <= 2.0f) return to_linear_[static_cast<size_t>(v * 65535.0f + 0.5f)];
     return ToLinear(v);
   };
-  auto gamma = [](float x) { return x > 0.0f ? std::pow(x, 1.0f / 2.4f) : 0.0f; };
-  auto to8 = [](float v) {
-    return static_cast<uint8_t>(std::lround(std::clamp(v, 0.0f, 1.0f) * 255.0f));
+  auto code = [this](float v) -> uint8_t {
+    if (!(v > 0.0f)) return 0;
+    if (v >= 1.0f) return 255;
+    int c = code_at_[static_cast<size_t>(v * 65536.0f)];
+    while (v >= code_start_[c]) ++c;
+    return static_cast<uint8_t>(c);
   };
+  const float hable_peak = Hable(static_cast<float>(peak));
   for (int64_t i = 0; i < pixels; ++i) {
-    const float luma = (static_cast<float>(y[i]) * code - y0) / y_range;
-    const float u = (static_cast<float>(cb[i]) * code - c0) / c_range;
-    const float v = (static_cast<float>(cr[i]) * code - c0) / c_range;
+    const float luma = (static_cast<float>(y[i]) * code_unit - y0) * y_scale;
+    const float u = (static_cast<float>(cb[i]) * code_unit - c0) * c_scale;
+    const float v = (static_cast<float>(cr[i]) * code_unit - c0) * c_scale;
     const float lin[3] = {linear(luma + cr_r * v), linear(luma - cb_g * u - cr_g * v),
                           linear(luma + cb_b * u)};
     float rgb[3];
-    MapLinear(lin, peak, rgb);
-    const float r = gamma(rgb[0]), g = gamma(rgb[1]), b = gamma(rgb[2]);
+    MapLinear(lin, hable_peak, rgb);
     switch (format) {
       case PixelFormat::kRgb24:
-        *out++ = to8(r);
-        *out++ = to8(g);
-        *out++ = to8(b);
+        *out++ = code(rgb[0]);
+        *out++ = code(rgb[1]);
+        *out++ = code(rgb[2]);
         break;
       case PixelFormat::kBgr24:
-        *out++ = to8(b);
-        *out++ = to8(g);
-        *out++ = to8(r);
+        *out++ = code(rgb[2]);
+        *out++ = code(rgb[1]);
+        *out++ = code(rgb[0]);
         break;
-      case PixelFormat::kGray8:
-        *out++ = to8(0.2126f * std::clamp(r, 0.0f, 1.0f) + 0.7152f * std::clamp(g, 0.0f, 1.0f) +
-                     0.0722f * std::clamp(b, 0.0f, 1.0f));
+      case PixelFormat::kGray8:  // BT.709 luma of the 8-bit R'G'B'
+        *out++ = static_cast<uint8_t>(
+            std::lround(0.2126f * code(rgb[0]) + 0.7152f * code(rgb[1]) + 0.0722f * code(rgb[2])));
         break;
     }
   }

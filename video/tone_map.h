@@ -64,8 +64,17 @@ class ToneMapper {
   float ToLinear(float value) const;
 
  private:
+  void MapLinear(const float rgb2020[3], float hable_peak, float rgb709[3]) const;
+
   HdrTransfer transfer_;
-  std::vector<float> to_linear_;  // step 1 at 65536 points over [0, 1]
+  // Step 1 at 2 x 65535 + 1 points over [0, 2] (R'G'B' above 1 comes from colours the
+  // encoder's matrix put outside the cube).
+  std::vector<float> to_linear_;
+  // Step 4 without a power: the linear value at which each 8-bit code k (1..255)
+  // starts, ((k - 0.5) / 255)^2.4, and the code at each of 65536 + 1 points over [0, 1];
+  // a value's code is its point's, moved up past any code starting before the value.
+  float code_start_[256];
+  std::vector<uint8_t> code_at_;
   float primaries_[9];            // step 2, row-major
 };
 

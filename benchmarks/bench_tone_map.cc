@@ -1,0 +1,138 @@
+// What tone mapping HDR video costs (video/tone_map.h), per core:
+//
+//   tone_map/T/W/H     ToneMapper::Map alone on a W x H frame of 10-bit 4:4:4 Y'CbCr
+//                      (T: 0 PQ, 1 HLG), frames per second
+//   decode_hdr/M/W/H   VideoDecoder on a 10-bit HEVC file with a PQ transfer, one codec
+//                      thread, RGB24 output at W x H; M: 1 tone-mapped, 0 read as SDR
+//
+// For comparison, ffmpeg's own chain on the same file (one thread):
+//   ffmpeg -threads 1 -i FILE -vf zscale=t=linear:npl=100,format=gbrpf32le,
+//     zscale=p=bt709,tonemap=hable,zscale=t=bt709,format=gbrp -f null -
+// which bench_tone_map prints once before the benchmarks (needs the ffmpeg CLI with
+// zscale; the decode_hdr input is made with it into $REEL_BENCH_DATA).
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "video/decoder.h"
+#include "video/tone_map.h"
+
+namespace reel {
+namespace {
+
+void BM_ToneMap(benchmark::State& state) {
+  const auto transfer = state.range(0) == 0 ? HdrTransfer::kPq : HdrTransfer::kHlg;
+  const int64_t pixels = state.range(1) * state.range(2);
+  // R' across, G' down, B' in diagonal bands, coded with the BT.2020 matrix in 10 bits.
+  const int width = static_cast<int>(state.range(1)), height = static_cast<int>(state.range(2));
+  std::vector<uint16_t> y(pixels), cb(pixels), cr(pixels);
+  for (int row = 0; row < height; ++row) {
+    for (int col = 0; col < width; ++col) {
+      const double r = static_cast<double>(col) / width, g = static_cast<double>(row) / height;
+      const double b = ((col + row) % 256) / 255.0;
+      const double luma = 0.2627 * r + 0.6780 * g + 0.0593 * b;
+      const size_t i = static_cast<size_t>(row) * width + col;
+      y[i] = static_cast<uint16_t>(std::lround(64 + 876 * luma)) << 6;
+      cb[i] = static_cast<uint16_t>(std::lround(512 + 896 * (b - luma) / 1.8814)) << 6;
+      cr[i] = static_cast<uint16_t>(std::lround(512 + 896 * (r - luma) / 1.4746)) << 6;
+    }
+  }
+  const ToneMapper mapper(transfer);
+  std::vector<uint8_t> out(pixels * 3);
+  for (auto _ : state) {
+    mapper.Map(y.data(), cb.data(), cr.data(), pixels, {}, 10.0, PixelFormat::kRgb24, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["frames/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_ToneMap)->Args({0, 1920, 1080})->Args({1, 1920, 1080})->Unit(benchmark::kMillisecond);
+
+std::string HdrFile() {
+  const char* env = std::getenv("REEL_BENCH_DATA");
+  const std::string dir = env != nullptr ? env : "bench-data";
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/hdr_pq_1080p.mp4";
+  if (!std::filesystem::exists(path)) {
+    const std::string cmd =
+        "ffmpeg -v error -y -f lavfi -i testsrc2=size=1920x1080:rate=25:duration=2 -c:v libx265 "
+        "-preset ultrafast -pix_fmt yuv420p10le -x265-params "
+        "log-level=none:colorprim=bt2020:colormatrix=bt2020nc:transfer=smpte2084 " +
+        path;
+    if (std::system(cmd.c_str()) != 0) return "";
+  }
+  return path;
+}
+
+void BM_DecodeHdr(benchmark::State& state) {
+  const std::string path = HdrFile();
+  if (path.empty()) {
+    state.SkipWithError("no ffmpeg CLI with libx265 to make the input");
+    return;
+  }
+  DecodeOptions options;
+  options.threads = 1;
+  options.tone_map_hdr = state.range(0) != 0;
+  options.width = static_cast<int>(state.range(1));
+  options.height = static_cast<int>(state.range(2));
+  int64_t frames = 0;
+  for (auto _ : state) {
+    auto dec = VideoDecoder::Open(path, options);
+    if (!dec.ok()) {
+      state.SkipWithError(dec.status().ToString().c_str());
+      return;
+    }
+    Frame f;
+    while (true) {
+      auto more = (*dec)->Next(&f);
+      if (!more.ok() || !*more) break;
+      ++frames;
+    }
+  }
+  state.counters["frames/s"] =
+      benchmark::Counter(static_cast<double>(frames), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_DecodeHdr)
+    ->Args({0, 1920, 1080})
+    ->Args({1, 1920, 1080})
+    ->Args({0, 256, 144})
+    ->Args({1, 256, 144})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
+
+void PrintFfmpegChain() {
+  const std::string path = HdrFile();
+  if (path.empty()) return;
+  const std::string cmd =
+      "ffmpeg -v error -threads 1 -filter_threads 1 -i " + path +
+      " -vf zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable,"
+      "zscale=t=bt709,format=gbrp -f null - 2>/dev/null";
+  const auto t0 = std::chrono::steady_clock::now();
+  const int rc = std::system(cmd.c_str());
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (rc == 0) {
+    std::printf(
+        "ffmpeg zscale+tonemap chain, 1 thread, 50 frames 1920x1080: %.2f s (%.1f frames/s)\n", s,
+        50 / s);
+  } else {
+    std::printf("ffmpeg zscale+tonemap chain: failed (no zscale?)\n");
+  }
+}
+
+}  // namespace
+}  // namespace reel
+
+int main(int argc, char** argv) {
+  reel::PrintFfmpegChain();
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  return 0;
+}
