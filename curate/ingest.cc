@@ -110,6 +110,15 @@ WorkResult ProcessFile(const WorkItem& item) {
         "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable,zscale=t=bt709 "
         "does) for the scan, captions and re-encoded clips; `export --copy` keeps it HDR");
   }
+  if (IsInterlaced(info->field_order)) {
+    out.warnings.push_back(
+        item.path + ": interlaced (" +
+        (info->field_order == "tt" || info->field_order == "tb" ? std::string("top")
+                                                                : std::string("bottom")) +
+        " field first): reel reads its frames as coded, two fields woven into one, without "
+        "deinterlacing, so moving edges comb in the scan, captions and re-encoded clips; "
+        "deinterlace it first, e.g. ffmpeg -i IN -vf bwdif OUT.mp4");
+  }
   if (info->undecodable_lead > 0) {
     out.warnings.push_back(item.path + ": starts mid-GOP: its first " +
                            std::to_string(info->undecodable_lead) +

@@ -256,6 +256,51 @@ TEST(IngestTest, HighDynamicRangeSourcesAreRecordedWithAWarning) {
   EXPECT_EQ(by_path.count(sdr), 0u);
 }
 
+// Interlaced sources (broadcast captures, DVDs, DV tapes) are read as coded, two fields
+// woven into each frame, so moving edges comb: the probe records the field order as
+// ffprobe's field_order gives it, and ingest names each interlaced file and how to
+// deinterlace it, and says nothing for progressive ones.
+TEST(IngestTest, InterlacedSourcesAreRecordedWithAWarning) {
+  if (!testing::HaveFfmpegCli()) GTEST_SKIP() << "ffmpeg command-line tool not installed";
+  TempDir dir;
+  const std::string h264 = dir.File("tff.mp4"), mpeg2 = dir.File("bff.mpg"),
+                    prog = dir.File("progressive.mp4");
+  const std::string src = "testsrc2=size=64x48:rate=50:duration=0.4";
+  for (const auto& [path, args] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {h264,
+            {"-vf", "tinterlace=interleave_top,fieldorder=tff", "-c:v", "libx264", "-flags",
+             "+ilme+ildct", "-x264-params", "tff=1"}},
+           {mpeg2,
+            {"-vf", "tinterlace=interleave_bottom,fieldorder=bff", "-c:v", "mpeg2video", "-flags",
+             "+ilme+ildct", "-top", "0"}},
+           {prog, {"-c:v", "libx264"}}}) {
+    std::vector<std::string> argv = {"ffmpeg", "-v", "error", "-f", "lavfi", "-i", src};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back(path);
+    auto made = testing::RunProcess(argv);
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+  }
+  std::map<std::string, std::string> order;
+  for (const std::string& path : {h264, mpeg2, prog}) {
+    auto info = ProbeVideo(path);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    order[path] = info->field_order;
+  }
+  EXPECT_EQ(order[h264], "tt");
+  EXPECT_EQ(order[mpeg2], "bb");
+  EXPECT_EQ(order[prog], "progressive");
+  auto catalog = Catalog::Open(dir.File("cat.db"));
+  auto s = Ingest(**catalog, {h264, mpeg2, prog}, {});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->added, 3);
+  std::map<std::string, std::string> by_path(s->warnings.begin(), s->warnings.end());
+  EXPECT_NE(by_path[h264].find("interlaced (top field first)"), std::string::npos) << by_path[h264];
+  EXPECT_NE(by_path[mpeg2].find("interlaced (bottom field first)"), std::string::npos)
+      << by_path[mpeg2];
+  EXPECT_NE(by_path[h264].find("-vf bwdif"), std::string::npos);
+  EXPECT_EQ(by_path.count(prog), 0u);
+}
+
 // HLS segments merged with `cat`: the demuxer flags the packet at the join damaged. The
 // file was recorded as an error ("truncated or corrupt packet at video frame N"); it is
 // recorded with all its frames, and a warning names it.

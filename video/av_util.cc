@@ -150,6 +150,25 @@ VideoInfo HeaderInfo(AVFormatContext* ctx, int vindex) {
     const char* trc = av_color_transfer_name(par->color_trc);
     if (trc != nullptr) info.color_transfer = trc;
   }
+  switch (par->field_order) {
+    case AV_FIELD_PROGRESSIVE:
+      info.field_order = "progressive";
+      break;
+    case AV_FIELD_TT:
+      info.field_order = "tt";
+      break;
+    case AV_FIELD_BB:
+      info.field_order = "bb";
+      break;
+    case AV_FIELD_TB:
+      info.field_order = "tb";
+      break;
+    case AV_FIELD_BT:
+      info.field_order = "bt";
+      break;
+    default:
+      break;
+  }
   info.sample_aspect_ratio =
       RationalOr(av_guess_sample_aspect_ratio(ctx, vs, nullptr), Rational(1, 1));
   info.rotation = StreamRotation(vs);

@@ -140,6 +140,10 @@ bool IsHdrTransfer(const std::string& transfer) {
   return transfer == "smpte2084" || transfer == "arib-std-b67";
 }
 
+bool IsInterlaced(const std::string& field_order) {
+  return field_order == "tt" || field_order == "bb" || field_order == "tb" || field_order == "bt";
+}
+
 bool HasVideoExtension(const std::string& path) {
   static const char* kExtensions[] = {
       ".mp4",  ".m4v",  ".mov", ".mkv",  ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",

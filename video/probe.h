@@ -46,6 +46,10 @@ struct VideoInfo {
   // Transfer characteristic as ffprobe's color_transfer ("bt709", "smpte2084" for HDR10
   // and Dolby Vision's PQ, "arib-std-b67" for HLG, as phones record); "" when unstated.
   std::string color_transfer;
+  // Field order as ffprobe's field_order: "progressive"; interlaced: "tt" (top field
+  // first), "bb" (bottom first, as DV), "tb" and "bt" (coded in one order, shown in the
+  // other); "" when unknown.
+  std::string field_order;
   bool has_audio = false;
   int64_t bit_rate = 0;  // container bit rate (bits/s), 0 when unknown
   int video_stream_index = -1;
@@ -58,6 +62,9 @@ struct VideoInfo {
 
 // Whether `transfer` (VideoInfo::color_transfer) is a high-dynamic-range one (PQ, HLG).
 bool IsHdrTransfer(const std::string& transfer);
+
+// Whether `field_order` (VideoInfo::field_order) says the video is interlaced.
+bool IsInterlaced(const std::string& field_order);
 
 // The size a picture is shown at: non-square pixels stretched horizontally (width x
 // SAR), then turned by `rotation` (0/90/180/270).
