@@ -115,9 +115,9 @@ WorkResult ProcessFile(const WorkItem& item) {
         item.path + ": interlaced (" +
         (info->field_order == "tt" || info->field_order == "tb" ? std::string("top")
                                                                 : std::string("bottom")) +
-        " field first): reel reads its frames as coded, two fields woven into one, without "
-        "deinterlacing, so moving edges comb in the scan, captions and re-encoded clips; "
-        "deinterlace it first, e.g. ffmpeg -i IN -vf bwdif OUT.mp4");
+        " field first): reel deinterlaces its frames as ffmpeg's -vf yadif=deint=interlaced "
+        "does for the scan, captions and re-encoded clips; `export --copy` keeps it "
+        "interlaced");
   }
   if (info->undecodable_lead > 0) {
     out.warnings.push_back(item.path + ": starts mid-GOP: its first " +

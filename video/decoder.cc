@@ -11,6 +11,7 @@
 
 #include "util/strings.h"
 #include "video/av_util.h"
+#include "video/deinterlace.h"
 
 namespace reel {
 namespace {
@@ -139,6 +140,36 @@ struct VideoDecoder::Impl {
   bool decoder_drained = false;
   int64_t first_returned_pts = AV_NOPTS_VALUE;
 
+  // Deinterlacing (yadif) needs the frame after the one it rebuilds: frames in display
+  // order wait here, the one before kept as its reference.
+  av::FramePtr deint_prev, deint_cur;
+  int64_t deint_cur_pts = 0;
+  av::FramePtr deinterlaced{av_frame_alloc()};
+
+  // Converts `f` (at `pts`) into *out as the next frame.
+  Result<bool> Emit(int64_t pts, const AVFrame* f, Frame* out) {
+    if (origin == AV_NOPTS_VALUE) origin = pts;
+    if (first_returned_pts == AV_NOPTS_VALUE) first_returned_pts = pts;
+    Status s = converter->Convert(f, out);
+    if (!s.ok()) return s.WithContext(path);
+    out->index = next_index++;
+    out->pts = pts;
+    out->time = TicksToSeconds(pts - origin, info.time_base);
+    out->key_frame = f->key_frame != 0;
+    return true;
+  }
+
+  // Emits deint_cur, rebuilt from the frames around it when it is interlaced.
+  Result<bool> EmitDeinterlaced(const AVFrame* next, Frame* out) {
+    const AVFrame* cur = deint_cur.get();
+    const AVFrame* prev = deint_prev != nullptr ? deint_prev.get() : cur;
+    if (cur->interlaced_frame &&
+        av::Yadif(prev, cur, next, cur->top_field_first != 0, deinterlaced.get())) {
+      return Emit(deint_cur_pts, deinterlaced.get(), out);
+    }
+    return Emit(deint_cur_pts, cur, out);
+  }
+
   size_t ReorderDepth() const {
     return options.keyframes_only ? 0 : static_cast<size_t>(std::max(0, dec->has_b_frames));
   }
@@ -206,17 +237,25 @@ Result<bool> VideoDecoder::Next(Frame* out) {
     if (!d.pending.empty() && (d.decoder_drained || d.pending.size() > d.ReorderDepth())) {
       auto [pts, held] = std::move(d.pending.front());
       d.pending.pop_front();
-      if (d.origin == AV_NOPTS_VALUE) d.origin = pts;
-      if (d.first_returned_pts == AV_NOPTS_VALUE) d.first_returned_pts = pts;
-      Status s = d.converter->Convert(held.get(), out);
-      if (!s.ok()) return s.WithContext(d.path);
-      out->index = d.next_index++;
-      out->pts = pts;
-      out->time = TicksToSeconds(pts - d.origin, d.info.time_base);
-      out->key_frame = held->key_frame != 0;
-      return true;
+      if (!d.options.deinterlace) return d.Emit(pts, held.get(), out);
+      if (d.deint_cur == nullptr) {
+        d.deint_cur = std::move(held);
+        d.deint_cur_pts = pts;
+        continue;
+      }
+      Result<bool> r = d.EmitDeinterlaced(held.get(), out);
+      d.deint_prev = std::move(d.deint_cur);
+      d.deint_cur = std::move(held);
+      d.deint_cur_pts = pts;
+      return r;
     }
-    if (d.decoder_drained) return false;
+    if (d.decoder_drained) {
+      if (d.deint_cur == nullptr) return false;
+      Result<bool> r = d.EmitDeinterlaced(d.deint_cur.get(), out);  // the last: no next
+      d.deint_prev.reset();
+      d.deint_cur.reset();
+      return r;
+    }
     int err = avcodec_receive_frame(d.dec.get(), d.frame.get());
     if (err == 0) {
       AVFrame* f = d.frame.get();
@@ -312,6 +351,8 @@ Status VideoDecoder::SeekToPts(int64_t pts) {
   avcodec_flush_buffers(d.dec.get());
   d.hidden_pts.clear();
   d.pending.clear();
+  d.deint_prev.reset();
+  d.deint_cur.reset();
   d.decoder_drained = false;
   d.first_returned_pts = AV_NOPTS_VALUE;
   d.input_eof = false;

@@ -46,6 +46,10 @@ struct DecodeOptions {
   // tone-mapped to SDR BT.709, as ffmpeg's zscale + tonemap=hable chain makes it (see
   // video/tone_map.h); false gives its R'G'B' values unmapped (washed out).
   bool tone_map_hdr = true;
+  // Interlaced frames (two fields woven together) come out deinterlaced as FFmpeg's
+  // `yadif=deint=interlaced` makes them (see video/deinterlace.h); progressive ones as
+  // decoded. Costs one frame of delay and two held frames.
+  bool deinterlace = true;
   // Image folders only: the frame rate to assign (frame i is at i / frame_rate seconds).
   Rational image_frame_rate{25, 1};
 };

@@ -1,15 +1,19 @@
-// What tone mapping HDR video costs (video/tone_map.h), per core:
+// What the decoder's filters cost, per core: HDR tone mapping (video/tone_map.h) and
+// deinterlacing (video/deinterlace.h).
 //
 //   tone_map/T/W/H     ToneMapper::Map alone on a W x H frame of 10-bit 4:4:4 Y'CbCr
 //                      (T: 0 PQ, 1 HLG), frames per second
 //   decode_hdr/M/W/H   VideoDecoder on a 10-bit HEVC file with a PQ transfer, one codec
 //                      thread, RGB24 output at W x H; M: 1 tone-mapped, 0 read as SDR
+//   decode_interlaced/M  VideoDecoder on a 1920x1080 interlaced H.264 file, one codec
+//                      thread, RGB24; M: 1 deinterlaced, 0 as coded
 //
-// For comparison, ffmpeg's own chain on the same file (one thread):
+// For comparison, ffmpeg's own filters on the same files (one thread):
 //   ffmpeg -threads 1 -i FILE -vf zscale=t=linear:npl=100,format=gbrpf32le,
 //     zscale=p=bt709,tonemap=hable,zscale=t=bt709,format=gbrp -f null -
-// which bench_tone_map prints once before the benchmarks (needs the ffmpeg CLI with
-// zscale; the decode_hdr input is made with it into $REEL_BENCH_DATA).
+//   ffmpeg -threads 1 -i FILE -vf yadif=deint=interlaced -f null -
+// which bench_decode_filters prints once before the benchmarks (needs the ffmpeg CLI with
+// zscale; the inputs are made with it into $REEL_BENCH_DATA).
 
 #include <chrono>
 #include <cmath>
@@ -56,21 +60,60 @@ void BM_ToneMap(benchmark::State& state) {
 }
 BENCHMARK(BM_ToneMap)->Args({0, 1920, 1080})->Args({1, 1920, 1080})->Unit(benchmark::kMillisecond);
 
-std::string HdrFile() {
+// A 2-second 1080p input made with the ffmpeg CLI (cached); "" when it cannot be made.
+std::string Input(const std::string& name, const std::string& encode) {
   const char* env = std::getenv("REEL_BENCH_DATA");
   const std::string dir = env != nullptr ? env : "bench-data";
   std::filesystem::create_directories(dir);
-  const std::string path = dir + "/hdr_pq_1080p.mp4";
+  const std::string path = dir + "/" + name;
   if (!std::filesystem::exists(path)) {
     const std::string cmd =
-        "ffmpeg -v error -y -f lavfi -i testsrc2=size=1920x1080:rate=25:duration=2 -c:v libx265 "
-        "-preset ultrafast -pix_fmt yuv420p10le -x265-params "
-        "log-level=none:colorprim=bt2020:colormatrix=bt2020nc:transfer=smpte2084 " +
-        path;
+        "ffmpeg -v error -y -f lavfi -i testsrc2=size=1920x1080:rate=25:duration=2 " + encode +
+        " " + path;
     if (std::system(cmd.c_str()) != 0) return "";
   }
   return path;
 }
+
+std::string HdrFile() {
+  return Input("hdr_pq_1080p.mp4",
+               "-c:v libx265 -preset ultrafast -pix_fmt yuv420p10le -x265-params "
+               "log-level=none:colorprim=bt2020:colormatrix=bt2020nc:transfer=smpte2084");
+}
+
+std::string InterlacedFile() {
+  return Input("interlaced_1080i.mp4",
+               "-vf tinterlace=interleave_top,fieldorder=tff -c:v libx264 -preset ultrafast "
+               "-flags +ilme+ildct -x264-params tff=1");
+}
+
+void BM_DecodeInterlaced(benchmark::State& state) {
+  const std::string path = InterlacedFile();
+  if (path.empty()) {
+    state.SkipWithError("no ffmpeg CLI with libx264 to make the input");
+    return;
+  }
+  DecodeOptions options;
+  options.threads = 1;
+  options.deinterlace = state.range(0) != 0;
+  int64_t frames = 0;
+  for (auto _ : state) {
+    auto dec = VideoDecoder::Open(path, options);
+    if (!dec.ok()) {
+      state.SkipWithError(dec.status().ToString().c_str());
+      return;
+    }
+    Frame f;
+    while (true) {
+      auto more = (*dec)->Next(&f);
+      if (!more.ok() || !*more) break;
+      ++frames;
+    }
+  }
+  state.counters["frames/s"] =
+      benchmark::Counter(static_cast<double>(frames), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_DecodeInterlaced)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 void BM_DecodeHdr(benchmark::State& state) {
   const std::string path = HdrFile();
@@ -108,23 +151,30 @@ BENCHMARK(BM_DecodeHdr)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
 
-void PrintFfmpegChain() {
-  const std::string path = HdrFile();
+void TimeFfmpeg(const std::string& what, const std::string& path, const std::string& filter,
+                int frames) {
   if (path.empty()) return;
-  const std::string cmd =
-      "ffmpeg -v error -threads 1 -filter_threads 1 -i " + path +
-      " -vf zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable,"
-      "zscale=t=bt709,format=gbrp -f null - 2>/dev/null";
+  const std::string cmd = "ffmpeg -v error -threads 1 -filter_threads 1 -i " + path + " -vf " +
+                          filter + " -f null - 2>/dev/null";
   const auto t0 = std::chrono::steady_clock::now();
   const int rc = std::system(cmd.c_str());
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (rc == 0) {
-    std::printf(
-        "ffmpeg zscale+tonemap chain, 1 thread, 50 frames 1920x1080: %.2f s (%.1f frames/s)\n", s,
-        50 / s);
+    std::printf("ffmpeg %s, 1 thread, %d frames 1920x1080: %.2f s (%.1f frames/s)\n", what.c_str(),
+                frames, s, frames / s);
   } else {
-    std::printf("ffmpeg zscale+tonemap chain: failed (no zscale?)\n");
+    std::printf("ffmpeg %s: failed\n", what.c_str());
   }
+}
+
+void PrintFfmpegChain() {
+  TimeFfmpeg("zscale+tonemap chain", HdrFile(),
+             "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable,"
+             "zscale=t=bt709,format=gbrp",
+             50);
+  TimeFfmpeg("yadif=deint=interlaced, to rgb24", InterlacedFile(),
+             "yadif=deint=interlaced,format=rgb24", 25);
+  TimeFfmpeg("no filter, to rgb24", InterlacedFile(), "format=rgb24", 25);
 }
 
 }  // namespace
