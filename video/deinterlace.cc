@@ -17,51 +17,72 @@ namespace {
 // whose average is the temporal prediction. Directional (spatial) search only where three
 // samples either side exist, as yadif's edge handling does.
 template <typename T>
-void FilterLine(T* dst, const T* prev, const T* cur, const T* next, int w, std::ptrdiff_t down,
-                std::ptrdiff_t up, bool spatial_check) {
-  const T* prev2 = prev;  // yadif's one-frame-per-frame mode: prev and cur
-  const T* next2 = cur;
-  for (int x = 0; x < w; ++x) {
-    const int c = cur[x + up];
-    const int d = (prev2[x] + next2[x]) >> 1;
-    const int e = cur[x + down];
-    const int temporal_diff0 = std::abs(prev2[x] - next2[x]);
-    const int temporal_diff1 = (std::abs(prev[x + up] - c) + std::abs(prev[x + down] - e)) >> 1;
-    const int temporal_diff2 = (std::abs(next[x + up] - c) + std::abs(next[x + down] - e)) >> 1;
-    int diff = std::max({temporal_diff0 >> 1, temporal_diff1, temporal_diff2});
-    int spatial_pred = (c + e) >> 1;
-    if (x >= 3 && x < w - 3) {
-      auto score_at = [&](int j) {
-        return std::abs(cur[x + up - 1 + j] - cur[x + down - 1 - j]) +
-               std::abs(cur[x + up + j] - cur[x + down - j]) +
-               std::abs(cur[x + up + 1 + j] - cur[x + down + 1 - j]);
-      };
-      int spatial_score = std::abs(cur[x + up - 1] - cur[x + down - 1]) + std::abs(c - e) +
-                          std::abs(cur[x + up + 1] - cur[x + down + 1]) - 1;
-      // Directions -1 then -2 (only if -1 was better), then +1 then +2 likewise.
-      for (int sign : {-1, 1}) {
-        for (int j = sign; std::abs(j) <= 2; j += sign) {
-          const int score = score_at(j);
-          if (score >= spatial_score) break;
-          spatial_score = score;
-          spatial_pred = (cur[x + up + j] + cur[x + down - j]) >> 1;
-        }
-      }
-    }
-    if (spatial_check) {
-      const int b = (prev2[x + 2 * up] + next2[x + 2 * up]) >> 1;
-      const int f = (prev2[x + 2 * down] + next2[x + 2 * down]) >> 1;
-      const int max = std::max({d - e, d - c, std::min(b - c, f - e)});
-      const int min = std::min({d - e, d - c, std::max(b - c, f - e)});
-      diff = std::max({diff, min, -max});
-    }
-    if (spatial_pred > d + diff) {
-      spatial_pred = d + diff;
-    } else if (spatial_pred < d - diff) {
-      spatial_pred = d - diff;
-    }
-    dst[x] = static_cast<T>(spatial_pred);
+inline int TemporalDiff(const T* prev, const T* cur, const T* next, int x, std::ptrdiff_t down,
+                        std::ptrdiff_t up) {
+  const int c = cur[x + up], e = cur[x + down];
+  const int temporal_diff0 = std::abs(prev[x] - cur[x]);
+  const int temporal_diff1 = (std::abs(prev[x + up] - c) + std::abs(prev[x + down] - e)) >> 1;
+  const int temporal_diff2 = (std::abs(next[x + up] - c) + std::abs(next[x + down] - e)) >> 1;
+  return std::max(std::max(temporal_diff0 >> 1, temporal_diff1), temporal_diff2);
+}
+
+// Clamps the spatial prediction around the temporal one (d = the average of prev and cur).
+template <bool kSpatialCheck, typename T>
+inline int Clamp(const T* prev, const T* cur, int x, std::ptrdiff_t down, std::ptrdiff_t up,
+                 int diff, int spatial_pred) {
+  const int c = cur[x + up], e = cur[x + down];
+  const int d = (prev[x] + cur[x]) >> 1;
+  if (kSpatialCheck) {
+    const int b = (prev[x + 2 * up] + cur[x + 2 * up]) >> 1;
+    const int f = (prev[x + 2 * down] + cur[x + 2 * down]) >> 1;
+    const int max = std::max(std::max(d - e, d - c), std::min(b - c, f - e));
+    const int min = std::min(std::min(d - e, d - c), std::max(b - c, f - e));
+    diff = std::max(std::max(diff, min), -max);
   }
+  return std::min(std::max(spatial_pred, d - diff), d + diff);
+}
+
+// One missing line: x in [0, w). `up` and `down` are the offsets (in samples) of the
+// lines above and below (mirrored at the picture's edges). In yadif's one-frame-per-frame
+// mode the temporal prediction averages `prev` and `cur`. The directional (spatial)
+// search runs only where three samples either side exist, as yadif's edge handling does;
+// it is written without branches so that the compiler can vectorise it.
+template <bool kSpatialCheck, typename T>
+void FilterLine(T* dst, const T* prev, const T* cur, const T* next, int w, std::ptrdiff_t down,
+                std::ptrdiff_t up) {
+  auto edge = [&](int x) {
+    const int diff = TemporalDiff(prev, cur, next, x, down, up);
+    const int pred = (cur[x + up] + cur[x + down]) >> 1;
+    dst[x] = static_cast<T>(Clamp<kSpatialCheck>(prev, cur, x, down, up, diff, pred));
+  };
+  const int inner_end = std::max(3, w - 3);
+  for (int x = 0; x < std::min(3, w); ++x) edge(x);
+  const T* a = cur + up;    // the line above
+  const T* b = cur + down;  // the line below
+  for (int x = 3; x < inner_end; ++x) {
+    auto score = [&](int j) {
+      return std::abs(a[x - 1 + j] - b[x - 1 - j]) + std::abs(a[x + j] - b[x - j]) +
+             std::abs(a[x + 1 + j] - b[x + 1 - j]);
+    };
+    int best = score(0) - 1;
+    int pred = (a[x] + b[x]) >> 1;
+    // Direction -1, then -2 only if -1 won; +1, then +2 only if +1 won.
+    const int sm1 = score(-1), sm2 = score(-2), sp1 = score(1), sp2 = score(2);
+    const bool m1 = sm1 < best;
+    best = m1 ? sm1 : best;
+    pred = m1 ? (a[x - 1] + b[x + 1]) >> 1 : pred;
+    const bool m2 = m1 && sm2 < best;
+    best = m2 ? sm2 : best;
+    pred = m2 ? (a[x - 2] + b[x + 2]) >> 1 : pred;
+    const bool p1 = sp1 < best;
+    best = p1 ? sp1 : best;
+    pred = p1 ? (a[x + 1] + b[x - 1]) >> 1 : pred;
+    const bool p2 = p1 && sp2 < best;
+    pred = p2 ? (a[x + 2] + b[x - 2]) >> 1 : pred;
+    const int diff = TemporalDiff(prev, cur, next, x, down, up);
+    dst[x] = static_cast<T>(Clamp<kSpatialCheck>(prev, cur, x, down, up, diff, pred));
+  }
+  for (int x = inner_end; x < w; ++x) edge(x);
 }
 
 template <typename T>
@@ -90,7 +111,11 @@ void FilterPlane(const AVFrame* prev, const AVFrame* cur, const AVFrame* next, A
     const std::ptrdiff_t down = y + 1 < h ? refs : -refs;
     const std::ptrdiff_t up = y > 0 ? -refs : refs;
     const bool spatial_check = !(y == 1 || y + 2 == h);
-    FilterLine<T>(dst, row(prev), row(cur), row(next), w, down, up, spatial_check);
+    if (spatial_check) {
+      FilterLine<true>(dst, row(prev), row(cur), row(next), w, down, up);
+    } else {
+      FilterLine<false>(dst, row(prev), row(cur), row(next), w, down, up);
+    }
   }
 }
 
