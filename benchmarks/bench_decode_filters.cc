@@ -120,15 +120,9 @@ std::string InterlacedFile() {
                "-flags +ilme+ildct -x264-params tff=1");
 }
 
-void BM_DecodeInterlaced(benchmark::State& state) {
-  const std::string path = InterlacedFile();
-  if (path.empty()) {
-    state.SkipWithError("no ffmpeg CLI with libx264 to make the input");
-    return;
-  }
-  DecodeOptions options;
-  options.threads = 1;
-  options.deinterlace = state.range(0) != 0;
+// Decodes `path` once per iteration; reports frames per second.
+void DecodeEveryFrame(const std::string& path, const DecodeOptions& options,
+                      benchmark::State& state) {
   int64_t frames = 0;
   for (auto _ : state) {
     auto dec = VideoDecoder::Open(path, options);
@@ -146,6 +140,18 @@ void BM_DecodeInterlaced(benchmark::State& state) {
   state.counters["frames/s"] =
       benchmark::Counter(static_cast<double>(frames), benchmark::Counter::kIsRate);
 }
+
+void BM_DecodeInterlaced(benchmark::State& state) {
+  const std::string path = InterlacedFile();
+  if (path.empty()) {
+    state.SkipWithError("no ffmpeg CLI with libx264 to make the input");
+    return;
+  }
+  DecodeOptions options;
+  options.threads = 1;
+  options.deinterlace = state.range(0) != 0;
+  DecodeEveryFrame(path, options, state);
+}
 BENCHMARK(BM_DecodeInterlaced)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 void BM_DecodeHdr(benchmark::State& state) {
@@ -159,22 +165,7 @@ void BM_DecodeHdr(benchmark::State& state) {
   options.tone_map_hdr = state.range(0) != 0;
   options.width = static_cast<int>(state.range(1));
   options.height = static_cast<int>(state.range(2));
-  int64_t frames = 0;
-  for (auto _ : state) {
-    auto dec = VideoDecoder::Open(path, options);
-    if (!dec.ok()) {
-      state.SkipWithError(dec.status().ToString().c_str());
-      return;
-    }
-    Frame f;
-    while (true) {
-      auto more = (*dec)->Next(&f);
-      if (!more.ok() || !*more) break;
-      ++frames;
-    }
-  }
-  state.counters["frames/s"] =
-      benchmark::Counter(static_cast<double>(frames), benchmark::Counter::kIsRate);
+  DecodeEveryFrame(path, options, state);
 }
 BENCHMARK(BM_DecodeHdr)
     ->Args({0, 1920, 1080})

@@ -41,39 +41,6 @@ float Hable(float x) {
   return (x * (x * a + b * c) + d * e) / (x * (x * a + b) + d * f) - e / f;
 }
 
-// Linear RGB -> CIE XYZ for primaries (x, y of R, G, B) and the D65 white point.
-void RgbToXyz(const double xy[6], double m[9]) {
-  const double wx = 0.3127, wy = 0.3290;
-  const double white[3] = {wx / wy, 1.0, (1.0 - wx - wy) / wy};
-  double p[9];  // columns: XYZ of each primary at Y = 1
-  for (int c = 0; c < 3; ++c) {
-    const double x = xy[2 * c], y = xy[2 * c + 1];
-    p[0 * 3 + c] = x / y;
-    p[1 * 3 + c] = 1.0;
-    p[2 * 3 + c] = (1.0 - x - y) / y;
-  }
-  // Scale each column so that R = G = B = 1 gives the white point: solve p * s = white.
-  const double det = p[0] * (p[4] * p[8] - p[5] * p[7]) - p[1] * (p[3] * p[8] - p[5] * p[6]) +
-                     p[2] * (p[3] * p[7] - p[4] * p[6]);
-  double inv[9];
-  inv[0] = (p[4] * p[8] - p[5] * p[7]) / det;
-  inv[1] = (p[2] * p[7] - p[1] * p[8]) / det;
-  inv[2] = (p[1] * p[5] - p[2] * p[4]) / det;
-  inv[3] = (p[5] * p[6] - p[3] * p[8]) / det;
-  inv[4] = (p[0] * p[8] - p[2] * p[6]) / det;
-  inv[5] = (p[2] * p[3] - p[0] * p[5]) / det;
-  inv[6] = (p[3] * p[7] - p[4] * p[6]) / det;
-  inv[7] = (p[1] * p[6] - p[0] * p[7]) / det;
-  inv[8] = (p[0] * p[4] - p[1] * p[3]) / det;
-  double s[3];
-  for (int r = 0; r < 3; ++r) {
-    s[r] = inv[r * 3] * white[0] + inv[r * 3 + 1] * white[1] + inv[r * 3 + 2] * white[2];
-  }
-  for (int r = 0; r < 3; ++r) {
-    for (int c = 0; c < 3; ++c) m[r * 3 + c] = p[r * 3 + c] * s[c];
-  }
-}
-
 void Invert3(const double a[9], double out[9]) {
   const double det = a[0] * (a[4] * a[8] - a[5] * a[7]) - a[1] * (a[3] * a[8] - a[5] * a[6]) +
                      a[2] * (a[3] * a[7] - a[4] * a[6]);
@@ -86,6 +53,29 @@ void Invert3(const double a[9], double out[9]) {
   out[6] = (a[3] * a[7] - a[4] * a[6]) / det;
   out[7] = (a[1] * a[6] - a[0] * a[7]) / det;
   out[8] = (a[0] * a[4] - a[1] * a[3]) / det;
+}
+
+// Linear RGB -> CIE XYZ for primaries (x, y of R, G, B) and the D65 white point.
+void RgbToXyz(const double xy[6], double m[9]) {
+  const double wx = 0.3127, wy = 0.3290;
+  const double white[3] = {wx / wy, 1.0, (1.0 - wx - wy) / wy};
+  double p[9];  // columns: XYZ of each primary at Y = 1
+  for (int c = 0; c < 3; ++c) {
+    const double x = xy[2 * c], y = xy[2 * c + 1];
+    p[0 * 3 + c] = x / y;
+    p[1 * 3 + c] = 1.0;
+    p[2 * 3 + c] = (1.0 - x - y) / y;
+  }
+  // Scale each column so that R = G = B = 1 gives the white point: solve p * s = white.
+  double inv[9];
+  Invert3(p, inv);
+  double s[3];
+  for (int r = 0; r < 3; ++r) {
+    s[r] = inv[r * 3] * white[0] + inv[r * 3 + 1] * white[1] + inv[r * 3 + 2] * white[2];
+  }
+  for (int r = 0; r < 3; ++r) {
+    for (int c = 0; c < 3; ++c) m[r * 3 + c] = p[r * 3 + c] * s[c];
+  }
 }
 
 }  // namespace
