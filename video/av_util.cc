@@ -263,7 +263,7 @@ Status FrameConverter::Convert(const AVFrame* in, Frame* out) {
   const bool hdr =
       tone_map_ && yuv &&
       (in->color_trc == AVCOL_TRC_SMPTE2084 || in->color_trc == AVCOL_TRC_ARIB_STD_B67);
-  if (hdr) return ConvertHdr(in, src_fmt, full_range, scaled_w, scaled_h, out);
+  if (hdr) return ConvertHdr(in, src_fmt, desc, full_range, scaled_w, scaled_h, out);
   const AVPixelFormat dst_fmt = ToAvPixelFormat(format_);
   // sws_getCachedContext frees the context it is given whenever it does not return it.
   SwsContext* ctx = sws_getCachedContext(sws_.release(), in->width, in->height, src_fmt, scaled_w,
@@ -305,8 +305,9 @@ Status FrameConverter::Finish(int scaled_w, int scaled_h, size_t bytes, Frame* o
   return Status::OK();
 }
 
-Status FrameConverter::ConvertHdr(const AVFrame* in, AVPixelFormat src_fmt, bool full_range,
-                                  int scaled_w, int scaled_h, Frame* out) {
+Status FrameConverter::ConvertHdr(const AVFrame* in, AVPixelFormat src_fmt,
+                                  const AVPixFmtDescriptor* desc, bool full_range, int scaled_w,
+                                  int scaled_h, Frame* out) {
   // swscale only scales, to 16-bit 4:4:4 Y'CbCr, placing chroma samples where the frame
   // says they are (unstated: left, co-sited with even columns, as H.264/HEVC default to
   // and zscale assumes; swscale's own default is centred). ToneMapper then converts to
@@ -326,8 +327,8 @@ Status FrameConverter::ConvertHdr(const AVFrame* in, AVPixelFormat src_fmt, bool
       break;
   }
   const int flags = sws_flags_ | SWS_ACCURATE_RND;
-  const std::vector<int> key = {in->width, in->height, src_fmt,   scaled_w,
-                                scaled_h,  flags,      h_chr_pos, v_chr_pos};
+  const std::array<int, 8> key = {in->width, in->height, src_fmt,   scaled_w,
+                                  scaled_h,  flags,      h_chr_pos, v_chr_pos};
   if (hdr_sws_ == nullptr || key != hdr_sws_key_) {
     hdr_sws_.reset(sws_alloc_context());
     SwsContext* c = hdr_sws_.get();
@@ -375,7 +376,7 @@ Status FrameConverter::ConvertHdr(const AVFrame* in, AVPixelFormat src_fmt, bool
     if (m->has_luminance) mastering_max = av_q2d(m->max_luminance);
   }
   ToneMapper::YuvCoding coding;
-  coding.bit_depth = std::clamp(av_pix_fmt_desc_get(src_fmt)->comp[0].depth, 8, 16);
+  coding.bit_depth = std::clamp(desc->comp[0].depth, 8, 16);
   coding.full_range = full_range;
   if (in->colorspace == AVCOL_SPC_BT709) {
     coding.kr = 0.2126f, coding.kb = 0.0722f;

@@ -14,6 +14,7 @@ extern "C" {
 #include <libswscale/swscale.h>
 }
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -125,8 +126,8 @@ class FrameConverter {
   Status Convert(const AVFrame* in, Frame* out);
 
  private:
-  Status ConvertHdr(const AVFrame* in, AVPixelFormat src_fmt, bool full_range, int scaled_w,
-                    int scaled_h, Frame* out);
+  Status ConvertHdr(const AVFrame* in, AVPixelFormat src_fmt, const AVPixFmtDescriptor* desc,
+                    bool full_range, int scaled_w, int scaled_h, Frame* out);
   // Moves the converted image (padded_, `bytes` long) into *out, rotated.
   Status Finish(int scaled_w, int scaled_h, size_t bytes, Frame* out);
 
@@ -144,7 +145,7 @@ class FrameConverter {
   std::vector<uint8_t> padded_;
   std::unique_ptr<ToneMapper> tone_mapper_;  // for the last HDR transfer seen
   SwsPtr hdr_sws_;                           // scales HDR frames to 4:4:4 (own chroma siting)
-  std::vector<int> hdr_sws_key_;             // the sizes, formats and siting it is for
+  std::array<int, 8> hdr_sws_key_{};         // the sizes, formats and siting it is for
   std::vector<uint16_t> hdr_yuv_;            // 16-bit 4:4:4 Y'CbCr planes swscale writes for it
 };
 

@@ -12,10 +12,9 @@ extern "C" {
 namespace reel::av {
 namespace {
 
-// One missing line: x in [0, w). `up` and `down` are the offsets (in samples) of the
-// lines above and below (mirrored at the picture's edges). `prev2`/`next2` are the frames
-// whose average is the temporal prediction. Directional (spatial) search only where three
-// samples either side exist, as yadif's edge handling does.
+// How much sample x moves: between the frame before and this one at x, and between the
+// lines above and below (`up`, `down`: offsets in samples) and the same lines in the frames
+// before and after.
 template <typename T>
 inline int TemporalDiff(const T* prev, const T* cur, const T* next, int x, std::ptrdiff_t down,
                         std::ptrdiff_t up) {
@@ -103,11 +102,6 @@ void FilterPlane(const AVFrame* prev, const AVFrame* cur, const AVFrame* next, A
       std::memcpy(dst, row(cur), static_cast<size_t>(w) * sizeof(T));
       continue;
     }
-    if (prev->linesize[plane] != cur->linesize[plane] ||
-        next->linesize[plane] != cur->linesize[plane]) {
-      std::memcpy(dst, row(cur), static_cast<size_t>(w) * sizeof(T));  // cannot happen
-      continue;
-    }
     const std::ptrdiff_t down = y + 1 < h ? refs : -refs;
     const std::ptrdiff_t up = y > 0 ? -refs : refs;
     const bool spatial_check = !(y == 1 || y + 2 == h);
@@ -143,6 +137,12 @@ bool Yadif(const AVFrame* prev, const AVFrame* cur, const AVFrame* next, bool to
       prev->width != cur->width || prev->height != cur->height || next->width != cur->width ||
       next->height != cur->height) {
     return false;
+  }
+  // Lines above and below are found at the same offsets in all three frames.
+  for (int p = 0; p < AV_NUM_DATA_POINTERS; ++p) {
+    if (prev->linesize[p] != cur->linesize[p] || next->linesize[p] != cur->linesize[p]) {
+      return false;
+    }
   }
   av_frame_unref(out);
   out->format = cur->format;

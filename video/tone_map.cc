@@ -120,10 +120,6 @@ float ToneMapper::ToLinear(float value) const {
   return transfer_ == HdrTransfer::kPq ? PqEotf(value) * 100.0f : HlgEotf(value) * 10.0f;
 }
 
-void ToneMapper::MapLinear(const float in[3], double peak, float out[3]) const {
-  MapLinear(in, Hable(static_cast<float>(peak)), out);
-}
-
 void ToneMapper::MapLinear(const float in[3], float hable_peak, float out[3]) const {
   const float* m = primaries_;
   float r = m[0] * in[0] + m[1] * in[1] + m[2] * in[2];

@@ -57,13 +57,10 @@ class ToneMapper {
   void Map(const uint16_t* y, const uint16_t* cb, const uint16_t* cr, int64_t pixels,
            const YuvCoding& coding, double peak, PixelFormat format, uint8_t* out) const;
 
-  // One pixel in linear light (step 1 done): the tone-mapped linear BT.709 R, G, B.
-  void MapLinear(const float rgb2020[3], double peak, float rgb709[3]) const;
-
+ private:
   // Step 1 for one channel value.
   float ToLinear(float value) const;
-
- private:
+  // Steps 2 and 3 for one pixel in linear light; `hable_peak` is the curve at the peak.
   void MapLinear(const float rgb2020[3], float hable_peak, float rgb709[3]) const;
 
   HdrTransfer transfer_;
