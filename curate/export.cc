@@ -102,6 +102,20 @@ int64_t ResampledFrameCount(Rational duration, Rational fps) {
   return std::max<int64_t>(1, (duration * fps).Round());
 }
 
+// A re-encoded clip is shown as its source is: its frames go back into Y'CbCr with the
+// source's matrix (one the decoder read them with) and carry its primaries and transfer,
+// as a clip cut with ffmpeg would. HDR the decoder tone-mapped is BT.709 SDR by then.
+void SetClipColour(const VideoInfo& source, const DecodeOptions& dec, EncodeOptions* enc) {
+  if (dec.tone_map_hdr && IsHdrTransfer(source.color_transfer)) {
+    enc->color_space = enc->color_primaries = enc->color_transfer = "bt709";
+    return;
+  }
+  // A matrix swscale does not know was read as BT.601 (unstated), so is written as it.
+  enc->color_space = CanEncodeColorSpace(source.color_space) ? source.color_space : "";
+  enc->color_primaries = source.color_primaries;
+  enc->color_transfer = source.color_transfer;
+}
+
 Status ReencodeClip(const ExportJob& job, const ExportOptions& o, ClipExportRecord* rec) {
   const VideoRecord& v = job.video;
   int w = 0, h = 0;
@@ -122,6 +136,7 @@ Status ReencodeClip(const ExportJob& job, const ExportOptions& o, ClipExportReco
   enc.crf = o.crf;
   enc.preset = o.preset;
   enc.threads = o.threads_per_clip;
+  SetClipColour(decoder->info(), dec, &enc);
   const bool resample = o.fps.valid() && o.fps > Rational();
   if (resample) {
     enc.frame_rate = o.fps;

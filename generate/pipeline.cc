@@ -778,6 +778,9 @@ Status WriteSample(const std::string& path, const torch::Tensor& video, int fps,
   eo.height = static_cast<int>(frames.size(1));
   eo.frame_rate = Rational(fps, 1);
   eo.crf = 12;
+  // The model learnt the RGB the decoder gave (tone-mapped to BT.709 where it was HDR);
+  // stated, so that players do not guess.
+  eo.color_space = eo.color_primaries = eo.color_transfer = "bt709";
   eo.metadata["comment"] = "reel generate: " + prompt;
   REEL_ASSIGN_OR_RETURN(std::unique_ptr<VideoEncoder> enc, VideoEncoder::Open(path, eo));
   for (int64_t t = 0; t < frames.size(0); ++t) {

@@ -29,6 +29,7 @@
 #include "tests/support/tiny_clip.h"
 #include "util/json.h"
 #include "video/decoder.h"
+#include "video/probe.h"
 #include "video/synthetic.h"
 
 namespace reel::gen {
@@ -579,6 +580,14 @@ TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
       << "same seed, same clip";
   EXPECT_NE(testing::ReadFile(dir.File("a/000000.mp4")),
             testing::ReadFile(dir.File("c/000000.mp4")));
+  {
+    // Samples say they are BT.709 (players would otherwise guess by size).
+    auto info = ProbeVideo(dir.File("a/000000.mp4"));
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(info->color_space, "bt709");
+    EXPECT_EQ(info->color_primaries, "bt709");
+    EXPECT_EQ(info->color_transfer, "bt709");
+  }
   {
     // --resume on the finished run (the newest named tiny@8) keeps all its files.
     auto again = run({"generate", "sample", "--db", db, "--subset", "train", "--ckpt",

@@ -996,6 +996,77 @@ TEST(EncoderTest, SameFramesSameFileWhateverRanBefore) {
   EXPECT_EQ(differ, 0) << "of 15 repeats, " << differ << " encoded to another file";
 }
 
+// RGB goes into Y'CbCr with the matrix and range the options state, and the stream says
+// so: a saturated red's luma is 71.5 in BT.709's limited range, 87.1 in BT.601's, 64.6 in
+// BT.709's full range. reel's decoder and ffmpeg's (which both read the tags) give the red
+// back.
+TEST(EncoderTest, ConvertsWithTheStatedMatrixAndTagsIt) {
+  TempDir dir;
+  const Rgb red{230, 20, 20}, grey{128, 128, 128};
+  const Frame frame = TwoColourFrame(64, 48, red, grey);
+  struct Case {
+    const char* space;
+    const char* range;
+    double luma;
+    const char* want_space;
+    const char* want_range;
+  };
+  const Case cases[] = {{"bt709", "", 71.5, "bt709", "tv"},
+                        {"smpte170m", "", 87.1, "smpte170m", "tv"},
+                        // x264 leaves a limited range unstated when nothing else is
+                        {"", "", 87.1, "", ""},
+                        {"bt709", "pc", 64.6, "bt709", "pc"}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string("space '") + c.space + "' range '" + c.range + "'");
+    const std::string path = dir.File(std::string("m") + c.space + c.range + ".mp4");
+    EncodeOptions o;
+    o.color_space = c.space;
+    o.color_range = c.range;
+    if (std::string(c.space) == "bt709") {
+      o.color_primaries = "bt709";
+      o.color_transfer = "bt709";
+    }
+    ASSERT_TRUE(WriteFrames(path, frame, 3, o).ok());
+    auto info = ProbeVideo(path);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(info->color_space, c.want_space);
+    EXPECT_EQ(info->color_range, c.want_range);
+    EXPECT_EQ(info->color_primaries, o.color_primaries);
+    EXPECT_EQ(info->color_transfer, o.color_transfer);
+    const std::vector<Frame> back = DecodeAll(path);
+    ASSERT_EQ(back.size(), 3u);
+    ExpectColourNear(MeanColour(back[1], 12, 24), red, 6, "reel's red");
+    ExpectColourNear(MeanColour(back[1], 50, 24), grey, 4, "reel's grey");
+    if (!testing::HaveFfmpegCli()) continue;
+    // The stored samples: the first frame's luma plane, unconverted.
+    auto y = testing::RunProcess(
+        {"ffmpeg", "-v", "error", "-i", path, "-frames:v", "1", "-f", "rawvideo", "-"});
+    ASSERT_EQ(y.exit_code, 0) << y.err;
+    ASSERT_GE(y.out.size(), 64u * 48u);
+    EXPECT_NEAR(static_cast<uint8_t>(y.out[24 * 64 + 12]), c.luma, 2.0) << "red's luma";
+    auto rgb = testing::RunProcess({"ffmpeg", "-v", "error", "-i", path, "-frames:v", "1", "-f",
+                                    "rawvideo", "-pix_fmt", "rgb24", "-"});
+    ASSERT_EQ(rgb.exit_code, 0) << rgb.err;
+    ASSERT_EQ(rgb.out.size(), 64u * 48u * 3u);
+    const size_t at = (24 * 64 + 12) * 3;
+    for (int k = 0; k < 3; ++k) {
+      EXPECT_NEAR(static_cast<uint8_t>(rgb.out[at + k]), red[k], 6)
+          << "ffmpeg's red, channel " << k;
+    }
+  }
+
+  EncodeOptions bad;
+  bad.color_space = "bt7o9";
+  Status s = WriteFrames(dir.File("bad.mp4"), frame, 1, bad);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("unknown colour space 'bt7o9'"), std::string::npos) << s.ToString();
+  bad.color_space = "ycgco";  // a real matrix, but not one swscale converts RGB into
+  EXPECT_EQ(WriteFrames(dir.File("bad.mp4"), frame, 1, bad).code(), StatusCode::kNotSupported);
+  bad.color_space = "bt709";
+  bad.color_range = "studio";
+  EXPECT_EQ(WriteFrames(dir.File("bad.mp4"), frame, 1, bad).code(), StatusCode::kInvalidArgument);
+}
+
 // ---------------------------------------------------------------- swscale's slack
 
 // A libav frame of `format` and size holding random bytes.

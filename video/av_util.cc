@@ -150,6 +150,18 @@ VideoInfo HeaderInfo(AVFormatContext* ctx, int vindex) {
     const char* trc = av_color_transfer_name(par->color_trc);
     if (trc != nullptr) info.color_transfer = trc;
   }
+  if (par->color_space != AVCOL_SPC_UNSPECIFIED) {
+    const char* space = av_color_space_name(par->color_space);
+    if (space != nullptr) info.color_space = space;
+  }
+  if (par->color_primaries != AVCOL_PRI_UNSPECIFIED) {
+    const char* primaries = av_color_primaries_name(par->color_primaries);
+    if (primaries != nullptr) info.color_primaries = primaries;
+  }
+  if (par->color_range != AVCOL_RANGE_UNSPECIFIED) {
+    const char* range = av_color_range_name(par->color_range);
+    if (range != nullptr) info.color_range = range;
+  }
   switch (par->field_order) {
     case AV_FIELD_PROGRESSIVE:
       info.field_order = "progressive";

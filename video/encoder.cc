@@ -24,10 +24,74 @@ AVPixelFormat ChoosePixelFormat(const AVCodec* codec, const std::string& wanted)
   return codec->pix_fmts[0];
 }
 
+// The swscale matrix for a Y'CbCr colour space reel can convert RGB into, or -1.
+int SwsMatrix(AVColorSpace space) {
+  switch (space) {
+    case AVCOL_SPC_UNSPECIFIED:
+    case AVCOL_SPC_BT470BG:
+    case AVCOL_SPC_SMPTE170M:
+      return SWS_CS_ITU601;
+    case AVCOL_SPC_BT709:
+      return SWS_CS_ITU709;
+    case AVCOL_SPC_FCC:
+      return SWS_CS_FCC;
+    case AVCOL_SPC_SMPTE240M:
+      return SWS_CS_SMPTE240M;
+    case AVCOL_SPC_BT2020_NCL:
+      return SWS_CS_BT2020;
+    default:
+      return -1;
+  }
+}
+
+// Sets the encoder's colour description from the options' names.
+Status SetColourDescription(const std::string& path, const EncodeOptions& o, AVCodecContext* c) {
+  auto unknown = [&](const char* what, const std::string& name) {
+    return Status::InvalidArgument(path + ": unknown " + what + " '" + name + "'");
+  };
+  if (!o.color_space.empty()) {
+    const int v = av_color_space_from_name(o.color_space.c_str());
+    if (v < 0) return unknown("colour space", o.color_space);
+    c->colorspace = static_cast<AVColorSpace>(v);
+    if (SwsMatrix(c->colorspace) < 0) {
+      return Status::NotSupported(path + ": cannot convert RGB frames to colour space '" +
+                                  o.color_space + "'");
+    }
+  }
+  if (!o.color_primaries.empty()) {
+    const int v = av_color_primaries_from_name(o.color_primaries.c_str());
+    if (v < 0) return unknown("colour primaries", o.color_primaries);
+    c->color_primaries = static_cast<AVColorPrimaries>(v);
+  }
+  if (!o.color_transfer.empty()) {
+    const int v = av_color_transfer_from_name(o.color_transfer.c_str());
+    if (v < 0) return unknown("colour transfer", o.color_transfer);
+    c->color_trc = static_cast<AVColorTransferCharacteristic>(v);
+  }
+  c->color_range = AVCOL_RANGE_MPEG;
+  if (!o.color_range.empty()) {
+    const int v = av_color_range_from_name(o.color_range.c_str());
+    if (v != AVCOL_RANGE_MPEG && v != AVCOL_RANGE_JPEG)
+      return unknown("colour range", o.color_range);
+    c->color_range = static_cast<AVColorRange>(v);
+  }
+  const AVPixFmtDescriptor* d = av_pix_fmt_desc_get(c->pix_fmt);
+  if (d != nullptr && (d->flags & AV_PIX_FMT_FLAG_RGB) != 0) {
+    c->color_range = AVCOL_RANGE_UNSPECIFIED;  // an RGB codec format has no range
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 std::string DefaultVideoCodec() {
   return avcodec_find_encoder_by_name("libx264") != nullptr ? "libx264" : "mpeg4";
+}
+
+bool CanEncodeColorSpace(const std::string& space) {
+  if (space.empty()) return true;
+  const int v = av_color_space_from_name(space.c_str());
+  return v >= 0 && SwsMatrix(static_cast<AVColorSpace>(v)) >= 0;
 }
 
 struct VideoEncoder::Impl {
@@ -38,6 +102,7 @@ struct VideoEncoder::Impl {
   av::CodecContextPtr enc;
   AVStream* stream = nullptr;
   av::SwsPtr sws;
+  AVPixelFormat sws_source = AV_PIX_FMT_NONE;  // the frame format `sws` was set up for
   std::vector<uint8_t> padded_source;  // the frame and kSwsSlackBytes, which swscale reads
   av::FramePtr frame{av_frame_alloc()};
   av::PacketPtr packet{av_packet_alloc()};
@@ -126,6 +191,7 @@ Result<std::unique_ptr<VideoEncoder>> VideoEncoder::Open(const std::string& path
   if (options.b_frames >= 0) c->max_b_frames = options.b_frames;
   if (options.bit_rate > 0) c->bit_rate = options.bit_rate;
   if (impl->oc->oformat->flags & AVFMT_GLOBALHEADER) c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+  REEL_RETURN_IF_ERROR(SetColourDescription(path, options, c));
 
   AVDictionary* opts = nullptr;
   if (codec_name == "libx264" || codec_name == "libx265") {
@@ -194,6 +260,10 @@ Result<std::unique_ptr<VideoEncoder>> VideoEncoder::Open(const std::string& path
   f->format = c->pix_fmt;
   f->width = c->width;
   f->height = c->height;
+  f->colorspace = c->colorspace;
+  f->color_primaries = c->color_primaries;
+  f->color_trc = c->color_trc;
+  f->color_range = c->color_range;
   err = av_frame_get_buffer(f, 0);
   if (err < 0) return av::ErrorStatus(err, path, "cannot allocate frame");
   return std::unique_ptr<VideoEncoder>(new VideoEncoder(std::move(impl)));
@@ -221,11 +291,19 @@ Status VideoEncoder::Write(const Frame& frame, std::optional<int64_t> pts) {
                                    ")");
   }
   const AVPixelFormat src = av::ToAvPixelFormat(frame.format);
+  SwsContext* previous = e.sws.release();
   SwsContext* s =
-      sws_getCachedContext(e.sws.release(), frame.width, frame.height, src, c->width, c->height,
+      sws_getCachedContext(previous, frame.width, frame.height, src, c->width, c->height,
                            c->pix_fmt, SWS_BICUBIC, nullptr, nullptr, nullptr);
   if (s == nullptr) return Status::NotSupported(e.path + ": cannot convert frame for encoder");
   e.sws.reset(s);
+  if ((s != previous || src != e.sws_source) && frame.format != PixelFormat::kGray8) {
+    // RGB into the stated matrix and range.
+    const int* table = sws_getCoefficients(SwsMatrix(c->colorspace));
+    sws_setColorspaceDetails(s, table, 1, table, c->color_range == AVCOL_RANGE_JPEG ? 1 : 0, 0,
+                             1 << 16, 1 << 16);
+  }
+  e.sws_source = src;
   int err = av_frame_make_writable(e.frame.get());
   if (err < 0) return av::ErrorStatus(err, e.path, "frame not writable");
   // swscale reads a few bytes past the last row of a packed image (kSwsSlackBytes).

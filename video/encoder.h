@@ -39,6 +39,17 @@ struct EncodeOptions {
   int threads = 0;                    // 0 = automatic
   int rotation = 0;                   // clockwise display rotation stored as metadata
   Rational sample_aspect_ratio{1, 1};
+  // The colour description, in ffprobe's names (VideoInfo's color_* fields); "" leaves a
+  // field unstated. RGB frames are converted to Y'CbCr with the matrix `color_space`
+  // names ("bt709", "smpte170m" or "bt470bg" for BT.601, "bt2020nc", "fcc", "smpte240m";
+  // unstated: BT.601, swscale's default and how FFmpeg-based readers read untagged video)
+  // into `color_range` ("tv", limited, when unstated; "pc", full). Primaries and transfer
+  // are only stored. All four go into the stream (H.264's VUI, MP4's colr box) so that
+  // players show the colours the frames had.
+  std::string color_space;
+  std::string color_primaries;
+  std::string color_transfer;
+  std::string color_range;
   std::map<std::string, std::string> metadata;  // container tags, e.g. title, comment
   std::string format;                           // container; "" = from the file extension
   // Muxer private options, e.g. {"movflags", "+faststart"} for MP4 with the index first.
@@ -68,6 +79,9 @@ class VideoEncoder {
 
 // The encoder reel uses by default on this FFmpeg build ("libx264" or "mpeg4").
 std::string DefaultVideoCodec();
+
+// Whether EncodeOptions::color_space may name `space` ("" included).
+bool CanEncodeColorSpace(const std::string& space);
 
 }  // namespace reel
 

@@ -46,6 +46,13 @@ struct VideoInfo {
   // Transfer characteristic as ffprobe's color_transfer ("bt709", "smpte2084" for HDR10
   // and Dolby Vision's PQ, "arib-std-b67" for HLG, as phones record); "" when unstated.
   std::string color_transfer;
+  // The rest of the colour description, also in ffprobe's names, "" when unstated:
+  // color_space is the Y'CbCr matrix ("bt709"; "smpte170m" and "bt470bg" are BT.601's;
+  // "bt2020nc"), color_primaries the RGB primaries ("bt709", "bt2020"), color_range
+  // "tv" (limited, 16-235) or "pc" (full).
+  std::string color_space;
+  std::string color_primaries;
+  std::string color_range;
   // Field order as ffprobe's field_order: "progressive"; interlaced: "tt" (top field
   // first), "bb" (bottom first, as DV), "tb" and "bt" (coded in one order, shown in the
   // other); "" when unknown.
