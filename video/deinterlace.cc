@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 extern "C" {
 #include <libavutil/pixdesc.h>
@@ -12,33 +13,55 @@ extern "C" {
 namespace reel::av {
 namespace {
 
+// The line filter is built twice on x86-64, for AVX2 and for the baseline (SSE2), and the
+// CPU picks at load time; inlined helpers are compiled into each.
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define REEL_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef REEL_SIMD_CLONES
+#define REEL_SIMD_CLONES
+#endif
+#define REEL_ALWAYS_INLINE inline __attribute__((always_inline))
+
+// The arithmetic type for samples of type T: every intermediate of 8-bit samples fits 16
+// bits (the largest, a direction score, is 3 x 255), which doubles the lanes per vector.
+template <typename T>
+using Work = std::conditional_t<sizeof(T) == 1, int16_t, int32_t>;
+
 // How much sample x moves: between the frame before and this one at x, and between the
 // lines above and below (`up`, `down`: offsets in samples) and the same lines in the frames
 // before and after.
-template <typename T>
-inline int TemporalDiff(const T* prev, const T* cur, const T* next, int x, std::ptrdiff_t down,
-                        std::ptrdiff_t up) {
-  const int c = cur[x + up], e = cur[x + down];
-  const int temporal_diff0 = std::abs(prev[x] - cur[x]);
-  const int temporal_diff1 = (std::abs(prev[x + up] - c) + std::abs(prev[x + down] - e)) >> 1;
-  const int temporal_diff2 = (std::abs(next[x + up] - c) + std::abs(next[x + down] - e)) >> 1;
-  return std::max(std::max(temporal_diff0 >> 1, temporal_diff1), temporal_diff2);
+template <typename T, typename W = Work<T>>
+REEL_ALWAYS_INLINE W TemporalDiff(const T* prev, const T* cur, const T* next, int x,
+                                  std::ptrdiff_t down, std::ptrdiff_t up) {
+  const W c = cur[x + up], e = cur[x + down];
+  const W p = prev[x], q = cur[x];
+  const W pu = prev[x + up], pd = prev[x + down], nu = next[x + up], nd = next[x + down];
+  const W temporal_diff0 = static_cast<W>(std::abs(p - q));
+  const W temporal_diff1 = static_cast<W>((std::abs(pu - c) + std::abs(pd - e)) >> 1);
+  const W temporal_diff2 = static_cast<W>((std::abs(nu - c) + std::abs(nd - e)) >> 1);
+  return std::max(std::max(static_cast<W>(temporal_diff0 >> 1), temporal_diff1), temporal_diff2);
 }
 
 // Clamps the spatial prediction around the temporal one (d = the average of prev and cur).
-template <bool kSpatialCheck, typename T>
-inline int Clamp(const T* prev, const T* cur, int x, std::ptrdiff_t down, std::ptrdiff_t up,
-                 int diff, int spatial_pred) {
-  const int c = cur[x + up], e = cur[x + down];
-  const int d = (prev[x] + cur[x]) >> 1;
+template <bool kSpatialCheck, typename T, typename W = Work<T>>
+REEL_ALWAYS_INLINE T Clamp(const T* prev, const T* cur, int x, std::ptrdiff_t down,
+                           std::ptrdiff_t up, W diff, W spatial_pred) {
+  const W c = cur[x + up], e = cur[x + down];
+  const W d = static_cast<W>((prev[x] + cur[x]) >> 1);
   if (kSpatialCheck) {
-    const int b = (prev[x + 2 * up] + cur[x + 2 * up]) >> 1;
-    const int f = (prev[x + 2 * down] + cur[x + 2 * down]) >> 1;
-    const int max = std::max(std::max(d - e, d - c), std::min(b - c, f - e));
-    const int min = std::min(std::min(d - e, d - c), std::max(b - c, f - e));
-    diff = std::max(std::max(diff, min), -max);
+    const W b = static_cast<W>((prev[x + 2 * up] + cur[x + 2 * up]) >> 1);
+    const W f = static_cast<W>((prev[x + 2 * down] + cur[x + 2 * down]) >> 1);
+    const W de = static_cast<W>(d - e), dc = static_cast<W>(d - c);
+    const W bc = static_cast<W>(b - c), fe = static_cast<W>(f - e);
+    const W max = std::max(std::max(de, dc), std::min(bc, fe));
+    const W min = std::min(std::min(de, dc), std::max(bc, fe));
+    diff = std::max(std::max(diff, min), static_cast<W>(-max));
   }
-  return std::min(std::max(spatial_pred, d - diff), d + diff);
+  return static_cast<T>(
+      std::min(std::max(spatial_pred, static_cast<W>(d - diff)), static_cast<W>(d + diff)));
 }
 
 // One missing line: x in [0, w). `up` and `down` are the offsets (in samples) of the
@@ -46,42 +69,79 @@ inline int Clamp(const T* prev, const T* cur, int x, std::ptrdiff_t down, std::p
 // mode the temporal prediction averages `prev` and `cur`. The directional (spatial)
 // search runs only where three samples either side exist, as yadif's edge handling does;
 // it is written without branches so that the compiler can vectorise it.
-template <bool kSpatialCheck, typename T>
-void FilterLine(T* dst, const T* prev, const T* cur, const T* next, int w, std::ptrdiff_t down,
-                std::ptrdiff_t up) {
+template <bool kSpatialCheck, typename T, typename W = Work<T>>
+REEL_ALWAYS_INLINE void FilterLine(T* __restrict dst, const T* __restrict prev,
+                                   const T* __restrict cur, const T* __restrict next, int w,
+                                   std::ptrdiff_t down, std::ptrdiff_t up) {
   auto edge = [&](int x) {
-    const int diff = TemporalDiff(prev, cur, next, x, down, up);
-    const int pred = (cur[x + up] + cur[x + down]) >> 1;
-    dst[x] = static_cast<T>(Clamp<kSpatialCheck>(prev, cur, x, down, up, diff, pred));
+    const W diff = TemporalDiff(prev, cur, next, x, down, up);
+    const W pred = static_cast<W>((cur[x + up] + cur[x + down]) >> 1);
+    dst[x] = Clamp<kSpatialCheck>(prev, cur, x, down, up, diff, pred);
   };
   const int inner_end = std::max(3, w - 3);
   for (int x = 0; x < std::min(3, w); ++x) edge(x);
   const T* a = cur + up;    // the line above
   const T* b = cur + down;  // the line below
   for (int x = 3; x < inner_end; ++x) {
+    auto ad = [&](int i, int j) { return static_cast<W>(std::abs(W(a[i]) - W(b[j]))); };
     auto score = [&](int j) {
-      return std::abs(a[x - 1 + j] - b[x - 1 - j]) + std::abs(a[x + j] - b[x - j]) +
-             std::abs(a[x + 1 + j] - b[x + 1 - j]);
+      return static_cast<W>(ad(x - 1 + j, x - 1 - j) + ad(x + j, x - j) + ad(x + 1 + j, x + 1 - j));
     };
-    int best = score(0) - 1;
-    int pred = (a[x] + b[x]) >> 1;
+    auto avg = [&](int i, int j) { return static_cast<W>((W(a[i]) + W(b[j])) >> 1); };
+    W best = static_cast<W>(score(0) - 1);
+    W pred = avg(x, x);
     // Direction -1, then -2 only if -1 won; +1, then +2 only if +1 won.
-    const int sm1 = score(-1), sm2 = score(-2), sp1 = score(1), sp2 = score(2);
+    const W sm1 = score(-1), sm2 = score(-2), sp1 = score(1), sp2 = score(2);
     const bool m1 = sm1 < best;
     best = m1 ? sm1 : best;
-    pred = m1 ? (a[x - 1] + b[x + 1]) >> 1 : pred;
+    pred = m1 ? avg(x - 1, x + 1) : pred;
     const bool m2 = m1 && sm2 < best;
     best = m2 ? sm2 : best;
-    pred = m2 ? (a[x - 2] + b[x + 2]) >> 1 : pred;
+    pred = m2 ? avg(x - 2, x + 2) : pred;
     const bool p1 = sp1 < best;
     best = p1 ? sp1 : best;
-    pred = p1 ? (a[x + 1] + b[x - 1]) >> 1 : pred;
+    pred = p1 ? avg(x + 1, x - 1) : pred;
     const bool p2 = p1 && sp2 < best;
-    pred = p2 ? (a[x + 2] + b[x - 2]) >> 1 : pred;
-    const int diff = TemporalDiff(prev, cur, next, x, down, up);
-    dst[x] = static_cast<T>(Clamp<kSpatialCheck>(prev, cur, x, down, up, diff, pred));
+    pred = p2 ? avg(x + 2, x - 2) : pred;
+    const W diff = TemporalDiff(prev, cur, next, x, down, up);
+    dst[x] = Clamp<kSpatialCheck>(prev, cur, x, down, up, diff, pred);
   }
   for (int x = inner_end; x < w; ++x) edge(x);
+}
+
+template <typename T>
+REEL_ALWAYS_INLINE void FilterAnyLine(T* dst, const T* prev, const T* cur, const T* next, int w,
+                                      std::ptrdiff_t down, std::ptrdiff_t up, bool spatial_check) {
+  if (spatial_check) {
+    FilterLine<true>(dst, prev, cur, next, w, down, up);
+  } else {
+    FilterLine<false>(dst, prev, cur, next, w, down, up);
+  }
+}
+
+REEL_SIMD_CLONES void FilterLine8(uint8_t* __restrict dst, const uint8_t* __restrict prev,
+                                  const uint8_t* __restrict cur, const uint8_t* __restrict next,
+                                  int w, std::ptrdiff_t down, std::ptrdiff_t up,
+                                  bool spatial_check) {
+  FilterAnyLine(dst, prev, cur, next, w, down, up, spatial_check);
+}
+
+REEL_SIMD_CLONES void FilterLine16(uint16_t* __restrict dst, const uint16_t* __restrict prev,
+                                   const uint16_t* __restrict cur, const uint16_t* __restrict next,
+                                   int w, std::ptrdiff_t down, std::ptrdiff_t up,
+                                   bool spatial_check) {
+  FilterAnyLine(dst, prev, cur, next, w, down, up, spatial_check);
+}
+
+inline void FilterOneLine(uint8_t* dst, const uint8_t* prev, const uint8_t* cur,
+                          const uint8_t* next, int w, std::ptrdiff_t down, std::ptrdiff_t up,
+                          bool spatial_check) {
+  FilterLine8(dst, prev, cur, next, w, down, up, spatial_check);
+}
+inline void FilterOneLine(uint16_t* dst, const uint16_t* prev, const uint16_t* cur,
+                          const uint16_t* next, int w, std::ptrdiff_t down, std::ptrdiff_t up,
+                          bool spatial_check) {
+  FilterLine16(dst, prev, cur, next, w, down, up, spatial_check);
 }
 
 template <typename T>
@@ -105,11 +165,7 @@ void FilterPlane(const AVFrame* prev, const AVFrame* cur, const AVFrame* next, A
     const std::ptrdiff_t down = y + 1 < h ? refs : -refs;
     const std::ptrdiff_t up = y > 0 ? -refs : refs;
     const bool spatial_check = !(y == 1 || y + 2 == h);
-    if (spatial_check) {
-      FilterLine<true>(dst, row(prev), row(cur), row(next), w, down, up);
-    } else {
-      FilterLine<false>(dst, row(prev), row(cur), row(next), w, down, up);
-    }
+    FilterOneLine(dst, row(prev), row(cur), row(next), w, down, up, spatial_check);
   }
 }
 
