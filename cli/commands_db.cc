@@ -54,6 +54,10 @@ class DbInfoCommand : public Command {
     std::string integrity;  // "" when not checked
     if (check_) {
       auto checked = (*catalog)->IntegrityCheck();
+      // Damage may stop the check itself; a lock or a read error says nothing either way.
+      if (!checked.ok() && checked.status().code() != StatusCode::kCorruption) {
+        return Fail(checked.status().WithContext("cannot check " + db_));
+      }
       integrity = checked.ok() ? *checked : checked.status().message();
     }
     const int exit_code = integrity.empty() || integrity == "ok" ? kExitOk : kExitFailure;

@@ -490,7 +490,10 @@ class Catalog {
 
   // --- inspection ---
   Result<CatalogStats> Stats();
-  // PRAGMA integrity_check + foreign_key_check; "ok" when both are clean.
+  // PRAGMA integrity_check + foreign_key_check; "ok" when both are clean, else the
+  // problems, one a line. Errors: kCorruption when the damage stops the check itself;
+  // kUnavailable when another connection holds the file locked past the busy timeout,
+  // kIOError when it cannot be read (neither says anything about the file's state).
   Result<std::string> IntegrityCheck();
 
   // Runs one read-only SQL statement (SELECT, WITH ... SELECT, EXPLAIN, reading PRAGMAs)
