@@ -6,24 +6,14 @@
 #include <cstring>
 #include <type_traits>
 
+#include "video/simd.h"
+
 extern "C" {
 #include <libavutil/pixdesc.h>
 }
 
 namespace reel::av {
 namespace {
-
-// The line filter is built twice on x86-64, for AVX2 and for the baseline (SSE2), and the
-// CPU picks at load time; inlined helpers are compiled into each.
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define REEL_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef REEL_SIMD_CLONES
-#define REEL_SIMD_CLONES
-#endif
-#define REEL_ALWAYS_INLINE inline __attribute__((always_inline))
 
 // The arithmetic type for samples of type T: every intermediate of 8-bit samples fits 16
 // bits (the largest, a direction score, is 3 x 255), which doubles the lanes per vector.
@@ -119,6 +109,7 @@ REEL_ALWAYS_INLINE void FilterAnyLine(T* dst, const T* prev, const T* cur, const
   }
 }
 
+// The entry points, built for AVX2 and for the baseline (video/simd.h).
 REEL_SIMD_CLONES void FilterLine8(uint8_t* __restrict dst, const uint8_t* __restrict prev,
                                   const uint8_t* __restrict cur, const uint8_t* __restrict next,
                                   int w, std::ptrdiff_t down, std::ptrdiff_t up,

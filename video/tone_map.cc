@@ -4,6 +4,8 @@
 #include <cfloat>
 #include <cmath>
 
+#include "video/simd.h"
+
 namespace reel {
 namespace {
 
@@ -36,7 +38,7 @@ float HlgEotf(float x) {  // display-referred, normalised to the 1000 cd/m² pea
   return std::pow(scene, 1.2f);
 }
 
-float Hable(float x) {
+REEL_ALWAYS_INLINE float Hable(float x) {
   const float a = 0.15f, b = 0.50f, c = 0.10f, d = 0.20f, e = 0.02f, f = 0.30f;
   return (x * (x * a + b * c) + d * e) / (x * (x * a + b) + d * f) - e / f;
 }
@@ -75,6 +77,56 @@ void RgbToXyz(const double xy[6], double m[9]) {
   }
   for (int r = 0; r < 3; ++r) {
     for (int c = 0; c < 3; ++c) m[r * 3 + c] = p[r * 3 + c] * s[c];
+  }
+}
+
+// Pixels mapped at a time: the block's floats stay in L1.
+constexpr int kBlock = 256;
+
+// Y'CbCr codes (16-bit samples) to R'G'B' in floating point, unclipped.
+struct YuvToRgb {
+  float code_unit, y0, y_scale, c0, c_scale, cr_r, cb_g, cr_g, cb_b;
+};
+
+// The vectorisable steps, built for AVX2 and the baseline: Y'CbCr to R'G'B' ...
+REEL_SIMD_CLONES void DecodeBlock(const YuvToRgb& k, const uint16_t* __restrict y,
+                                  const uint16_t* __restrict cb, const uint16_t* __restrict cr,
+                                  int n, float* __restrict r, float* __restrict g,
+                                  float* __restrict b) {
+  for (int i = 0; i < n; ++i) {
+    const float luma = (static_cast<float>(y[i]) * k.code_unit - k.y0) * k.y_scale;
+    const float u = (static_cast<float>(cb[i]) * k.code_unit - k.c0) * k.c_scale;
+    const float v = (static_cast<float>(cr[i]) * k.code_unit - k.c0) * k.c_scale;
+    r[i] = luma + k.cr_r * v;
+    g[i] = luma - k.cb_g * u - k.cr_g * v;
+    b[i] = luma + k.cb_b * u;
+  }
+}
+
+// std::max by value, which GCC turns into a vector max (it leaves std::max's branches).
+REEL_ALWAYS_INLINE float Max(float a, float b) {
+  return a < b ? b : a;
+}
+
+// ... and, in linear light, BT.2020 to BT.709 primaries, desaturation and the hable curve
+// (steps 2 and 3), in place.
+REEL_SIMD_CLONES void MapLinearBlock(const float* __restrict m, float hable_peak, int n,
+                                     float* __restrict r, float* __restrict g,
+                                     float* __restrict b) {
+  for (int i = 0; i < n; ++i) {
+    float rr = m[0] * r[i] + m[1] * g[i] + m[2] * b[i];
+    float gg = m[3] * r[i] + m[4] * g[i] + m[5] * b[i];
+    float bb = m[6] * r[i] + m[7] * g[i] + m[8] * b[i];
+    const float luma = kLumaR * rr + kLumaG * gg + kLumaB * bb;
+    const float overbright = Max(luma - kDesaturation, 1e-6f) / Max(luma, 1e-6f);
+    rr = rr * (1 - overbright) + luma * overbright;
+    gg = gg * (1 - overbright) + luma * overbright;
+    bb = bb * (1 - overbright) + luma * overbright;
+    const float sig = Max(Max(Max(rr, gg), bb), 1e-6f);
+    const float scale = Hable(sig) / hable_peak / sig;
+    r[i] = rr * scale;
+    g[i] = gg * scale;
+    b[i] = bb * scale;
   }
 }
 
@@ -120,23 +172,6 @@ float ToneMapper::ToLinear(float value) const {
   return transfer_ == HdrTransfer::kPq ? PqEotf(value) * 100.0f : HlgEotf(value) * 10.0f;
 }
 
-void ToneMapper::MapLinear(const float in[3], float hable_peak, float out[3]) const {
-  const float* m = primaries_;
-  float r = m[0] * in[0] + m[1] * in[1] + m[2] * in[2];
-  float g = m[3] * in[0] + m[4] * in[1] + m[5] * in[2];
-  float b = m[6] * in[0] + m[7] * in[1] + m[8] * in[2];
-  const float luma = kLumaR * r + kLumaG * g + kLumaB * b;
-  const float overbright = std::max(luma - kDesaturation, 1e-6f) / std::max(luma, 1e-6f);
-  r = r * (1 - overbright) + luma * overbright;
-  g = g * (1 - overbright) + luma * overbright;
-  b = b * (1 - overbright) + luma * overbright;
-  const float sig = std::max(std::max(std::max(r, g), b), 1e-6f);
-  const float scale = Hable(sig) / hable_peak / sig;
-  out[0] = r * scale;
-  out[1] = g * scale;
-  out[2] = b * scale;
-}
-
 void ToneMapper::Map(const uint16_t* y, const uint16_t* cb, const uint16_t* cr, int64_t pixels,
                      const YuvCoding& coding, double peak, PixelFormat format, uint8_t* out) const {
   // Codes of `bit_depth` bits sit in the top bits of the 16-bit samples.
@@ -163,29 +198,34 @@ void ToneMapper::Map(const uint16_t* y, const uint16_t* cb, const uint16_t* cr, 
     return static_cast<uint8_t>(c);
   };
   const float hable_peak = Hable(static_cast<float>(peak));
-  for (int64_t i = 0; i < pixels; ++i) {
-    const float luma = (static_cast<float>(y[i]) * code_unit - y0) * y_scale;
-    const float u = (static_cast<float>(cb[i]) * code_unit - c0) * c_scale;
-    const float v = (static_cast<float>(cr[i]) * code_unit - c0) * c_scale;
-    const float lin[3] = {linear(luma + cr_r * v), linear(luma - cb_g * u - cr_g * v),
-                          linear(luma + cb_b * u)};
-    float rgb[3];
-    MapLinear(lin, hable_peak, rgb);
-    switch (format) {
-      case PixelFormat::kRgb24:
-        *out++ = code(rgb[0]);
-        *out++ = code(rgb[1]);
-        *out++ = code(rgb[2]);
-        break;
-      case PixelFormat::kBgr24:
-        *out++ = code(rgb[2]);
-        *out++ = code(rgb[1]);
-        *out++ = code(rgb[0]);
-        break;
-      case PixelFormat::kGray8:  // BT.709 luma of the 8-bit R'G'B'
-        *out++ = static_cast<uint8_t>(
-            std::lround(0.2126f * code(rgb[0]) + 0.7152f * code(rgb[1]) + 0.0722f * code(rgb[2])));
-        break;
+  const YuvToRgb k{code_unit, y0, y_scale, c0, c_scale, cr_r, cb_g, cr_g, cb_b};
+  float r[kBlock], g[kBlock], b[kBlock];
+  for (int64_t start = 0; start < pixels; start += kBlock) {
+    const int n = static_cast<int>(std::min<int64_t>(kBlock, pixels - start));
+    DecodeBlock(k, y + start, cb + start, cr + start, n, r, g, b);
+    for (int i = 0; i < n; ++i) {  // step 1, by table
+      r[i] = linear(r[i]);
+      g[i] = linear(g[i]);
+      b[i] = linear(b[i]);
+    }
+    MapLinearBlock(primaries_, hable_peak, n, r, g, b);
+    for (int i = 0; i < n; ++i) {  // step 4, by table
+      switch (format) {
+        case PixelFormat::kRgb24:
+          *out++ = code(r[i]);
+          *out++ = code(g[i]);
+          *out++ = code(b[i]);
+          break;
+        case PixelFormat::kBgr24:
+          *out++ = code(b[i]);
+          *out++ = code(g[i]);
+          *out++ = code(r[i]);
+          break;
+        case PixelFormat::kGray8:  // BT.709 luma of the 8-bit R'G'B'
+          *out++ = static_cast<uint8_t>(
+              std::lround(0.2126f * code(r[i]) + 0.7152f * code(g[i]) + 0.0722f * code(b[i])));
+          break;
+      }
     }
   }
 }

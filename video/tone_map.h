@@ -60,8 +60,6 @@ class ToneMapper {
  private:
   // Step 1 for one channel value.
   float ToLinear(float value) const;
-  // Steps 2 and 3 for one pixel in linear light; `hable_peak` is the curve at the peak.
-  void MapLinear(const float rgb2020[3], float hable_peak, float rgb709[3]) const;
 
   HdrTransfer transfer_;
   // Step 1 at 2 x 65535 + 1 points over [0, 2] (R'G'B' above 1 comes from colours the
