@@ -146,22 +146,16 @@ VideoInfo HeaderInfo(AVFormatContext* ctx, int vindex) {
   info.height = par->height;
   const char* pix = av_get_pix_fmt_name(static_cast<AVPixelFormat>(par->format));
   info.pixel_format = pix != nullptr ? pix : "unknown";
-  if (par->color_trc != AVCOL_TRC_UNSPECIFIED) {
-    const char* trc = av_color_transfer_name(par->color_trc);
-    if (trc != nullptr) info.color_transfer = trc;
-  }
-  if (par->color_space != AVCOL_SPC_UNSPECIFIED) {
-    const char* space = av_color_space_name(par->color_space);
-    if (space != nullptr) info.color_space = space;
-  }
-  if (par->color_primaries != AVCOL_PRI_UNSPECIFIED) {
-    const char* primaries = av_color_primaries_name(par->color_primaries);
-    if (primaries != nullptr) info.color_primaries = primaries;
-  }
-  if (par->color_range != AVCOL_RANGE_UNSPECIFIED) {
-    const char* range = av_color_range_name(par->color_range);
-    if (range != nullptr) info.color_range = range;
-  }
+  // The colour description as ffprobe names it; "" when unstated.
+  auto name = [](const char* n) { return n != nullptr ? std::string(n) : std::string(); };
+  if (par->color_trc != AVCOL_TRC_UNSPECIFIED)
+    info.color_transfer = name(av_color_transfer_name(par->color_trc));
+  if (par->color_space != AVCOL_SPC_UNSPECIFIED)
+    info.color_space = name(av_color_space_name(par->color_space));
+  if (par->color_primaries != AVCOL_PRI_UNSPECIFIED)
+    info.color_primaries = name(av_color_primaries_name(par->color_primaries));
+  if (par->color_range != AVCOL_RANGE_UNSPECIFIED)
+    info.color_range = name(av_color_range_name(par->color_range));
   switch (par->field_order) {
     case AV_FIELD_PROGRESSIVE:
       info.field_order = "progressive";
@@ -245,22 +239,6 @@ AVPixelFormat UnJ(AVPixelFormat f, bool* full_range) {
   }
 }
 
-int SwsColorspace(AVColorSpace cs) {
-  switch (cs) {
-    case AVCOL_SPC_BT709:
-      return SWS_CS_ITU709;
-    case AVCOL_SPC_FCC:
-      return SWS_CS_FCC;
-    case AVCOL_SPC_SMPTE240M:
-      return SWS_CS_SMPTE240M;
-    case AVCOL_SPC_BT2020_NCL:
-    case AVCOL_SPC_BT2020_CL:
-      return SWS_CS_BT2020;
-    default:
-      return SWS_CS_ITU601;
-  }
-}
-
 }  // namespace
 
 Status FrameConverter::Convert(const AVFrame* in, Frame* out) {
@@ -288,9 +266,14 @@ Status FrameConverter::Convert(const AVFrame* in, Frame* out) {
   if (ctx != sws_raw_) color_key_ = -1;
   sws_.reset(ctx);
   sws_raw_ = ctx;
-  const int key = yuv ? (SwsColorspace(in->colorspace) * 2 + (full_range ? 1 : 0)) : -2;
+  // A matrix swscale has none for is read as BT.601, its default; BT.2020's constant
+  // luminance coding as its non-constant one.
+  const int matrix = in->colorspace == AVCOL_SPC_BT2020_CL ? SWS_CS_BT2020
+                     : SwsMatrix(in->colorspace) >= 0      ? SwsMatrix(in->colorspace)
+                                                           : SWS_CS_ITU601;
+  const int key = yuv ? (matrix * 2 + (full_range ? 1 : 0)) : -2;
   if (yuv && key != color_key_) {
-    const int* coeffs = sws_getCoefficients(SwsColorspace(in->colorspace));
+    const int* coeffs = sws_getCoefficients(matrix);
     sws_setColorspaceDetails(ctx, coeffs, full_range ? 1 : 0, sws_getCoefficients(SWS_CS_DEFAULT),
                              1, 0, 1 << 16, 1 << 16);
   }
@@ -401,6 +384,25 @@ Status FrameConverter::ConvertHdr(const AVFrame* in, AVPixelFormat src_fmt,
                     static_cast<int64_t>(pixels), coding,
                     ToneMapper::SignalPeak(max_cll, mastering_max), format_, padded_.data());
   return Finish(scaled_w, scaled_h, bytes, out);
+}
+
+int SwsMatrix(AVColorSpace space) {
+  switch (space) {
+    case AVCOL_SPC_UNSPECIFIED:
+    case AVCOL_SPC_BT470BG:
+    case AVCOL_SPC_SMPTE170M:
+      return SWS_CS_ITU601;
+    case AVCOL_SPC_BT709:
+      return SWS_CS_ITU709;
+    case AVCOL_SPC_FCC:
+      return SWS_CS_FCC;
+    case AVCOL_SPC_SMPTE240M:
+      return SWS_CS_SMPTE240M;
+    case AVCOL_SPC_BT2020_NCL:
+      return SWS_CS_BT2020;
+    default:
+      return -1;
+  }
 }
 
 }  // namespace reel::av

@@ -100,6 +100,10 @@ AVPixelFormat ToAvPixelFormat(PixelFormat format);
 // asks for, as ffmpeg's autorotate computes it.
 int StreamRotation(const AVStream* stream);
 
+// swscale's matrix (SWS_CS_*) for a Y'CbCr colour space: BT.601 for BT.470BG, SMPTE 170M
+// and unstated; -1 where swscale has none (YCgCo, BT.2020 constant luminance, ...).
+int SwsMatrix(AVColorSpace space);
+
 // Bytes libswscale may touch past the end of a packed (one-plane) image it writes or
 // reads: its x86 SIMD works on blocks of pixels and does not stop at the last one.
 // Measured with FFmpeg 5.1 on x86-64: 42 bytes written past an exact-size RGB24

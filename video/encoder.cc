@@ -24,26 +24,6 @@ AVPixelFormat ChoosePixelFormat(const AVCodec* codec, const std::string& wanted)
   return codec->pix_fmts[0];
 }
 
-// The swscale matrix for a Y'CbCr colour space reel can convert RGB into, or -1.
-int SwsMatrix(AVColorSpace space) {
-  switch (space) {
-    case AVCOL_SPC_UNSPECIFIED:
-    case AVCOL_SPC_BT470BG:
-    case AVCOL_SPC_SMPTE170M:
-      return SWS_CS_ITU601;
-    case AVCOL_SPC_BT709:
-      return SWS_CS_ITU709;
-    case AVCOL_SPC_FCC:
-      return SWS_CS_FCC;
-    case AVCOL_SPC_SMPTE240M:
-      return SWS_CS_SMPTE240M;
-    case AVCOL_SPC_BT2020_NCL:
-      return SWS_CS_BT2020;
-    default:
-      return -1;
-  }
-}
-
 // Sets the encoder's colour description from the options' names.
 Status SetColourDescription(const std::string& path, const EncodeOptions& o, AVCodecContext* c) {
   auto unknown = [&](const char* what, const std::string& name) {
@@ -53,7 +33,7 @@ Status SetColourDescription(const std::string& path, const EncodeOptions& o, AVC
     const int v = av_color_space_from_name(o.color_space.c_str());
     if (v < 0) return unknown("colour space", o.color_space);
     c->colorspace = static_cast<AVColorSpace>(v);
-    if (SwsMatrix(c->colorspace) < 0) {
+    if (av::SwsMatrix(c->colorspace) < 0) {
       return Status::NotSupported(path + ": cannot convert RGB frames to colour space '" +
                                   o.color_space + "'");
     }
@@ -91,7 +71,7 @@ std::string DefaultVideoCodec() {
 bool CanEncodeColorSpace(const std::string& space) {
   if (space.empty()) return true;
   const int v = av_color_space_from_name(space.c_str());
-  return v >= 0 && SwsMatrix(static_cast<AVColorSpace>(v)) >= 0;
+  return v >= 0 && av::SwsMatrix(static_cast<AVColorSpace>(v)) >= 0;
 }
 
 struct VideoEncoder::Impl {
@@ -299,7 +279,7 @@ Status VideoEncoder::Write(const Frame& frame, std::optional<int64_t> pts) {
   e.sws.reset(s);
   if ((s != previous || src != e.sws_source) && frame.format != PixelFormat::kGray8) {
     // RGB into the stated matrix and range.
-    const int* table = sws_getCoefficients(SwsMatrix(c->colorspace));
+    const int* table = sws_getCoefficients(av::SwsMatrix(c->colorspace));
     sws_setColorspaceDetails(s, table, 1, table, c->color_range == AVCOL_RANGE_JPEG ? 1 : 0, 0,
                              1 << 16, 1 << 16);
   }
