@@ -5,7 +5,8 @@
 //                      (T: 0 PQ, 1 HLG), frames per second
 //   decode_hdr/M/W/H   VideoDecoder on a 10-bit HEVC file with a PQ transfer, one codec
 //                      thread, RGB24 output at W x H; M: 1 tone-mapped, 0 read as SDR
-//   yadif              av::Yadif alone on a 1920x1080 yuv420p frame, frames per second
+//   yadif/D            av::Yadif alone on a 1920x1080 4:2:0 frame of D (8, 10) bits,
+//                      frames per second
 //   decode_interlaced/M  VideoDecoder on a 1920x1080 interlaced H.264 file, one codec
 //                      thread, RGB24; M: 1 deinterlaced, 0 as coded
 //
@@ -77,21 +78,28 @@ std::string Input(const std::string& name, const std::string& encode) {
   return path;
 }
 
-// yadif alone on 1920x1080 yuv420p frames of noise-free gradients that move.
+// yadif alone on 1920x1080 4:2:0 frames of noise-free gradients that move; 8-bit
+// (yuv420p) or 10-bit (yuv420p10le) as the argument says.
 void BM_Yadif(benchmark::State& state) {
+  const bool ten_bit = state.range(0) == 10;
   AVFrame* frames[3];
   for (int i = 0; i < 3; ++i) {
     frames[i] = av_frame_alloc();
-    frames[i]->format = 0;  // AV_PIX_FMT_YUV420P
+    frames[i]->format = ten_bit ? AV_PIX_FMT_YUV420P10LE : AV_PIX_FMT_YUV420P;
     frames[i]->width = 1920;
     frames[i]->height = 1080;
     av_frame_get_buffer(frames[i], 0);
     for (int p = 0; p < 3; ++p) {
       const int w = p ? 960 : 1920, h = p ? 540 : 1080;
       for (int y = 0; y < h; ++y) {
+        uint8_t* row = frames[i]->data[p] + y * frames[i]->linesize[p];
         for (int x = 0; x < w; ++x) {
-          frames[i]->data[p][y * frames[i]->linesize[p] + x] =
-              static_cast<uint8_t>((x * 3 + y * 5 + i * 7 * (y & 1 ? 2 : 1)) & 255);
+          const int v = x * 3 + y * 5 + i * 7 * (y & 1 ? 2 : 1);
+          if (ten_bit) {
+            reinterpret_cast<uint16_t*>(row)[x] = static_cast<uint16_t>(v & 1023);
+          } else {
+            row[x] = static_cast<uint8_t>(v & 255);
+          }
         }
       }
     }
@@ -106,7 +114,7 @@ void BM_Yadif(benchmark::State& state) {
   for (AVFrame*& f : frames) av_frame_free(&f);
   av_frame_free(&out);
 }
-BENCHMARK(BM_Yadif)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Yadif)->Arg(8)->Arg(10)->Unit(benchmark::kMillisecond);
 
 std::string HdrFile() {
   return Input("hdr_pq_1080p.mp4",
