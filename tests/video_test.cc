@@ -1055,6 +1055,24 @@ TEST(EncoderTest, ConvertsWithTheStatedMatrixAndTagsIt) {
     }
   }
 
+  // An RGB stream (lossless FFV1 in packed RGB) states RGB whatever matrix was asked for.
+  {
+    const std::string path = dir.File("rgb.mkv");
+    EncodeOptions o;
+    o.codec = "ffv1";
+    o.pixel_format = "bgr0";
+    o.color_space = "bt709";
+    const Status written = WriteFrames(path, frame, 2, o);
+    ASSERT_TRUE(written.ok()) << written.ToString();
+    auto info = ProbeVideo(path);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(info->color_space, "gbr");
+    EXPECT_EQ(info->color_range, "");
+    const std::vector<Frame> back = DecodeAll(path);
+    ASSERT_EQ(back.size(), 2u);
+    EXPECT_EQ(back[0].data, frame.data) << "lossless RGB comes back exactly";
+  }
+
   EncodeOptions bad;
   bad.color_space = "bt7o9";
   Status s = WriteFrames(dir.File("bad.mp4"), frame, 1, bad);

@@ -57,7 +57,10 @@ Status SetColourDescription(const std::string& path, const EncodeOptions& o, AVC
   }
   const AVPixFmtDescriptor* d = av_pix_fmt_desc_get(c->pix_fmt);
   if (d != nullptr && (d->flags & AV_PIX_FMT_FLAG_RGB) != 0) {
-    c->color_range = AVCOL_RANGE_UNSPECIFIED;  // an RGB codec format has no range
+    // An RGB codec format (ffv1 or libx264rgb with gbrp/bgr0) has neither a matrix nor a
+    // range: it is stated as RGB.
+    c->colorspace = AVCOL_SPC_RGB;
+    c->color_range = AVCOL_RANGE_UNSPECIFIED;
   }
   return Status::OK();
 }
@@ -279,7 +282,8 @@ Status VideoEncoder::Write(const Frame& frame, std::optional<int64_t> pts) {
   e.sws.reset(s);
   if ((s != previous || src != e.sws_source) && frame.format != PixelFormat::kGray8) {
     // RGB into the stated matrix and range.
-    const int* table = sws_getCoefficients(av::SwsMatrix(c->colorspace));
+    const int matrix = av::SwsMatrix(c->colorspace);  // -1 for an RGB stream
+    const int* table = sws_getCoefficients(matrix >= 0 ? matrix : SWS_CS_DEFAULT);
     sws_setColorspaceDetails(s, table, 1, table, c->color_range == AVCOL_RANGE_JPEG ? 1 : 0, 0,
                              1 << 16, 1 << 16);
   }

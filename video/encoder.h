@@ -45,7 +45,8 @@ struct EncodeOptions {
   // unstated: BT.601, swscale's default and how FFmpeg-based readers read untagged video)
   // into `color_range` ("tv", limited, when unstated; "pc", full). Primaries and transfer
   // are only stored. All four go into the stream (H.264's VUI, MP4's colr box) so that
-  // players show the colours the frames had.
+  // players show the colours the frames had. An RGB `pixel_format` (ffv1's bgr0) is
+  // stated as RGB, with no matrix or range.
   std::string color_space;
   std::string color_primaries;
   std::string color_transfer;
