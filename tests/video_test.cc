@@ -937,6 +937,21 @@ TEST(EncoderTest, RejectsBadInputAndLeavesNoPartialFile) {
   EXPECT_FALSE(std::filesystem::exists(path));
   EXPECT_FALSE(std::filesystem::exists(path + ".partial"));
 
+  // Options the encoder or the container refuses are the caller's error.
+  EncodeOptions refused = o;
+  refused.codec = "ffv1";
+  refused.pixel_format = "gbrp";  // FFV1 takes 8-bit RGB as bgr0 only
+  auto no_format = VideoEncoder::Open(dir.File("refused.mkv"), refused);
+  ASSERT_FALSE(no_format.ok());
+  EXPECT_EQ(no_format.status().code(), StatusCode::kInvalidArgument)
+      << no_format.status().ToString();
+  EXPECT_NE(no_format.status().message().find("gbrp"), std::string::npos);
+  refused = o;
+  refused.codec = "ffv1";  // MP4 has no tag for FFV1
+  auto no_tag = VideoEncoder::Open(dir.File("refused.mp4"), refused);
+  ASSERT_FALSE(no_tag.ok());
+  EXPECT_EQ(no_tag.status().code(), StatusCode::kInvalidArgument) << no_tag.status().ToString();
+
   o.codec = "no-such-codec";
   auto missing = VideoEncoder::Open(path, o);
   ASSERT_FALSE(missing.ok());

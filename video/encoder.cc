@@ -24,6 +24,13 @@ AVPixelFormat ChoosePixelFormat(const AVCodec* codec, const std::string& wanted)
   return codec->pix_fmts[0];
 }
 
+// A failure to set up the output: an EINVAL there is the options' fault (a pixel format
+// the encoder lacks, a codec the container cannot hold), not a damaged file's.
+Status SetupError(int err, const std::string& path, const std::string& what) {
+  Status s = av::ErrorStatus(err, path, what);
+  return err == AVERROR(EINVAL) ? Status::InvalidArgument(s.message()) : s;
+}
+
 // Sets the encoder's colour description from the options' names.
 Status SetColourDescription(const std::string& path, const EncodeOptions& o, AVCodecContext* c) {
   auto unknown = [&](const char* what, const std::string& name) {
@@ -149,7 +156,7 @@ Result<std::unique_ptr<VideoEncoder>> VideoEncoder::Open(const std::string& path
     return Status::InvalidArgument(path + ": no container format for this file name");
   }
   int err = avformat_alloc_output_context2(&impl->oc, ofmt, nullptr, impl->partial_path.c_str());
-  if (err < 0) return av::ErrorStatus(err, path, "cannot create output");
+  if (err < 0) return SetupError(err, path, "cannot create output");
 
   const std::string codec_name = options.codec.empty() ? DefaultVideoCodec() : options.codec;
   const AVCodec* codec = avcodec_find_encoder_by_name(codec_name.c_str());
@@ -201,7 +208,7 @@ Result<std::unique_ptr<VideoEncoder>> VideoEncoder::Open(const std::string& path
   }
   err = avcodec_open2(c, codec, &opts);
   av_dict_free(&opts);
-  if (err < 0) return av::ErrorStatus(err, path, "cannot open encoder " + codec_name);
+  if (err < 0) return SetupError(err, path, "cannot open encoder " + codec_name);
 
   impl->stream = avformat_new_stream(impl->oc, nullptr);
   if (impl->stream == nullptr) return Status::Internal("avformat_new_stream failed");
@@ -209,7 +216,7 @@ Result<std::unique_ptr<VideoEncoder>> VideoEncoder::Open(const std::string& path
   impl->stream->avg_frame_rate = c->framerate;
   impl->stream->sample_aspect_ratio = c->sample_aspect_ratio;
   err = avcodec_parameters_from_context(impl->stream->codecpar, c);
-  if (err < 0) return av::ErrorStatus(err, path, "bad encoder parameters");
+  if (err < 0) return SetupError(err, path, "bad encoder parameters");
   if (options.rotation % 360 != 0) {
     auto* matrix = reinterpret_cast<int32_t*>(
         av_stream_new_side_data(impl->stream, AV_PKT_DATA_DISPLAYMATRIX, 9 * sizeof(int32_t)));
@@ -232,7 +239,7 @@ Result<std::unique_ptr<VideoEncoder>> VideoEncoder::Open(const std::string& path
   const std::string first_unused =
       unused_option ? av_dict_get(mux_opts, "", nullptr, AV_DICT_IGNORE_SUFFIX)->key : "";
   av_dict_free(&mux_opts);
-  if (err < 0) return av::ErrorStatus(err, path, "cannot write header");
+  if (err < 0) return SetupError(err, path, "cannot write header");
   if (unused_option) {
     return Status::InvalidArgument(path + ": the muxer does not know option '" + first_unused +
                                    "'");
