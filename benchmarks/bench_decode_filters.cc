@@ -128,9 +128,14 @@ std::string InterlacedFile() {
                "-flags +ilme+ildct -x264-params tff=1");
 }
 
-// Decodes `path` once per iteration; reports frames per second.
-void DecodeEveryFrame(const std::string& path, const DecodeOptions& options,
-                      benchmark::State& state) {
+// Decodes `path` (made by Input(); "" when it could not be) once per iteration with one
+// codec thread; reports frames per second.
+void DecodeEveryFrame(const std::string& path, DecodeOptions options, benchmark::State& state) {
+  if (path.empty()) {
+    state.SkipWithError("the ffmpeg CLI (with libx264/libx265) could not make the input");
+    return;
+  }
+  options.threads = 1;
   int64_t frames = 0;
   for (auto _ : state) {
     auto dec = VideoDecoder::Open(path, options);
@@ -150,30 +155,18 @@ void DecodeEveryFrame(const std::string& path, const DecodeOptions& options,
 }
 
 void BM_DecodeInterlaced(benchmark::State& state) {
-  const std::string path = InterlacedFile();
-  if (path.empty()) {
-    state.SkipWithError("no ffmpeg CLI with libx264 to make the input");
-    return;
-  }
   DecodeOptions options;
-  options.threads = 1;
   options.deinterlace = state.range(0) != 0;
-  DecodeEveryFrame(path, options, state);
+  DecodeEveryFrame(InterlacedFile(), options, state);
 }
 BENCHMARK(BM_DecodeInterlaced)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 void BM_DecodeHdr(benchmark::State& state) {
-  const std::string path = HdrFile();
-  if (path.empty()) {
-    state.SkipWithError("no ffmpeg CLI with libx265 to make the input");
-    return;
-  }
   DecodeOptions options;
-  options.threads = 1;
   options.tone_map_hdr = state.range(0) != 0;
   options.width = static_cast<int>(state.range(1));
   options.height = static_cast<int>(state.range(2));
-  DecodeEveryFrame(path, options, state);
+  DecodeEveryFrame(HdrFile(), options, state);
 }
 BENCHMARK(BM_DecodeHdr)
     ->Args({0, 1920, 1080})

@@ -221,16 +221,6 @@ TEST_F(ExportTest, ReencodingIsFrameExact) {
   }
 }
 
-// PSNR of two byte strings of equal length (8-bit samples).
-double BytesPsnr(const std::string& a, const std::string& b) {
-  double se = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = static_cast<uint8_t>(a[i]) - static_cast<uint8_t>(b[i]);
-    se += d * d;
-  }
-  return se == 0 ? 99.0 : 10 * std::log10(255.0 * 255.0 * a.size() / se);
-}
-
 // A re-encoded clip keeps its source's colour description and matrix, as a cut made with
 // ffmpeg does: a BT.709 clip was written as BT.601 and left untagged, so players that take
 // untagged HD for BT.709 showed it off-colour. Tone-mapped HDR comes out tagged BT.709.
@@ -309,7 +299,9 @@ TEST(ExportColourTest, ClipsKeepTheSourcesColourDescription) {
       ASSERT_EQ(outs[0].size(), outs[1].size());
       // Measured: luma 42.3 dB (23.6 when the BT.709 clip was written as BT.601), RGB
       // 33.6 dB (testsrc2's sharp colour edges through 4:2:0 twice, and crf 20).
-      EXPECT_GT(BytesPsnr(outs[0], outs[1]), std::string(pix_fmt) == "gray" ? 36.0 : 30.0)
+      EXPECT_GT(testing::Psnr8(reinterpret_cast<const uint8_t*>(outs[0].data()),
+                               reinterpret_cast<const uint8_t*>(outs[1].data()), outs[0].size()),
+                std::string(pix_fmt) == "gray" ? 36.0 : 30.0)
           << pix_fmt;
     }
   }

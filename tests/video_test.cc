@@ -1720,15 +1720,6 @@ TEST(SamplerTest, RawStreamsAreReadFromTheStartAndNotCutByCopy) {
 namespace reel {
 namespace {
 
-double Psnr8(const uint8_t* a, const uint8_t* b, size_t n) {
-  double se = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
-    se += d * d;
-  }
-  return se == 0 ? 99.0 : 10.0 * std::log10(255.0 * 255.0 * static_cast<double>(n) / se);
-}
-
 // A mid grey (8-bit 128, coded 504 of 10 bits in limited range), as ffmpeg's
 // zscale=t=linear:npl=100,...,tonemap=hable,zscale=t=bt709 chain maps it: 154 for PQ
 // (0.944 linear; hable(0.944)/hable(10) = 0.299, to the power 1/2.4 = 0.604) and 125 for
@@ -1802,8 +1793,10 @@ TEST(ToneMapTest, HdrFramesMatchFfmpegsTonemapChain) {
     for (size_t i = 0; i < frames.size(); ++i) {
       const auto* ref_frame = reinterpret_cast<const uint8_t*>(want.data()) + i * frame_bytes;
       ASSERT_EQ(frames[i].data.size(), frame_bytes);
-      EXPECT_GT(Psnr8(frames[i].data.data(), ref_frame, frame_bytes), 55.0) << "frame " << i;
-      EXPECT_LT(Psnr8(unmapped[i].data.data(), ref_frame, frame_bytes), 20.0) << "frame " << i;
+      EXPECT_GT(testing::Psnr8(frames[i].data.data(), ref_frame, frame_bytes), 55.0)
+          << "frame " << i;
+      EXPECT_LT(testing::Psnr8(unmapped[i].data.data(), ref_frame, frame_bytes), 20.0)
+          << "frame " << i;
     }
     // Scaled in the same pass, and in the other formats.
     DecodeOptions small;

@@ -2,6 +2,7 @@
 
 extern "C" {
 #include <libavutil/display.h>
+#include <libavutil/mastering_display_metadata.h>
 #include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
 }
@@ -268,9 +269,8 @@ Status FrameConverter::Convert(const AVFrame* in, Frame* out) {
   sws_raw_ = ctx;
   // A matrix swscale has none for is read as BT.601, its default; BT.2020's constant
   // luminance coding as its non-constant one.
-  const int matrix = in->colorspace == AVCOL_SPC_BT2020_CL ? SWS_CS_BT2020
-                     : SwsMatrix(in->colorspace) >= 0      ? SwsMatrix(in->colorspace)
-                                                           : SWS_CS_ITU601;
+  int matrix = SwsMatrix(in->colorspace);
+  if (matrix < 0) matrix = in->colorspace == AVCOL_SPC_BT2020_CL ? SWS_CS_BT2020 : SWS_CS_ITU601;
   const int key = yuv ? (matrix * 2 + (full_range ? 1 : 0)) : -2;
   if (yuv && key != color_key_) {
     const int* coeffs = sws_getCoefficients(matrix);

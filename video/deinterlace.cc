@@ -110,29 +110,18 @@ REEL_ALWAYS_INLINE void FilterAnyLine(T* dst, const T* prev, const T* cur, const
 }
 
 // The entry points, built for AVX2 and for the baseline (video/simd.h).
-REEL_SIMD_CLONES void FilterLine8(uint8_t* __restrict dst, const uint8_t* __restrict prev,
-                                  const uint8_t* __restrict cur, const uint8_t* __restrict next,
-                                  int w, std::ptrdiff_t down, std::ptrdiff_t up,
-                                  bool spatial_check) {
+REEL_SIMD_CLONES void FilterOneLine(uint8_t* __restrict dst, const uint8_t* __restrict prev,
+                                    const uint8_t* __restrict cur, const uint8_t* __restrict next,
+                                    int w, std::ptrdiff_t down, std::ptrdiff_t up,
+                                    bool spatial_check) {
   FilterAnyLine(dst, prev, cur, next, w, down, up, spatial_check);
 }
 
-REEL_SIMD_CLONES void FilterLine16(uint16_t* __restrict dst, const uint16_t* __restrict prev,
-                                   const uint16_t* __restrict cur, const uint16_t* __restrict next,
-                                   int w, std::ptrdiff_t down, std::ptrdiff_t up,
-                                   bool spatial_check) {
+REEL_SIMD_CLONES void FilterOneLine(uint16_t* __restrict dst, const uint16_t* __restrict prev,
+                                    const uint16_t* __restrict cur, const uint16_t* __restrict next,
+                                    int w, std::ptrdiff_t down, std::ptrdiff_t up,
+                                    bool spatial_check) {
   FilterAnyLine(dst, prev, cur, next, w, down, up, spatial_check);
-}
-
-inline void FilterOneLine(uint8_t* dst, const uint8_t* prev, const uint8_t* cur,
-                          const uint8_t* next, int w, std::ptrdiff_t down, std::ptrdiff_t up,
-                          bool spatial_check) {
-  FilterLine8(dst, prev, cur, next, w, down, up, spatial_check);
-}
-inline void FilterOneLine(uint16_t* dst, const uint16_t* prev, const uint16_t* cur,
-                          const uint16_t* next, int w, std::ptrdiff_t down, std::ptrdiff_t up,
-                          bool spatial_check) {
-  FilterLine16(dst, prev, cur, next, w, down, up, spatial_check);
 }
 
 template <typename T>

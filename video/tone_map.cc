@@ -103,11 +103,6 @@ REEL_SIMD_CLONES void DecodeBlock(const YuvToRgb& k, const uint16_t* __restrict 
   }
 }
 
-// std::max by value, which GCC turns into a vector max (it leaves std::max's branches).
-REEL_ALWAYS_INLINE float Max(float a, float b) {
-  return a < b ? b : a;
-}
-
 // ... and, in linear light, BT.2020 to BT.709 primaries, desaturation and the hable curve
 // (steps 2 and 3), in place.
 REEL_SIMD_CLONES void MapLinearBlock(const float* __restrict m, float hable_peak, int n,
@@ -118,11 +113,11 @@ REEL_SIMD_CLONES void MapLinearBlock(const float* __restrict m, float hable_peak
     float gg = m[3] * r[i] + m[4] * g[i] + m[5] * b[i];
     float bb = m[6] * r[i] + m[7] * g[i] + m[8] * b[i];
     const float luma = kLumaR * rr + kLumaG * gg + kLumaB * bb;
-    const float overbright = Max(luma - kDesaturation, 1e-6f) / Max(luma, 1e-6f);
+    const float overbright = std::max(luma - kDesaturation, 1e-6f) / std::max(luma, 1e-6f);
     rr = rr * (1 - overbright) + luma * overbright;
     gg = gg * (1 - overbright) + luma * overbright;
     bb = bb * (1 - overbright) + luma * overbright;
-    const float sig = Max(Max(Max(rr, gg), bb), 1e-6f);
+    const float sig = std::max(std::max(std::max(rr, gg), bb), 1e-6f);
     const float scale = Hable(sig) / hable_peak / sig;
     r[i] = rr * scale;
     g[i] = gg * scale;

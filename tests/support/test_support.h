@@ -4,6 +4,8 @@
 #ifndef REEL_TESTS_SUPPORT_TEST_SUPPORT_H_
 #define REEL_TESTS_SUPPORT_TEST_SUPPORT_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -49,6 +51,9 @@ bool HaveFfmpegCli();
 void WriteFile(const std::string& path, const std::string& contents);
 // The bytes of the file at `path` (empty when it cannot be read).
 std::string ReadFile(const std::string& path);
+
+// PSNR in dB of two runs of `n` 8-bit samples (99 when they are equal).
+double Psnr8(const uint8_t* a, const uint8_t* b, size_t n);
 
 // A short moving-box video: `frames` frames at `fps`, `width` x `height`.
 SyntheticVideo SimpleVideo(int64_t frames, int width = 64, int height = 48,
