@@ -96,12 +96,6 @@ std::string HowExportDiffers(const ClipExportRecord& done, const VideoRecord& v,
          "; not overwritten (export into another --out, or delete the folder's clips first)";
 }
 
-// Frames in a clip of `duration` resampled to `fps`: the slot its end rounds to, as in
-// ffmpeg's fps filter (at least one).
-int64_t ResampledFrameCount(Rational duration, Rational fps) {
-  return std::max<int64_t>(1, (duration * fps).Round());
-}
-
 // A re-encoded clip is shown as its source is: its frames go back into Y'CbCr with the
 // source's matrix (one the decoder read them with) and carry its primaries and transfer,
 // as a clip cut with ffmpeg would. HDR the decoder tone-mapped is BT.709 SDR by then.
@@ -148,30 +142,23 @@ Status ReencodeClip(const ExportJob& job, const ExportOptions& o, ClipExportReco
   REEL_ASSIGN_OR_RETURN(auto encoder, VideoEncoder::Open(job.out_path, enc));
 
   const Rational duration = TicksToSeconds(job.end_pts - job.start_pts, v.time_base);
-  const int64_t out_frames = resample ? ResampledFrameCount(duration, o.fps) : 0;
-  int64_t emitted = 0;
+  FrameRateConverter rate(o.fps, resample ? ConvertedFrameCount(duration, o.fps) : 0);
   Frame held;
-  bool holding = false;
-  int64_t in_range = 0;
-  // Resampling as ffmpeg's fps filter does (round=near, the default, which video2dataset
-  // uses): a frame at t since the clip's start takes output slot round(t * fps), and
-  // slot k shows the last frame whose slot is at most k.
-  auto emit_until = [&](int64_t slot) -> Status {
-    while (holding && emitted < out_frames && emitted < slot) {
-      REEL_RETURN_IF_ERROR(encoder->Write(held, emitted));
-      ++emitted;
+  auto write_held = [&](int64_t n) -> Status {
+    for (int64_t i = 0; i < n; ++i) {
+      REEL_RETURN_IF_ERROR(encoder->Write(held, rate.emitted() - n + i));
     }
     return Status::OK();
   };
+  int64_t in_range = 0;
   while (true) {
     if (frame.pts >= job.end_pts) break;
     if (frame.pts >= job.start_pts) {
       ++in_range;
       if (resample) {
-        const Rational t = TicksToSeconds(frame.pts - job.start_pts, v.time_base);
-        REEL_RETURN_IF_ERROR(emit_until((t * o.fps).Round()));
+        REEL_RETURN_IF_ERROR(
+            write_held(rate.Add(TicksToSeconds(frame.pts - job.start_pts, v.time_base))));
         held = frame;
-        holding = true;
       } else {
         REEL_RETURN_IF_ERROR(encoder->Write(frame, frame.pts - job.start_pts));
       }
@@ -179,7 +166,7 @@ Status ReencodeClip(const ExportJob& job, const ExportOptions& o, ClipExportReco
     REEL_ASSIGN_OR_RETURN(bool more, decoder->Next(&frame));
     if (!more) break;
   }
-  if (resample) REEL_RETURN_IF_ERROR(emit_until(out_frames));
+  if (resample) REEL_RETURN_IF_ERROR(write_held(rate.Finish()));
   if (in_range == 0) return Status::Corruption(v.path + ": the clip's frames could not be decoded");
   REEL_RETURN_IF_ERROR(encoder->Finish());
 
@@ -227,7 +214,7 @@ ExportOutcome ExportOne(const ExportJob& job, const ExportOptions& o) {
   } else {
     const int64_t expected =
         (o.fps.valid() && o.fps > Rational())
-            ? ResampledFrameCount(TicksToSeconds(job.end_pts - job.start_pts, job.video.time_base),
+            ? ConvertedFrameCount(TicksToSeconds(job.end_pts - job.start_pts, job.video.time_base),
                                   o.fps)
             : job.clip.end_frame - job.clip.start_frame;
     if (rec.frames != expected) {

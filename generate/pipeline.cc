@@ -45,7 +45,10 @@ class Every {
 struct ClipRef {
   ClipRecord clip;
   VideoRecord video;
-  std::vector<int64_t> pts;  // the clip's frames' pts, when the scan stored them
+  // The clip's first frame's pts and the pts it ends at, from the scan's frame times (as
+  // export takes them), or from the clip's times where the scan stored none.
+  int64_t start_pts = 0;
+  int64_t end_pts = 0;
   std::optional<int64_t> caption_id;
   std::string caption;
 };
@@ -57,31 +60,23 @@ struct Loaded {
   std::string error;     // cause, when unreadable
 };
 
+// The clip's frames converted to the shape's rate as `curate export --fps` converts them
+// (ffmpeg's fps filter), resized to cover the shape and centre-cropped.
 Loaded LoadOne(const ClipRef& ref, const ClipShape& shape) {
   Loaded out;
   const ClipRecord& c = ref.clip;
   const VideoRecord& v = ref.video;
   const Rational fps(shape.fps, 1);
-  const Rational need = Rational(shape.frames - 1, 1) / fps;
-  const Rational length = c.end_time - c.start_time;
-  if (c.end_frame - c.start_frame < 1 || length <= need) {
-    out.skip = "shorter than " + std::to_string(shape.frames) + " frames at " +
-               std::to_string(shape.fps) + " fps";
-    return out;
-  }
   if (!v.time_base.valid() || v.time_base <= Rational()) {
     out.skip = "unreadable";
     out.error = v.path + ": no time base recorded; rescan the video";
     return out;
   }
-  std::vector<int64_t> targets;
-  for (int k = 0; k < shape.frames; ++k) {
-    const Rational offset = Rational(k, 1) / fps;
-    if (!ref.pts.empty()) {
-      targets.push_back(ref.pts.front() + (offset / v.time_base).Round());
-    } else {
-      targets.push_back(((v.start_time + c.start_time + offset) / v.time_base).Round());
-    }
+  const Rational length = TicksToSeconds(ref.end_pts - ref.start_pts, v.time_base);
+  if (c.end_frame - c.start_frame < 1 || ConvertedFrameCount(length, fps) < shape.frames) {
+    out.skip = "shorter than " + std::to_string(shape.frames) + " frames at " +
+               std::to_string(shape.fps) + " fps";
+    return out;
   }
   int dw = 0, dh = 0;
   DisplaySize(v.width, v.height, v.sample_aspect_ratio, v.rotation, &dw, &dh);
@@ -94,31 +89,50 @@ Loaded LoadOne(const ClipRef& ref, const ClipShape& shape) {
   } else {
     options.width = shape.width;
   }
+  auto unreadable = [&](const std::string& cause) {
+    out.skip = "unreadable";
+    out.error = "clip " + std::to_string(c.id) + ": " + cause;
+    return out;
+  };
   if (Status s = CheckUnchangedSinceIngest(v); !s.ok()) {
     out.skip = s.code() == StatusCode::kFailedPrecondition ? "changed since ingest" : "unreadable";
     out.error = "clip " + std::to_string(c.id) + ": " + s.message();
     return out;
   }
-  Result<std::vector<Frame>> frames = ReadFramesAtPts(v.path, targets, options);
-  if (!frames.ok()) {
-    out.skip = "unreadable";
-    out.error = "clip " + std::to_string(c.id) + ": " + frames.status().message();
-    return out;
-  }
+  Frame frame;
+  Result<std::unique_ptr<VideoDecoder>> decoder =
+      OpenVideoAt(v.path, options, ref.start_pts, &frame);
+  if (!decoder.ok()) return unreadable(decoder.status().message());
   torch::Tensor pixels = torch::empty({3, shape.frames, shape.height, shape.width}, torch::kByte);
-  for (int k = 0; k < shape.frames; ++k) {
-    const Frame& f = (*frames)[static_cast<size_t>(k)];
-    if (f.width < shape.width || f.height < shape.height) {
-      out.skip = "unreadable";
-      out.error = "clip " + std::to_string(c.id) + ": decoded frame smaller than the target";
-      return out;
+  FrameRateConverter rate(fps, shape.frames);
+  Frame held;
+  // Puts the held frame into the last `n` output frames filled.
+  auto put_held = [&](int64_t n) -> bool {
+    if (n == 0) return true;
+    if (held.width < shape.width || held.height < shape.height) return false;
+    const int x0 = (held.width - shape.width) / 2, y0 = (held.height - shape.height) / 2;
+    const torch::Tensor chw =
+        torch::from_blob(held.data.data(), {held.height, held.width, 3}, torch::kByte)
+            .narrow(0, y0, shape.height)
+            .narrow(1, x0, shape.width)
+            .permute({2, 0, 1});
+    for (int64_t k = rate.emitted() - n; k < rate.emitted(); ++k) pixels.select(1, k).copy_(chw);
+    return true;
+  };
+  const char* kSmaller = "decoded frame smaller than the target";
+  while (!rate.done() && frame.pts < ref.end_pts) {
+    if (frame.pts >= ref.start_pts) {
+      if (!put_held(rate.Add(TicksToSeconds(frame.pts - ref.start_pts, v.time_base)))) {
+        return unreadable(kSmaller);
+      }
+      held = std::move(frame);
     }
-    const int x0 = (f.width - shape.width) / 2, y0 = (f.height - shape.height) / 2;
-    const torch::Tensor hwc =
-        torch::from_blob(const_cast<uint8_t*>(f.data.data()), {f.height, f.width, 3}, torch::kByte);
-    pixels.select(1, k).copy_(
-        hwc.narrow(0, y0, shape.height).narrow(1, x0, shape.width).permute({2, 0, 1}));
+    Result<bool> more = (*decoder)->Next(&frame);
+    if (!more.ok()) return unreadable(more.status().message());
+    if (!*more) break;
   }
+  if (!put_held(rate.Finish())) return unreadable(kSmaller);
+  if (!rate.done()) return unreadable("the clip's frames could not be decoded");
   out.pixels = std::move(pixels);
   return out;
 }
@@ -160,8 +174,16 @@ Result<std::vector<ClipRef>> ListClips(Catalog& catalog, const std::string& subs
     ref.clip = *clip;
     ref.video = videos[clip->video_id];
     const std::vector<int64_t>& all = pts[clip->video_id];
-    if (static_cast<int64_t>(all.size()) >= clip->end_frame) {
-      ref.pts.assign(all.begin() + clip->start_frame, all.begin() + clip->end_frame);
+    const VideoRecord& v = ref.video;
+    if (clip->start_frame >= 0 && static_cast<int64_t>(all.size()) >= clip->end_frame &&
+        clip->start_frame < clip->end_frame) {
+      ref.start_pts = all[static_cast<size_t>(clip->start_frame)];
+      ref.end_pts = clip->end_frame < static_cast<int64_t>(all.size())
+                        ? all[static_cast<size_t>(clip->end_frame)]
+                        : all.front() + (v.duration / v.time_base).Round();
+    } else if (v.time_base.valid() && v.time_base > Rational()) {
+      ref.start_pts = ((v.start_time + clip->start_time) / v.time_base).Round();
+      ref.end_pts = ((v.start_time + clip->end_time) / v.time_base).Round();
     }
     if (!prefer.empty()) {
       REEL_ASSIGN_OR_RETURN(std::optional<CaptionRecord> caption,

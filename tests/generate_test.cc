@@ -130,6 +130,46 @@ TEST(TrainingClipsTest, FromASubsetFrameExactAtTheConfigsRate) {
       << changed.errors[0];
 }
 
+// A 25 fps source trained on at 10 fps gets the frames ffmpeg's fps filter keeps, those
+// `curate export --fps 10` writes: 1 3 6 8 11 ... (the last frame of each 1/10 s slot).
+// Before, it got the first frame at or after each k/10 s (0 3 5 8 10 ...): every other
+// frame a source frame early.
+TEST(TrainingClipsTest, ConvertTheFrameRateAsFfmpegsFpsFilterDoes) {
+  TempDir dir;
+  fs::create_directories(dir.File("raw"));
+  const SyntheticVideo v = Box(32, {230, 40, 40}, {100, 100, 100}, 2, 0, 50, Rational(25, 1));
+  EncodeOptions eo;
+  eo.crf = 0;
+  const std::string path = dir.File("raw/box.mp4");
+  ASSERT_TRUE(WriteSyntheticVideo(path, v, eo).ok());
+  std::unique_ptr<Catalog> cat = ScanIntoSubsetAll(dir);
+  ASSERT_NE(cat, nullptr);
+  ClipShape shape;  // 9 frames, 32x32
+  shape.fps = 10;
+  auto clips = LoadTrainingClips(*cat, "all", DefaultCaptionPreference(), shape, nullptr);
+  ASSERT_TRUE(clips.ok()) << clips.status().ToString();
+  ASSERT_EQ(clips->size(), 1u);
+  const torch::Tensor got = (*clips)[0].video;
+  const torch::Tensor rendered = Render(v, 22);
+  auto frames = [&](std::vector<int64_t> picks) {
+    return rendered.index_select(1, torch::tensor(picks, torch::kLong));
+  };
+  const double exact = VideoPsnr(got, frames({1, 3, 6, 8, 11, 13, 16, 18, 21}));
+  EXPECT_GT(exact, 30.0);
+  EXPECT_LT(VideoPsnr(got, frames({0, 3, 5, 8, 10, 13, 15, 18, 20})), exact - 5.0);
+  if (!testing::HaveFfmpegCli()) return;
+  auto r = testing::RunProcess({"ffmpeg", "-v", "error", "-i", path, "-vf", "fps=10", "-frames:v",
+                                "9", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(r.out.size(), 9u * 32 * 32 * 3);
+  const torch::Tensor ffmpeg = torch::from_blob(r.out.data(), {9, 32, 32, 3}, torch::kByte)
+                                       .permute({3, 0, 1, 2})
+                                       .to(torch::kFloat) /
+                                   127.5 -
+                               1;
+  EXPECT_GT(VideoPsnr(got, ffmpeg), 40.0) << "ffmpeg -vf fps=10 keeps other frames";
+}
+
 // Five 3-second videos of boxes in raw/ scanned into a catalog whose subset "all" holds
 // their clips (null when a step failed).
 std::unique_ptr<Catalog> ScanFiveBoxes(const TempDir& dir) {

@@ -907,6 +907,58 @@ TEST(SamplerTest, ReadsExactFramesByPtsAcrossSeeks) {
   EXPECT_FALSE(ReadFramesAtPts(path, {5, 3}, {}).ok()) << "targets must ascend";
 }
 
+// The input frame each of `frames` output frames at `fps` shows, for input frames at
+// `seconds` (reading stops once every output frame is filled, as the callers do).
+std::vector<int> RatePicks(const std::vector<Rational>& seconds, Rational fps, int64_t frames) {
+  FrameRateConverter rate(fps, frames);
+  std::vector<int> picks;
+  int held = -1;
+  for (size_t i = 0; i < seconds.size() && !rate.done(); ++i) {
+    picks.insert(picks.end(), static_cast<size_t>(rate.Add(seconds[i])), held);
+    held = static_cast<int>(i);
+  }
+  picks.insert(picks.end(), static_cast<size_t>(rate.Finish()), held);
+  return picks;
+}
+
+// ffmpeg's fps filter (round=near): output frame k shows the last input frame whose time
+// rounds to slot k or before.
+TEST(FrameRateConverterTest, PicksTheFramesFfmpegsFpsFilterPicks) {
+  auto at = [](int64_t frames, Rational rate) {
+    std::vector<Rational> t;
+    for (int64_t i = 0; i < frames; ++i) t.push_back(Rational(i, 1) / rate);
+    return t;
+  };
+  // 16 frames at 25 fps to 10 fps: round(6.4) = 6 frames, the frames ffmpeg 5.1's
+  // -vf fps=10 keeps (checked on a file of distinct frames). Not the frame on screen at
+  // k/10 s (0 2 5 7 10 12) nor the first at or after it (0 3 5 8 10 13).
+  EXPECT_EQ(ConvertedFrameCount(Rational(16, 25), Rational(10, 1)), 6);
+  EXPECT_EQ(RatePicks(at(16, Rational(25, 1)), Rational(10, 1), 6),
+            (std::vector<int>{1, 3, 6, 8, 11, 13}));
+  // 30000/1001 to 8 fps: one frame in about four, the last of each slot (ffmpeg 5.1 keeps
+  // these, and this up-conversion's, too).
+  EXPECT_EQ(RatePicks(at(40, Rational(30000, 1001)), Rational(8, 1), 9),
+            (std::vector<int>{1, 5, 9, 13, 16, 20, 24, 28, 31}));
+  // Up from 8 to 20 fps: repeats, with a half slot rounding up (1/8 s is slot 2.5 -> 3).
+  EXPECT_EQ(ConvertedFrameCount(Rational(1, 2), Rational(20, 1)), 10);
+  EXPECT_EQ(RatePicks(at(4, Rational(8, 1)), Rational(20, 1), 10),
+            (std::vector<int>{0, 0, 0, 1, 1, 2, 2, 2, 3, 3}));
+  // Variable frame rate: a gap repeats the frame before it; of two frames in one slot the
+  // later is shown.
+  EXPECT_EQ(RatePicks({Rational(0, 1), Rational(1, 10), Rational(35, 100), Rational(4, 10)},
+                      Rational(10, 1), 5),
+            (std::vector<int>{0, 1, 1, 1, 3}));
+  // Fewer output frames than the input covers: filled, then done.
+  FrameRateConverter two(Rational(10, 1), 2);
+  EXPECT_EQ(two.Add(Rational(0, 1)), 0);
+  EXPECT_FALSE(two.done());
+  EXPECT_EQ(two.Add(Rational(1, 2)), 2);
+  EXPECT_TRUE(two.done());
+  EXPECT_EQ(two.Finish(), 0);
+  EXPECT_EQ(FrameRateConverter(Rational(10, 1), 3).Finish(), 0) << "no frame came";
+  EXPECT_EQ(ConvertedFrameCount(Rational(1, 100), Rational(10, 1)), 1) << "at least one";
+}
+
 TEST(EncoderTest, RejectsBadInputAndLeavesNoPartialFile) {
   TempDir dir;
   const std::string path = dir.File("bad.mp4");

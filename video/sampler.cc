@@ -71,4 +71,25 @@ Result<std::vector<Frame>> ReadFramesAtPts(const std::string& path,
   return out;
 }
 
+int64_t ConvertedFrameCount(Rational duration, Rational fps) {
+  return std::max<int64_t>(1, (duration * fps).Round());
+}
+
+int64_t FrameRateConverter::FillUntil(int64_t slot) {
+  if (!holding_) return 0;
+  const int64_t n = std::max<int64_t>(0, std::min(slot, frames_) - emitted_);
+  emitted_ += n;
+  return n;
+}
+
+int64_t FrameRateConverter::Add(Rational t) {
+  const int64_t n = FillUntil((t * fps_).Round());
+  holding_ = true;
+  return n;
+}
+
+int64_t FrameRateConverter::Finish() {
+  return FillUntil(frames_);
+}
+
 }  // namespace reel

@@ -9,8 +9,16 @@
 // or after it, decoding forward and seeking again across gaps of more than
 // `seek_gap_seconds`.
 //
+// FrameRateConverter picks the frames of a stream converted to a constant frame rate as
+// ffmpeg's fps filter does it (round=near, its default, which video2dataset uses): the
+// frame t seconds after the start takes output slot round(t * fps), and output frame k
+// shows the last frame whose slot is at most k (later frames of one slot win; a slot no
+// frame takes repeats the frame before). `curate export --fps` and `generate prepare`
+// both pick their frames with it, so a clip trained on is the clip exported.
+//
 // Failure: Status naming the path (unopenable, no frame at or after a target).
-// Thread-safety: independent calls may run concurrently.
+// Thread-safety: independent calls may run concurrently; a FrameRateConverter is used by
+// one thread.
 
 #ifndef REEL_VIDEO_SAMPLER_H_
 #define REEL_VIDEO_SAMPLER_H_
@@ -20,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "util/rational.h"
 #include "util/status.h"
 #include "video/decoder.h"
 
@@ -33,6 +42,37 @@ Result<std::vector<Frame>> ReadFramesAtPts(const std::string& path,
                                            const std::vector<int64_t>& target_pts,
                                            const DecodeOptions& options,
                                            double seek_gap_seconds = 4.0);
+
+// Output frames a stretch of `duration` seconds has at `fps`: the slot its end rounds to,
+// at least one (ffmpeg's fps filter gives a 0.64 s clip round(6.4) = 6 frames at 10 fps).
+int64_t ConvertedFrameCount(Rational duration, Rational fps);
+
+class FrameRateConverter {
+ public:
+  // `frames` output frames at `fps` (> 0).
+  FrameRateConverter(Rational fps, int64_t frames) : fps_(fps), frames_(frames) {}
+
+  // A frame `t` seconds after the start arrives (t >= 0, not decreasing). Returns how many
+  // output frames the frame before it (the one held) fills now: 0 for the first frame, or
+  // when this one replaces the held frame in its slot.
+  int64_t Add(Rational t);
+  // The input has ended (or the caller stops reading): how many output frames the last
+  // frame fills, up to `frames`; 0 when no frame came.
+  int64_t Finish();
+
+  // Output frames filled so far.
+  int64_t emitted() const { return emitted_; }
+  // Whether every output frame is filled: later input changes nothing.
+  bool done() const { return emitted_ >= frames_; }
+
+ private:
+  int64_t FillUntil(int64_t slot);
+
+  Rational fps_;
+  int64_t frames_;
+  int64_t emitted_ = 0;
+  bool holding_ = false;
+};
 
 }  // namespace reel
 
