@@ -669,6 +669,27 @@ TEST(RemuxTest, SegmentsJoinedWithOverlappingTimes) {
   EXPECT_EQ(LibavcodecFrameCount(out), 60);
 }
 
+// A stream copy into a container that cannot hold the codec, or into a file name no
+// container goes by, is the caller's choice gone wrong, not a damaged file: they were
+// reported as kCorruption. No partial file is left.
+TEST(RemuxTest, CopiesAContainerRefusesAreNotSupportedNotCorrupt) {
+  TempDir dir;
+  const std::string src = dir.File("src.mkv");
+  EncodeOptions o;
+  o.codec = "ffv1";
+  ASSERT_TRUE(WriteSyntheticVideo(src, testing::SimpleVideo(6, 64, 48), o).ok());
+  auto into_mp4 = CopySegment(src, dir.File("copy.mp4"), 0, 1000000);
+  EXPECT_EQ(into_mp4.status().code(), StatusCode::kNotSupported) << into_mp4.status().ToString();
+  EXPECT_NE(into_mp4.status().message().find("copy.mp4: cannot write header"), std::string::npos)
+      << into_mp4.status().ToString();
+  auto unknown = CopySegment(src, dir.File("copy.nosuchformat"), 0, 1000000);
+  EXPECT_EQ(unknown.status().code(), StatusCode::kInvalidArgument) << unknown.status().ToString();
+  EXPECT_NE(unknown.status().message().find("no container format"), std::string::npos);
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_EQ(e.path().filename(), "src.mkv") << "left behind";
+  }
+}
+
 // Stream copies of two old formats failed. WMV2 (ASF, which counts milliseconds) goes
 // into AVI, whose time base is its frame period: a millisecond one wrote 3320 frame slots
 // for an 83-frame clip, all but 83 empty, and the copy was refused as "truncated: header

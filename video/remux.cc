@@ -74,6 +74,9 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
   const std::string partial = output + ".partial";
   AVFormatContext* raw = nullptr;
   const AVOutputFormat* ofmt = av_guess_format(nullptr, output.c_str(), nullptr);
+  if (ofmt == nullptr) {
+    return Status::InvalidArgument(output + ": no container format for this file name");
+  }
   int err = avformat_alloc_output_context2(&raw, ofmt, nullptr, partial.c_str());
   if (err < 0 || raw == nullptr) return av::ErrorStatus(err, output, "cannot create output");
   struct OutCloser {
@@ -124,7 +127,12 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
   err = avio_open(&out.c->pb, partial.c_str(), AVIO_FLAG_WRITE);
   if (err < 0) return av::ErrorStatus(err, output, "cannot create file");
   err = avformat_write_header(out.c, nullptr);
-  if (err < 0) return av::ErrorStatus(err, output, "cannot write header");
+  if (err < 0) {
+    // EINVAL here is the muxer refusing the stream (FFV1 into MP4, H.264 into WebM): the
+    // file is fine, the container cannot hold it.
+    Status s = av::ErrorStatus(err, output, "cannot write header");
+    return err == AVERROR(EINVAL) ? Status::NotSupported(s.message()) : s;
+  }
 
   // The copy begins at the last keyframe displayed at or before start_pts. A seek lands on
   // the packet whose dts is at or before its target, and a keyframe's dts runs ahead of
