@@ -110,11 +110,13 @@ WorkResult ProcessFile(const WorkItem& item) {
         "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable,zscale=t=bt709 "
         "does) for the scan, captions and re-encoded clips; `export --copy` keeps it HDR");
   }
-  if (IsInterlaced(info->field_order)) {
+  // DV states no field order in its stream; its frames do.
+  const std::string& fields =
+      info->field_order.empty() ? info->decoded_field_order : info->field_order;
+  if (IsInterlaced(fields)) {
     out.warnings.push_back(
         item.path + ": interlaced (" +
-        (info->field_order == "tt" || info->field_order == "tb" ? std::string("top")
-                                                                : std::string("bottom")) +
+        (fields == "tt" || fields == "tb" ? std::string("top") : std::string("bottom")) +
         " field first): reel deinterlaces its frames as ffmpeg's -vf yadif=deint=interlaced "
         "does for the scan, captions and re-encoded clips; `export --copy` keeps it "
         "interlaced");

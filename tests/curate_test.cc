@@ -259,12 +259,14 @@ TEST(IngestTest, HighDynamicRangeSourcesAreRecordedWithAWarning) {
 // Interlaced sources (broadcast captures, DVDs, DV tapes) are deinterlaced when read
 // (DeinterlaceTest), but a stream copy keeps them interlaced: the probe records the field
 // order as ffprobe's field_order gives it, and ingest names each interlaced file, and says
-// nothing for progressive ones.
+// nothing for progressive ones. DV states no field order in its stream (ffprobe:
+// "unknown"), only in its frames: it went unnamed; the probe now records the first
+// decoded frame's order too.
 TEST(IngestTest, InterlacedSourcesAreRecordedWithAWarning) {
   if (!testing::HaveFfmpegCli()) GTEST_SKIP() << "ffmpeg command-line tool not installed";
   TempDir dir;
   const std::string h264 = dir.File("tff.mp4"), mpeg2 = dir.File("bff.mpg"),
-                    prog = dir.File("progressive.mp4");
+                    prog = dir.File("progressive.mp4"), dv = dir.File("pal.dv");
   const std::string src = "testsrc2=size=64x48:rate=50:duration=0.4";
   for (const auto& [path, args] : std::vector<std::pair<std::string, std::vector<std::string>>>{
            {h264,
@@ -273,7 +275,9 @@ TEST(IngestTest, InterlacedSourcesAreRecordedWithAWarning) {
            {mpeg2,
             {"-vf", "tinterlace=interleave_bottom,fieldorder=bff", "-c:v", "mpeg2video", "-flags",
              "+ilme+ildct", "-top", "0"}},
-           {prog, {"-c:v", "libx264"}}}) {
+           {prog, {"-c:v", "libx264"}},
+           // PAL DV: 720x576 at 25 fps, bottom field first, stated by its frames only.
+           {dv, {"-vf", "scale=720:576,fps=25", "-c:v", "dvvideo", "-pix_fmt", "yuv420p"}}}) {
     std::vector<std::string> argv = {"ffmpeg", "-v", "error", "-f", "lavfi", "-i", src};
     argv.insert(argv.end(), args.begin(), args.end());
     argv.push_back(path);
@@ -281,22 +285,24 @@ TEST(IngestTest, InterlacedSourcesAreRecordedWithAWarning) {
     ASSERT_EQ(made.exit_code, 0) << made.err;
   }
   std::map<std::string, std::string> order;
-  for (const std::string& path : {h264, mpeg2, prog}) {
+  for (const std::string& path : {h264, mpeg2, prog, dv}) {
     auto info = ProbeVideo(path);
     ASSERT_TRUE(info.ok()) << info.status().ToString();
-    order[path] = info->field_order;
+    order[path] = info->field_order + "/" + info->decoded_field_order;
   }
-  EXPECT_EQ(order[h264], "tt");
-  EXPECT_EQ(order[mpeg2], "bb");
-  EXPECT_EQ(order[prog], "progressive");
+  EXPECT_EQ(order[h264], "tt/tt");
+  EXPECT_EQ(order[mpeg2], "bb/bb");
+  EXPECT_EQ(order[prog], "progressive/progressive");
+  EXPECT_EQ(order[dv], "/bb") << "ffprobe: field_order unknown, frames bottom field first";
   auto catalog = Catalog::Open(dir.File("cat.db"));
-  auto s = Ingest(**catalog, {h264, mpeg2, prog}, {});
+  auto s = Ingest(**catalog, {h264, mpeg2, prog, dv}, {});
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  EXPECT_EQ(s->added, 3);
+  EXPECT_EQ(s->added, 4);
   std::map<std::string, std::string> by_path(s->warnings.begin(), s->warnings.end());
   EXPECT_NE(by_path[h264].find("interlaced (top field first)"), std::string::npos) << by_path[h264];
   EXPECT_NE(by_path[mpeg2].find("interlaced (bottom field first)"), std::string::npos)
       << by_path[mpeg2];
+  EXPECT_NE(by_path[dv].find("interlaced (bottom field first)"), std::string::npos) << by_path[dv];
   EXPECT_NE(by_path[h264].find("yadif"), std::string::npos);
   EXPECT_EQ(by_path.count(prog), 0u);
 }

@@ -250,6 +250,11 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
       err = avcodec_receive_frame(dec.get(), frame.get());
       if (err == 0) {
         const int64_t t = frame->best_effort_timestamp;
+        if (decoded == 0) {
+          info.decoded_field_order = !frame->interlaced_frame ? "progressive"
+                                     : frame->top_field_first ? "tt"
+                                                              : "bb";
+        }
         if (first_decoded_pts == AV_NOPTS_VALUE || (t != AV_NOPTS_VALUE && t < first_decoded_pts)) {
           first_decoded_pts = t;
         }

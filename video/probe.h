@@ -57,6 +57,9 @@ struct VideoInfo {
   // first), "bb" (bottom first, as DV), "tb" and "bt" (coded in one order, shown in the
   // other); "" when unknown.
   std::string field_order;
+  // The field order the first decoded frame states ("tt", "bb" or "progressive"; "" when
+  // the probe decoded none): what shows DV interlaced, whose stream states no order.
+  std::string decoded_field_order;
   bool has_audio = false;
   int64_t bit_rate = 0;  // container bit rate (bits/s), 0 when unknown
   int video_stream_index = -1;
