@@ -559,6 +559,25 @@ void ExpectProbeRefuses(const std::string& path, StatusCode code, const std::str
   EXPECT_NE(info.status().message().find(cause), std::string::npos) << info.status().ToString();
 }
 
+// A DV file with 6747 bytes gone from its third frame: the demuxer reads fixed-size
+// frames, and after a few out of step returns a bare -1 ("not a DV frame"), which
+// libav's error text calls EPERM. The probe said "read error after 11 video packets:
+// Operation not permitted", as if the file's permissions were wrong.
+TEST(ProbeTest, ABareLibavFailureIsNotCalledAPermissionError) {
+  if (!testing::HaveFfmpegCli()) GTEST_SKIP() << "ffmpeg command-line tool not installed";
+  TempDir dir;
+  const std::string whole = dir.File("whole.dv"), cut = dir.File("cut.dv");
+  auto made = testing::RunProcess(
+      {"ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=3",
+       "-vf", "scale=720:576", "-c:v", "dvvideo", "-pix_fmt", "yuv420p", whole});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string bytes = testing::ReadFile(whole);
+  ASSERT_EQ(bytes.size(), 75u * 144000);
+  testing::WriteFile(cut, bytes.substr(0, 336410) + bytes.substr(336410 + 6747));
+  ExpectProbeRefuses(cut, StatusCode::kCorruption, "invalid data (libav error -1)");
+  EXPECT_EQ(ProbeVideo(cut).status().message().find("not permitted"), std::string::npos);
+}
+
 // The video PES packets of the transport stream `ts` (those of stream id 0xE0), each as
 // the offsets of the 188-byte packets that carry it.
 int64_t LibavcodecFrameCount(const std::string& path);

@@ -52,7 +52,10 @@ std::string LastErrorMessage() {
 std::string ErrorText(int averror, const std::string& what) {
   char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
   av_strerror(averror, buf, sizeof(buf));
-  std::string text = what + ": " + buf;
+  std::string text = what + ": ";
+  // Demuxers and decoders return a bare -1 for data they cannot make sense of (DV out of
+  // step with its frame size), which av_strerror reads as EPERM.
+  text += averror == AVERROR(EPERM) ? std::string("invalid data (libav error -1)") : buf;
   // libav's log line often holds the real cause ("moov atom not found").
   std::string last = LastErrorMessage();
   // Drop the "[mov,mp4,... @ 0x...] " context prefix.
