@@ -1480,6 +1480,99 @@ TEST(RemuxTest, CopiesStartAtTheLastKeyframeAtOrBeforeTheStart) {
   }
 }
 
+// Matroska stores no decode times: after a seek, the first HEVC packets come without
+// one until the parser works them out. reel passed them on without, the MP4 muxer guessed
+// them from the display times, and the next packet's real decode time then fell on a
+// guessed one: the copy failed ("non monotonically increasing dts to muxer"), into MP4
+// and Matroska alike. Such packets now wait for the first with a decode time and are
+// timed back from it. In Matroska (no edit list) the CRA's RASL pictures, which Matroska
+// then read back with no time and no decoder shows, are left out of the copy.
+TEST(RemuxTest, HevcFromMatroskaCopiesFromEveryKeyframe) {
+  TempDir dir;
+  EncodeOptions o;
+  o.codec = "libx265";
+  o.gop = 25;
+  o.b_frames = 4;
+  const std::string src = dir.File("hevc.mkv");
+  Status made = WriteSyntheticVideo(src, testing::SimpleVideo(75, 160, 96), o);
+  if (made.code() == StatusCode::kNotFound || made.code() == StatusCode::kNotSupported) {
+    GTEST_SKIP() << "no HEVC encoder: " << made.ToString();
+  }
+  ASSERT_TRUE(made.ok()) << made.ToString();
+  const std::vector<Frame> frames = DecodeAll(src);
+  ASSERT_EQ(frames.size(), 75u);
+  int copies = 0;
+  int64_t dropped = 0;
+  for (size_t s = 1; s + 10 < frames.size(); ++s) {
+    if (!frames[s].key_frame) continue;
+    SCOPED_TRACE("from keyframe " + std::to_string(s));
+    for (const std::string ext : {"mp4", "mkv"}) {
+      const std::string out = dir.File("cut." + ext);
+      auto r = CopySegment(src, out, frames[s].pts, frames[s + 10].pts);
+      ASSERT_TRUE(r.ok()) << ext << ": " << r.status().ToString();
+      EXPECT_EQ(r->first_pts, frames[s].pts) << ext;
+      // Every frame the probe counts decodes, and the clip's 10 are there.
+      EXPECT_EQ(LibavcodecFrameCount(out), ProbeVideo(out)->frame_count) << ext;
+      EXPECT_GE(DecodeAll(out).size(), 10u) << ext;
+      if (ext == "mp4") EXPECT_EQ(r->leading_dropped, 0) << "the edit list hides them";
+      if (ext == "mkv") dropped += r->leading_dropped;
+      std::filesystem::remove(out);
+    }
+    ++copies;
+  }
+  EXPECT_GE(copies, 2);
+  EXPECT_GT(dropped, 0) << "x265's open GOPs should give the keyframes RASL pictures";
+}
+
+// The 33-bit time at `at` in a PES header ('0010'/'0011'/'0001' prefix, marker bits).
+int64_t PesTime(const std::string& b, size_t at) {
+  const auto* p = reinterpret_cast<const unsigned char*>(&b[at]);
+  return (static_cast<int64_t>(p[0] & 0x0e) << 29) | (p[1] << 22) | ((p[2] & 0xfe) << 14) |
+         (p[3] << 7) | (p[4] >> 1);
+}
+void SetPesTime(std::string& b, size_t at, int64_t t) {
+  b[at] = static_cast<char>((b[at] & 0xf1) | ((t >> 29) & 0x0e));
+  b[at + 1] = static_cast<char>((t >> 22) & 0xff);
+  b[at + 2] = static_cast<char>(((t >> 14) & 0xfe) | 1);
+  b[at + 3] = static_cast<char>((t >> 7) & 0xff);
+  b[at + 4] = static_cast<char>(((t << 1) & 0xfe) | 1);
+}
+
+// A transport stream with one PES header damaged so that its picture shows before it is
+// decoded (pts below dts): the copy failed in the muxer ("pts < dts"). As ffmpeg -c copy
+// does, both times become the middle of its pts, its dts and the next free decode time.
+TEST(RemuxTest, APacketShownBeforeItIsDecodedIsRetimed) {
+  TempDir dir;
+  EncodeOptions o;
+  o.gop = 12;
+  o.b_frames = 2;
+  const std::string good = dir.File("good.ts");
+  ASSERT_TRUE(WriteSyntheticVideo(good, testing::SimpleVideo(36, 64, 48), o).ok());
+  std::string bytes = testing::ReadFile(good);
+  const std::vector<std::vector<size_t>> pes = VideoPesPackets(bytes);
+  ASSERT_EQ(pes.size(), 36u);
+  int damaged = 0;
+  for (size_t k = 18; k < pes.size() && damaged == 0; ++k) {
+    const size_t ts = pes[k][0];
+    const size_t at =
+        ts + ((bytes[ts + 3] & 0x20) ? 5 + static_cast<unsigned char>(bytes[ts + 4]) : 4);
+    if ((static_cast<unsigned char>(bytes[at + 7]) >> 6) != 3) continue;  // pts and dts
+    const int64_t dts = PesTime(bytes, at + 14);
+    SetPesTime(bytes, at + 9, dts - 2 * 3600);  // shown two frames before it is decoded
+    ++damaged;
+  }
+  ASSERT_EQ(damaged, 1) << "no PES header with both times";
+  const std::string bad = dir.File("bad.ts");
+  testing::WriteFile(bad, bytes);
+  for (const std::string ext : {"mp4", "mkv"}) {
+    auto r = CopySegment(bad, dir.File("copy." + ext), 0, std::numeric_limits<int64_t>::max());
+    ASSERT_TRUE(r.ok()) << ext << ": " << r.status().ToString();
+    EXPECT_GE(r->retimed, 1) << ext;
+    EXPECT_EQ(r->packets, 36) << ext;
+    EXPECT_EQ(LibavcodecFrameCount(dir.File("copy." + ext)), 36) << ext;
+  }
+}
+
 TEST(RemuxTest, Mp4CopiesShowFromTheStartThroughAnEditList) {
   // A copy begins at a keyframe; in MP4 an edit list hides the frames before the start,
   // so a decoder's first frame is the clip's first frame. Without it, a copy of frames

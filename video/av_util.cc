@@ -14,6 +14,7 @@ extern "C" {
 #include <cstdarg>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 
 #include "util/log.h"
 #include "util/strings.h"
@@ -65,6 +66,37 @@ std::string ErrorText(int averror, const std::string& what) {
   }
   if (!last.empty() && last != buf) text += " (" + last + ")";
   return text;
+}
+
+bool IsHevcRasl(const AVPacket* pkt, const AVCodecParameters* par) {
+  const uint8_t* d = pkt->data;
+  const int n = pkt->size;
+  auto vcl_type_is_rasl = [](uint8_t header) {
+    const int type = (header >> 1) & 0x3f;
+    return type < 32 ? std::optional<bool>(type == 8 || type == 9) : std::nullopt;
+  };
+  if (n >= 4 && d[0] == 0 && d[1] == 0 && (d[2] == 1 || (d[2] == 0 && d[3] == 1))) {
+    for (int i = 0; i + 3 < n; ++i) {
+      if (d[i] == 0 && d[i + 1] == 0 && d[i + 2] == 1) {
+        if (const auto r = vcl_type_is_rasl(d[i + 3])) return *r;
+        i += 2;
+      }
+    }
+    return false;
+  }
+  int length_size = 4;
+  if (par->extradata_size >= 23 && par->extradata[0] == 1) {
+    length_size = (par->extradata[21] & 3) + 1;
+  }
+  for (int i = 0; i + length_size < n;) {
+    int64_t len = 0;
+    for (int k = 0; k < length_size; ++k) len = (len << 8) | d[i + k];
+    i += length_size;
+    if (len <= 0 || i + len > n) return false;
+    if (const auto r = vcl_type_is_rasl(d[i])) return *r;
+    i += static_cast<int>(len);
+  }
+  return false;
 }
 
 Status ErrorStatus(int averror, const std::string& path, const std::string& what) {

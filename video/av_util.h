@@ -59,6 +59,12 @@ void ClearLastError();
 // The last libav error-level message logged on this thread since ClearLastError(), or "".
 std::string LastErrorMessage();
 
+// HEVC: whether a packet's picture is a RASL picture (NAL types 8 and 9), a leading
+// picture of a CRA that predicts from pictures before it. Packets are Annex B (start
+// codes, as in MPEG-TS) or length-prefixed (MP4's and Matroska's hvcC, whose byte 21
+// gives the length size).
+bool IsHevcRasl(const AVPacket* pkt, const AVCodecParameters* par);
+
 // "what: <av_strerror text> (<last libav log message>)".
 std::string ErrorText(int averror, const std::string& what);
 // A Status for a failed libav call on `path`; the code depends on the error

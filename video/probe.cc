@@ -75,41 +75,6 @@ bool Close(Rational a, Rational b, double rel) {
   return std::fabs(x - y) <= rel * std::fabs(y);
 }
 
-// HEVC: whether a packet's picture is a RASL picture (NAL types 8 and 9), a leading
-// picture of a CRA that predicts from pictures before it. Packets are Annex B (start
-// codes, as in MPEG-TS) or length-prefixed (MP4's hvcC, whose byte 21 gives the length
-// size).
-bool IsHevcRasl(const AVPacket* pkt, const AVCodecParameters* par) {
-  const uint8_t* d = pkt->data;
-  const int n = pkt->size;
-  auto vcl_type_is_rasl = [](uint8_t header) {
-    const int type = (header >> 1) & 0x3f;
-    return type < 32 ? std::optional<bool>(type == 8 || type == 9) : std::nullopt;
-  };
-  if (n >= 4 && d[0] == 0 && d[1] == 0 && (d[2] == 1 || (d[2] == 0 && d[3] == 1))) {
-    for (int i = 0; i + 3 < n; ++i) {
-      if (d[i] == 0 && d[i + 1] == 0 && d[i + 2] == 1) {
-        if (const auto r = vcl_type_is_rasl(d[i + 3])) return *r;
-        i += 2;
-      }
-    }
-    return false;
-  }
-  int length_size = 4;
-  if (par->extradata_size >= 23 && par->extradata[0] == 1) {
-    length_size = (par->extradata[21] & 3) + 1;
-  }
-  for (int i = 0; i + length_size < n;) {
-    int64_t len = 0;
-    for (int k = 0; k < length_size; ++k) len = (len << 8) | d[i + k];
-    i += length_size;
-    if (len <= 0 || i + len > n) return false;
-    if (const auto r = vcl_type_is_rasl(d[i])) return *r;
-    i += static_cast<int>(len);
-  }
-  return false;
-}
-
 }  // namespace
 
 void DisplaySize(int width, int height, Rational sample_aspect_ratio, int rotation,
@@ -305,7 +270,7 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
             timed_before_first_key = pts_list.size();
           }
         } else if (keys == 1 && shown && ts != AV_NOPTS_VALUE && first_key_pts != AV_NOPTS_VALUE &&
-                   ts < first_key_pts && (!hevc || IsHevcRasl(pkt.get(), vs->codecpar))) {
+                   ts < first_key_pts && (!hevc || av::IsHevcRasl(pkt.get(), vs->codecpar))) {
           first_key_leading.insert(ts);
         }
         if (pkt->dts != AV_NOPTS_VALUE) {

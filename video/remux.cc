@@ -215,6 +215,7 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
   // hides them (as `ffmpeg -ss X -c copy` does), so players and decoders begin at the
   // start. Matroska and AVI have no such list: there the copy shows from the keyframe.
   const int codec_id = ist->codecpar->codec_id;
+  const bool hevc = codec_id == AV_CODEC_ID_HEVC;
   bool edit_list = use_edit_list && (std::strcmp(out.c->oformat->name, "mp4") == 0 ||
                                      std::strcmp(out.c->oformat->name, "mov") == 0);
   std::optional<bool> honoured;
@@ -227,24 +228,18 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
   int64_t offset = 0;
   int64_t last_dts = AV_NOPTS_VALUE;  // written, in the output time base
   bool settled = false;  // the starting keyframe is known and written
-  auto write = [&](AVPacket* p, int64_t pts) -> Status {
-    // A missing pts is written as estimated now (Matroska refuses packets without one).
-    if (p->pts == AV_NOPTS_VALUE && p->dts != AV_NOPTS_VALUE) pts = p->pts = display(p);
-    if (result.packets == 0) {
-      if (edit_list) {
-        offset = std::max(start_pts, pts);
-        result.first_pts = offset;
-      } else {
-        result.first_pts = pts;
-        offset = p->dts != AV_NOPTS_VALUE ? p->dts : pts;
-      }
+  bool first = true;
+  // Writes `p` (in the output's time base).
+  auto mux = [&](AVPacket* p) -> Status {
+    // A packet shown before it is decoded has a damaged time (a bit flipped in a PES
+    // header). As ffmpeg -c copy does, both become the middle one of its two times and the
+    // earliest decode time free.
+    if (p->pts != AV_NOPTS_VALUE && p->dts != AV_NOPTS_VALUE && p->pts < p->dts) {
+      const int64_t free = last_dts == AV_NOPTS_VALUE ? p->pts : last_dts + 1;
+      p->pts = p->dts =
+          std::max(std::min(p->pts, p->dts), std::min(std::max(p->pts, p->dts), free));
+      ++result.retimed;
     }
-    if (edit_list && pts < result.first_pts) ++result.hidden;
-    result.end_pts = std::max(result.end_pts, pts + std::max<int64_t>(p->duration, 0));
-    if (p->pts != AV_NOPTS_VALUE) p->pts -= offset;
-    if (p->dts != AV_NOPTS_VALUE) p->dts -= offset;
-    p->stream_index = ost->index;
-    av_packet_rescale_ts(p, ist->time_base, ost->time_base);
     // Decode times must rise. Segments joined with `cat` whose times overlap (or a time
     // base too coarse for the frame rate) break that; the packet goes just after the one
     // before, and its display time no earlier than that, as ffmpeg -c copy does.
@@ -259,6 +254,59 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
     if (e < 0) return av::ErrorStatus(e, output, "write failed");
     ++result.packets;
     return Status::OK();
+  };
+  // Matroska stores no decode times: after a seek the first packets come without one until
+  // the parser works them out. Left to the muxer, it guesses them from display times, and
+  // the next real one can fall on a guess ("non monotonically increasing dts"). They wait
+  // here for the first real one, and are then given times counted back from it, each at
+  // most its display time.
+  std::vector<av::PacketPtr> undated;
+  auto flush_undated = [&](int64_t next_dts) -> Status {
+    int64_t after = next_dts;
+    for (size_t i = undated.size(); i-- > 0;) {
+      AVPacket* u = undated[i].get();
+      const int64_t step = u->duration > 0 ? u->duration : 1;
+      u->dts = after == AV_NOPTS_VALUE ? u->pts : std::min(u->pts, after - step);
+      after = u->dts;
+    }
+    for (av::PacketPtr& u : undated) REEL_RETURN_IF_ERROR(mux(u.get()));
+    undated.clear();
+    return Status::OK();
+  };
+  auto write = [&](AVPacket* p, int64_t pts) -> Status {
+    // A missing pts is written as estimated now (Matroska refuses packets without one).
+    if (p->pts == AV_NOPTS_VALUE && p->dts != AV_NOPTS_VALUE) pts = p->pts = display(p);
+    if (first) {
+      first = false;
+      if (edit_list) {
+        offset = std::max(start_pts, pts);
+        result.first_pts = offset;
+      } else {
+        result.first_pts = pts;
+        offset = p->dts != AV_NOPTS_VALUE ? p->dts : pts;
+      }
+    }
+    if (edit_list && pts < result.first_pts) ++result.hidden;
+    // Without an edit list the copy shows from its first keyframe. An HEVC CRA's leading
+    // RASL pictures predict from pictures the copy does not hold: no decoder shows them
+    // (the first CRA of a stream does not output them), nor can later pictures refer to
+    // them, and Matroska reads their times before the start as none. They are left out.
+    if (!edit_list && hevc && pts < result.first_pts && av::IsHevcRasl(p, ist->codecpar)) {
+      ++result.leading_dropped;
+      return Status::OK();
+    }
+    result.end_pts = std::max(result.end_pts, pts + std::max<int64_t>(p->duration, 0));
+    if (p->pts != AV_NOPTS_VALUE) p->pts -= offset;
+    if (p->dts != AV_NOPTS_VALUE) p->dts -= offset;
+    p->stream_index = ost->index;
+    av_packet_rescale_ts(p, ist->time_base, ost->time_base);
+    if (p->dts == AV_NOPTS_VALUE && p->pts != AV_NOPTS_VALUE && last_dts == AV_NOPTS_VALUE) {
+      undated.emplace_back(av_packet_alloc());
+      av_packet_move_ref(undated.back().get(), p);
+      return Status::OK();
+    }
+    if (!undated.empty()) REEL_RETURN_IF_ERROR(flush_undated(p->dts));
+    return mux(p);
   };
   std::vector<int64_t> held_pts;  // display times of `held`
   auto settle = [&]() -> Status {
@@ -300,6 +348,7 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
     if (!more) break;
   }
   if (!settled) REEL_RETURN_IF_ERROR(settle());
+  REEL_RETURN_IF_ERROR(flush_undated(AV_NOPTS_VALUE));
   if (result.packets == 0) return Status::NotFound(input + ": no packets in the segment");
   err = av_write_trailer(out.c);
   if (err < 0) return av::ErrorStatus(err, output, "cannot write trailer");

@@ -8,7 +8,10 @@
 // each codec that hides frames is decoded up to its first frame to learn whether
 // libavcodec's decoder honours the list (FFmpeg 5.1's libdav1d does not); where it does
 // not, that copy and later ones of the codec are written without it, showing from the
-// keyframe. The span shown is returned. Only the video stream is copied. Output goes to
+// keyframe (an HEVC CRA's RASL pictures, which no decoder shows there, are left out).
+// Packets without a decode time (Matroska's first ones after a seek) are given one
+// counted back from the first that has one. The span shown is returned. Only the video
+// stream is copied. Output goes to
 // "<path>.partial" and is renamed into place when complete.
 //
 // Thread-safety: independent calls may run concurrently.
@@ -32,6 +35,9 @@ struct RemuxResult {
   // Packets whose decode time ran backwards (segments joined with overlapping times),
   // moved to just after the one before, as ffmpeg -c copy does.
   int64_t retimed = 0;
+  // Leading pictures of the first keyframe left out of a copy without an edit list: an
+  // HEVC CRA's RASL pictures, which predict from pictures before the copy.
+  int64_t leading_dropped = 0;
   Rational time_base;
 };
 
