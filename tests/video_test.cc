@@ -1541,6 +1541,8 @@ void SetPesTime(std::string& b, size_t at, int64_t t) {
 // A transport stream with one PES header damaged so that its picture shows before it is
 // decoded (pts below dts): the copy failed in the muxer ("pts < dts"). As ffmpeg -c copy
 // does, both times become the middle of its pts, its dts and the next free decode time.
+// One that lost its times failed too ("non monotonically increasing dts ... >= NOPTS"):
+// it takes the next decode time, a frame on, and shows then.
 TEST(RemuxTest, APacketShownBeforeItIsDecodedIsRetimed) {
   TempDir dir;
   EncodeOptions o;
@@ -1552,22 +1554,28 @@ TEST(RemuxTest, APacketShownBeforeItIsDecodedIsRetimed) {
   const std::vector<std::vector<size_t>> pes = VideoPesPackets(bytes);
   ASSERT_EQ(pes.size(), 36u);
   int damaged = 0;
-  for (size_t k = 18; k < pes.size() && damaged == 0; ++k) {
+  for (size_t k = 18; k < pes.size() && damaged < 2; ++k) {
     const size_t ts = pes[k][0];
     const size_t at =
         ts + ((bytes[ts + 3] & 0x20) ? 5 + static_cast<unsigned char>(bytes[ts + 4]) : 4);
     if ((static_cast<unsigned char>(bytes[at + 7]) >> 6) != 3) continue;  // pts and dts
-    const int64_t dts = PesTime(bytes, at + 14);
-    SetPesTime(bytes, at + 9, dts - 2 * 3600);  // shown two frames before it is decoded
+    if (damaged == 0) {
+      const int64_t dts = PesTime(bytes, at + 14);
+      SetPesTime(bytes, at + 9, dts - 2 * 3600);  // shown two frames before it is decoded
+    } else {
+      // The next one loses both times (the flags say none; their bytes are stuffing).
+      bytes[at + 7] = static_cast<char>(bytes[at + 7] & 0x3f);
+      for (size_t i = 9; i < 19; ++i) bytes[at + i] = static_cast<char>(0xff);
+    }
     ++damaged;
   }
-  ASSERT_EQ(damaged, 1) << "no PES header with both times";
+  ASSERT_EQ(damaged, 2) << "too few PES headers with both times";
   const std::string bad = dir.File("bad.ts");
   testing::WriteFile(bad, bytes);
   for (const std::string ext : {"mp4", "mkv"}) {
     auto r = CopySegment(bad, dir.File("copy." + ext), 0, std::numeric_limits<int64_t>::max());
     ASSERT_TRUE(r.ok()) << ext << ": " << r.status().ToString();
-    EXPECT_GE(r->retimed, 1) << ext;
+    EXPECT_GE(r->retimed, 2) << ext;
     EXPECT_EQ(r->packets, 36) << ext;
     EXPECT_EQ(LibavcodecFrameCount(dir.File("copy." + ext)), 36) << ext;
   }

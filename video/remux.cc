@@ -306,6 +306,14 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
       return Status::OK();
     }
     if (!undated.empty()) REEL_RETURN_IF_ERROR(flush_undated(p->dts));
+    // Later, a packet without a decode time (a damaged PES header) takes the next one,
+    // a frame on (or its display time, if sooner); without any time, it shows then too.
+    if (p->dts == AV_NOPTS_VALUE && last_dts != AV_NOPTS_VALUE) {
+      const int64_t next = last_dts + (p->duration > 0 ? p->duration : 1);
+      p->dts = p->pts == AV_NOPTS_VALUE ? next : std::max(last_dts + 1, std::min(p->pts, next));
+      if (p->pts == AV_NOPTS_VALUE) p->pts = p->dts;
+      ++result.retimed;
+    }
     return mux(p);
   };
   std::vector<int64_t> held_pts;  // display times of `held`
