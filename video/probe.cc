@@ -361,7 +361,8 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
       return Status::NotSupported(
           path + ": video time runs backwards by " + seconds + " at frame " +
           std::to_string(reversal) +
-          " (streams joined end to end?), so reel cannot place frames in time; re-encode it "
+          " (streams joined end to end, or a damaged timestamp?), so reel cannot place frames "
+          "in time; re-encode it "
           "with fresh timestamps, e.g. ffmpeg -i IN -fps_mode passthrough -vf "
           "setpts=N/FRAME_RATE/TB OUT.mp4");
     }
