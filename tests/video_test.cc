@@ -1579,6 +1579,35 @@ TEST(RemuxTest, APacketShownBeforeItIsDecodedIsRetimed) {
     EXPECT_EQ(r->packets, 36) << ext;
     EXPECT_EQ(LibavcodecFrameCount(dir.File("copy." + ext)), 36) << ext;
   }
+
+  // A keyframe whose PES header lost both times, where a copy starts: it was written
+  // without times ("write failed: Invalid argument"). It is taken to be the start.
+  bytes = testing::ReadFile(good);
+  const std::vector<Frame> frames = DecodeAll(good);
+  size_t key = 12;
+  while (key + 9 < frames.size() && !frames[key].key_frame) ++key;
+  ASSERT_LT(key + 9, frames.size()) << "no keyframe mid-file";
+  bool stripped = false;
+  for (const std::vector<size_t>& packets : pes) {
+    const size_t ts = packets[0];
+    const size_t at =
+        ts + ((bytes[ts + 3] & 0x20) ? 5 + static_cast<unsigned char>(bytes[ts + 4]) : 4);
+    if ((static_cast<unsigned char>(bytes[at + 7]) >> 6) == 0) continue;
+    if (PesTime(bytes, at + 9) != frames[key].pts) continue;
+    const int header = static_cast<unsigned char>(bytes[at + 8]);
+    bytes[at + 7] = static_cast<char>(bytes[at + 7] & 0x3f);
+    for (int i = 0; i < header; ++i) bytes[at + 9 + i] = static_cast<char>(0xff);
+    stripped = true;
+  }
+  ASSERT_TRUE(stripped);
+  testing::WriteFile(bad, bytes);
+  for (const std::string ext : {"mp4", "mkv"}) {
+    const std::string out = dir.File("mid." + ext);
+    auto r = CopySegment(bad, out, frames[key].pts, frames[key + 8].pts);
+    ASSERT_TRUE(r.ok()) << ext << ": " << r.status().ToString();
+    EXPECT_EQ(r->first_pts, frames[key].pts) << ext;
+    EXPECT_GE(LibavcodecFrameCount(out), 8) << ext;
+  }
 }
 
 TEST(RemuxTest, Mp4CopiesShowFromTheStartThroughAnEditList) {

@@ -259,14 +259,19 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
   // the parser works them out. Left to the muxer, it guesses them from display times, and
   // the next real one can fall on a guess ("non monotonically increasing dts"). They wait
   // here for the first real one, and are then given times counted back from it, each at
-  // most its display time.
+  // most its display time (one that lost its display time too, to a damaged PES header,
+  // shows when it is decoded).
   std::vector<av::PacketPtr> undated;
   auto flush_undated = [&](int64_t next_dts) -> Status {
     int64_t after = next_dts;
     for (size_t i = undated.size(); i-- > 0;) {
       AVPacket* u = undated[i].get();
       const int64_t step = u->duration > 0 ? u->duration : 1;
-      u->dts = after == AV_NOPTS_VALUE ? u->pts : std::min(u->pts, after - step);
+      if (u->pts == AV_NOPTS_VALUE) {  // lost both: shown when decoded
+        u->pts = u->dts = after == AV_NOPTS_VALUE ? 0 : after - step;
+      } else {
+        u->dts = after == AV_NOPTS_VALUE ? u->pts : std::min(u->pts, after - step);
+      }
       after = u->dts;
     }
     for (av::PacketPtr& u : undated) REEL_RETURN_IF_ERROR(mux(u.get()));
@@ -282,8 +287,9 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
         offset = std::max(start_pts, pts);
         result.first_pts = offset;
       } else {
-        result.first_pts = pts;
-        offset = p->dts != AV_NOPTS_VALUE ? p->dts : pts;
+        // A keyframe that lost its times (a damaged PES header) is taken to be the start.
+        result.first_pts = pts != AV_NOPTS_VALUE ? pts : start_pts;
+        offset = p->dts != AV_NOPTS_VALUE ? p->dts : result.first_pts;
       }
     }
     if (edit_list && pts < result.first_pts) ++result.hidden;
@@ -300,7 +306,7 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
     if (p->dts != AV_NOPTS_VALUE) p->dts -= offset;
     p->stream_index = ost->index;
     av_packet_rescale_ts(p, ist->time_base, ost->time_base);
-    if (p->dts == AV_NOPTS_VALUE && p->pts != AV_NOPTS_VALUE && last_dts == AV_NOPTS_VALUE) {
+    if (p->dts == AV_NOPTS_VALUE && last_dts == AV_NOPTS_VALUE) {
       undated.emplace_back(av_packet_alloc());
       av_packet_move_ref(undated.back().get(), p);
       return Status::OK();
