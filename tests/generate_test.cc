@@ -67,6 +67,14 @@ torch::Tensor Render(const SyntheticVideo& v, int64_t frames) {
   return out / 127.5 - 1;
 }
 
+// Writes `v` losslessly (crf 0) to dir/raw/NAME, making raw/ where needed.
+Status WriteRaw(const TempDir& dir, const std::string& name, const SyntheticVideo& v) {
+  fs::create_directories(dir.File("raw"));
+  EncodeOptions eo;
+  eo.crf = 0;
+  return WriteSyntheticVideo(dir.File("raw/" + name), v, eo);
+}
+
 // The catalog dir/c.db with the videos of dir/raw scanned (clips from half a second) and
 // every clip in the subset "all"; null (with the failure reported) when that fails.
 std::unique_ptr<Catalog> ScanIntoSubsetAll(const TempDir& dir) {
@@ -85,15 +93,12 @@ std::unique_ptr<Catalog> ScanIntoSubsetAll(const TempDir& dir) {
 
 TEST(TrainingClipsTest, FromASubsetFrameExactAtTheConfigsRate) {
   TempDir dir;
-  fs::create_directories(dir.File("raw"));
   // 3 s at 8 fps, already 32x32: what is read is what was rendered (up to the codec).
   const SyntheticVideo v = Box(32, {230, 40, 40}, {20, 20, 20}, 2, 0, 24, Rational(8, 1));
-  EncodeOptions eo;
-  eo.crf = 0;
-  ASSERT_TRUE(WriteSyntheticVideo(dir.File("raw/box.mp4"), v, eo).ok());
+  ASSERT_TRUE(WriteRaw(dir, "box.mp4", v).ok());
   // Exactly 1 s: 9 frames at 8 fps need a little more than that.
   const SyntheticVideo s = Box(32, {40, 40, 230}, {110, 110, 110}, 0, 1, 8, Rational(8, 1));
-  ASSERT_TRUE(WriteSyntheticVideo(dir.File("raw/short.mp4"), s, eo).ok());
+  ASSERT_TRUE(WriteRaw(dir, "short.mp4", s).ok());
   std::unique_ptr<Catalog> cat = ScanIntoSubsetAll(dir);
   ASSERT_NE(cat, nullptr);
   ClipShape shape;  // 9 frames, 32x32, 8 fps
@@ -120,7 +125,7 @@ TEST(TrainingClipsTest, FromASubsetFrameExactAtTheConfigsRate) {
   EXPECT_NE(empty.status().message().find("no passing clips"), std::string::npos);
 
   // A source replaced since it was scanned is not read at the recorded timestamps.
-  ASSERT_TRUE(WriteSyntheticVideo(dir.File("raw/box.mp4"), s, eo).ok());
+  ASSERT_TRUE(WriteRaw(dir, "box.mp4", s).ok());
   ClipSetStats changed;
   auto none = LoadTrainingClips(*cat, "all", DefaultCaptionPreference(), shape, &changed);
   EXPECT_EQ(changed.loaded, 0);
@@ -136,12 +141,9 @@ TEST(TrainingClipsTest, FromASubsetFrameExactAtTheConfigsRate) {
 // frame a source frame early.
 TEST(TrainingClipsTest, ConvertTheFrameRateAsFfmpegsFpsFilterDoes) {
   TempDir dir;
-  fs::create_directories(dir.File("raw"));
   const SyntheticVideo v = Box(32, {230, 40, 40}, {100, 100, 100}, 2, 0, 50, Rational(25, 1));
-  EncodeOptions eo;
-  eo.crf = 0;
+  ASSERT_TRUE(WriteRaw(dir, "box.mp4", v).ok());
   const std::string path = dir.File("raw/box.mp4");
-  ASSERT_TRUE(WriteSyntheticVideo(path, v, eo).ok());
   std::unique_ptr<Catalog> cat = ScanIntoSubsetAll(dir);
   ASSERT_NE(cat, nullptr);
   ClipShape shape;  // 9 frames, 32x32
@@ -173,17 +175,13 @@ TEST(TrainingClipsTest, ConvertTheFrameRateAsFfmpegsFpsFilterDoes) {
 // Five 3-second videos of boxes in raw/ scanned into a catalog whose subset "all" holds
 // their clips (null when a step failed).
 std::unique_ptr<Catalog> ScanFiveBoxes(const TempDir& dir) {
-  fs::create_directories(dir.File("raw"));
-  EncodeOptions eo;
-  eo.crf = 0;
   for (int i = 0; i < 5; ++i) {
     // (A grey background: on a dark one a box that leaves the frame leaves black frames,
     // which the scan trims.)
     const SyntheticVideo v =
         Box(32, {static_cast<uint8_t>(40 * i + 60), 40, static_cast<uint8_t>(200 - 30 * i)},
             {100, 100, 100}, 1 + i % 2, i % 3, 24, Rational(8, 1));
-    if (!WriteSyntheticVideo(dir.File("raw/v" + std::to_string(i) + ".mp4"), v, eo).ok())
-      return nullptr;
+    if (!WriteRaw(dir, "v" + std::to_string(i) + ".mp4", v).ok()) return nullptr;
   }
   return ScanIntoSubsetAll(dir);
 }
