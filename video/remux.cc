@@ -261,6 +261,7 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
   // here for the first real one, and are then given times counted back from it, each at
   // most its display time (one that lost its display time too, to a damaged PES header,
   // shows when it is decoded).
+  constexpr size_t kMaxUndatedPackets = 256;
   std::vector<av::PacketPtr> undated;
   auto flush_undated = [&](int64_t next_dts) -> Status {
     int64_t after = next_dts;
@@ -307,9 +308,14 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
     p->stream_index = ost->index;
     av_packet_rescale_ts(p, ist->time_base, ost->time_base);
     if (p->dts == AV_NOPTS_VALUE && last_dts == AV_NOPTS_VALUE) {
-      undated.emplace_back(av_packet_alloc());
-      av_packet_move_ref(undated.back().get(), p);
-      return Status::OK();
+      // A stream that never states a decode time would be held whole: past a GOP's worth
+      // they go out timed from their own display times, and later ones as below.
+      if (undated.size() < kMaxUndatedPackets) {
+        undated.emplace_back(av_packet_alloc());
+        av_packet_move_ref(undated.back().get(), p);
+        return Status::OK();
+      }
+      REEL_RETURN_IF_ERROR(flush_undated(AV_NOPTS_VALUE));
     }
     if (!undated.empty()) REEL_RETURN_IF_ERROR(flush_undated(p->dts));
     // Later, a packet without a decode time (a damaged PES header) takes the next one,
