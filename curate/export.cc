@@ -389,17 +389,13 @@ Result<ExportSummary> Export(Catalog& catalog, const ExportOptions& in) {
       job.clip = *clip;
       job.video = v;
       job.out_path = (fs::path(o.out_dir) / ExportFileName(v, *clip, extension)).string();
-      if (clip->end_frame > static_cast<int64_t>(pts.size())) {
+      if (!ClipPtsRange(v, *clip, pts, &job.start_pts, &job.end_pts)) {
         summary.failures.emplace_back(
             v.path, "clip " + std::to_string(clip->id) + " lies past the scanned frames");
         ++summary.failed;
         continue;
       }
       job.origin_pts = pts.front();
-      job.start_pts = pts[static_cast<size_t>(clip->start_frame)];
-      job.end_pts = clip->end_frame < static_cast<int64_t>(pts.size())
-                        ? pts[static_cast<size_t>(clip->end_frame)]
-                        : pts.front() + (v.duration / v.time_base).Round();
       // Resume: a recorded clip whose file is there is done, if it was written as this
       // run would write it; a finished file is never overwritten. A record whose file was
       // deleted describes nothing any more: it goes, and the clip is exported again.

@@ -52,4 +52,16 @@ Status CheckUnchangedSinceIngest(const VideoRecord& video) {
                                     video.content_hash.substr(0, 12) + "...)" + again);
 }
 
+bool ClipPtsRange(const VideoRecord& video, const ClipRecord& clip, const std::vector<int64_t>& pts,
+                  int64_t* start_pts, int64_t* end_pts) {
+  const int64_t n = static_cast<int64_t>(pts.size());
+  if (clip.start_frame < 0 || clip.start_frame >= clip.end_frame || clip.end_frame > n) {
+    return false;
+  }
+  *start_pts = pts[static_cast<size_t>(clip.start_frame)];
+  *end_pts = clip.end_frame < n ? pts[static_cast<size_t>(clip.end_frame)]
+                                : pts.front() + (video.duration / video.time_base).Round();
+  return true;
+}
+
 }  // namespace reel

@@ -8,6 +8,9 @@
 #ifndef REEL_DB_VIDEO_FILE_H_
 #define REEL_DB_VIDEO_FILE_H_
 
+#include <cstdint>
+#include <vector>
+
 #include "db/catalog.h"
 #include "util/status.h"
 
@@ -19,6 +22,12 @@ namespace reel {
 // ingested (...); run `reel curate ingest` on it again ...", with kIOError naming the
 // path and the system's error when it is gone or unreadable. Thread-safe.
 Status CheckUnchangedSinceIngest(const VideoRecord& video);
+
+// The pts of `clip`'s first frame and the pts it ends at (its end frame's; for a clip that
+// runs to the end of the video, the first frame's plus the video's duration), from the
+// scan's per-frame `pts` of `video`. False when `pts` does not cover the clip.
+bool ClipPtsRange(const VideoRecord& video, const ClipRecord& clip, const std::vector<int64_t>& pts,
+                  int64_t* start_pts, int64_t* end_pts);
 
 }  // namespace reel
 

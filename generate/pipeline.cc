@@ -89,15 +89,15 @@ Loaded LoadOne(const ClipRef& ref, const ClipShape& shape) {
   } else {
     options.width = shape.width;
   }
-  auto unreadable = [&](const std::string& cause) {
-    out.skip = "unreadable";
+  auto unreadable = [&](const std::string& cause, const char* skip = "unreadable") {
+    out.skip = skip;
     out.error = "clip " + std::to_string(c.id) + ": " + cause;
     return out;
   };
   if (Status s = CheckUnchangedSinceIngest(v); !s.ok()) {
-    out.skip = s.code() == StatusCode::kFailedPrecondition ? "changed since ingest" : "unreadable";
-    out.error = "clip " + std::to_string(c.id) + ": " + s.message();
-    return out;
+    return unreadable(s.message(), s.code() == StatusCode::kFailedPrecondition
+                                       ? "changed since ingest"
+                                       : "unreadable");
   }
   Frame frame;
   Result<std::unique_ptr<VideoDecoder>> decoder =
@@ -173,15 +173,9 @@ Result<std::vector<ClipRef>> ListClips(Catalog& catalog, const std::string& subs
     ClipRef ref;
     ref.clip = *clip;
     ref.video = videos[clip->video_id];
-    const std::vector<int64_t>& all = pts[clip->video_id];
     const VideoRecord& v = ref.video;
-    if (clip->start_frame >= 0 && static_cast<int64_t>(all.size()) >= clip->end_frame &&
-        clip->start_frame < clip->end_frame) {
-      ref.start_pts = all[static_cast<size_t>(clip->start_frame)];
-      ref.end_pts = clip->end_frame < static_cast<int64_t>(all.size())
-                        ? all[static_cast<size_t>(clip->end_frame)]
-                        : all.front() + (v.duration / v.time_base).Round();
-    } else if (v.time_base.valid() && v.time_base > Rational()) {
+    if (!ClipPtsRange(v, *clip, pts[clip->video_id], &ref.start_pts, &ref.end_pts) &&
+        v.time_base.valid() && v.time_base > Rational()) {
       ref.start_pts = ((v.start_time + clip->start_time) / v.time_base).Round();
       ref.end_pts = ((v.start_time + clip->end_time) / v.time_base).Round();
     }

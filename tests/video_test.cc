@@ -1523,7 +1523,9 @@ TEST(RemuxTest, HevcFromMatroskaCopiesFromEveryKeyframe) {
       // Every frame the probe counts decodes, and the clip's 10 are there.
       EXPECT_EQ(LibavcodecFrameCount(out), ProbeVideo(out)->frame_count) << ext;
       EXPECT_GE(DecodeAll(out).size(), 10u) << ext;
-      if (ext == "mp4") EXPECT_EQ(r->leading_dropped, 0) << "the edit list hides them";
+      if (ext == "mp4") {
+        EXPECT_EQ(r->leading_dropped, 0) << "the edit list hides them";
+      }
       if (ext == "mkv") dropped += r->leading_dropped;
       std::filesystem::remove(out);
     }

@@ -231,6 +231,14 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
   bool first = true;
   // Writes `p` (in the output's time base).
   auto mux = [&](AVPacket* p) -> Status {
+    // A packet without a decode time after one with (a damaged PES header) takes the next,
+    // a frame on (or its display time, if sooner); without any time, it shows then too.
+    if (p->dts == AV_NOPTS_VALUE && last_dts != AV_NOPTS_VALUE) {
+      const int64_t next = last_dts + (p->duration > 0 ? p->duration : 1);
+      p->dts = p->pts == AV_NOPTS_VALUE ? next : std::max(last_dts + 1, std::min(p->pts, next));
+      if (p->pts == AV_NOPTS_VALUE) p->pts = p->dts;
+      ++result.retimed;
+    }
     // A packet shown before it is decoded has a damaged time (a bit flipped in a PES
     // header). As ffmpeg -c copy does, both become the middle one of its two times and the
     // earliest decode time free.
@@ -309,7 +317,8 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
     av_packet_rescale_ts(p, ist->time_base, ost->time_base);
     if (p->dts == AV_NOPTS_VALUE && last_dts == AV_NOPTS_VALUE) {
       // A stream that never states a decode time would be held whole: past a GOP's worth
-      // they go out timed from their own display times, and later ones as below.
+      // they go out timed from their own display times, and later ones as mux() times
+      // them.
       if (undated.size() < kMaxUndatedPackets) {
         undated.emplace_back(av_packet_alloc());
         av_packet_move_ref(undated.back().get(), p);
@@ -318,14 +327,6 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
       REEL_RETURN_IF_ERROR(flush_undated(AV_NOPTS_VALUE));
     }
     if (!undated.empty()) REEL_RETURN_IF_ERROR(flush_undated(p->dts));
-    // Later, a packet without a decode time (a damaged PES header) takes the next one,
-    // a frame on (or its display time, if sooner); without any time, it shows then too.
-    if (p->dts == AV_NOPTS_VALUE && last_dts != AV_NOPTS_VALUE) {
-      const int64_t next = last_dts + (p->duration > 0 ? p->duration : 1);
-      p->dts = p->pts == AV_NOPTS_VALUE ? next : std::max(last_dts + 1, std::min(p->pts, next));
-      if (p->pts == AV_NOPTS_VALUE) p->pts = p->dts;
-      ++result.retimed;
-    }
     return mux(p);
   };
   std::vector<int64_t> held_pts;  // display times of `held`

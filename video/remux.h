@@ -32,8 +32,9 @@ struct RemuxResult {
   int64_t end_pts = 0;    // end of the last packet written
   int64_t packets = 0;    // written, `hidden` included
   int64_t hidden = 0;     // written before first_pts and hidden by an edit list (MP4, MOV)
-  // Packets whose decode time ran backwards (segments joined with overlapping times),
-  // moved to just after the one before, as ffmpeg -c copy does.
+  // Packets whose times were mended as ffmpeg -c copy mends them: a decode time that ran
+  // backwards (segments joined with overlapping times) or is missing, a display time
+  // before the decode time (a damaged PES header).
   int64_t retimed = 0;
   // Leading pictures of the first keyframe left out of a copy without an edit list: an
   // HEVC CRA's RASL pictures, which predict from pictures before the copy.
