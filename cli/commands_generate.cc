@@ -250,7 +250,16 @@ class TrainVaeCommand : public Command {
   // --clip-cache, or a temporary file in --out's parent folder (so on the disk the
   // checkpoint goes to).
   Result<std::unique_ptr<ClipFile>> OpenClipFile(const ClipShape& shape) const {
-    if (!clip_cache_.empty()) return ClipFile::Open(clip_cache_, shape);
+    if (!clip_cache_.empty()) {
+      REEL_ASSIGN_OR_RETURN(std::unique_ptr<ClipFile> file, ClipFile::Open(clip_cache_, shape));
+      if (file->stale() > 0) {
+        std::fprintf(stderr,
+                     "reel: warning: %s: its %lld clips were decoded by an older reel, which "
+                     "picked other frames than `reel export --fps`; they are decoded again\n",
+                     clip_cache_.c_str(), static_cast<long long>(file->stale()));
+      }
+      return file;
+    }
     const fs::path parent = fs::absolute(out_).parent_path();
     std::error_code ec;
     fs::create_directories(parent, ec);
@@ -340,6 +349,12 @@ class PrepareCommand : public Command {
     if (progress) progress->Finish();
     ReportClips(stats, r.ok() ? r->total : 0, "", !common().quiet && r.ok());
     if (!r.ok()) return Fail(r.status());
+    if (r->stale > 0) {
+      std::fprintf(stderr,
+                   "reel: warning: %s: its %lld latents were encoded by an older reel, which "
+                   "picked other frames than `reel export --fps`; they are encoded again\n",
+                   out_.c_str(), static_cast<long long>(r->stale));
+    }
     if (r->total == 0) {  // stopped before the first clip
       std::printf("interrupted before the first clip was encoded; nothing written\n");
       return kExitFailure;
@@ -444,6 +459,13 @@ class TrainCommand : public Command {
     if (saved && saved->step >= opt_.steps) return NothingToDo(out_, saved->step, opt_.steps);
     auto cache = LoadLatentCache(latents_);
     if (!cache.ok()) return Fail(cache.status());
+    if (cache->old_frame_picks) {
+      std::fprintf(stderr,
+                   "reel: warning: %s: encoded by an older reel, which picked other frames of "
+                   "each clip than `reel export --fps`; `reel generate prepare` without "
+                   "--resume encodes the clips export gives\n",
+                   latents_.c_str());
+    }
     auto vae_model = ModelConfig::FromJson(cache->model);
     if (vae_model.ok() && (vae_model->vae.latent_channels != config->vae.latent_channels ||
                            vae_model->clip.frames != config->clip.frames ||

@@ -15,7 +15,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kFormat = "reel-clips 1";
+// Version 2: frames picked as `reel export --fps` and ffmpeg's fps filter pick them.
+// Version 1 took the first frame at or after each output time; its records are stale.
+constexpr const char* kFormat = "reel-clips 2";
+constexpr const char* kFormatOldPicks = "reel-clips 1";
 
 std::string Errno() {
   return std::strerror(errno);
@@ -56,15 +59,23 @@ std::string ReadAllAt(int fd, char* p, uint64_t n, off_t at) {
   return "";
 }
 
+struct ParsedIndex {
+  std::vector<ClipFile::Key> keys;
+  bool old_picks = false;  // written by a reel that picked other frames
+};
+
 // The keys in the index `text` of a file of clips of `shape`.
-Result<std::vector<ClipFile::Key>> ParseIndex(const std::string& index, const std::string& text,
-                                              const ClipShape& shape) {
+Result<ParsedIndex> ParseIndex(const std::string& index, const std::string& text,
+                               const ClipShape& shape) {
   auto bad = [&](const std::string& why) { return Status::Corruption(index + ": " + why); };
   Result<Json> parsed = Json::Parse(text);
   if (!parsed.ok()) return bad(parsed.status().message());
   const Json& j = *parsed;
   const Json* format = j.Find("format");
-  if (format == nullptr || format->as_string() != kFormat) return bad("not a reel clip index");
+  ParsedIndex out;
+  if (format == nullptr) return bad("not a reel clip index");
+  out.old_picks = format->as_string() == kFormatOldPicks;
+  if (format->as_string() != kFormat && !out.old_picks) return bad("not a reel clip index");
   const Json* s = j.Find("shape");
   if (s == nullptr) return bad("no shape");
   if (*s != ShapeJson(shape)) {
@@ -77,18 +88,17 @@ Result<std::vector<ClipFile::Key>> ParseIndex(const std::string& index, const st
                                       ", not " + DescribeClipShape(shape) +
                                       "; remove it or use another file");
   }
-  std::vector<ClipFile::Key> keys;
   const Json* records = j.Find("records");
   if (records == nullptr) return bad("no records");
   for (const Json& r : records->as_array()) {
     if (r.is_null()) {
-      keys.push_back(ClipFile::Key::Hole());
+      out.keys.push_back(ClipFile::Key::Hole());
       continue;
     }
     if (r.size() != 4) return bad("a record is not [clip, video, start frame, end frame]");
-    keys.push_back({r.at(0).as_int(), r.at(1).as_int(), r.at(2).as_int(), r.at(3).as_int()});
+    out.keys.push_back({r.at(0).as_int(), r.at(1).as_int(), r.at(2).as_int(), r.at(3).as_int()});
   }
-  return keys;
+  return out;
 }
 
 }  // namespace
@@ -125,12 +135,18 @@ Result<std::unique_ptr<ClipFile>> ClipFile::CreateTemporary(const std::string& d
 
 Result<std::unique_ptr<ClipFile>> ClipFile::Open(const std::string& path, const ClipShape& shape) {
   const std::string index = path + ".json";
-  std::vector<Key> keys;
+  ParsedIndex parsed;
   std::error_code ec;
   if (fs::exists(index, ec)) {
     REEL_ASSIGN_OR_RETURN(const std::string text, ReadFile(index));
-    REEL_ASSIGN_OR_RETURN(keys, ParseIndex(index, text, shape));
+    REEL_ASSIGN_OR_RETURN(parsed, ParseIndex(index, text, shape));
   }
+  int64_t stale = 0;
+  if (parsed.old_picks) {  // decoded again: their frames are not the ones export gives
+    for (const Key& k : parsed.keys) stale += k.hole() ? 0 : 1;
+    parsed.keys.clear();
+  }
+  std::vector<Key>& keys = parsed.keys;
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IOError(path + ": cannot open (" + Errno() + ")");
   std::unique_ptr<ClipFile> file(
@@ -142,11 +158,15 @@ Result<std::unique_ptr<ClipFile>> ClipFile::Open(const std::string& path, const 
                               " bytes) than the records its index lists (" + std::to_string(need) +
                               " bytes)");
   }
+  // Stale records leave the index first, so that a crash before the cut below leaves a
+  // file that opens.
+  if (parsed.old_picks) REEL_RETURN_IF_ERROR(file->WriteIndex());
   // Records appended after the last commit are not indexed: they go.
   if (have > need && ::ftruncate(fd, need) != 0)
     return Status::IOError(path + ": cannot truncate (" + Errno() + ")");
   file->keys_ = std::move(keys);
   file->committed_ = file->size();
+  file->stale_ = stale;
   return file;
 }
 

@@ -57,7 +57,9 @@ class ClipFile {
   static Result<std::unique_ptr<ClipFile>> CreateTemporary(const std::string& dir,
                                                            const ClipShape& shape);
   // The file at `path`: its indexed records are kept when it holds clips of `shape`
-  // (FailedPrecondition when it holds another shape); created when absent.
+  // (FailedPrecondition when it holds another shape); created when absent. Records that
+  // an older reel decoded with other frame picks (before `export --fps`'s rule) are
+  // dropped: stale() counts them.
   static Result<std::unique_ptr<ClipFile>> Open(const std::string& path, const ClipShape& shape);
 
   ~ClipFile();
@@ -69,6 +71,8 @@ class ClipFile {
   const ClipShape& shape() const { return shape_; }
   int64_t size() const { return static_cast<int64_t>(keys_.size()); }
   const std::vector<Key>& keys() const { return keys_; }  // record i decoded from keys()[i]
+  // Records Open dropped because an older reel picked their frames otherwise.
+  int64_t stale() const { return stale_; }
 
   // Appends the 8-bit pixels [3, T, H, W] of the clip `key` (InvalidArgument for another
   // shape or type; IOError naming the file when the disk refuses it).
@@ -100,6 +104,7 @@ class ClipFile {
   uint64_t record_bytes_ = 0;
   std::vector<Key> keys_;
   int64_t committed_ = 0;  // records in the index
+  int64_t stale_ = 0;
 };
 
 // Some records of a ClipFile, in a given order, as the clips to train on. Does not own

@@ -454,6 +454,10 @@ Result<PrepareResult> PrepareLatents(Catalog& catalog, const std::string& subset
   std::map<int64_t, size_t> listed;  // clip id -> index in refs
   for (size_t i = 0; i < refs.size(); ++i) listed[refs[i].clip.id] = i;
   std::set<int64_t> cached;
+  if (before && before->old_frame_picks) {  // encoded again, from the frames export gives
+    result.stale = static_cast<int64_t>(before->examples.size());
+    before.reset();
+  }
   for (size_t i = 0; before && i < before->examples.size(); ++i) {
     const int64_t id = before->clip_ids[i];
     auto it = listed.find(id);
@@ -499,10 +503,17 @@ Result<PrepareResult> PrepareLatents(Catalog& catalog, const std::string& subset
   return result;
 }
 
+namespace {
+// Format 2: clips read at the configured rate as `reel export --fps` (and ffmpeg's fps
+// filter) reads them. Format 1 took the first frame at or after each output time.
+constexpr const char* kLatentFormat = "reel-latents 2";
+constexpr const char* kLatentFormatOldPicks = "reel-latents 1";
+}  // namespace
+
 Status SaveLatentCache(const LatentCache& cache, const std::string& path) {
   if (cache.examples.empty()) return Status::InvalidArgument("no latents to save");
   Json meta = Json::MakeObject();
-  meta["format"] = "reel-latents 1";
+  meta["format"] = kLatentFormat;
   meta["vae"] = cache.vae_dir;
   meta["model"] = cache.model;
   meta["complete"] = cache.complete;
@@ -551,10 +562,12 @@ Result<LatentCache> LoadLatentCache(const std::string& path, bool allow_unfinish
                               FirstLine(e.what_without_backtrace()) + ")");
   }
   auto meta = Json::Parse(meta_text);
-  if (!meta.ok() || meta->Find("format") == nullptr ||
-      meta->Find("format")->as_string() != "reel-latents 1") {
+  const Json* format = meta.ok() ? meta->Find("format") : nullptr;
+  if (format == nullptr ||
+      (format->as_string() != kLatentFormat && format->as_string() != kLatentFormatOldPicks)) {
     return Status::Corruption(path + ": not a reel latent cache");
   }
+  cache.old_frame_picks = format->as_string() == kLatentFormatOldPicks;
   if (z.dim() != 5) {
     return Status::Corruption(path + ": latents of " + std::to_string(z.dim()) +
                               " dimensions, not [N, C, T, H, W]");

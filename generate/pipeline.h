@@ -104,6 +104,9 @@ struct LatentCache {
   Json model;                           // the VAE's model configuration
   std::vector<double> vae_fingerprint;  // VaeFingerprint of the VAE that encoded them
   bool complete = true;                 // false: written by a prepare still running or stopped
+  // Encoded by an older reel, which picked other frames of each clip than `reel export
+  // --fps` (format 1): usable, but not the clips export gives; --resume encodes them again.
+  bool old_frame_picks = false;
 };
 // Written to a temporary file and renamed into place.
 Status SaveLatentCache(const LatentCache& cache, const std::string& path);
@@ -129,6 +132,7 @@ struct PrepareResult {
   int64_t encoded = 0;  // clips encoded by this call
   int64_t kept = 0;     // latents kept from the cache resumed
   int64_t dropped = 0;  // latents of the resumed cache whose clips left the subset
+  int64_t stale = 0;    // latents of the resumed cache dropped for their old frame picks
   int64_t total = 0;    // latents in the cache written
   // Stopped by `cancel`: the cache written is unfinished (none is written when no latent
   // was ready: total == 0).

@@ -495,6 +495,29 @@ TEST(ClipFileTest, RecordsReadBackAndCommittedOnesSurviveReopening) {
     ASSERT_EQ(records.size(), 2);
     EXPECT_TRUE(torch::equal(*records.Video(0), VideoFromPixels(pixels[2])));
   }
+  // An index of format 1 (an older reel, which picked other frames of each clip): its
+  // records are dropped, counted as stale, and the file opens empty and stays so.
+  {
+    const std::string index = path + ".json";
+    const std::string text = *ReadFile(index);
+    const size_t at = text.find("reel-clips 2");
+    ASSERT_NE(at, std::string::npos) << text;
+    std::string old = text;
+    old.replace(at, 12, "reel-clips 1");
+    ASSERT_TRUE(WriteFileAtomic(index, old).ok());
+    {
+      auto file = ClipFile::Open(path, shape);
+      ASSERT_TRUE(file.ok()) << file.status().ToString();
+      EXPECT_EQ((*file)->stale(), 3);
+      EXPECT_EQ((*file)->size(), 0);
+      EXPECT_EQ(std::filesystem::file_size(path), 0u);
+    }
+    auto reopened = ClipFile::Open(path, shape);
+    ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+    EXPECT_EQ((*reopened)->stale(), 0);
+    EXPECT_EQ((*reopened)->size(), 0);
+    ASSERT_TRUE(WriteFileAtomic(index, text).ok());  // 3 records again, for the checks below
+  }
   const ClipShape other{9, 16, 24, 8};
   auto refused = ClipFile::Open(path, other);
   EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);

@@ -398,6 +398,39 @@ TEST_F(PrepareTest, StoppedThenResumedEqualsStraight) {
   ASSERT_TRUE(idle.ok());
   EXPECT_EQ(idle->encoded, 0);
   EXPECT_EQ(idle->kept, 4);
+
+  // A cache of format 1 (an older reel, which picked other frames of each clip) still
+  // trains, marked; resumed, its latents are all encoded again from the frames export gives.
+  {
+    torch::Tensor z;
+    c10::IValue meta;
+    torch::serialize::InputArchive in;
+    in.load_from(path);
+    in.read("latents", z);
+    in.read("meta", meta);
+    std::string text = meta.toStringRef();
+    const size_t at = text.find("reel-latents 2");
+    ASSERT_NE(at, std::string::npos) << text;
+    text.replace(at, 14, "reel-latents 1");
+    torch::serialize::OutputArchive out;
+    out.write("latents", z);
+    out.write("meta", c10::IValue(text));
+    out.save_to(path);
+  }
+  auto old = LoadLatentCache(path);
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_TRUE(old->old_frame_picks);
+  EXPECT_FALSE(want->old_frame_picks);
+  auto renewed =
+      PrepareLatents(*cat_, "all", dir_.File("vae"), po, path, nullptr, nullptr, nullptr);
+  ASSERT_TRUE(renewed.ok()) << renewed.status().ToString();
+  EXPECT_EQ(renewed->stale, 4);
+  EXPECT_EQ(renewed->kept, 0);
+  EXPECT_EQ(renewed->encoded, 4);
+  auto now = LoadLatentCache(path);
+  ASSERT_TRUE(now.ok()) << now.status().ToString();
+  EXPECT_FALSE(now->old_frame_picks);
+  EXPECT_EQ(now->clip_ids, want->clip_ids);
 }
 
 // The whole loop through the command line, with a few steps of each job.
