@@ -578,6 +578,21 @@ TEST(ProbeTest, ABareLibavFailureIsNotCalledAPermissionError) {
   EXPECT_EQ(ProbeVideo(cut).status().message().find("not permitted"), std::string::npos);
 }
 
+// Matroska's demuxer returns EIO for a file that ends inside its first packets. The probe
+// said "Input/output error" (kIOError), which reads as a failing disk; the file is cut
+// short, and every byte of it reads.
+TEST(ProbeTest, AMatroskaFileCutInItsFirstPacketsIsDamagedNotAnIOError) {
+  TempDir dir;
+  const std::string whole = dir.File("whole.mkv"), cut = dir.File("cut.mkv");
+  ASSERT_TRUE(WriteSyntheticVideo(whole, testing::SimpleVideo(10), EncodeOptions()).ok());
+  const std::string bytes = testing::ReadFile(whole);
+  for (size_t keep : {size_t{100}, size_t{200}}) {
+    ASSERT_GT(bytes.size(), keep);
+    testing::WriteFile(cut, bytes.substr(0, keep));
+    ExpectProbeRefuses(cut, StatusCode::kCorruption, ": damaged or cut short (");
+  }
+}
+
 // The video PES packets of the transport stream `ts` (those of stream id 0xE0), each as
 // the offsets of the 188-byte packets that carry it.
 // Whether an encoder's set-up failed because libavcodec was built without it (the test

@@ -15,6 +15,7 @@ extern "C" {
 #include <cstdio>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 #include "util/log.h"
 #include "util/strings.h"
@@ -50,21 +51,48 @@ std::string LastErrorMessage() {
   return t_last_error;
 }
 
-std::string ErrorText(int averror, const std::string& what) {
-  char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
-  av_strerror(averror, buf, sizeof(buf));
-  std::string text = what + ": ";
-  // Demuxers and decoders return a bare -1 for data they cannot make sense of (DV out of
-  // step with its frame size), which av_strerror reads as EPERM.
-  text += averror == AVERROR(EPERM) ? std::string("invalid data (libav error -1)") : buf;
-  // libav's log line often holds the real cause ("moov atom not found").
+namespace {
+
+// libav's last log line without its "[mov,mp4,... @ 0x...] " context prefix; it often
+// holds the real cause ("moov atom not found").
+std::string LastCause() {
   std::string last = LastErrorMessage();
-  // Drop the "[mov,mp4,... @ 0x...] " context prefix.
   if (!last.empty() && last.front() == '[') {
     const size_t close = last.find("] ");
     if (close != std::string::npos) last = last.substr(close + 2);
   }
-  if (!last.empty() && last != buf) text += " (" + last + ")";
+  return last;
+}
+
+std::string StrError(int averror) {
+  char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
+  av_strerror(averror, buf, sizeof(buf));
+  return buf;
+}
+
+// Whether `path` is a file whose every byte reads without an error.
+bool ReadsToTheEnd(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return false;
+  std::vector<char> buf(1 << 20);
+  while (std::fread(buf.data(), 1, buf.size(), f) == buf.size()) {
+  }
+  const bool ok = std::ferror(f) == 0;
+  std::fclose(f);
+  return ok;
+}
+
+}  // namespace
+
+std::string ErrorText(int averror, const std::string& what) {
+  const std::string plain = StrError(averror);
+  // Demuxers and decoders return a bare -1 for data they cannot make sense of (DV out of
+  // step with its frame size), which av_strerror reads as EPERM.
+  std::string text =
+      what + ": " +
+      (averror == AVERROR(EPERM) ? std::string("invalid data (libav error -1)") : plain);
+  const std::string last = LastCause();
+  if (!last.empty() && last != plain) text += " (" + last + ")";
   return text;
 }
 
@@ -114,15 +142,28 @@ Status ErrorStatus(int averror, const std::string& path, const std::string& what
   return Status(code, path + ": " + ErrorText(averror, what));
 }
 
+Status ReadErrorStatus(int averror, const std::string& path, const std::string& what) {
+  // Some demuxers (Matroska's) return EIO for a file that ends inside its header or first
+  // packets: a damaged file, not a failing disk, when every byte of it reads.
+  if (averror == AVERROR(EIO) && ReadsToTheEnd(path)) {
+    const std::string last = LastCause();
+    return Status::Corruption(path + ": " + what + ": damaged or cut short (" +
+                              (last.empty() || last == StrError(averror) ? "" : last + "; ") +
+                              "libav reported an input/output error, but the file reads "
+                              "without one)");
+  }
+  return ErrorStatus(averror, path, what);
+}
+
 Result<FormatContextPtr> OpenInput(const std::string& path) {
   InstallLogCallback();
   ClearLastError();
   AVFormatContext* raw = nullptr;
   int err = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
-  if (err < 0) return ErrorStatus(err, path, "cannot open");
+  if (err < 0) return ReadErrorStatus(err, path, "cannot open");
   FormatContextPtr ctx(raw);
   err = avformat_find_stream_info(ctx.get(), nullptr);
-  if (err < 0) return ErrorStatus(err, path, "cannot read stream info");
+  if (err < 0) return ReadErrorStatus(err, path, "cannot read stream info");
   return ctx;
 }
 

@@ -70,6 +70,10 @@ std::string ErrorText(int averror, const std::string& what);
 // A Status for a failed libav call on `path`; the code depends on the error
 // (AVERROR_INVALIDDATA -> kCorruption, ENOENT -> kNotFound, ...).
 Status ErrorStatus(int averror, const std::string& path, const std::string& what);
+// ErrorStatus for a failed read of the input `path`, except that an EIO from a file whose
+// every byte reads (Matroska's demuxer says EIO for a file cut short) is kCorruption,
+// "damaged or cut short". Reads the whole file to tell, on this error path only.
+Status ReadErrorStatus(int averror, const std::string& path, const std::string& what);
 
 inline Rational ToRational(AVRational r) {
   return Rational(r.num, r.den);

@@ -315,8 +315,8 @@ Result<bool> VideoDecoder::Next(Frame* out) {
       continue;
     }
     if (err < 0) {
-      return av::ErrorStatus(err, d.path,
-                             "read error after " + std::to_string(d.next_index) + " frames");
+      return av::ReadErrorStatus(err, d.path,
+                                 "read error after " + std::to_string(d.next_index) + " frames");
     }
     if (d.packet->stream_index != d.vindex) {
       av_packet_unref(d.packet.get());

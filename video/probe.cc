@@ -240,8 +240,8 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
       const int err = av_read_frame(ctx.get(), pkt.get());
       if (err == AVERROR_EOF) break;
       if (err < 0) {
-        return av::ErrorStatus(err, path,
-                               "read error after " + std::to_string(stored) + " video packets");
+        return av::ReadErrorStatus(err, path,
+                                   "read error after " + std::to_string(stored) + " video packets");
       }
       if (pkt->stream_index == vindex) {
         // The demuxer flags a packet read short at the end of the file (truncated), and in

@@ -162,7 +162,7 @@ Result<RemuxResult> CopyWithEditList(const std::string& input, const std::string
     while (true) {
       const int e = av_read_frame(in.get(), pkt.get());
       if (e == AVERROR_EOF) return false;
-      if (e < 0) return av::ErrorStatus(e, input, "read failed");
+      if (e < 0) return av::ReadErrorStatus(e, input, "read failed");
       if (pkt->stream_index == vindex) return true;
       av_packet_unref(pkt.get());
     }
