@@ -141,32 +141,27 @@ Status ReencodeClip(const ExportJob& job, const ExportOptions& o, ClipExportReco
   }
   REEL_ASSIGN_OR_RETURN(auto encoder, VideoEncoder::Open(job.out_path, enc));
 
-  const Rational duration = TicksToSeconds(job.end_pts - job.start_pts, v.time_base);
-  FrameRateConverter rate(o.fps, resample ? ConvertedFrameCount(duration, o.fps) : 0);
-  Frame held;
-  auto write_held = [&](int64_t n) -> Status {
-    for (int64_t i = 0; i < n; ++i) {
-      REEL_RETURN_IF_ERROR(encoder->Write(held, rate.emitted() - n + i));
-    }
-    return Status::OK();
-  };
   int64_t in_range = 0;
-  while (true) {
-    if (frame.pts >= job.end_pts) break;
-    if (frame.pts >= job.start_pts) {
-      ++in_range;
-      if (resample) {
-        REEL_RETURN_IF_ERROR(
-            write_held(rate.Add(TicksToSeconds(frame.pts - job.start_pts, v.time_base))));
-        held = frame;
-      } else {
+  if (resample) {
+    const Rational duration = TicksToSeconds(job.end_pts - job.start_pts, v.time_base);
+    FrameRateConverter rate(o.fps, ConvertedFrameCount(duration, o.fps));
+    REEL_ASSIGN_OR_RETURN(
+        in_range, ReadAtRate(*decoder, &frame, job.start_pts, job.end_pts, v.time_base, rate,
+                             [&](const Frame& f, int64_t first, int64_t n) -> Status {
+                               for (int64_t k = first; k < first + n; ++k)
+                                 REEL_RETURN_IF_ERROR(encoder->Write(f, k));
+                               return Status::OK();
+                             }));
+  } else {
+    while (frame.pts < job.end_pts) {
+      if (frame.pts >= job.start_pts) {
+        ++in_range;
         REEL_RETURN_IF_ERROR(encoder->Write(frame, frame.pts - job.start_pts));
       }
+      REEL_ASSIGN_OR_RETURN(bool more, decoder->Next(&frame));
+      if (!more) break;
     }
-    REEL_ASSIGN_OR_RETURN(bool more, decoder->Next(&frame));
-    if (!more) break;
   }
-  if (resample) REEL_RETURN_IF_ERROR(write_held(rate.Finish()));
   if (in_range == 0) return Status::Corruption(v.path + ": the clip's frames could not be decoded");
   REEL_RETURN_IF_ERROR(encoder->Finish());
 

@@ -105,33 +105,22 @@ Loaded LoadOne(const ClipRef& ref, const ClipShape& shape) {
   if (!decoder.ok()) return unreadable(decoder.status().message());
   torch::Tensor pixels = torch::empty({3, shape.frames, shape.height, shape.width}, torch::kByte);
   FrameRateConverter rate(fps, shape.frames);
-  Frame held;
-  // Puts the held frame into the last `n` output frames filled.
-  auto put_held = [&](int64_t n) -> bool {
-    if (n == 0) return true;
-    if (held.width < shape.width || held.height < shape.height) return false;
-    const int x0 = (held.width - shape.width) / 2, y0 = (held.height - shape.height) / 2;
-    const torch::Tensor chw =
-        torch::from_blob(held.data.data(), {held.height, held.width, 3}, torch::kByte)
-            .narrow(0, y0, shape.height)
-            .narrow(1, x0, shape.width)
-            .permute({2, 0, 1});
-    for (int64_t k = rate.emitted() - n; k < rate.emitted(); ++k) pixels.select(1, k).copy_(chw);
-    return true;
-  };
   const char* kSmaller = "decoded frame smaller than the target";
-  while (!rate.done() && frame.pts < ref.end_pts) {
-    if (frame.pts >= ref.start_pts) {
-      if (!put_held(rate.Add(TicksToSeconds(frame.pts - ref.start_pts, v.time_base)))) {
-        return unreadable(kSmaller);
-      }
-      held = std::move(frame);
-    }
-    Result<bool> more = (*decoder)->Next(&frame);
-    if (!more.ok()) return unreadable(more.status().message());
-    if (!*more) break;
-  }
-  if (!put_held(rate.Finish())) return unreadable(kSmaller);
+  Result<int64_t> read =
+      ReadAtRate(**decoder, &frame, ref.start_pts, ref.end_pts, v.time_base, rate,
+                 [&](const Frame& f, int64_t first, int64_t n) -> Status {
+                   if (f.width < shape.width || f.height < shape.height)
+                     return Status::Corruption(kSmaller);
+                   const int x0 = (f.width - shape.width) / 2, y0 = (f.height - shape.height) / 2;
+                   const torch::Tensor chw = torch::from_blob(const_cast<uint8_t*>(f.data.data()),
+                                                              {f.height, f.width, 3}, torch::kByte)
+                                                 .narrow(0, y0, shape.height)
+                                                 .narrow(1, x0, shape.width)
+                                                 .permute({2, 0, 1});
+                   for (int64_t k = first; k < first + n; ++k) pixels.select(1, k).copy_(chw);
+                   return Status::OK();
+                 });
+  if (!read.ok()) return unreadable(read.status().message());
   if (!rate.done()) return unreadable("the clip's frames could not be decoded");
   out.pixels = std::move(pixels);
   return out;

@@ -92,4 +92,26 @@ int64_t FrameRateConverter::Finish() {
   return FillUntil(frames_);
 }
 
+Result<int64_t> ReadAtRate(
+    VideoDecoder& decoder, Frame* frame, int64_t start_pts, int64_t end_pts, Rational time_base,
+    FrameRateConverter& rate,
+    const std::function<Status(const Frame& f, int64_t first, int64_t n)>& emit) {
+  Frame held;  // the last frame of the range, which fills its slots when the next comes
+  auto put_held = [&](int64_t n) {
+    return n == 0 ? Status::OK() : emit(held, rate.emitted() - n, n);
+  };
+  int64_t in_range = 0;
+  while (!rate.done() && frame->pts < end_pts) {
+    if (frame->pts >= start_pts) {
+      ++in_range;
+      REEL_RETURN_IF_ERROR(put_held(rate.Add(TicksToSeconds(frame->pts - start_pts, time_base))));
+      held = std::move(*frame);
+    }
+    REEL_ASSIGN_OR_RETURN(const bool more, decoder.Next(frame));
+    if (!more) break;
+  }
+  REEL_RETURN_IF_ERROR(put_held(rate.Finish()));
+  return in_range;
+}
+
 }  // namespace reel

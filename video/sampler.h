@@ -14,7 +14,8 @@
 // frame t seconds after the start takes output slot round(t * fps), and output frame k
 // shows the last frame whose slot is at most k (later frames of one slot win; a slot no
 // frame takes repeats the frame before). `curate export --fps` and `generate prepare`
-// both pick their frames with it, so a clip trained on is the clip exported.
+// both read their frames with it (through ReadAtRate), so a clip trained on is the clip
+// exported.
 //
 // Failure: Status naming the path (unopenable, no frame at or after a target).
 // Thread-safety: independent calls may run concurrently; a FrameRateConverter is used by
@@ -24,6 +25,7 @@
 #define REEL_VIDEO_SAMPLER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,6 +75,16 @@ class FrameRateConverter {
   int64_t emitted_ = 0;
   bool holding_ = false;
 };
+
+// Reads the frames of [start_pts, end_pts) (in `time_base`) from `decoder`, whose next
+// frame is `*frame` (as OpenVideoAt leaves it), converted by `rate`: emit(f, first, n) is
+// called when frame `f` fills output frames [first, first + n). Stops when `rate` is done,
+// at end_pts or at the end of the stream. Returns how many frames of the range were
+// decoded (0: none could be). A decode failure, or emit's, is returned as it is.
+Result<int64_t> ReadAtRate(
+    VideoDecoder& decoder, Frame* frame, int64_t start_pts, int64_t end_pts, Rational time_base,
+    FrameRateConverter& rate,
+    const std::function<Status(const Frame& f, int64_t first, int64_t n)>& emit);
 
 }  // namespace reel
 
