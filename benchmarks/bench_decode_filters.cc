@@ -4,7 +4,9 @@
 //   tone_map/T/W/H     ToneMapper::Map alone on a W x H frame of 10-bit 4:4:4 Y'CbCr
 //                      (T: 0 PQ, 1 HLG), frames per second
 //   decode_hdr/M/W/H   VideoDecoder on a 10-bit HEVC file with a PQ transfer, one codec
-//                      thread, RGB24 output at W x H; M: 1 tone-mapped, 0 read as SDR
+//                      thread, RGB24 output at W x H; M: 1 tone-mapped (at full size,
+//                      then scaled), 2 tone-mapped after the scale (scan's fast resize),
+//                      0 read as SDR
 //   yadif/D            av::Yadif alone on a 1920x1080 4:2:0 frame of D (8, 10) bits,
 //                      frames per second
 //   decode_interlaced/M  VideoDecoder on a 1920x1080 interlaced H.264 file, one codec
@@ -164,6 +166,7 @@ BENCHMARK(BM_DecodeInterlaced)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->I
 void BM_DecodeHdr(benchmark::State& state) {
   DecodeOptions options;
   options.tone_map_hdr = state.range(0) != 0;
+  options.tone_map_full_size = state.range(0) != 2;
   options.width = static_cast<int>(state.range(1));
   options.height = static_cast<int>(state.range(2));
   DecodeEveryFrame(HdrFile(), options, state);
@@ -173,6 +176,7 @@ BENCHMARK(BM_DecodeHdr)
     ->Args({1, 1920, 1080})
     ->Args({0, 256, 144})
     ->Args({1, 256, 144})
+    ->Args({2, 256, 144})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
 

@@ -79,6 +79,7 @@ Result<VideoScan> ScanFile(const std::string& path, const ScanOptions& options,
     dec.width = aw;
     dec.height = ah;
     dec.filter = ResizeFilter::kArea;
+    dec.tone_map_full_size = false;  // HDR mapped after the downscale: the fast path
     probe.reset();
     REEL_ASSIGN_OR_RETURN(decoder, VideoDecoder::Open(path, dec));
   }

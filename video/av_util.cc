@@ -383,6 +383,11 @@ Status FrameConverter::ConvertHdr(const AVFrame* in, AVPixelFormat src_fmt,
   // says they are (unstated: left, co-sited with even columns, as H.264/HEVC default to
   // and zscale assumes; swscale's own default is centred). ToneMapper then converts to
   // R'G'B' unclipped, as zscale does in floating point, and maps it.
+  // Mapped at the frame's own size, then scaled (the mapping is not linear, and ffmpeg's
+  // chain maps before any scale that follows it).
+  const bool resized = scaled_w != in->width || scaled_h != in->height;
+  const int map_w = map_full_size_ && resized ? in->width : scaled_w;
+  const int map_h = map_full_size_ && resized ? in->height : scaled_h;
   int h_chr_pos = 0, v_chr_pos = 128;  // in 1/256 of a luma sample
   switch (in->chroma_location) {
     case AVCHROMA_LOC_CENTER:
@@ -398,8 +403,8 @@ Status FrameConverter::ConvertHdr(const AVFrame* in, AVPixelFormat src_fmt,
       break;
   }
   const int flags = sws_flags_ | SWS_ACCURATE_RND;
-  const std::array<int, 8> key = {in->width, in->height, src_fmt,   scaled_w,
-                                  scaled_h,  flags,      h_chr_pos, v_chr_pos};
+  const std::array<int, 8> key = {in->width, in->height, src_fmt,   map_w,
+                                  map_h,     flags,      h_chr_pos, v_chr_pos};
   if (hdr_sws_ == nullptr || key != hdr_sws_key_) {
     hdr_sws_.reset(sws_alloc_context());
     SwsContext* c = hdr_sws_.get();
@@ -407,8 +412,8 @@ Status FrameConverter::ConvertHdr(const AVFrame* in, AVPixelFormat src_fmt,
     av_opt_set_int(c, "srcw", in->width, 0);
     av_opt_set_int(c, "srch", in->height, 0);
     av_opt_set_int(c, "src_format", src_fmt, 0);
-    av_opt_set_int(c, "dstw", scaled_w, 0);
-    av_opt_set_int(c, "dsth", scaled_h, 0);
+    av_opt_set_int(c, "dstw", map_w, 0);
+    av_opt_set_int(c, "dsth", map_h, 0);
     av_opt_set_int(c, "dst_format", AV_PIX_FMT_YUV444P16, 0);
     av_opt_set_int(c, "sws_flags", flags, 0);
     av_opt_set_int(c, "src_h_chr_pos", h_chr_pos, 0);
@@ -421,13 +426,13 @@ Status FrameConverter::ConvertHdr(const AVFrame* in, AVPixelFormat src_fmt,
     }
     hdr_sws_key_ = key;
   }
-  const size_t pixels = static_cast<size_t>(scaled_w) * static_cast<size_t>(scaled_h);
+  const size_t pixels = static_cast<size_t>(map_w) * static_cast<size_t>(map_h);
   const size_t plane = pixels + kSwsSlackBytes / sizeof(uint16_t);
   hdr_yuv_.resize(plane * 3);
   uint8_t* dst_data[4] = {reinterpret_cast<uint8_t*>(hdr_yuv_.data()),
                           reinterpret_cast<uint8_t*>(hdr_yuv_.data() + plane),
                           reinterpret_cast<uint8_t*>(hdr_yuv_.data() + 2 * plane), nullptr};
-  int dst_stride[4] = {scaled_w * 2, scaled_w * 2, scaled_w * 2, 0};
+  int dst_stride[4] = {map_w * 2, map_w * 2, map_w * 2, 0};
   const int rows =
       sws_scale(hdr_sws_.get(), in->data, in->linesize, 0, in->height, dst_data, dst_stride);
   if (rows <= 0) return Status::Internal("sws_scale produced no rows");
@@ -454,11 +459,37 @@ Status FrameConverter::ConvertHdr(const AVFrame* in, AVPixelFormat src_fmt,
   } else if (in->colorspace == AVCOL_SPC_BT470BG || in->colorspace == AVCOL_SPC_SMPTE170M) {
     coding.kr = 0.299f, coding.kb = 0.114f;
   }  // else BT.2020, the default
-  const size_t bytes = pixels * static_cast<size_t>(ChannelCount(format_));
-  padded_.resize(bytes + kSwsSlackBytes);
+  const int channels = ChannelCount(format_);
+  const double peak = ToneMapper::SignalPeak(max_cll, mastering_max);
+  if (map_w == scaled_w && map_h == scaled_h) {
+    const size_t bytes = pixels * static_cast<size_t>(channels);
+    padded_.resize(bytes + kSwsSlackBytes);
+    tone_mapper_->Map(hdr_yuv_.data(), hdr_yuv_.data() + plane, hdr_yuv_.data() + 2 * plane,
+                      static_cast<int64_t>(pixels), coding, peak, format_, padded_.data());
+    return Finish(scaled_w, scaled_h, bytes, out);
+  }
+  mapped_.resize(pixels * static_cast<size_t>(channels) + kSwsSlackBytes);
   tone_mapper_->Map(hdr_yuv_.data(), hdr_yuv_.data() + plane, hdr_yuv_.data() + 2 * plane,
-                    static_cast<int64_t>(pixels), coding,
-                    ToneMapper::SignalPeak(max_cll, mastering_max), format_, padded_.data());
+                    static_cast<int64_t>(pixels), coding, peak, format_, mapped_.data());
+  // The mapped frame scaled as ffmpeg's `scale` does it after the chain (8-bit samples of
+  // the output format, the decoder's filter).
+  const AVPixelFormat fmt = ToAvPixelFormat(format_);
+  const std::array<int, 4> mapped_key = {map_w, map_h, scaled_w, scaled_h};
+  if (mapped_sws_ == nullptr || mapped_key != mapped_sws_key_) {
+    mapped_sws_.reset(sws_getContext(map_w, map_h, fmt, scaled_w, scaled_h, fmt, sws_flags_,
+                                     nullptr, nullptr, nullptr));
+    if (mapped_sws_ == nullptr) return Status::Internal("cannot scale tone-mapped frames");
+    mapped_sws_key_ = mapped_key;
+  }
+  const int stride = scaled_w * channels;
+  const size_t bytes = static_cast<size_t>(stride) * static_cast<size_t>(scaled_h);
+  padded_.resize(bytes + kSwsSlackBytes);
+  const uint8_t* src_data[4] = {mapped_.data(), nullptr, nullptr, nullptr};
+  const int src_stride[4] = {map_w * channels, 0, 0, 0};
+  uint8_t* out_data[4] = {padded_.data(), nullptr, nullptr, nullptr};
+  const int out_stride[4] = {stride, 0, 0, 0};
+  if (sws_scale(mapped_sws_.get(), src_data, src_stride, 0, map_h, out_data, out_stride) <= 0)
+    return Status::Internal("sws_scale produced no rows");
   return Finish(scaled_w, scaled_h, bytes, out);
 }
 

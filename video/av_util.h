@@ -128,14 +128,17 @@ inline constexpr size_t kSwsSlackBytes = 256;
 class FrameConverter {
  public:
   // `out_width` x `out_height` is the size after rotation.
+  // `tone_map`: PQ and HLG frames are tone-mapped (ToneMapper), at their own size and
+  // then scaled when `map_full_size`, else scaled first.
   FrameConverter(int out_width, int out_height, PixelFormat format, int rotation, int sws_flags,
-                 bool tone_map = false)
+                 bool tone_map = false, bool map_full_size = true)
       : out_width_(out_width),
         out_height_(out_height),
         format_(format),
         rotation_(rotation),
         sws_flags_(sws_flags),
-        tone_map_(tone_map) {}
+        tone_map_(tone_map),
+        map_full_size_(map_full_size) {}
   Status Convert(const AVFrame* in, Frame* out);
 
  private:
@@ -149,6 +152,7 @@ class FrameConverter {
   int rotation_;
   int sws_flags_;
   bool tone_map_;
+  bool map_full_size_;
   SwsPtr sws_;
   const SwsContext* sws_raw_ = nullptr;  // identity of the context the colour key is for
   int color_key_ = -1;                   // colour matrix and range last set on sws_
@@ -160,6 +164,9 @@ class FrameConverter {
   SwsPtr hdr_sws_;                           // scales HDR frames to 4:4:4 (own chroma siting)
   std::array<int, 8> hdr_sws_key_{};         // the sizes, formats and siting it is for
   std::vector<uint16_t> hdr_yuv_;            // 16-bit 4:4:4 Y'CbCr planes swscale writes for it
+  SwsPtr mapped_sws_;                        // scales mapped frames (map_full_size_)
+  std::array<int, 4> mapped_sws_key_{};      // the sizes it is for
+  std::vector<uint8_t> mapped_;              // a mapped frame at its own size
 };
 
 }  // namespace reel::av

@@ -209,7 +209,7 @@ Result<std::unique_ptr<VideoDecoder>> VideoDecoder::Open(const std::string& path
                     options.height, &impl->out_width, &impl->out_height);
   impl->converter = std::make_unique<av::FrameConverter>(
       impl->out_width, impl->out_height, options.format, display.rotation, SwsFlags(options.filter),
-      options.tone_map_hdr);
+      options.tone_map_hdr, options.tone_map_full_size);
   if (impl->stream->start_time != AV_NOPTS_VALUE) impl->origin = impl->stream->start_time;
   const Rational fr = impl->info.frame_rate;
   if (fr.valid() && !fr.is_zero()) {

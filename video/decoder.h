@@ -46,6 +46,12 @@ struct DecodeOptions {
   // tone-mapped to SDR BT.709, as ffmpeg's zscale + tonemap=hable chain makes it (see
   // video/tone_map.h); false gives its R'G'B' values unmapped (washed out).
   bool tone_map_hdr = true;
+  // Tone-mapped frames are mapped at their decoded size and then scaled to the output
+  // size, as that chain followed by ffmpeg's `scale` makes them (the mapping is not
+  // linear: scaled first, edges between bright saturated colours come out off by up to
+  // 239 of 255). false scales first: cheaper by the square of the scale factor, for
+  // analysis passes that downscale far (scan's fast resize).
+  bool tone_map_full_size = true;
   // Interlaced frames (two fields woven together) come out deinterlaced as FFmpeg's
   // `yadif=deint=interlaced` makes them (see video/deinterlace.h); progressive ones as
   // decoded. Costs one frame of delay and two held frames.
