@@ -580,7 +580,8 @@ TEST(ProbeTest, ABareLibavFailureIsNotCalledAPermissionError) {
 
 // Matroska's demuxer returns EIO for a file that ends inside its first packets. The probe
 // said "Input/output error" (kIOError), which reads as a failing disk; the file is cut
-// short, and every byte of it reads.
+// short, and every byte of it reads. Cut inside its first frame, the demuxer gives no
+// packet and says why only in its log; the probe said "no decodable video frame".
 TEST(ProbeTest, AMatroskaFileCutInItsFirstPacketsIsDamagedNotAnIOError) {
   TempDir dir;
   const std::string whole = dir.File("whole.mkv"), cut = dir.File("cut.mkv");
@@ -591,6 +592,21 @@ TEST(ProbeTest, AMatroskaFileCutInItsFirstPacketsIsDamagedNotAnIOError) {
     testing::WriteFile(cut, bytes.substr(0, keep));
     ExpectProbeRefuses(cut, StatusCode::kCorruption, ": damaged or cut short (");
   }
+  // Every cut up to the last frame is refused as damage, never as an I/O failure.
+  int no_frame = 0;
+  for (size_t keep = 100; keep < bytes.size() - 100; keep += 50) {
+    testing::WriteFile(cut, bytes.substr(0, keep));
+    Result<VideoInfo> info = ProbeVideo(cut);
+    ASSERT_FALSE(info.ok()) << keep << " bytes: read as " << info->frame_count << " frames";
+    EXPECT_EQ(info.status().code(), StatusCode::kCorruption) << info.status().ToString();
+    const std::string& m = info.status().message();
+    if (m.find(": no video frame before the end of the file: empty or cut short (File ended "
+               "prematurely)") != std::string::npos) {
+      ++no_frame;
+    }
+    EXPECT_EQ(m.find("no decodable video frame"), std::string::npos) << m;
+  }
+  EXPECT_GT(no_frame, 0) << "no cut fell inside the first frame";
 }
 
 // The video PES packets of the transport stream `ts` (those of stream id 0xE0), each as

@@ -51,11 +51,7 @@ std::string LastErrorMessage() {
   return t_last_error;
 }
 
-namespace {
-
-// libav's last log line without its "[mov,mp4,... @ 0x...] " context prefix; it often
-// holds the real cause ("moov atom not found").
-std::string LastCause() {
+std::string LastErrorCause() {
   std::string last = LastErrorMessage();
   if (!last.empty() && last.front() == '[') {
     const size_t close = last.find("] ");
@@ -63,6 +59,8 @@ std::string LastCause() {
   }
   return last;
 }
+
+namespace {
 
 std::string StrError(int averror) {
   char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
@@ -91,7 +89,7 @@ std::string ErrorText(int averror, const std::string& what) {
   std::string text =
       what + ": " +
       (averror == AVERROR(EPERM) ? std::string("invalid data (libav error -1)") : plain);
-  const std::string last = LastCause();
+  const std::string last = LastErrorCause();
   if (!last.empty() && last != plain) text += " (" + last + ")";
   return text;
 }
@@ -146,7 +144,7 @@ Status ReadErrorStatus(int averror, const std::string& path, const std::string& 
   // Some demuxers (Matroska's) return EIO for a file that ends inside its header or first
   // packets: a damaged file, not a failing disk, when every byte of it reads.
   if (averror == AVERROR(EIO) && ReadsToTheEnd(path)) {
-    const std::string last = LastCause();
+    const std::string last = LastErrorCause();
     return Status::Corruption(path + ": " + what + ": damaged or cut short (" +
                               (last.empty() || last == StrError(averror) ? "" : last + "; ") +
                               "libav reported an input/output error, but the file reads "

@@ -58,6 +58,9 @@ void InstallLogCallback();
 void ClearLastError();
 // The last libav error-level message logged on this thread since ClearLastError(), or "".
 std::string LastErrorMessage();
+// LastErrorMessage() without its "[mov,mp4,... @ 0x...] " context prefix: often the real
+// cause of a failure ("moov atom not found").
+std::string LastErrorCause();
 
 // HEVC: whether a packet's picture is a RASL picture (NAL types 8 and 9), a leading
 // picture of a CRA that predicts from pictures before it. Packets are Annex B (start

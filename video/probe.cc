@@ -305,6 +305,13 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
     }
     if (!decode_done) try_decode(nullptr);  // flush delayed frames
     if (options.check_decode && decoded == 0) {
+      if (stored == 0) {  // (Matroska cut inside its first frame says so only in its log)
+        const std::string cause = av::LastErrorCause();
+        return Status::Corruption(path +
+                                  ": no video frame before the end of the file: empty or cut "
+                                  "short" +
+                                  (cause.empty() ? std::string() : " (" + cause + ")"));
+      }
       if (last_decode_error < 0) {
         return av::ErrorStatus(last_decode_error, path, "no decodable video frame");
       }
