@@ -11,6 +11,9 @@
 //                      frames per second
 //   decode_interlaced/M  VideoDecoder on a 1920x1080 interlaced H.264 file, one codec
 //                      thread, RGB24; M: 1 deinterlaced, 0 as coded
+//   ReadAtRate/lazy:L/hdr:H  a 2 s 1080p file (H: 1 PQ HEVC, 0 H.264) read at 8 fps and
+//                      256x144 as export --fps reads it; L: 1 only the frames kept are
+//                      converted (ReadAtRate), 0 every decoded frame is
 //
 // For comparison, ffmpeg's own filters on the same files (one thread):
 //   ffmpeg -threads 1 -i FILE -vf zscale=t=linear:npl=100,format=gbrpf32le,
@@ -26,12 +29,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <benchmark/benchmark.h>
 
 #include "video/decoder.h"
 #include "video/deinterlace.h"
+#include "video/sampler.h"
 #include "video/tone_map.h"
 
 namespace reel {
@@ -179,6 +184,62 @@ BENCHMARK(BM_DecodeHdr)
     ->Args({2, 256, 144})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
+
+std::string SdrFile() {
+  return Input("sdr_1080p.mp4", "-c:v libx264 -preset ultrafast");
+}
+
+// A 2-second 1080p file at 25 fps read at 8 fps and 256x144, one codec thread, as
+// export --fps and generate prepare read clips: M 1 ReadAtRate (only the 16 frames kept
+// are converted), M 0 the same picks with every decoded frame converted (before).
+void BM_ReadAtRate(benchmark::State& state) {
+  const std::string path = state.range(1) != 0 ? HdrFile() : SdrFile();
+  if (path.empty()) {
+    state.SkipWithError("the ffmpeg CLI (with libx264/libx265) could not make the input");
+    return;
+  }
+  DecodeOptions options;
+  options.height = 144;
+  options.filter = ResizeFilter::kArea;
+  options.threads = 1;
+  const Rational fps(8, 1);
+  for (auto _ : state) {
+    Frame frame;
+    auto decoder = OpenVideoAt(path, options, 0, &frame);
+    if (!decoder.ok()) {
+      state.SkipWithError(decoder.status().ToString().c_str());
+      return;
+    }
+    FrameRateConverter rate(fps, 16);
+    const Rational time_base = (*decoder)->info().time_base;
+    int64_t kept = 0;
+    if (state.range(0) != 0) {
+      auto read = ReadAtRate(**decoder, &frame, 0, INT64_MAX, time_base, rate,
+                             [&](const Frame&, int64_t, int64_t n) {
+                               kept += n;
+                               return Status::OK();
+                             });
+      if (!read.ok()) state.SkipWithError(read.status().ToString().c_str());
+    } else {
+      Frame held;
+      while (!rate.done()) {
+        kept += rate.Add(TicksToSeconds(frame.pts, time_base));
+        std::swap(held, frame);
+        auto more = (*decoder)->Next(&frame);
+        if (!more.ok() || !*more) break;
+      }
+      kept += rate.Finish();
+    }
+    if (kept != 16) state.SkipWithError("not 16 frames");
+  }
+}
+BENCHMARK(BM_ReadAtRate)
+    ->ArgNames({"lazy", "hdr"})
+    ->Args({0, 0})
+    ->Args({1, 0})
+    ->Args({0, 1})
+    ->Args({1, 1})
+    ->Unit(benchmark::kMillisecond);
 
 void TimeFfmpeg(const std::string& what, const std::string& path, const std::string& filter,
                 int frames) {

@@ -1898,6 +1898,45 @@ TEST(RemuxTest, CopiesDecodeToTheFramesRecordedWhateverTheDecoderDoesWithEditLis
   }
 }
 
+// Readers that keep some frames only (a frame rate converted) take them unconverted and
+// convert the ones they keep, even after later frames were decoded; rotated and scaled,
+// a converted frame equals the frame Next() gives, and its times are those Next() gives.
+TEST(DecoderTest, FramesTakenUnconvertedConvertLaterToTheSamePixels) {
+  TempDir dir;
+  const std::string path = dir.File("v.mp4");
+  EncodeOptions enc;
+  enc.rotation = 90;
+  ASSERT_TRUE(WriteSyntheticVideo(path, testing::SimpleVideo(12, 64, 48), enc).ok());
+  DecodeOptions options;
+  options.height = 40;
+  options.filter = ResizeFilter::kArea;
+  const std::vector<Frame> want = DecodeAll(path, options);
+  ASSERT_EQ(want.size(), 12u);
+  auto decoder = VideoDecoder::Open(path, options);
+  ASSERT_TRUE(decoder.ok()) << decoder.status().ToString();
+  std::vector<Frame> got;
+  Frame f;
+  while (*(*decoder)->NextUnconverted(&f)) {
+    EXPECT_NE(f.unconverted, nullptr);
+    got.push_back(f);
+  }
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); i += 2) {  // every other frame, after all were read
+    ASSERT_TRUE((*decoder)->Convert(&got[i]).ok());
+    EXPECT_EQ(got[i].unconverted, nullptr);
+    ASSERT_TRUE((*decoder)->Convert(&got[i]).ok()) << "converting twice does nothing";
+    EXPECT_EQ(got[i].width, want[i].width);
+    EXPECT_EQ(got[i].height, want[i].height);
+    EXPECT_TRUE(got[i].data == want[i].data) << "frame " << i;
+  }
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].pts, want[i].pts);
+    EXPECT_EQ(got[i].index, want[i].index);
+    EXPECT_EQ(got[i].time, want[i].time);
+    EXPECT_EQ(got[i].width, want[i].width) << "the output size, before converting too";
+  }
+}
+
 TEST(SamplerTest, FramesReadAfterASeekAreTheFramesDecodedFromTheStart) {
   // The stream copy test's files: after OpenVideoAt's seek, frame s must be bit-identical
   // to frame s of a decode from the start (a seek past the GOP's keyframe would give frames

@@ -146,12 +146,27 @@ struct VideoDecoder::Impl {
   int64_t deint_cur_pts = 0;
   av::FramePtr deinterlaced{av_frame_alloc()};
 
-  // Converts `f` (at `pts`) into *out as the next frame.
+  // Converts `f` (at `pts`) into *out as the next frame; unless `convert` is off, which
+  // leaves *out a reference to `f` to convert later.
+  bool convert = true;
   Result<bool> Emit(int64_t pts, const AVFrame* f, Frame* out) {
     if (origin == AV_NOPTS_VALUE) origin = pts;
     if (first_returned_pts == AV_NOPTS_VALUE) first_returned_pts = pts;
-    Status s = converter->Convert(f, out);
-    if (!s.ok()) return s.WithContext(path);
+    if (convert) {
+      out->unconverted.reset();
+      Status s = converter->Convert(f, out);
+      if (!s.ok()) return s.WithContext(path);
+    } else {
+      AVFrame* ref = av_frame_clone(f);
+      if (ref == nullptr) return Status::Internal("out of memory for a frame reference");
+      out->unconverted = std::shared_ptr<void>(ref, [](void* p) {
+        AVFrame* frame = static_cast<AVFrame*>(p);
+        av_frame_free(&frame);
+      });
+      out->width = out_width;
+      out->height = out_height;
+      out->format = options.format;
+    }
     out->index = next_index++;
     out->pts = pts;
     out->time = TicksToSeconds(pts - origin, info.time_base);
@@ -229,6 +244,30 @@ int VideoDecoder::height() const {
 }
 int64_t VideoDecoder::decode_errors() const {
   return impl_->errors;
+}
+
+Result<bool> VideoDecoder::NextUnconverted(Frame* out) {
+  impl_->convert = false;
+  Result<bool> r = Next(out);
+  impl_->convert = true;
+  return r;
+}
+
+Status VideoDecoder::Convert(Frame* frame) {
+  if (frame->unconverted == nullptr) return Status::OK();
+  const std::shared_ptr<void> picture = std::move(frame->unconverted);
+  frame->unconverted.reset();
+  // The conversion (a rotation) may remake the frame: its times are kept.
+  const int64_t index = frame->index, pts = frame->pts;
+  const Rational time = frame->time;
+  const bool key_frame = frame->key_frame;
+  Status s = impl_->converter->Convert(static_cast<const AVFrame*>(picture.get()), frame);
+  if (!s.ok()) return s.WithContext(impl_->path);
+  frame->index = index;
+  frame->pts = pts;
+  frame->time = time;
+  frame->key_frame = key_frame;
+  return Status::OK();
 }
 
 Result<bool> VideoDecoder::Next(Frame* out) {

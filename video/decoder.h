@@ -85,6 +85,14 @@ class VideoDecoder : public FrameSource {
   int height() const override;
   Result<bool> Next(Frame* frame) override;
   int64_t decode_errors() const override;
+  // Next() without the conversion: `frame` gets its index, times, key flag and the output
+  // size, and holds the decoded picture (Frame::unconverted) until Convert(frame) makes
+  // its pixels. For readers that keep some frames only (a frame rate converted): the
+  // conversion (scaling, tone mapping) of the frames dropped is never done.
+  Result<bool> NextUnconverted(Frame* frame);
+  // Converts a frame NextUnconverted gave (of this decoder) into pixels; nothing to do
+  // for a frame already converted.
+  Status Convert(Frame* frame);
 
   // Seeks to the keyframe at or before `pts` (stream time base); the next frames come
   // from there, so callers skip frames before the one they want. Frame indices count

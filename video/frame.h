@@ -4,6 +4,7 @@
 #define REEL_VIDEO_FRAME_H_
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "util/rational.h"
@@ -37,6 +38,10 @@ struct Frame {
   const uint8_t* row(int y) const { return data.data() + static_cast<size_t>(y) * stride(); }
   // Resizes the buffer for width x height in `format` (contents unspecified).
   void Allocate(int w, int h, PixelFormat f);
+
+  // Set by VideoDecoder::NextUnconverted: the decoded picture, not yet converted into
+  // `data` (VideoDecoder::Convert does that); `data` is stale until then. Copies share it.
+  std::shared_ptr<void> unconverted;
 };
 
 // Rotates `src` clockwise by 0, 90, 180 or 270 degrees into `dst` (which must not alias).

@@ -1,6 +1,7 @@
 #include "video/sampler.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace reel {
 
@@ -96,18 +97,22 @@ Result<int64_t> ReadAtRate(
     VideoDecoder& decoder, Frame* frame, int64_t start_pts, int64_t end_pts, Rational time_base,
     FrameRateConverter& rate,
     const std::function<Status(const Frame& f, int64_t first, int64_t n)>& emit) {
-  Frame held;  // the last frame of the range, which fills its slots when the next comes
-  auto put_held = [&](int64_t n) {
-    return n == 0 ? Status::OK() : emit(held, rate.emitted() - n, n);
+  // The last frame of the range, which fills its slots when the next comes. Frames are
+  // converted only when they fill one: a frame the next replaces in its slot never is.
+  Frame held;
+  auto put_held = [&](int64_t n) -> Status {
+    if (n == 0) return Status::OK();
+    REEL_RETURN_IF_ERROR(decoder.Convert(&held));
+    return emit(held, rate.emitted() - n, n);
   };
   int64_t in_range = 0;
   while (!rate.done() && frame->pts < end_pts) {
     if (frame->pts >= start_pts) {
       ++in_range;
       REEL_RETURN_IF_ERROR(put_held(rate.Add(TicksToSeconds(frame->pts - start_pts, time_base))));
-      held = std::move(*frame);
+      std::swap(held, *frame);  // (the next frame is converted into the buffer held had)
     }
-    REEL_ASSIGN_OR_RETURN(const bool more, decoder.Next(frame));
+    REEL_ASSIGN_OR_RETURN(const bool more, decoder.NextUnconverted(frame));
     if (!more) break;
   }
   REEL_RETURN_IF_ERROR(put_held(rate.Finish()));
