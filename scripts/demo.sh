@@ -78,9 +78,10 @@ fi
 if [[ ! -f "$dir/vae/config.json" ]]; then
   "$reel" generate train-vae --db "$db" --subset train --out "$dir/vae" --steps 300 --batch 4
 fi
-if [[ ! -f "$dir/latents.pt" ]]; then
-  "$reel" generate prepare --db "$db" --subset train --vae "$dir/vae" --out "$dir/latents.pt"
-fi
+# --resume: a rerun keeps the latents already encoded (and encodes again those of an
+# older reel, which picked other frames).
+"$reel" generate prepare --db "$db" --subset train --vae "$dir/vae" --out "$dir/latents.pt" \
+  --resume
 resume=()
 [[ -f "$dir/dit/config.json" ]] && resume=(--resume)
 "$reel" generate train --db "$db" --latents "$dir/latents.pt" --out "$dir/dit" --name demo-dit \
