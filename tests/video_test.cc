@@ -600,8 +600,8 @@ TEST(ProbeTest, AMatroskaFileCutInItsFirstPacketsIsDamagedNotAnIOError) {
     ASSERT_FALSE(info.ok()) << keep << " bytes: read as " << info->frame_count << " frames";
     EXPECT_EQ(info.status().code(), StatusCode::kCorruption) << info.status().ToString();
     const std::string& m = info.status().message();
-    if (m.find(": no video frame before the end of the file: empty or cut short (File ended "
-               "prematurely)") != std::string::npos) {
+    if (m.find(": no video frame before the end of the file: empty, cut short or damaged (File "
+               "ended prematurely)") != std::string::npos) {
       ++no_frame;
     }
     EXPECT_EQ(m.find("no decodable video frame"), std::string::npos) << m;

@@ -305,11 +305,13 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
     }
     if (!decode_done) try_decode(nullptr);  // flush delayed frames
     if (options.check_decode && decoded == 0) {
-      if (stored == 0) {  // (Matroska cut inside its first frame says so only in its log)
+      // No packet at all: Matroska cut inside its first frame says so only in its log; an
+      // MP4 whose sample table was damaged lists none.
+      if (stored == 0) {
         const std::string cause = av::LastErrorCause();
         return Status::Corruption(path +
-                                  ": no video frame before the end of the file: empty or cut "
-                                  "short" +
+                                  ": no video frame before the end of the file: empty, cut "
+                                  "short or damaged" +
                                   (cause.empty() ? std::string() : " (" + cause + ")"));
       }
       if (last_decode_error < 0) {
