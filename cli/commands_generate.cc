@@ -155,6 +155,16 @@ void ReportClips(const ClipSetStats& stats, int64_t usable, const std::string& d
   for (const std::string& e : stats.errors) std::fprintf(stderr, "reel: warning: %s\n", e.c_str());
 }
 
+// The warning for a cache at `path` made by a reel that picked other frames of each clip
+// than `reel export --fps` (before c1f62d1); `what_now` says what becomes of it.
+void WarnOldFramePicks(const std::string& path, const std::string& held,
+                       const std::string& what_now) {
+  std::fprintf(stderr,
+               "reel: warning: %s: %s by an older reel, which picked other frames than `reel "
+               "export --fps`; %s\n",
+               path.c_str(), held.c_str(), what_now.c_str());
+}
+
 class TrainVaeCommand : public Command {
  public:
   void AddOptions(po::options_description& o, po::positional_options_description&) override {
@@ -253,10 +263,9 @@ class TrainVaeCommand : public Command {
     if (!clip_cache_.empty()) {
       REEL_ASSIGN_OR_RETURN(std::unique_ptr<ClipFile> file, ClipFile::Open(clip_cache_, shape));
       if (file->stale() > 0) {
-        std::fprintf(stderr,
-                     "reel: warning: %s: its %lld clips were decoded by an older reel, which "
-                     "picked other frames than `reel export --fps`; they are decoded again\n",
-                     clip_cache_.c_str(), static_cast<long long>(file->stale()));
+        WarnOldFramePicks(clip_cache_,
+                          "its " + std::to_string(file->stale()) + " clips were decoded",
+                          "they are decoded again");
       }
       return file;
     }
@@ -350,10 +359,8 @@ class PrepareCommand : public Command {
     ReportClips(stats, r.ok() ? r->total : 0, "", !common().quiet && r.ok());
     if (!r.ok()) return Fail(r.status());
     if (r->stale > 0) {
-      std::fprintf(stderr,
-                   "reel: warning: %s: its %lld latents were encoded by an older reel, which "
-                   "picked other frames than `reel export --fps`; they are encoded again\n",
-                   out_.c_str(), static_cast<long long>(r->stale));
+      WarnOldFramePicks(out_, "its " + std::to_string(r->stale) + " latents were encoded",
+                        "they are encoded again");
     }
     if (r->total == 0) {  // stopped before the first clip
       std::printf("interrupted before the first clip was encoded; nothing written\n");
@@ -460,11 +467,8 @@ class TrainCommand : public Command {
     auto cache = LoadLatentCache(latents_);
     if (!cache.ok()) return Fail(cache.status());
     if (cache->old_frame_picks) {
-      std::fprintf(stderr,
-                   "reel: warning: %s: encoded by an older reel, which picked other frames of "
-                   "each clip than `reel export --fps`; `reel generate prepare` without "
-                   "--resume encodes the clips export gives\n",
-                   latents_.c_str());
+      WarnOldFramePicks(latents_, "encoded",
+                        "`reel generate prepare` without --resume encodes the clips export gives");
     }
     auto vae_model = ModelConfig::FromJson(cache->model);
     if (vae_model.ok() && (vae_model->vae.latent_channels != config->vae.latent_channels ||

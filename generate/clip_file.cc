@@ -146,12 +146,11 @@ Result<std::unique_ptr<ClipFile>> ClipFile::Open(const std::string& path, const 
     for (const Key& k : parsed.keys) stale += k.hole() ? 0 : 1;
     parsed.keys.clear();
   }
-  std::vector<Key>& keys = parsed.keys;
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IOError(path + ": cannot open (" + Errno() + ")");
   std::unique_ptr<ClipFile> file(
       new ClipFile(fd, path, fs::absolute(path).parent_path().string(), shape));
-  const off_t need = static_cast<off_t>(keys.size() * file->record_bytes_);
+  const off_t need = static_cast<off_t>(parsed.keys.size() * file->record_bytes_);
   const off_t have = ::lseek(fd, 0, SEEK_END);
   if (have < need) {
     return Status::Corruption(path + ": shorter (" + std::to_string(have) +
@@ -164,7 +163,7 @@ Result<std::unique_ptr<ClipFile>> ClipFile::Open(const std::string& path, const 
   // Records appended after the last commit are not indexed: they go.
   if (have > need && ::ftruncate(fd, need) != 0)
     return Status::IOError(path + ": cannot truncate (" + Errno() + ")");
-  file->keys_ = std::move(keys);
+  file->keys_ = std::move(parsed.keys);
   file->committed_ = file->size();
   file->stale_ = stale;
   return file;
