@@ -100,18 +100,20 @@ bool IsMatmul(const std::string& name) {
   return false;
 }
 
-// 2 M N K for a product whose first matrix operand is `a` (K = its last dimension).
-template <typename Inputs, typename Outputs>
-double MatmulFlops(const std::string& name, const Inputs& in, const Outputs& out) {
+// K of a product: the last dimension of its first matrix operand (libtorch 2.x gives a
+// record's inputs in its start callback only, so this is read there).
+template <typename Inputs>
+int64_t MatmulK(const std::string& name, const Inputs& in) {
   const size_t a_index = (name == "aten::addmm" || name == "aten::baddbmm") ? 1 : 0;
-  if (in.size() <= a_index || !in[a_index].isTensor() || out.empty() || !out[0].isTensor())
-    return 0;
+  if (in.size() <= a_index || !in[a_index].isTensor()) return 0;
   const at::Tensor& a = in[a_index].toTensor();
-  return 2.0 * static_cast<double>(out[0].toTensor().numel()) * static_cast<double>(a.size(-1));
+  return a.dim() > 0 ? a.size(-1) : 0;
 }
 
 struct OpContext : at::ObserverContext {
   double in_bytes = 0;
+  int64_t matmul_k = 0;  // 2 M N K FLOPs = 2 * (output elements) * K
+
   std::vector<at::Tensor> inputs;
 };
 
@@ -133,6 +135,7 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
     ctx->in_bytes += SpanBytes(t);
     if (t.defined()) ctx->inputs.push_back(t);
   });
+  if (IsMatmul(fn.name())) ctx->matmul_k = MatmulK(fn.name(), fn.inputs());
   return ctx;
 }
 
@@ -168,7 +171,10 @@ void OnEnd(const at::RecordFunction& fn, at::ObserverContext* raw) {
   ++o.calls;
   if (fresh || writes_in_place || !any_output) ++o.launches;
   if (fresh || writes_in_place || !any_output) o.bytes += ctx->in_bytes + out_bytes;
-  if (IsMatmul(name)) o.flops += MatmulFlops(name, fn.inputs(), fn.outputs());
+  const auto& outputs = fn.outputs();
+  if (ctx->matmul_k > 0 && !outputs.empty() && outputs[0].isTensor())
+    o.flops += 2.0 * static_cast<double>(outputs[0].toTensor().numel()) *
+               static_cast<double>(ctx->matmul_k);
 }
 
 // Phase timing: wall time between each phase's start and end, the device synchronised at
