@@ -197,6 +197,57 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const ModelConfig& config, BpeT
       new Trainer(config, std::move(tokenizer), options, device, std::move(frozen)));
 }
 
+Trainer::DrawnBatch Trainer::DrawBatch(const std::vector<LatentExample>& data, int64_t step,
+                                       const DataParallel& dp) {
+  const int64_t n = static_cast<int64_t>(data.size());
+  const int b = options_.batch;
+  const int local = b / dp.world;
+  const int first = dp.rank * local;
+  const double shift = TimestepShiftFor(config_.tokens());
+  DrawnBatch batch;
+  batch.step = step;
+  batch.data = data.data();
+  batch.data_size = data.size();
+  batch.rank = dp.rank;
+  batch.world = dp.world;
+  // Each example's draws (caption dropout, t, noise) come from its own generator, so the
+  // examples are drawn in parallel on libtorch's intra-op threads, with the same numbers
+  // on any thread count.
+  std::vector<const LatentExample*> examples(static_cast<size_t>(local));
+  for (int i = 0; i < local; ++i) {
+    const int64_t k = step * b + first + i;
+    examples[static_cast<size_t>(i)] =
+        &data[static_cast<size_t>(order_.Index(options_.seed, n, k))];
+  }
+  std::vector<torch::Tensor> x0s(examples.size()), noises(examples.size()), ts(examples.size());
+  batch.captions.resize(examples.size());
+  batch.dropped.resize(examples.size());
+  at::parallel_for(0, local, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const size_t e = static_cast<size_t>(i);
+      const LatentExample& ex = *examples[e];
+      at::Generator gen = MakeGen(
+          Seed3(options_.seed, static_cast<uint64_t>(step), static_cast<uint64_t>(first + i)));
+      const bool drop = at::rand({1}, gen).item<double>() < options_.caption_dropout;
+      ts[e] = SampleTrainingTimesteps(1, shift, gen);
+      noises[e] = at::randn(ex.latent.sizes(), gen, torch::kFloat);
+      x0s[e] = ex.latent.to(torch::kFloat);
+      batch.captions[e] = drop ? std::string() : ex.caption;
+      batch.dropped[e] = drop;
+    }
+  });
+  // From the host to CUDA through page-locked memory, without waiting for the copy.
+  auto to_device = [this](const torch::Tensor& x) {
+    if (device_.is_cuda() && x.device().is_cpu())
+      return x.pin_memory().to(device_, /*non_blocking=*/true);
+    return x.to(device_);
+  };
+  batch.x0 = to_device(torch::stack(x0s));
+  batch.noise = to_device(torch::stack(noises));
+  batch.t = to_device(torch::cat(ts));
+  return batch;
+}
+
 Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataParallel& dp,
                              bool* stop) {
   if (!optimizer_loaded_)
@@ -218,8 +269,6 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
     return Status::InvalidArgument("data parallel without a process group");
   dataset_size_ = n;
   const int local = b / dp.world;
-  const int first = dp.rank * local;
-  const double shift = TimestepShiftFor(config_.tokens());
   try {
     dit_->train();
     text_->train();
@@ -239,36 +288,16 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
       if (phase->isActive()) phase->before(name);
     };
     begin_phase("reel::step::data");
-    // Each example's draws (caption dropout, t, noise) come from its own generator, so the
-    // examples are drawn in parallel on libtorch's intra-op threads, with the same numbers
-    // on any thread count.
-    std::vector<const LatentExample*> examples(static_cast<size_t>(local));
-    for (int i = 0; i < local; ++i) {
-      const int64_t k = step_ * b + first + i;
-      examples[static_cast<size_t>(i)] =
-          &data[static_cast<size_t>(order_.Index(options_.seed, n, k))];
+    if (!next_.has_value() || next_->step != step_ || next_->data != data.data() ||
+        next_->data_size != data.size() || next_->rank != dp.rank || next_->world != dp.world) {
+      next_ = DrawBatch(data, step_, dp);
     }
-    std::vector<torch::Tensor> x0s(examples.size()), noises(examples.size()), ts(examples.size());
-    std::vector<std::string> captions(examples.size());
-    std::vector<char> dropped(examples.size());
-    at::parallel_for(0, local, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const size_t e = static_cast<size_t>(i);
-        const LatentExample& ex = *examples[e];
-        at::Generator gen = MakeGen(
-            Seed3(options_.seed, static_cast<uint64_t>(step_), static_cast<uint64_t>(first + i)));
-        const bool drop = at::rand({1}, gen).item<double>() < options_.caption_dropout;
-        ts[e] = SampleTrainingTimesteps(1, shift, gen);
-        noises[e] = at::randn(ex.latent.sizes(), gen, torch::kFloat);
-        x0s[e] = ex.latent.to(torch::kFloat);
-        captions[e] = drop ? std::string() : ex.caption;
-        dropped[e] = drop;
-      }
-    });
-    const torch::Tensor x0 = torch::stack(x0s).to(device_);
-    const torch::Tensor noise = torch::stack(noises).to(device_);
-    const torch::Tensor t = torch::cat(ts).to(device_);
-    const FlowPair pair = MakeFlowPair(x0, noise, t);
+    const DrawnBatch batch = std::move(*next_);
+    next_.reset();
+    const std::vector<std::string>& captions = batch.captions;
+    const std::vector<char>& dropped = batch.dropped;
+    const torch::Tensor& t = batch.t;
+    const FlowPair pair = MakeFlowPair(batch.x0, batch.noise, t);
 
     torch::Tensor loss;
     begin_phase("reel::step::forward");
@@ -295,6 +324,12 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
     }
     begin_phase("reel::step::backward");
     loss.backward();
+    if (device_.is_cuda()) {
+      // The GPU is still running the backward just launched; the next step's examples are
+      // drawn on the CPU meanwhile instead of while the GPU idles at the next step's start.
+      begin_phase("reel::step::data");
+      next_ = DrawBatch(data, step_ + 1, dp);
+    }
 
     begin_phase("reel::step::optimizer");
     double loss_value = 0;

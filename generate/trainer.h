@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -118,7 +119,9 @@ class Trainer {
                                                const FrozenTextLoader& frozen_text = nullptr);
 
   // One optimiser step on the next global batch of `data` (the same vector, in the same
-  // order, on every process and across resumes). Returns the global batch's mean loss.
+  // order, on every process and across resumes, unchanged between calls: on CUDA the next
+  // step's examples are drawn and sent to the device while this step's backward runs).
+  // Returns the global batch's mean loss.
   // `stop` (optional), data parallel: in, whether this process wants to stop after this
   // step; out, whether any process does (voted in the step's gradient all-reduce, so every
   // process stops after the same step without a collective of its own).
@@ -152,6 +155,20 @@ class Trainer {
   Trainer(const ModelConfig& config, BpeTokenizer tokenizer, const TrainOptions& options,
           torch::Device device, std::shared_ptr<const FrozenClipText> frozen);
 
+  // One step's draws from the data: its examples, caption dropout, timesteps and noise, a
+  // function of the seed, the step and this process's slice of the batch alone.
+  struct DrawnBatch {
+    int64_t step = -1;
+    const LatentExample* data = nullptr;  // the vector it was drawn from, by address and size
+    size_t data_size = 0;
+    int rank = 0, world = 0;
+    torch::Tensor x0, noise, t;         // on device_, float32
+    std::vector<std::string> captions;  // empty where dropped
+    std::vector<char> dropped;
+  };
+  DrawnBatch DrawBatch(const std::vector<LatentExample>& data, int64_t step,
+                       const DataParallel& dp);
+
   ModelConfig config_;
   BpeTokenizer tokenizer_;
   std::shared_ptr<const FrozenClipText> frozen_;
@@ -166,6 +183,7 @@ class Trainer {
   int64_t step_ = 0;
   int64_t dataset_size_ = -1;
   ExampleOrder order_;
+  std::optional<DrawnBatch> next_;  // drawn ahead on CUDA (see Step)
   bool optimizer_loaded_ = true;  // checked on every step: the order depends on it
 };
 
