@@ -271,7 +271,11 @@ torch::Tensor DiffusionTransformerImpl::forward(const torch::Tensor& latent, con
   torch::Tensor x = latent.reshape({b, c, ft, gh, p, gw, p})
                         .permute({0, 2, 3, 5, 1, 4, 6})
                         .reshape({b, n, c * p * p});
-  x = patch_embed_(x);
+  // The residual stream keeps the latent's dtype (float32) under CUDA autocast: the blocks'
+  // products run in bf16 and add back into it, as in DiT, whose float32 position embedding
+  // promotes the stream (rotary positions add nothing here). It is also what reel's fused
+  // LayerNorm + modulation kernel reads.
+  x = patch_embed_(x).to(latent.scalar_type());
   const torch::Tensor cond = time_mlp_->forward(TimestepFeatures(t, 256).to(x.scalar_type()));
   const torch::Tensor txt = text_proj_(text);
   auto [cos, sin] = Rope3d(ft, gh, gw, config_.width / config_.heads, x.device());
