@@ -6,7 +6,7 @@
 # script elsewhere). The device machine goes back 30 s after a call, so `all` does
 # everything in one call of the tool's 10 minutes, each step bounded in time:
 #
-#   bash scripts/gpu-check.sh all     # build, the GPU tests, bench, ab, census, then ctest
+#   bash scripts/gpu-check.sh all     # build, the GPU tests, bench, ab, census, profile, then ctest
 #   bash scripts/gpu-check.sh build   # configure and build (build-gpu/, kept while warm)
 #   bash scripts/gpu-check.sh test    # ctest: the libtorch-only suites, CUDA tests included
 #   bash scripts/gpu-check.sh bench   # bench_generate for h100-b in bf16 (steps/s, MFU,
@@ -17,7 +17,7 @@
 #                                     # and with activation checkpointing
 #   bash scripts/gpu-check.sh census  # bench_step_ops: what one h100-b step dispatches
 #                                     # under bf16 autocast (calls, launches, bytes, FLOPs)
-#   bash scripts/gpu-check.sh profile # 4,000 kernels of warm steps timed by ncu
+#   bash scripts/gpu-check.sh profile # 2,700 kernels (about one warm step) timed by ncu
 #   bash scripts/gpu-check.sh vae     # VAE quality on held-out synthetic clips, bf16 on
 #                                     # CUDA (VAE_ARGS: bench_vae_quality's flags)
 set -uo pipefail
@@ -101,10 +101,11 @@ case "$step" in
   profile)
     # Kernel by kernel: one metric (duration) keeps ncu's replay short; the summary
     # (scripts/ncu-summary.py, here or there) groups the kernels by name. The first
-    # PROFILE_SKIP kernels (the model's initialisation and the first warm-up step, about
-    # 2,000 launches a step) are skipped, so the kernels timed are a warm step's.
+    # PROFILE_SKIP kernels (the model's initialisation and most of the first step, about
+    # 2,400-2,700 launches a step at batch 32) are skipped; the 2,700 timed are about one
+    # step's worth (stop 29: 162.7 ms of GPU time in a 198 ms step).
     ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-kernel-base function \
-      --launch-skip "${PROFILE_SKIP:-3000}" --launch-count "${PROFILE_KERNELS:-4000}" \
+      --launch-skip "${PROFILE_SKIP:-3000}" --launch-count "${PROFILE_KERNELS:-2700}" \
       --log-file "$out/ncu.csv" \
       build-gpu/benchmarks/bench_generate --config h100-b --device cuda --batch 32 --steps 1 \
       > "$out/ncu_bench.txt" 2>&1
@@ -132,6 +133,9 @@ case "$step" in
     echo "== A/B: $((SECONDS - start)) s"
     timeout 60 bash "$0" census
     echo "== census: $((SECONDS - start)) s"
+    # ncu over about one warm step (40-60 s on the H100).
+    timeout 120 bash "$0" profile | head -12
+    echo "== profile: $((SECONDS - start)) s"
     left=$((570 - (SECONDS - start)))
     if (( left > 30 )); then
       timeout "$left" bash "$0" test
