@@ -119,8 +119,8 @@ class Trainer {
                                                const FrozenTextLoader& frozen_text = nullptr);
 
   // One optimiser step on the next global batch of `data` (the same vector, in the same
-  // order, on every process and across resumes, unchanged between calls: on CUDA the next
-  // step's examples are drawn and sent to the device while this step's backward runs).
+  // order, on every process and across resumes, unchanged between calls: each step draws
+  // the next one's examples, on CUDA while its backward runs on the device).
   // Returns the global batch's mean loss.
   // `stop` (optional), data parallel: in, whether this process wants to stop after this
   // step; out, whether any process does (voted in the step's gradient all-reduce, so every
@@ -183,7 +183,7 @@ class Trainer {
   int64_t step_ = 0;
   int64_t dataset_size_ = -1;
   ExampleOrder order_;
-  std::optional<DrawnBatch> next_;  // drawn ahead on CUDA (see Step)
+  std::optional<DrawnBatch> next_;  // the next step's, drawn ahead (see Step)
   bool optimizer_loaded_ = true;  // checked on every step: the order depends on it
 };
 

@@ -1381,6 +1381,31 @@ TEST_F(TrainerTest, ResumingGivesTheSameWeightsAsTrainingStraight) {
   EXPECT_TRUE(RemoveTree(dir).ok());
 }
 
+// Each step draws the next one's examples ahead; a step given other data draws its own.
+TEST_F(TrainerTest, DrawsAheadOnlyForTheSameData) {
+  const std::string dir = testing::ScratchPath("ckpt_ahead");
+  std::vector<LatentExample> other = data_;  // another vector of as many examples
+  for (auto& e : other) e.latent = 0.5 - e.latent;
+  auto ahead = Make();
+  ASSERT_TRUE(ahead->Step(data_).ok());
+  ASSERT_TRUE(ahead->Save(dir).ok());
+  const Result<double> switched = ahead->Step(other);
+  ASSERT_TRUE(switched.ok()) << switched.status().ToString();
+  // A trainer loaded from the checkpoint has nothing drawn ahead.
+  auto fresh = Trainer::Load(dir, torch::kCPU);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  const Result<double> expected = (*fresh)->Step(other);
+  ASSERT_TRUE(expected.ok()) << expected.status().ToString();
+  EXPECT_NEAR(*switched, *expected, 1e-6 * std::abs(*expected));
+  auto again = Trainer::Load(dir, torch::kCPU);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  const Result<double> same_data = (*again)->Step(data_);
+  ASSERT_TRUE(same_data.ok()) << same_data.status().ToString();
+  EXPECT_GT(std::abs(*same_data - *expected), 1e-3 * std::abs(*expected))
+      << "the two data vectors give different losses";
+  EXPECT_TRUE(RemoveTree(dir).ok());
+}
+
 TEST_F(TrainerTest, TheLossFallsOnAFixedBatch) {
   options_.caption_dropout = 0;
   options_.batch = 6;
