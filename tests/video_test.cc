@@ -578,6 +578,24 @@ TEST(ProbeTest, ABareLibavFailureIsNotCalledAPermissionError) {
   EXPECT_EQ(ProbeVideo(cut).status().message().find("not permitted"), std::string::npos);
 }
 
+// A DV file with 1000 bytes gone from its middle: the demuxer places the last frame past
+// the end. The probe said "truncated", as for a file cut short; it now names both causes.
+TEST(ProbeTest, ADvFileMissingBytesIsNotOnlyCalledCutShort) {
+  if (!testing::HaveFfmpegCli()) GTEST_SKIP() << "ffmpeg command-line tool not installed";
+  TempDir dir;
+  const std::string whole = dir.File("whole.dv"), cut = dir.File("cut.dv");
+  auto made = testing::RunProcess(
+      {"ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=1",
+       "-vf", "scale=720:576", "-c:v", "dvvideo", "-pix_fmt", "yuv420p", whole});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string bytes = testing::ReadFile(whole);
+  ASSERT_EQ(bytes.size(), 25u * 144000);
+  const size_t middle = bytes.size() / 2;
+  testing::WriteFile(cut, bytes.substr(0, middle) + bytes.substr(middle + 1000));
+  ExpectProbeRefuses(cut, StatusCode::kCorruption,
+                     "lies past the end of the file (cut short, or bytes missing before it)");
+}
+
 // Matroska's demuxer returns EIO for a file that ends inside its first packets. The probe
 // said "Input/output error" (kIOError), which reads as a failing disk; the file is cut
 // short, and every byte of it reads. Cut inside its first frame, the demuxer gives no

@@ -253,10 +253,14 @@ Result<VideoInfo> ProbeVideo(const std::string& path, const ProbeOptions& option
           ++info.damaged_packets;
           last_damaged = stored;
         }
+        // The container's index places the packet past the end: the file was cut short,
+        // or (seen with DV in .mov/.avi) bytes before the packet are gone; the index alone
+        // cannot tell which.
         if (file_size > 0 && pkt->pos >= 0 && pkt->pos + pkt->size > file_size) {
           av_packet_unref(pkt.get());
           return Status::Corruption(path + ": truncated: video frame " + std::to_string(stored) +
-                                    " lies past the end of the file");
+                                    " lies past the end of the file (cut short, or bytes "
+                                    "missing before it)");
         }
         // A packet the container's edit list cuts away (an MP4 trimmed with `ffmpeg -ss X
         // -c copy` starts with the frames before X) is not shown, so it is neither a frame
