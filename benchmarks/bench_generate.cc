@@ -8,8 +8,9 @@
 // utilisation is reported against --peak-tflops (989.4: an H100 SXM's dense bf16 peak).
 //
 // --qk-norm composite runs the queries' and keys' norm and rotary positions as separate
-// ATen operators instead of the fused operator (generate/qk_norm.h), and --norm-modulate
-// composite the LayerNorm + modulation (generate/norm_modulate.h), to measure one against
+// ATen operators instead of the fused operator (generate/qk_norm.h), --norm-modulate
+// composite the LayerNorm + modulation (generate/norm_modulate.h), and --gated-residual
+// composite the gated residual adds (generate/gated_residual.h), to measure one against
 // the other; --denoiser-only stops after the denoiser's figures (no VAE, no sampling).
 // --grad-checkpointing yes trains the denoiser with activation checkpointing (each block
 // recomputed in the backward), to measure its memory against its time.
@@ -21,7 +22,7 @@
 //
 // Usage: bench_generate [--config cpu-tiny|cpu-small|h100-b] [--batch N] [--steps N]
 //                       [--device cpu|cuda] [--peak-tflops X] [--qk-norm fused|composite]
-//                       [--norm-modulate fused|composite]
+//                       [--norm-modulate fused|composite] [--gated-residual fused|composite]
 //                       [--denoiser-only yes|no] [--grad-checkpointing yes|no]
 
 #include <sys/resource.h>
@@ -167,7 +168,7 @@ int main(int argc, char** argv) {
   reel::bench::BenchFlags flags(
       "usage: bench_generate [--config NAME] [--batch N] [--steps N] [--device cpu|cuda] "
       "[--peak-tflops X] [--qk-norm fused|composite] [--norm-modulate fused|composite] "
-      "[--denoiser-only yes|no] [--grad-checkpointing yes|no]");
+      "[--gated-residual fused|composite] [--denoiser-only yes|no] [--grad-checkpointing yes|no]");
   flags.Add("--config", &name);
   flags.Add("--batch", &batch);
   flags.Add("--steps", &steps);

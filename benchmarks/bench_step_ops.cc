@@ -16,7 +16,7 @@
 //
 // Usage: bench_step_ops [--config NAME] [--batch N] [--device cpu|cuda] [--top N]
 //                       [--hbm-tbps X] [--peak-tflops X] [--qk-norm fused|composite]
-//                       [--norm-modulate fused|composite]
+//                       [--norm-modulate fused|composite] [--gated-residual fused|composite]
 //                       [--timed-steps N]
 
 #include <algorithm>
@@ -226,7 +226,7 @@ int main(int argc, char** argv) {
   reel::bench::BenchFlags flags(
       "usage: bench_step_ops [--config NAME] [--batch N] [--device cpu|cuda] [--top N] "
       "[--hbm-tbps X] [--peak-tflops X] [--qk-norm fused|composite] [--norm-modulate "
-      "fused|composite] [--timed-steps N]");
+      "fused|composite] [--gated-residual fused|composite] [--timed-steps N]");
   flags.Add("--config", &name);
   flags.Add("--batch", &batch);
   flags.Add("--device", &device_name, {"cpu", "cuda"});

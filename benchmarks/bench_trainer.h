@@ -1,5 +1,6 @@
 // What the denoiser benches (bench_generate, bench_step_ops) set up alike: the choice
-// between reel's fused operators and ATen's composite ones (--qk-norm, --norm-modulate),
+// between reel's fused operators and ATen's composite ones (--qk-norm, --norm-modulate,
+// --gated-residual),
 // and a trainer for a named configuration on a device, with random latents and their
 // captions to train on.
 
@@ -16,6 +17,7 @@
 
 #include "benchmarks/bench_flags.h"
 #include "generate/config.h"
+#include "generate/gated_residual.h"
 #include "generate/norm_modulate.h"
 #include "generate/qk_norm.h"
 #include "generate/trainer.h"
@@ -23,21 +25,24 @@
 
 namespace reel::bench {
 
-// --qk-norm fused|composite and --norm-modulate fused|composite.
+// --qk-norm, --norm-modulate and --gated-residual, each fused|composite.
 struct FusedOpFlags {
-  std::string qk_norm = "fused", norm_modulate = "fused";
+  std::string qk_norm = "fused", norm_modulate = "fused", gated_residual = "fused";
 
   void Add(BenchFlags& flags) {
     flags.Add("--qk-norm", &qk_norm, {"fused", "composite"});
     flags.Add("--norm-modulate", &norm_modulate, {"fused", "composite"});
+    flags.Add("--gated-residual", &gated_residual, {"fused", "composite"});
   }
   // Sets the process-wide switches.
   void Apply() const {
     gen::SetFusedQkNorm(qk_norm == "fused");
     gen::SetFusedNormModulate(norm_modulate == "fused");
+    gen::SetFusedGatedResidual(gated_residual == "fused");
   }
   std::string Describe() const {
-    return qk_norm + " query/key norm, " + norm_modulate + " norm + modulation";
+    return qk_norm + " query/key norm, " + norm_modulate + " norm + modulation, " + gated_residual +
+           " gated residual";
   }
 };
 

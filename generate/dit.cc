@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "generate/gated_residual.h"
 #include "generate/norm_modulate.h"
 #include "generate/qk_norm.h"
 #include "nets/torch_compat.h"
@@ -27,7 +28,9 @@ class RmsNormImpl : public torch::nn::Module {
 TORCH_MODULE(RmsNorm);
 
 // LayerNorm(x) (1 + scale) + shift in the dtype of the matmul it feeds (one fused
-// operator: norm_modulate.h), and residual + gate y (one kernel).
+// operator: norm_modulate.h), and residual + gate y (one fused operator with a one-pass
+// backward: gated_residual.h). The cross-attention's
+// LayerNorm (with its weight and bias) runs through the same fused operator.
 torch::Tensor NormModulated(const torch::Tensor& x, const torch::Tensor& shift,
                             const torch::Tensor& scale) {
   return NormModulate(x, shift, scale, compat::AutocastDtypeFor(x), 1e-6);
@@ -35,7 +38,7 @@ torch::Tensor NormModulated(const torch::Tensor& x, const torch::Tensor& shift,
 
 torch::Tensor AddGated(const torch::Tensor& residual, const torch::Tensor& gate,
                        const torch::Tensor& y) {
-  return torch::addcmul(residual, gate.unsqueeze(1), y);
+  return GatedResidual(residual, gate, y);
 }
 
 struct Grid {
@@ -74,7 +77,9 @@ class DitBlockImpl : public torch::nn::Module {
     const auto mod = ada_(torch::silu(c)).chunk(6, 1);
     x = AddGated(x, mod[2],
                  SelfAttention(NormModulated(x, mod[0], mod[1]), cos, sin, mode, frames));
-    x = x + CrossAttention(norm_cross_(x), text, text_mask);
+    x = x + CrossAttention(AffineLayerNorm(x, norm_cross_->weight, norm_cross_->bias,
+                                           compat::AutocastDtypeFor(x), 1e-6),
+                           text, text_mask);
     return AddGated(x, mod[5], fc2_(torch::gelu(fc1_(NormModulated(x, mod[3], mod[4])), "tanh")));
   }
 

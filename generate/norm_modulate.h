@@ -29,6 +29,18 @@ torch::Tensor NormModulateComposite(const torch::Tensor& x, const torch::Tensor&
                                     const torch::Tensor& scale, torch::ScalarType out_dtype,
                                     double eps = 1e-6);
 
+// LayerNorm with torch::nn::LayerNorm's elementwise weight and bias ([D] each), in
+// `out_dtype`. On CUDA, as the same operator: NormModulate with shift = bias and scale =
+// weight - 1 for every batch element, so that the float32 stream is read once and written
+// once in the next matmul's dtype, and the weight and bias gradients come from the fused
+// backward's partial sums instead of LayerNorm's separate affine backward. On the CPU, with
+// the switch below on, ATen's layer_norm (faster there than the fused loop). Switched off:
+// NormModulateComposite with that shift and scale. Differentiable in x, weight and bias.
+// Throws c10::Error on shapes that do not fit.
+torch::Tensor AffineLayerNorm(const torch::Tensor& x, const torch::Tensor& weight,
+                              const torch::Tensor& bias, torch::ScalarType out_dtype,
+                              double eps = 1e-6);
+
 // Process-wide switch between the fused operator (the default) and the composite one, for
 // measuring one against the other (bench_generate --norm-modulate composite).
 void SetFusedNormModulate(bool fused);

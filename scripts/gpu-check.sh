@@ -83,19 +83,23 @@ case "$step" in
     done
     ;;
   ab)
-    # Both fused operators off, the query/key norm alone fused, both fused; then both
-    # fused with activation checkpointing (memory against time).
-    for ops in "composite composite no" "fused composite no" "fused fused no" "fused fused yes"; do
+    # Each fused operator against the ATen operators it replaces, alone at h100-b's shapes.
+    REEL_BENCH_DEVICE=cuda build-gpu/benchmarks/bench_fused_ops 2>&1 | tee "$out/fused_ops.txt"
+    # The fused operators (query/key norm, norm + modulation, gated residual) all off, all
+    # but the gated residual, all on; then all on with activation checkpointing (memory
+    # against time).
+    for ops in "composite composite composite no" "fused fused composite no" \
+      "fused fused fused no" "fused fused fused yes"; do
       set -- $ops
       build-gpu/benchmarks/bench_generate --config h100-b --device cuda --batch 32 --steps 20 \
-        --qk-norm "$1" --norm-modulate "$2" --grad-checkpointing "$3" --denoiser-only yes 2>&1 |
-        tee "$out/ab_qk-$1_nm-$2_ckpt-$3.txt"
+        --qk-norm "$1" --norm-modulate "$2" --gated-residual "$3" --grad-checkpointing "$4" \
+        --denoiser-only yes 2>&1 | tee "$out/ab_qk-$1_nm-$2_gr-$3_ckpt-$4.txt"
     done
     ;;
   census)
     for qk in fused composite; do
       build-gpu/benchmarks/bench_step_ops --config h100-b --device cuda --batch 32 --top 40 \
-        --qk-norm "$qk" --norm-modulate "$qk" 2>&1 | tee "$out/census_h100-b_b32_$qk.txt" | head -10
+        --qk-norm "$qk" --norm-modulate "$qk" --gated-residual "$qk" 2>&1 | tee "$out/census_h100-b_b32_$qk.txt" | head -10
     done
     ;;
   profile)

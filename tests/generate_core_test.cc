@@ -23,6 +23,7 @@
 #include "generate/distributed.h"
 #include "generate/dit.h"
 #include "generate/flow.h"
+#include "generate/gated_residual.h"
 #include "generate/norm_modulate.h"
 #include "generate/optim.h"
 #include "generate/qk_norm.h"
@@ -926,6 +927,164 @@ TEST(NormModulateTest, SameResultOnAnyThreadCountAndShapesAreChecked) {
             torch::kBFloat16);
 }
 
+// LayerNorm with torch::nn::LayerNorm's weight and bias (the cross-attention's): the same
+// output and gradients as layer_norm with them, in x's dtype, as AffineLayerNorm gives it
+// (on the CPU: layer_norm when fused, the composite operators when not) and as the fused
+// operator computes it, which is what runs on CUDA.
+struct AffineCase {
+  torch::Tensor x, w, bias, grad_out;
+};
+
+std::vector<torch::Tensor> RunAffine(const AffineCase& c,
+                                     const std::function<torch::Tensor()>& forward) {
+  for (const torch::Tensor& t : {c.x, c.w, c.bias})
+    if (t.grad().defined()) t.mutable_grad().zero_();
+  const torch::Tensor out = forward();
+  (out.to(torch::kDouble) * c.grad_out.to(torch::kDouble)).sum().backward();
+  return {out.detach(), c.x.grad().clone(), c.w.grad().clone(), c.bias.grad().clone()};
+}
+
+AffineCase MakeAffineCase(torch::ScalarType dtype, torch::Device device = torch::kCPU,
+                          int64_t b = 3, int64_t n = 70, int64_t d = 40) {
+  torch::manual_seed(13);
+  const auto on = torch::TensorOptions().dtype(torch::kDouble);
+  AffineCase c;
+  c.x = (torch::randn({b, n, d}, on) * 2 + 0.3).to(device, dtype).requires_grad_();
+  // Weights both inside and outside [0.5, 2], where 1 + (w - 1) rounds.
+  c.w = (1 + 1.5 * torch::randn({d}, on)).to(device, dtype).requires_grad_();
+  c.bias = (0.5 * torch::randn({d}, on)).to(device, dtype).requires_grad_();
+  c.grad_out = torch::randn({b, n, d}, on).to(device, dtype);
+  return c;
+}
+
+// The fused operator with shift = bias and scale = weight - 1, as AffineLayerNorm runs it
+// on CUDA.
+torch::Tensor AffineAsNormModulate(const AffineCase& c, torch::ScalarType out_dtype) {
+  const int64_t b = c.x.size(0), d = c.x.size(2);
+  return NormModulate(c.x, c.bias.view({1, d}).expand({b, d}),
+                      (c.w - 1).view({1, d}).expand({b, d}), out_dtype, 1e-6);
+}
+
+TEST(NormModulateTest, AffineLayerNormIsLayerNormWithItsWeightAndBias) {
+  for (torch::ScalarType dtype : {torch::kDouble, torch::kFloat}) {
+    const AffineCase c = MakeAffineCase(dtype);
+    const auto want = RunAffine(c, [&] { return torch::layer_norm(c.x, {40}, c.w, c.bias, 1e-6); });
+    auto affine = [&](bool fused) {
+      SetFusedNormModulate(fused);
+      const auto out = RunAffine(c, [&] { return AffineLayerNorm(c.x, c.w, c.bias, dtype, 1e-6); });
+      SetFusedNormModulate(true);
+      return out;
+    };
+    const std::vector<std::pair<std::string, std::vector<torch::Tensor>>> runs = {
+        {"fused", affine(true)},
+        {"composite", affine(false)},
+        {"as NormModulate", RunAffine(c, [&] { return AffineAsNormModulate(c, dtype); })}};
+    const double tol = dtype == torch::kDouble ? 1e-12 : 1e-5;
+    for (const auto& [name, got] : runs) {
+      SCOPED_TRACE(std::string(c10::toString(dtype)) + ", " + name);
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_LT(RelDiff(got[i], want[i]), tol) << "tensor " << i;
+        EXPECT_EQ(got[i].scalar_type(), dtype);
+      }
+    }
+  }
+  const torch::Tensor x = torch::randn({2, 5, 8});
+  EXPECT_EQ(AffineLayerNorm(x, torch::ones({8}), torch::zeros({8}), torch::kBFloat16).scalar_type(),
+            torch::kBFloat16);
+  EXPECT_THROW(AffineLayerNorm(x, torch::ones({7}), torch::zeros({8}), torch::kFloat), c10::Error);
+  EXPECT_THROW(AffineLayerNorm(x, torch::ones({8}), torch::zeros({2, 8}), torch::kFloat),
+               c10::Error);
+  EXPECT_THROW(
+      AffineLayerNorm(torch::randn({5, 8}), torch::ones({8}), torch::zeros({8}), torch::kFloat),
+      c10::Error);
+}
+
+// The fused gated residual add against addcmul: the residual a float stream, the gate a
+// slice of one [B, 6D] projection as in the DiT block, y the branch's output.
+struct GatedResidualCase {
+  torch::Tensor residual, ada, gate, y, grad_out;
+};
+
+GatedResidualCase MakeGatedResidualCase(torch::ScalarType dtype, torch::ScalarType y_dtype,
+                                        torch::Device device = torch::kCPU, int64_t b = 3,
+                                        int64_t n = 150, int64_t d = 48) {
+  torch::manual_seed(14);
+  GatedResidualCase c;
+  const auto on = torch::TensorOptions().dtype(torch::kDouble);
+  c.residual = (torch::randn({b, n, d}, on) * 2).to(device, dtype).requires_grad_();
+  c.ada = (0.5 * torch::randn({b, 6 * d}, on)).to(device, y_dtype).requires_grad_();
+  c.gate = c.ada.narrow(1, 2 * d, d);
+  c.y = torch::randn({b, n, d}, on).to(device, y_dtype).requires_grad_();
+  c.grad_out = torch::randn({b, n, d}, on).to(device, dtype);
+  return c;
+}
+
+struct GatedResidualResult {
+  torch::Tensor out, grad_residual, grad_ada, grad_y;
+};
+
+GatedResidualResult RunGatedResidual(const GatedResidualCase& c, bool fused) {
+  for (const torch::Tensor& t : {c.residual, c.ada, c.y})
+    if (t.grad().defined()) t.mutable_grad().zero_();
+  SetFusedGatedResidual(fused);
+  const torch::Tensor out = GatedResidual(c.residual, c.gate, c.y);
+  SetFusedGatedResidual(true);
+  (out.to(torch::kDouble) * c.grad_out.to(torch::kDouble)).sum().backward();
+  return {out.detach(), c.residual.grad().clone(), c.ada.grad().clone(), c.y.grad().clone()};
+}
+
+TEST(GatedResidualTest, FusedEqualsAddcmulForwardAndBackward) {
+  for (torch::ScalarType dtype : {torch::kDouble, torch::kFloat}) {
+    SCOPED_TRACE(std::string(c10::toString(dtype)));
+    const GatedResidualCase c = MakeGatedResidualCase(dtype, dtype);
+    const GatedResidualResult fused = RunGatedResidual(c, true);
+    const GatedResidualResult composite = RunGatedResidual(c, false);
+    EXPECT_EQ(fused.out.scalar_type(), dtype);
+    EXPECT_EQ(fused.grad_y.scalar_type(), dtype);
+    const double tol = dtype == torch::kDouble ? 1e-13 : 1e-6;
+    EXPECT_LT(RelDiff(fused.out, composite.out), tol);
+    EXPECT_LT(RelDiff(fused.grad_residual, composite.grad_residual), tol);
+    EXPECT_LT(RelDiff(fused.grad_y, composite.grad_y), tol);
+    EXPECT_LT(RelDiff(fused.grad_ada, composite.grad_ada), tol);
+    // The gradient reaches the gate's slice of the projection and nothing else of it.
+    EXPECT_GT(fused.grad_ada.narrow(1, 96, 48).abs().min().item<double>(), 0);
+    EXPECT_EQ(fused.grad_ada.narrow(1, 0, 96).abs().max().item<double>(), 0);
+    EXPECT_EQ(fused.grad_ada.narrow(1, 144, 3 * 48).abs().max().item<double>(), 0);
+  }
+  // A bfloat16 y with a float32 residual (CUDA autocast's case) is not fused on the CPU:
+  // it is addcmul, in float32.
+  const GatedResidualCase c = MakeGatedResidualCase(torch::kFloat, torch::kBFloat16);
+  const GatedResidualResult mixed = RunGatedResidual(c, true);
+  EXPECT_EQ(mixed.out.scalar_type(), torch::kFloat);
+  EXPECT_EQ(mixed.grad_y.scalar_type(), torch::kBFloat16);
+  EXPECT_LT(RelDiff(mixed.out, RunGatedResidual(c, false).out), 1e-7);
+}
+
+TEST(GatedResidualTest, SameResultOnAnyThreadCountAndShapesAreChecked) {
+  // Enough tokens for several of the backward's chunks.
+  const GatedResidualCase c =
+      MakeGatedResidualCase(torch::kFloat, torch::kFloat, torch::kCPU, 4, 700, 64);
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  const GatedResidualResult one = RunGatedResidual(c, true);
+  torch::set_num_threads(3);
+  const GatedResidualResult three = RunGatedResidual(c, true);
+  torch::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(one.out, three.out));
+  EXPECT_TRUE(torch::equal(one.grad_y, three.grad_y));
+  EXPECT_TRUE(torch::equal(one.grad_ada, three.grad_ada));
+
+  const torch::Tensor x = torch::randn({2, 5, 8}), gate = torch::zeros({2, 8});
+  EXPECT_THROW(GatedResidual(torch::randn({2, 8}), gate, torch::randn({2, 8})), c10::Error);
+  EXPECT_THROW(GatedResidual(x, gate, torch::randn({2, 6, 8})), c10::Error);
+  EXPECT_THROW(GatedResidual(x, torch::zeros({2, 7}), x), c10::Error);
+  EXPECT_THROW(GatedResidual(x, torch::zeros({1, 8}), x), c10::Error);
+  EXPECT_EQ(GatedResidual(torch::randn({2, 0, 8}), gate, torch::randn({2, 0, 8})).numel(), 0);
+  // A transposed (non-contiguous) y is read as its values.
+  const torch::Tensor yt = torch::randn({2, 8, 5}).transpose(1, 2);
+  EXPECT_TRUE(torch::allclose(GatedResidual(x, gate + 0.5, yt), x + 0.5 * yt));
+}
+
 class DitTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -1051,8 +1210,8 @@ double WorstRelativeDifference(const std::vector<torch::Tensor>& got,
 }
 
 // The denoiser's output and gradients with the fused operators (query/key norm, norm +
-// modulation) and with the composite ones, on `device` (bf16 autocast on CUDA): the largest
-// relative difference.
+// modulation, gated residual) and with the composite ones, on `device` (bf16 autocast on CUDA): the
+// largest relative difference.
 double FusedAgainstCompositeDit(DiffusionTransformer& dit, const torch::Tensor& z,
                                 const torch::Tensor& t, const torch::Tensor& text,
                                 const torch::Tensor& mask, torch::Device device) {
@@ -1060,6 +1219,7 @@ double FusedAgainstCompositeDit(DiffusionTransformer& dit, const torch::Tensor& 
   auto run = [&](bool fused) {
     SetFusedQkNorm(fused);
     SetFusedNormModulate(fused);
+    SetFusedGatedResidual(fused);
     dit->zero_grad();
     torch::Tensor v;
     {
@@ -1068,6 +1228,7 @@ double FusedAgainstCompositeDit(DiffusionTransformer& dit, const torch::Tensor& 
     }
     SetFusedQkNorm(true);
     SetFusedNormModulate(true);
+    SetFusedGatedResidual(true);
     return OutputAndGradients(v, dit);
   };
   const auto fused = run(true), composite = run(false);
@@ -1776,6 +1937,64 @@ TEST(NormModulateTest, CudaKernelsMatchTheCpu) {
     EXPECT_LT(RelDiff(got.grad_x, want.grad_x), tol);
     EXPECT_LT(RelDiff(got.grad_ada, want.grad_ada), tol);
     EXPECT_TRUE(torch::equal(RunNormModulate(gpu, true, out).grad_ada, got.grad_ada));
+  }
+  // The cross-attention's LayerNorm with weight and bias, through the kernels, in bf16.
+  const AffineCase cpu_affine = MakeAffineCase(torch::kFloat, torch::kCPU, 3, 300, 768);
+  const AffineCase gpu_affine = MakeAffineCase(torch::kFloat, torch::kCUDA, 3, 300, 768);
+  const auto want_affine = RunAffine(cpu_affine, [&] {
+    return torch::layer_norm(cpu_affine.x, {768}, cpu_affine.w, cpu_affine.bias, 1e-6);
+  });
+  const auto got_affine = RunAffine(gpu_affine, [&] {
+    return AffineLayerNorm(gpu_affine.x, gpu_affine.w, gpu_affine.bias, torch::kBFloat16, 1e-6);
+  });
+  std::printf(
+      "AffineLayerNorm bfloat16: out %.2e, grad x %.2e, grad w %.2e, grad bias %.2e apart\n",
+      RelDiff(got_affine[0], want_affine[0]), RelDiff(got_affine[1], want_affine[1]),
+      RelDiff(got_affine[2], want_affine[2]), RelDiff(got_affine[3], want_affine[3]));
+  std::fflush(stdout);
+  EXPECT_EQ(got_affine[0].scalar_type(), torch::kBFloat16);
+  for (size_t i = 0; i < got_affine.size(); ++i)
+    EXPECT_LT(RelDiff(got_affine[i], want_affine[i]), 1e-2) << "tensor " << i;
+}
+
+TEST(GatedResidualTest, CudaKernelsMatchTheCpu) {
+  if (!compat::CudaAvailable()) GTEST_SKIP() << "needs a CUDA libtorch and a GPU";
+  // h100-b's width; float32 residual, y float32 or bfloat16 (autocast's matmul output). A
+  // width of 750 is not a multiple of 4: the kernels' one-element path.
+  for (int64_t d : {768, 750}) {
+    for (torch::ScalarType y_dtype : {torch::kFloat, torch::kBFloat16}) {
+      const bool bf16 = y_dtype == torch::kBFloat16;
+      SCOPED_TRACE(std::to_string(d) + (bf16 ? " wide, bfloat16 y" : " wide, float32 y"));
+      // The CPU reference takes float32 y: the bfloat16 values widened.
+      const GatedResidualCase gpu =
+          MakeGatedResidualCase(torch::kFloat, y_dtype, torch::kCUDA, 3, 300, d);
+      GatedResidualCase cpu =
+          MakeGatedResidualCase(torch::kFloat, torch::kFloat, torch::kCPU, 3, 300, d);
+      {
+        torch::NoGradGuard no_grad;
+        cpu.ada.copy_(gpu.ada.to(torch::kCPU, torch::kFloat));
+        cpu.y.copy_(gpu.y.to(torch::kCPU, torch::kFloat));
+      }
+      const GatedResidualResult want = RunGatedResidual(cpu, true),
+                                got = RunGatedResidual(gpu, true);
+      const GatedResidualResult composite = RunGatedResidual(gpu, false);
+      const double tol = bf16 ? 1e-2 : 1e-6;
+      std::printf(
+          "GatedResidual %s y, width %lld: out %.2e, grad y %.2e, grad gate %.2e apart "
+          "(CUDA composite: grad gate %.2e)\n",
+          bf16 ? "bfloat16" : "float32", static_cast<long long>(d), RelDiff(got.out, want.out),
+          RelDiff(got.grad_y, want.grad_y), RelDiff(got.grad_ada, want.grad_ada),
+          RelDiff(composite.grad_ada, want.grad_ada));
+      std::fflush(stdout);
+      EXPECT_EQ(got.out.scalar_type(), torch::kFloat);
+      EXPECT_EQ(got.grad_y.scalar_type(), y_dtype);
+      EXPECT_LT(RelDiff(got.out, want.out), 1e-6);  // float32 arithmetic on the same values
+      EXPECT_LT(RelDiff(got.grad_residual, want.grad_residual), 1e-12);
+      EXPECT_LT(RelDiff(got.grad_y, want.grad_y), tol);
+      EXPECT_LT(RelDiff(got.grad_ada, want.grad_ada), bf16 ? 1e-2 : 1e-5);  // in the gate's dtype
+      // Deterministic: the gate's gradient is summed in a fixed order.
+      EXPECT_TRUE(torch::equal(RunGatedResidual(gpu, true).grad_ada, got.grad_ada));
+    }
   }
 }
 
