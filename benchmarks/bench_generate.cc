@@ -21,7 +21,7 @@
 // can spend its time there).
 //
 // Usage: bench_generate [--config cpu-tiny|cpu-small|h100-b] [--batch N] [--steps N]
-//                       [--device cpu|cuda] [--peak-tflops X] [--qk-norm fused|composite]
+//                       [--device cpu|cuda] [--peak-tflops X] [--qk-norm fused|vector|composite]
 //                       [--norm-modulate fused|composite] [--gated-residual fused|composite]
 //                       [--denoiser-only yes|no] [--grad-checkpointing yes|no]
 
@@ -167,7 +167,7 @@ int main(int argc, char** argv) {
   double peak_tflops = 989.4;  // H100 SXM, dense bf16
   reel::bench::BenchFlags flags(
       "usage: bench_generate [--config NAME] [--batch N] [--steps N] [--device cpu|cuda] "
-      "[--peak-tflops X] [--qk-norm fused|composite] [--norm-modulate fused|composite] "
+      "[--peak-tflops X] [--qk-norm fused|vector|composite] [--norm-modulate fused|composite] "
       "[--gated-residual fused|composite] [--denoiser-only yes|no] [--grad-checkpointing yes|no]");
   flags.Add("--config", &name);
   flags.Add("--batch", &batch);

@@ -15,7 +15,7 @@
 // would be, and the operators it calls are not counted again.
 //
 // Usage: bench_step_ops [--config NAME] [--batch N] [--device cpu|cuda] [--top N]
-//                       [--hbm-tbps X] [--peak-tflops X] [--qk-norm fused|composite]
+//                       [--hbm-tbps X] [--peak-tflops X] [--qk-norm fused|vector|composite]
 //                       [--norm-modulate fused|composite] [--gated-residual fused|composite]
 //                       [--timed-steps N]
 
@@ -225,7 +225,7 @@ int main(int argc, char** argv) {
   double hbm_tbps = 3.35, peak_tflops = 989.4;  // H100 SXM: HBM3, dense bf16
   reel::bench::BenchFlags flags(
       "usage: bench_step_ops [--config NAME] [--batch N] [--device cpu|cuda] [--top N] "
-      "[--hbm-tbps X] [--peak-tflops X] [--qk-norm fused|composite] [--norm-modulate "
+      "[--hbm-tbps X] [--peak-tflops X] [--qk-norm fused|vector|composite] [--norm-modulate "
       "fused|composite] [--gated-residual fused|composite] [--timed-steps N]");
   flags.Add("--config", &name);
   flags.Add("--batch", &batch);

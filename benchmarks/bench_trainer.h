@@ -25,23 +25,26 @@
 
 namespace reel::bench {
 
-// --qk-norm, --norm-modulate and --gated-residual, each fused|composite.
+// --qk-norm, --norm-modulate and --gated-residual, each fused|composite (--qk-norm also
+// vector: the fused operator with its vectorised CUDA kernels).
 struct FusedOpFlags {
   std::string qk_norm = "fused", norm_modulate = "fused", gated_residual = "fused";
 
   void Add(BenchFlags& flags) {
-    flags.Add("--qk-norm", &qk_norm, {"fused", "composite"});
+    flags.Add("--qk-norm", &qk_norm, {"fused", "vector", "composite"});
     flags.Add("--norm-modulate", &norm_modulate, {"fused", "composite"});
     flags.Add("--gated-residual", &gated_residual, {"fused", "composite"});
   }
   // Sets the process-wide switches.
   void Apply() const {
-    gen::SetFusedQkNorm(qk_norm == "fused");
+    gen::SetFusedQkNorm(qk_norm != "composite");
+    gen::SetQkNormVectorKernels(qk_norm == "vector");
     gen::SetFusedNormModulate(norm_modulate == "fused");
     gen::SetFusedGatedResidual(gated_residual == "fused");
   }
   std::string Describe() const {
-    return qk_norm + " query/key norm, " + norm_modulate + " norm + modulation, " + gated_residual +
+    return (qk_norm == "vector" ? std::string("fused (vectorised kernels)") : qk_norm) +
+           " query/key norm, " + norm_modulate + " norm + modulation, " + gated_residual +
            " gated residual";
   }
 };

@@ -18,34 +18,13 @@
 namespace reel::gen::gated_residual {
 namespace {
 
-using kernels::FromFloat;
-using kernels::ToFloat;
+using kernels::Load;
+using kernels::Store;
 
 constexpr int kForwardThreads = 256;
 constexpr int kBackwardThreads = 128;
 constexpr int64_t kMaxForwardBlocks = 65535;
 constexpr int64_t kMaxGridYZ = 65535;
-
-// kN elements of T loaded or stored as one access.
-template <typename T, int kN>
-struct alignas(sizeof(T) * kN) Pack {
-  T v[kN];
-};
-
-template <int kN, typename T>
-__device__ inline void Load(const T* p, float (&out)[kN]) {
-  const Pack<T, kN> pack = *reinterpret_cast<const Pack<T, kN>*>(p);
-#pragma unroll
-  for (int k = 0; k < kN; ++k) out[k] = ToFloat(pack.v[k]);
-}
-
-template <int kN, typename T>
-__device__ inline void Store(T* p, const float (&in)[kN]) {
-  Pack<T, kN> pack;
-#pragma unroll
-  for (int k = 0; k < kN; ++k) pack.v[k] = FromFloat<T>(in[k]);
-  *reinterpret_cast<Pack<T, kN>*>(p) = pack;
-}
 
 template <typename T, int kVec>
 __global__ void ForwardKernel(const float* __restrict__ residual, const float* __restrict__ gate,

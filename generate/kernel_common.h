@@ -1,6 +1,7 @@
 // What reel's fused operators share between their CPU loops and their CUDA kernels: the
 // host/device qualifier for arithmetic both compile, the element types the kernels take,
-// and (under nvcc) the conversions and warp sums the kernels use. No libtorch here.
+// and (under nvcc) the conversions, warp sums and packed loads the kernels use. No
+// libtorch here.
 
 #ifndef REEL_GENERATE_KERNEL_COMMON_H_
 #define REEL_GENERATE_KERNEL_COMMON_H_
@@ -47,6 +48,37 @@ __device__ inline __half FromFloat<__half>(float v) {
 __device__ inline float WarpSum(float v) {
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;
+}
+
+// The sum of v over each aligned group of kGroup lanes (a power of two up to 32), in every
+// lane of the group. Every lane of the warp must call it.
+template <int kGroup>
+__device__ inline float GroupSum(float v) {
+#pragma unroll
+  for (int offset = kGroup / 2; offset > 0; offset >>= 1)
+    v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// kN elements of T loaded or stored as one aligned access (two for 32 bytes).
+template <typename T, int kN>
+struct alignas(sizeof(T) * kN) Pack {
+  T v[kN];
+};
+
+template <int kN, typename T>
+__device__ inline void Load(const T* p, float (&out)[kN]) {
+  const Pack<T, kN> pack = *reinterpret_cast<const Pack<T, kN>*>(p);
+#pragma unroll
+  for (int k = 0; k < kN; ++k) out[k] = ToFloat(pack.v[k]);
+}
+
+template <int kN, typename T>
+__device__ inline void Store(T* p, const float (&in)[kN]) {
+  Pack<T, kN> pack;
+#pragma unroll
+  for (int k = 0; k < kN; ++k) pack.v[k] = FromFloat<T>(in[k]);
+  *reinterpret_cast<Pack<T, kN>*>(p) = pack;
 }
 #endif  // __CUDACC__
 

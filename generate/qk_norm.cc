@@ -19,6 +19,7 @@ namespace reel::gen {
 namespace {
 
 std::atomic<bool> fused_qk_norm{true};
+std::atomic<bool> qk_vector_kernels{false};
 
 // Rows per block of the CPU backward's weight-gradient partial sums: fixed, so that the
 // sum's order does not depend on the thread count.
@@ -35,6 +36,7 @@ qk_norm::Layout MakeLayout(const torch::Tensor& x, bool rope, double eps) {
   l.stride_h = x.stride(2);
   l.rope = rope;
   l.eps = static_cast<float>(eps);
+  l.vector_kernels = qk_vector_kernels.load(std::memory_order_relaxed);
   return l;
 }
 
@@ -307,6 +309,14 @@ void SetFusedQkNorm(bool fused) {
 
 bool FusedQkNorm() {
   return fused_qk_norm.load(std::memory_order_relaxed);
+}
+
+void SetQkNormVectorKernels(bool on) {
+  qk_vector_kernels.store(on, std::memory_order_relaxed);
+}
+
+bool QkNormVectorKernels() {
+  return qk_vector_kernels.load(std::memory_order_relaxed);
 }
 
 bool HaveCudaKernels() {

@@ -39,6 +39,14 @@ torch::Tensor QkNormRopeComposite(const torch::Tensor& x, const torch::Tensor& w
 void SetFusedQkNorm(bool fused);
 bool FusedQkNorm();
 
+// Process-wide choice between the fused operator's two CUDA kernels: false (the default)
+// one warp a row; true 8 elements a lane and several rows a warp, with 16-byte accesses
+// (where D is a power of two from 8 to 256 and the strides and pointers are aligned; else
+// the first). Not yet measured on a GPU; for bench_generate --qk-norm vector. The CPU
+// loop is the same either way.
+void SetQkNormVectorKernels(bool on);
+bool QkNormVectorKernels();
+
 // Whether this build has reel's CUDA kernels.
 bool HaveCudaKernels();
 

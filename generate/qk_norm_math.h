@@ -31,6 +31,9 @@ struct Layout {
   int64_t stride_b = 0, stride_n = 0, stride_h = 0;  // of the input, in elements
   bool rope = false;
   float eps = 1e-6f;
+  // CUDA only: the vectorised kernels (8 elements a lane, several rows a warp) where the
+  // row length and alignment allow them; else one warp per row.
+  bool vector_kernels = false;
 
   REEL_HOST_DEVICE int64_t Position(int64_t row) const { return (row / heads) % positions; }
   REEL_HOST_DEVICE int64_t InputOffset(int64_t row) const {
@@ -88,8 +91,11 @@ using kernels::Dtype;
 
 // The CUDA kernels (generate/qk_norm_cuda.cu). `w` has dim floats, `cos` and `sin`
 // positions x dim / 2 floats (unused without rope). Backward writes one row of dim
-// partial weight gradients per block into `gw_partials` (BackwardBlocks(layout) rows),
-// which the caller sums. Both return the launch's error.
+// partial weight gradients per block into `gw_partials` (BackwardBlocks(layout) rows, the
+// same for either kernel), which the caller sums. Both return the launch's error. With
+// layout.vector_kernels, dim a power of two from 8 to 256, strides multiples of 8 and the
+// pointers aligned to their 8-element (x, out, gradients; 32 bytes for w) or 4-element
+// (cos, sin) accesses, each row's dim / 8 lanes take 8 elements each; else one warp a row.
 cudaError_t LaunchForward(const void* x, Dtype dtype, const float* w, const float* cos,
                           const float* sin, void* out, const Layout& layout, cudaStream_t stream);
 cudaError_t LaunchBackward(const void* grad_out, const void* x, Dtype dtype, const float* w,

@@ -839,6 +839,12 @@ TEST(QkNormTest, SameResultOnAnyThreadCountAndShapesAreChecked) {
   EXPECT_TRUE(torch::equal(one.out, three.out));
   EXPECT_TRUE(torch::equal(one.grad_qkv, three.grad_qkv));
   EXPECT_TRUE(torch::equal(one.grad_weight, three.grad_weight));
+  // The choice of CUDA kernel leaves the CPU loop as it is.
+  SetQkNormVectorKernels(true);
+  const QkNormResult vector_switch = RunQkNorm(c, true);
+  SetQkNormVectorKernels(false);
+  EXPECT_TRUE(torch::equal(vector_switch.out, three.out));
+  EXPECT_TRUE(torch::equal(vector_switch.grad_weight, three.grad_weight));
 
   const torch::Tensor w = torch::ones({16});
   EXPECT_THROW(QkNormRope(torch::randn({2, 4, 16}), w), c10::Error);
@@ -1893,27 +1899,49 @@ TEST(QkNormTest, CudaKernelsMatchTheCpu) {
   if (!compat::CudaAvailable()) GTEST_SKIP() << "needs a CUDA libtorch and a GPU";
   std::printf("reel CUDA kernels in this build: %s\n", HaveCudaKernels() ? "yes" : "no");
   std::fflush(stdout);
-  for (torch::ScalarType dtype : {torch::kFloat, torch::kBFloat16}) {
-    for (bool rope : {false, true}) {
-      SCOPED_TRACE(std::string(dtype == torch::kFloat ? "float32" : "bfloat16") +
-                   (rope ? ", rotary" : ", no rotary"));
-      // h100-b's heads: 64 wide; 1,280 positions would be slow on the CPU, 240 will do.
-      const QkNormCase cpu = MakeQkNormCase(dtype, rope, torch::kCPU, 3, 240, 12, 64);
-      const QkNormCase gpu = MakeQkNormCase(dtype, rope, torch::kCUDA, 3, 240, 12, 64);
-      const QkNormResult want = RunQkNorm(cpu, true), got = RunQkNorm(gpu, true);
-      const QkNormResult composite = RunQkNorm(gpu, false);
-      const double tol = dtype == torch::kFloat ? 1e-5 : 1e-2;
-      std::printf("%s: out %.2e, grad x %.2e, grad w %.2e apart (CUDA composite: %.2e)\n",
-                  dtype == torch::kFloat ? "float32" : "bfloat16", RelDiff(got.out, want.out),
-                  RelDiff(got.grad_qkv, want.grad_qkv), RelDiff(got.grad_weight, want.grad_weight),
-                  RelDiff(composite.out, want.out));
-      std::fflush(stdout);
-      EXPECT_EQ(got.out.scalar_type(), dtype);
-      EXPECT_LT(RelDiff(got.out, want.out), tol);
-      EXPECT_LT(RelDiff(got.grad_qkv, want.grad_qkv), tol);
-      EXPECT_LT(RelDiff(got.grad_weight, want.grad_weight), tol);
-      // Deterministic: the weight's gradient is summed in a fixed order.
-      EXPECT_TRUE(torch::equal(RunQkNorm(gpu, true).grad_weight, got.grad_weight));
+  struct Shape {
+    int64_t b, n, h, d;
+  };
+  // h100-b's heads (64 wide; 240 positions will do, 1,280 would be slow on the CPU); 21
+  // rows, which leave the vectorised kernels' last warp part empty; 128 wide (16 lanes a
+  // row there); 48 wide, which only the one-warp-a-row kernel takes.
+  const std::vector<Shape> shapes = {
+      {3, 240, 12, 64}, {1, 7, 3, 64}, {2, 30, 4, 128}, {2, 12, 3, 48}};
+  for (bool vector_kernels : {false, true}) {
+    for (const Shape& shape : shapes) {
+      for (torch::ScalarType dtype : {torch::kFloat, torch::kBFloat16}) {
+        for (bool rope : {false, true}) {
+          if (rope && shape.n % 6 != 0) continue;  // the test's rotary grid is 3 x 2 x n/6
+          const std::string name = std::string(vector_kernels ? "vector kernels, " : "") +
+                                   std::to_string(shape.d) + " wide, " +
+                                   std::to_string(shape.b * shape.n * shape.h) + " rows, " +
+                                   (dtype == torch::kFloat ? "float32" : "bfloat16") +
+                                   (rope ? ", rotary" : ", no rotary");
+          SCOPED_TRACE(name);
+          const QkNormCase cpu =
+              MakeQkNormCase(dtype, rope, torch::kCPU, shape.b, shape.n, shape.h, shape.d);
+          const QkNormCase gpu =
+              MakeQkNormCase(dtype, rope, torch::kCUDA, shape.b, shape.n, shape.h, shape.d);
+          const QkNormResult want = RunQkNorm(cpu, true);
+          SetQkNormVectorKernels(vector_kernels);
+          const QkNormResult got = RunQkNorm(gpu, true);
+          const bool same_twice = torch::equal(RunQkNorm(gpu, true).grad_weight, got.grad_weight);
+          SetQkNormVectorKernels(false);
+          const QkNormResult composite = RunQkNorm(gpu, false);
+          const double tol = dtype == torch::kFloat ? 1e-5 : 1e-2;
+          std::printf("%s: out %.2e, grad x %.2e, grad w %.2e apart (CUDA composite: %.2e)\n",
+                      name.c_str(), RelDiff(got.out, want.out),
+                      RelDiff(got.grad_qkv, want.grad_qkv),
+                      RelDiff(got.grad_weight, want.grad_weight), RelDiff(composite.out, want.out));
+          std::fflush(stdout);
+          EXPECT_EQ(got.out.scalar_type(), dtype);
+          EXPECT_LT(RelDiff(got.out, want.out), tol);
+          EXPECT_LT(RelDiff(got.grad_qkv, want.grad_qkv), tol);
+          EXPECT_LT(RelDiff(got.grad_weight, want.grad_weight), tol);
+          // Deterministic: the weight's gradient is summed in a fixed order.
+          EXPECT_TRUE(same_twice);
+        }
+      }
     }
   }
 }
