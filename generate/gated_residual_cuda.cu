@@ -129,15 +129,9 @@ cudaError_t LaunchForward(const float* residual, const float* gate, const void* 
                           float* out, const Layout& layout, cudaStream_t stream) {
   if (layout.batch * layout.tokens == 0) return cudaSuccess;
   if (!Fits(layout)) return cudaErrorInvalidValue;
-  switch (y_dtype) {
-    case Dtype::kFloat:
-      return ForwardOf<float>(residual, gate, y, out, layout, stream);
-    case Dtype::kBFloat16:
-      return ForwardOf<__nv_bfloat16>(residual, gate, y, out, layout, stream);
-    case Dtype::kHalf:
-      return ForwardOf<__half>(residual, gate, y, out, layout, stream);
-  }
-  return cudaErrorInvalidValue;
+  return kernels::WithElementType(y_dtype, [&](auto t) {
+    return ForwardOf<typename decltype(t)::type>(residual, gate, y, out, layout, stream);
+  });
 }
 
 cudaError_t LaunchBackward(const float* grad_out, const float* gate, const void* y, Dtype y_dtype,
@@ -145,15 +139,10 @@ cudaError_t LaunchBackward(const float* grad_out, const float* gate, const void*
                            cudaStream_t stream) {
   if (layout.batch * layout.tokens == 0) return cudaSuccess;
   if (!Fits(layout)) return cudaErrorInvalidValue;
-  switch (y_dtype) {
-    case Dtype::kFloat:
-      return BackwardOf<float>(grad_out, gate, y, grad_y, gate_partials, layout, stream);
-    case Dtype::kBFloat16:
-      return BackwardOf<__nv_bfloat16>(grad_out, gate, y, grad_y, gate_partials, layout, stream);
-    case Dtype::kHalf:
-      return BackwardOf<__half>(grad_out, gate, y, grad_y, gate_partials, layout, stream);
-  }
-  return cudaErrorInvalidValue;
+  return kernels::WithElementType(y_dtype, [&](auto t) {
+    return BackwardOf<typename decltype(t)::type>(grad_out, gate, y, grad_y, gate_partials, layout,
+                                                  stream);
+  });
 }
 
 }  // namespace reel::gen::gated_residual

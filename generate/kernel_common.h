@@ -44,6 +44,25 @@ __device__ inline __half FromFloat<__half>(float v) {
   return __float2half(v);
 }
 
+// Calls f(ElementType<T>()) with T the element type of `dtype` (float, __nv_bfloat16,
+// __half) and returns its result: a launcher's one switch over the dtypes.
+template <typename T>
+struct ElementType {
+  using type = T;
+};
+template <typename F>
+inline auto WithElementType(Dtype dtype, F&& f) {
+  switch (dtype) {
+    case Dtype::kBFloat16:
+      return f(ElementType<__nv_bfloat16>());
+    case Dtype::kHalf:
+      return f(ElementType<__half>());
+    case Dtype::kFloat:
+      break;
+  }
+  return f(ElementType<float>());
+}
+
 // The sum of v over the warp's 32 lanes, in every lane.
 __device__ inline float WarpSum(float v) {
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);

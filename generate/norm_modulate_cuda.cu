@@ -151,15 +151,9 @@ cudaError_t LaunchForward(const float* x, const float* shift, const float* scale
                           Dtype out_dtype, const Layout& layout, cudaStream_t stream) {
   if (layout.batch * layout.tokens == 0) return cudaSuccess;
   if (!Fits(layout)) return cudaErrorInvalidValue;
-  switch (out_dtype) {
-    case Dtype::kFloat:
-      return Forward<float>(x, shift, scale, out, layout, stream);
-    case Dtype::kBFloat16:
-      return Forward<__nv_bfloat16>(x, shift, scale, out, layout, stream);
-    case Dtype::kHalf:
-      return Forward<__half>(x, shift, scale, out, layout, stream);
-  }
-  return cudaErrorInvalidValue;
+  return kernels::WithElementType(out_dtype, [&](auto t) {
+    return Forward<typename decltype(t)::type>(x, shift, scale, out, layout, stream);
+  });
 }
 
 cudaError_t LaunchBackward(const void* grad_out, Dtype out_dtype, const float* x,
@@ -167,18 +161,10 @@ cudaError_t LaunchBackward(const void* grad_out, Dtype out_dtype, const float* x
                            float* scale_partials, const Layout& layout, cudaStream_t stream) {
   if (layout.batch * layout.tokens == 0) return cudaSuccess;
   if (!Fits(layout)) return cudaErrorInvalidValue;
-  switch (out_dtype) {
-    case Dtype::kFloat:
-      return Backward<float>(grad_out, x, scale, grad_x, shift_partials, scale_partials, layout,
-                             stream);
-    case Dtype::kBFloat16:
-      return Backward<__nv_bfloat16>(grad_out, x, scale, grad_x, shift_partials, scale_partials,
-                                     layout, stream);
-    case Dtype::kHalf:
-      return Backward<__half>(grad_out, x, scale, grad_x, shift_partials, scale_partials, layout,
-                              stream);
-  }
-  return cudaErrorInvalidValue;
+  return kernels::WithElementType(out_dtype, [&](auto t) {
+    return Backward<typename decltype(t)::type>(grad_out, x, scale, grad_x, shift_partials,
+                                                scale_partials, layout, stream);
+  });
 }
 
 }  // namespace reel::gen::norm_modulate

@@ -349,15 +349,9 @@ cudaError_t LaunchForward(const void* x, Dtype dtype, const float* w, const floa
                           const float* sin, void* out, const Layout& layout, cudaStream_t stream) {
   if (layout.rows == 0) return cudaSuccess;
   if (layout.dim % 2 != 0 || layout.dim > kMaxDim) return cudaErrorInvalidValue;
-  switch (dtype) {
-    case Dtype::kFloat:
-      return Forward<float>(x, w, cos, sin, out, layout, stream);
-    case Dtype::kBFloat16:
-      return Forward<__nv_bfloat16>(x, w, cos, sin, out, layout, stream);
-    case Dtype::kHalf:
-      return Forward<__half>(x, w, cos, sin, out, layout, stream);
-  }
-  return cudaErrorInvalidValue;
+  return kernels::WithElementType(dtype, [&](auto t) {
+    return Forward<typename decltype(t)::type>(x, w, cos, sin, out, layout, stream);
+  });
 }
 
 cudaError_t LaunchBackward(const void* grad_out, const void* x, Dtype dtype, const float* w,
@@ -365,15 +359,10 @@ cudaError_t LaunchBackward(const void* grad_out, const void* x, Dtype dtype, con
                            const Layout& layout, cudaStream_t stream) {
   if (layout.rows == 0) return cudaSuccess;
   if (layout.dim % 2 != 0 || layout.dim > kMaxDim) return cudaErrorInvalidValue;
-  switch (dtype) {
-    case Dtype::kFloat:
-      return Backward<float>(grad_out, x, w, cos, sin, grad_x, gw_partials, layout, stream);
-    case Dtype::kBFloat16:
-      return Backward<__nv_bfloat16>(grad_out, x, w, cos, sin, grad_x, gw_partials, layout, stream);
-    case Dtype::kHalf:
-      return Backward<__half>(grad_out, x, w, cos, sin, grad_x, gw_partials, layout, stream);
-  }
-  return cudaErrorInvalidValue;
+  return kernels::WithElementType(dtype, [&](auto t) {
+    return Backward<typename decltype(t)::type>(grad_out, x, w, cos, sin, grad_x, gw_partials,
+                                                layout, stream);
+  });
 }
 
 }  // namespace reel::gen::qk_norm
