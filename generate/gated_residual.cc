@@ -204,8 +204,4 @@ void SetFusedGatedResidual(bool fused) {
   fused_gated_residual.store(fused, std::memory_order_relaxed);
 }
 
-bool FusedGatedResidual() {
-  return fused_gated_residual.load(std::memory_order_relaxed);
-}
-
 }  // namespace reel::gen

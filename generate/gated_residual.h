@@ -32,7 +32,6 @@ torch::Tensor GatedResidualComposite(const torch::Tensor& residual, const torch:
 // Process-wide switch between the fused operator (the default) and the composite one, for
 // measuring one against the other (bench_generate --gated-residual composite).
 void SetFusedGatedResidual(bool fused);
-bool FusedGatedResidual();
 
 }  // namespace reel::gen
 

@@ -18,6 +18,7 @@
 namespace reel::gen::gated_residual {
 namespace {
 
+using kernels::Aligned;
 using kernels::Load;
 using kernels::Store;
 
@@ -72,10 +73,6 @@ __global__ void BackwardKernel(const float* __restrict__ grad_out, const float* 
     Store<kVec>(grad_y + e, dy);
   }
   Store<kVec>(gate_partials + (b * l.Chunks() + chunk) * l.dim + i, sum);
-}
-
-bool Aligned(const void* p, size_t bytes) {
-  return reinterpret_cast<uintptr_t>(p) % bytes == 0;
 }
 
 template <typename T, int kVec>

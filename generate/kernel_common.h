@@ -6,6 +6,9 @@
 #ifndef REEL_GENERATE_KERNEL_COMMON_H_
 #define REEL_GENERATE_KERNEL_COMMON_H_
 
+#include <cstddef>
+#include <cstdint>
+
 #if defined(__CUDACC__)
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -77,6 +80,11 @@ __device__ inline float GroupSum(float v) {
   for (int offset = kGroup / 2; offset > 0; offset >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;
+}
+
+// Whether p is aligned to `bytes` (the packed accesses below need their size's alignment).
+inline bool Aligned(const void* p, std::size_t bytes) {
+  return reinterpret_cast<std::uintptr_t>(p) % bytes == 0;
 }
 
 // kN elements of T loaded or stored as one aligned access (two for 32 bytes).

@@ -315,10 +315,6 @@ void SetQkNormVectorKernels(bool on) {
   qk_vector_kernels.store(on, std::memory_order_relaxed);
 }
 
-bool QkNormVectorKernels() {
-  return qk_vector_kernels.load(std::memory_order_relaxed);
-}
-
 bool HaveCudaKernels() {
 #if defined(REEL_CUDA_KERNELS)
   return true;

@@ -45,7 +45,6 @@ bool FusedQkNorm();
 // the first). Not yet measured on a GPU; for bench_generate --qk-norm vector. The CPU
 // loop is the same either way.
 void SetQkNormVectorKernels(bool on);
-bool QkNormVectorKernels();
 
 // Whether this build has reel's CUDA kernels.
 bool HaveCudaKernels();

@@ -25,6 +25,7 @@ constexpr int kPairsPerLane = static_cast<int>(kMaxDim / 64);
 constexpr int64_t kMaxForwardBlocks = 65535;
 constexpr int64_t kMaxBackwardBlocks = 1024;
 
+using kernels::Aligned;
 using kernels::FromFloat;
 using kernels::ToFloat;
 using kernels::WarpSum;
@@ -243,10 +244,6 @@ __global__ void VecBackwardKernel(const T* __restrict__ grad_out, const T* __res
   }
 }
 
-bool Aligned(const void* p, size_t bytes) {
-  return reinterpret_cast<uintptr_t>(p) % bytes == 0;
-}
-
 // Whether the vectorised kernels take this layout and these pointers (nullptr: unused).
 template <typename T>
 bool VecFits(const Layout& l, std::initializer_list<const void*> rows, const float* w,
@@ -309,10 +306,9 @@ void WithGroup(int64_t dim, F&& f) {
 template <typename T>
 cudaError_t Forward(const void* x, const float* w, const float* cos, const float* sin, void* out,
                     const Layout& l, cudaStream_t stream) {
-  if (VecFits<T>(l, {x, out}, w, l.rope ? cos : nullptr, l.rope ? sin : nullptr)) {
+  if (VecFits<T>(l, {x, out}, w, cos, sin)) {
     WithGroup(l.dim, [&](auto group) {
-      VecForward<T, decltype(group)::value>(x, w, l.rope ? cos : nullptr, l.rope ? sin : nullptr,
-                                            out, l, stream);
+      VecForward<T, decltype(group)::value>(x, w, cos, sin, out, l, stream);
     });
     return cudaGetLastError();
   }
@@ -325,10 +321,9 @@ template <typename T>
 cudaError_t Backward(const void* grad_out, const void* x, const float* w, const float* cos,
                      const float* sin, void* grad_x, float* gw_partials, const Layout& l,
                      cudaStream_t stream) {
-  if (VecFits<T>(l, {grad_out, x, grad_x}, w, l.rope ? cos : nullptr, l.rope ? sin : nullptr)) {
+  if (VecFits<T>(l, {grad_out, x, grad_x}, w, cos, sin)) {
     WithGroup(l.dim, [&](auto group) {
-      VecBackward<T, decltype(group)::value>(grad_out, x, w, l.rope ? cos : nullptr,
-                                             l.rope ? sin : nullptr, grad_x, gw_partials, l,
+      VecBackward<T, decltype(group)::value>(grad_out, x, w, cos, sin, grad_x, gw_partials, l,
                                              stream);
     });
     return cudaGetLastError();

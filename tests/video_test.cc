@@ -559,6 +559,18 @@ void ExpectProbeRefuses(const std::string& path, StatusCode code, const std::str
   EXPECT_NE(info.status().message().find(cause), std::string::npos) << info.status().ToString();
 }
 
+// A PAL DV file of `seconds` at `path` (ffmpeg CLI), read back into *bytes: 144,000 bytes
+// a frame, 25 frames a second.
+void MakePalDv(const std::string& path, int seconds, std::string* bytes) {
+  auto made =
+      testing::RunProcess({"ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                           "testsrc2=size=160x120:rate=25:duration=" + std::to_string(seconds),
+                           "-vf", "scale=720:576", "-c:v", "dvvideo", "-pix_fmt", "yuv420p", path});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  *bytes = testing::ReadFile(path);
+  ASSERT_EQ(bytes->size(), static_cast<size_t>(seconds) * 25 * 144000);
+}
+
 // A DV file with 6747 bytes gone from its third frame: the demuxer reads fixed-size
 // frames, and after a few out of step returns a bare -1 ("not a DV frame"), which
 // libav's error text calls EPERM. The probe said "read error after 11 video packets:
@@ -566,13 +578,9 @@ void ExpectProbeRefuses(const std::string& path, StatusCode code, const std::str
 TEST(ProbeTest, ABareLibavFailureIsNotCalledAPermissionError) {
   if (!testing::HaveFfmpegCli()) GTEST_SKIP() << "ffmpeg command-line tool not installed";
   TempDir dir;
-  const std::string whole = dir.File("whole.dv"), cut = dir.File("cut.dv");
-  auto made = testing::RunProcess(
-      {"ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=3",
-       "-vf", "scale=720:576", "-c:v", "dvvideo", "-pix_fmt", "yuv420p", whole});
-  ASSERT_EQ(made.exit_code, 0) << made.err;
-  const std::string bytes = testing::ReadFile(whole);
-  ASSERT_EQ(bytes.size(), 75u * 144000);
+  const std::string cut = dir.File("cut.dv");
+  std::string bytes;
+  ASSERT_NO_FATAL_FAILURE(MakePalDv(dir.File("whole.dv"), 3, &bytes));
   testing::WriteFile(cut, bytes.substr(0, 336410) + bytes.substr(336410 + 6747));
   ExpectProbeRefuses(cut, StatusCode::kCorruption, "invalid data (libav error -1)");
   EXPECT_EQ(ProbeVideo(cut).status().message().find("not permitted"), std::string::npos);
@@ -583,13 +591,9 @@ TEST(ProbeTest, ABareLibavFailureIsNotCalledAPermissionError) {
 TEST(ProbeTest, ADvFileMissingBytesIsNotOnlyCalledCutShort) {
   if (!testing::HaveFfmpegCli()) GTEST_SKIP() << "ffmpeg command-line tool not installed";
   TempDir dir;
-  const std::string whole = dir.File("whole.dv"), cut = dir.File("cut.dv");
-  auto made = testing::RunProcess(
-      {"ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=1",
-       "-vf", "scale=720:576", "-c:v", "dvvideo", "-pix_fmt", "yuv420p", whole});
-  ASSERT_EQ(made.exit_code, 0) << made.err;
-  const std::string bytes = testing::ReadFile(whole);
-  ASSERT_EQ(bytes.size(), 25u * 144000);
+  const std::string cut = dir.File("cut.dv");
+  std::string bytes;
+  ASSERT_NO_FATAL_FAILURE(MakePalDv(dir.File("whole.dv"), 1, &bytes));
   const size_t middle = bytes.size() / 2;
   testing::WriteFile(cut, bytes.substr(0, middle) + bytes.substr(middle + 1000));
   ExpectProbeRefuses(cut, StatusCode::kCorruption,
