@@ -13,7 +13,10 @@
 // composite the gated residual adds (generate/gated_residual.h), to measure one against
 // the other; --denoiser-only stops after the denoiser's figures (no VAE, no sampling).
 // --grad-checkpointing yes trains the denoiser with activation checkpointing (each block
-// recomputed in the backward), to measure its memory against its time.
+// recomputed in the backward), to measure its memory against its time. --loss-read lagged
+// (the default, as `reel generate train` does) reads each step's loss after the next step
+// is queued, so the host never waits for the device; --loss-read each waits for every
+// step's loss before queuing the next (Trainer::Step), to measure what that wait costs.
 //
 // On CUDA it also prints what libtorch's caching allocator saw during the denoiser's
 // training: peak allocated and reserved bytes, and the allocations it had to retry after
@@ -24,6 +27,7 @@
 //                       [--device cpu|cuda] [--peak-tflops X] [--qk-norm fused|vector|composite]
 //                       [--norm-modulate fused|composite] [--gated-residual fused|composite]
 //                       [--denoiser-only yes|no] [--grad-checkpointing yes|no]
+//                       [--loss-read lagged|each]
 
 #include <sys/resource.h>
 
@@ -161,14 +165,16 @@ double PeakRssMiB() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string name = "cpu-tiny", device_name = "cpu", denoiser_only = "no", checkpointing = "no";
+  std::string name = "cpu-tiny", device_name = "cpu", denoiser_only = "no", checkpointing = "no",
+              loss_read = "lagged";
   reel::bench::FusedOpFlags fused;
   int batch = 8, steps = 50;
   double peak_tflops = 989.4;  // H100 SXM, dense bf16
   reel::bench::BenchFlags flags(
       "usage: bench_generate [--config NAME] [--batch N] [--steps N] [--device cpu|cuda] "
       "[--peak-tflops X] [--qk-norm fused|vector|composite] [--norm-modulate fused|composite] "
-      "[--gated-residual fused|composite] [--denoiser-only yes|no] [--grad-checkpointing yes|no]");
+      "[--gated-residual fused|composite] [--denoiser-only yes|no] [--grad-checkpointing yes|no] "
+      "[--loss-read lagged|each]");
   flags.Add("--config", &name);
   flags.Add("--batch", &batch);
   flags.Add("--steps", &steps);
@@ -177,6 +183,7 @@ int main(int argc, char** argv) {
   fused.Add(flags);
   flags.Add("--denoiser-only", &denoiser_only, {"yes", "no"});
   flags.Add("--grad-checkpointing", &checkpointing, {"yes", "no"});
+  flags.Add("--loss-read", &loss_read, {"lagged", "each"});
   if (!flags.Parse(argc, argv)) return 2;
   fused.Apply();
   reel::bench::BenchTrainer bt;
@@ -189,9 +196,23 @@ int main(int argc, char** argv) {
   trainer->dit()->SetActivationCheckpointing(checkpointing == "yes");
   int64_t dit_params = 0;
   for (const auto& p : trainer->dit()->parameters()) dit_params += p.numel();
-  for (int i = 0; i < 3; ++i) (void)trainer->Step(data);  // warm-up
+  // Steps as `reel generate train` runs them: each loss read once the next step is queued.
+  auto train = [&](int n) {
+    torch::Tensor pending;
+    for (int i = 0; i < n; ++i) {
+      if (loss_read == "each") {
+        (void)trainer->Step(data);
+        continue;
+      }
+      reel::Result<torch::Tensor> loss = trainer->LaunchStep(data);
+      if (pending.defined()) (void)Trainer::LossValue(pending, trainer->step() - 2);
+      pending = loss.ok() ? *loss : torch::Tensor();
+    }
+    if (pending.defined()) (void)Trainer::LossValue(pending, trainer->step() - 1);
+  };
+  train(3);  // warm-up
   auto t0 = Clock::now();
-  for (int i = 0; i < steps; ++i) (void)trainer->Step(data);
+  train(steps);
   if (device.is_cuda()) torch::cuda::synchronize();
   const double dit_sps = steps / Since(t0);
   const auto [forward_ms, forward_backward_ms] =

@@ -283,7 +283,14 @@ torch::Tensor DiffusionTransformerImpl::forward(const torch::Tensor& latent, con
   x = patch_embed_(x).to(latent.scalar_type());
   const torch::Tensor cond = time_mlp_->forward(TimestepFeatures(t, 256).to(x.scalar_type()));
   const torch::Tensor txt = text_proj_(text);
-  auto [cos, sin] = Rope3d(ft, gh, gw, config_.width / config_.heads, x.device());
+  if (rope_.t != ft || rope_.h != gh || rope_.w != gw || rope_.device != x.device()) {
+    // Ordinary tensors even in an inference-mode forward: a training forward saves them.
+    const c10::InferenceMode normal(false);
+    auto [c, s] = Rope3d(ft, gh, gw, config_.width / config_.heads, x.device());
+    rope_ = {ft, gh, gw, x.device(), c, s};
+  }
+  const torch::Tensor& cos = rope_.cos;
+  const torch::Tensor& sin = rope_.sin;
   const bool factorized = Factorized(n);
   int index = 0;
   // Checkpointing needs a block input that carries the graph back (always so in

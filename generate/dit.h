@@ -58,6 +58,15 @@ class DiffusionTransformerImpl : public torch::nn::Module {
   torch::nn::Linear text_proj_{nullptr};
   torch::nn::ModuleList blocks_{nullptr};
   torch::nn::Linear final_mod_{nullptr}, final_out_{nullptr};
+  // The rotary tables of the last grid seen, on the device they were made for: made on
+  // the host, and copied to the device once, not at every forward (a copy from pageable
+  // memory waits for the device's queued work).
+  struct RopeTables {
+    int64_t t = -1, h = -1, w = -1;
+    torch::Device device = torch::kCPU;
+    torch::Tensor cos, sin;
+  };
+  RopeTables rope_;
 };
 TORCH_MODULE(DiffusionTransformer);
 

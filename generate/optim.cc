@@ -7,6 +7,8 @@
 #include <string>
 #include <type_traits>
 
+#include "nets/torch_compat.h"
+
 namespace reel::gen {
 namespace {
 
@@ -45,18 +47,17 @@ void ZeroGrads(const std::vector<torch::Tensor>& params) {
   if (!grads.empty()) torch::_foreach_zero_(grads);
 }
 
-double ClipGradNorm(const std::vector<torch::Tensor>& params, double max_norm) {
+torch::Tensor ClipGradNorm(const std::vector<torch::Tensor>& params, double max_norm) {
   torch::NoGradGuard g;
   const std::vector<torch::Tensor> grads = DefinedGrads(params);
-  if (grads.empty()) return 0;
+  if (grads.empty()) return torch::zeros({});
   const std::vector<torch::Tensor> norms = torch::_foreach_norm(grads, 2);
   const torch::Tensor total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
-  // The coefficient on the float32 norm tensor, with clip_grad_norm_'s operations; both
-  // numbers come to the host in one copy.
-  const torch::Tensor both = torch::stack({total, max_norm / (total + 1e-6)}).cpu();
-  const double norm = both[0].item<double>(), coef = both[1].item<double>();
-  if (coef < 1) torch::_foreach_mul_(grads, coef);
-  return norm;
+  // clip_grad_norm_'s operations, on the device: a coefficient of 1 (no clipping) leaves
+  // each gradient as it was, bit for bit.
+  const torch::Tensor coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
+  compat::ForeachMulInPlace(grads, coef);
+  return total;
 }
 
 void AdamWStep(torch::optim::AdamW& opt) {

@@ -29,9 +29,11 @@ void ZeroGrads(const std::vector<torch::Tensor>& params);
 
 // Scales the defined gradients of `params` so that their global 2-norm is at most
 // `max_norm` (clip_grad_norm_'s coefficient max_norm / (norm + 1e-6), capped at 1).
-// Returns the norm before clipping. Synchronises with the device once (the coefficient).
-// The per-tensor norms may differ from clip_grad_norm_'s in the last bit.
-double ClipGradNorm(const std::vector<torch::Tensor>& params, double max_norm);
+// Returns the norm before clipping, a float scalar tensor on the gradients' device (zero
+// on the CPU without gradients). Nothing is read on the host: the coefficient stays on
+// the device, as in clip_grad_norm_. The per-tensor norms may differ from
+// clip_grad_norm_'s in the last bit.
+torch::Tensor ClipGradNorm(const std::vector<torch::Tensor>& params, double max_norm);
 
 // One step of `opt` over its parameters that have gradients, as AdamW::step computes it
 // (decoupled weight decay, bias-corrected moments). amsgrad is not supported.

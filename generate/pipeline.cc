@@ -745,6 +745,25 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
   };
   const auto t0 = Clock::now();
   int64_t done = 0;
+  trainer->set_steps_planned(options.steps);
+  // A step's loss is read once the next step is queued, so that on CUDA the host never
+  // waits for the device between steps; it is read before anything that records it.
+  torch::Tensor pending;
+  int64_t pending_step = 0;  // the step count the pending loss brought the run to
+  auto settle = [&]() -> Status {
+    if (!pending.defined()) return Status::OK();
+    const Result<double> loss = Trainer::LossValue(pending, pending_step - 1);
+    pending = torch::Tensor();
+    if (!loss.ok()) return loss.status();
+    result.final_loss = *loss;
+    curve.emplace_back(pending_step, *loss);
+    if (on_step) on_step(pending_step, options.steps, *loss);
+    return Status::OK();
+  };
+  auto fail = [&](const Status& s) {
+    finish(RunStatus::kFailed, s.message()).IgnoreError();
+    return s;
+  };
   while (trainer->step() < options.steps) {
     bool stop = cancel != nullptr && cancel->load();
     if (stop && dp.world == 1) {
@@ -752,34 +771,30 @@ Result<DenoiserTrainResult> TrainDenoiser(Catalog* catalog, const ModelConfig& c
       break;
     }
     // Data parallel: the interrupt is voted on in the step, and every process stops after it.
-    Result<double> loss = trainer->Step(data, dp, &stop);
+    Result<torch::Tensor> loss = trainer->LaunchStep(data, dp, &stop);
     if (!loss.ok()) {
-      finish(RunStatus::kFailed, loss.status().message()).IgnoreError();
-      return loss.status();
+      settle().IgnoreError();
+      return fail(loss.status());
     }
     ++done;
-    result.final_loss = *loss;
-    curve.emplace_back(trainer->step(), *loss);
-    if (on_step) on_step(trainer->step(), options.steps, *loss);
+    if (Status s = settle(); !s.ok()) return fail(s);
+    pending = *loss;
+    pending_step = trainer->step();
     if (options.save_every > 0 && trainer->step() % options.save_every == 0) {
-      if (Status s = save(); !s.ok()) {
-        finish(RunStatus::kFailed, s.message()).IgnoreError();
-        return s;
-      }
+      if (Status s = settle(); !s.ok()) return fail(s);
+      if (Status s = save(); !s.ok()) return fail(s);
     }
     if (stop) {
       result.cancelled = true;
       break;
     }
   }
+  if (Status s = settle(); !s.ok()) return fail(s);
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   result.steps_done = done;
   result.steps_per_second = secs > 0 ? static_cast<double>(done) / secs : 0;
   result.gradients = trainer->gradient_stats();
-  if (Status s = save(); !s.ok()) {
-    finish(RunStatus::kFailed, s.message()).IgnoreError();
-    return s;
-  }
+  if (Status s = save(); !s.ok()) return fail(s);
   REEL_RETURN_IF_ERROR(finish(result.cancelled ? RunStatus::kInterrupted : RunStatus::kOk, ""));
   return result;
 }

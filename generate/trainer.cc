@@ -220,8 +220,8 @@ Trainer::DrawnBatch Trainer::DrawBatch(const std::vector<LatentExample>& data, i
         &data[static_cast<size_t>(order_.Index(options_.seed, n, k))];
   }
   std::vector<torch::Tensor> x0s(examples.size()), noises(examples.size()), ts(examples.size());
-  batch.captions.resize(examples.size());
-  batch.dropped.resize(examples.size());
+  std::vector<std::string> captions(examples.size());  // empty where dropped
+  std::vector<char> dropped(examples.size());
   at::parallel_for(0, local, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const size_t e = static_cast<size_t>(i);
@@ -232,11 +232,12 @@ Trainer::DrawnBatch Trainer::DrawBatch(const std::vector<LatentExample>& data, i
       ts[e] = SampleTrainingTimesteps(1, shift, gen);
       noises[e] = at::randn(ex.latent.sizes(), gen, torch::kFloat);
       x0s[e] = ex.latent.to(torch::kFloat);
-      batch.captions[e] = drop ? std::string() : ex.caption;
-      batch.dropped[e] = drop;
+      captions[e] = drop ? std::string() : ex.caption;
+      dropped[e] = drop;
     }
   });
-  // From the host to CUDA through page-locked memory, without waiting for the copy.
+  // From the host to CUDA through page-locked memory, without waiting for the copy (a copy
+  // from pageable memory waits for the work already queued).
   auto to_device = [this](const torch::Tensor& x) {
     if (device_.is_cuda() && x.device().is_cpu())
       return x.pin_memory().to(device_, /*non_blocking=*/true);
@@ -245,11 +246,31 @@ Trainer::DrawnBatch Trainer::DrawBatch(const std::vector<LatentExample>& data, i
   batch.x0 = to_device(torch::stack(x0s));
   batch.noise = to_device(torch::stack(noises));
   batch.t = to_device(torch::cat(ts));
+  // The text encoder's tokens: the frozen tower's CLIP tokens where there is one.
+  batch.tokens = to_device(tokenizer().Batch(captions, config_.text.max_tokens));
+  torch::Tensor drop = torch::empty({static_cast<int64_t>(dropped.size())}, torch::kBool);
+  std::copy(dropped.begin(), dropped.end(), drop.data_ptr<bool>());
+  batch.dropped = to_device(drop);
   return batch;
 }
 
 Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataParallel& dp,
                              bool* stop) {
+  REEL_ASSIGN_OR_RETURN(const torch::Tensor loss, LaunchStep(data, dp, stop));
+  return LossValue(loss, step_ - 1);
+}
+
+Result<double> Trainer::LossValue(const torch::Tensor& loss, int64_t step) {
+  try {
+    return loss.item<double>();
+  } catch (const c10::Error& e) {  // a fault in the step's work on the device shows here
+    return Status::Internal("training step " + std::to_string(step) + ": " +
+                            FirstLine(e.what_without_backtrace()));
+  }
+}
+
+Result<torch::Tensor> Trainer::LaunchStep(const std::vector<LatentExample>& data,
+                                          const DataParallel& dp, bool* stop) {
   if (!optimizer_loaded_)
     return Status::FailedPrecondition("loaded without its optimiser state; cannot train");
   const int64_t n = static_cast<int64_t>(data.size());
@@ -294,8 +315,6 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
     }
     const DrawnBatch batch = std::move(*next_);
     next_.reset();
-    const std::vector<std::string>& captions = batch.captions;
-    const std::vector<char>& dropped = batch.dropped;
     const torch::Tensor& t = batch.t;
     const FlowPair pair = MakeFlowPair(batch.x0, batch.noise, t);
 
@@ -304,11 +323,9 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
     {
       // bf16 autocast on CUDA; the loss is taken in float32.
       compat::CudaBf16Autocast amp(device_.is_cuda());
-      const torch::Tensor tokens = tokenizer_.Batch(captions, config_.text.max_tokens).to(device_);
-      auto [feats, mask] = text_->forward(tokens);
+      auto [feats, mask] = text_->forward(batch.tokens);
       auto [null_feats, null_mask] = text_->NullCaption(local, config_.text.max_tokens);
-      std::vector<int64_t> drop_ids(dropped.begin(), dropped.end());
-      const torch::Tensor drop = torch::tensor(drop_ids, torch::kLong).to(torch::kBool).to(device_);
+      const torch::Tensor& drop = batch.dropped;
       feats = torch::where(drop.view({-1, 1, 1}), null_feats.to(feats.scalar_type()), feats);
       mask = torch::where(drop.view({-1, 1}), null_mask, mask);
       const torch::Tensor v = dit_->forward(pair.x_t, t, feats, mask);
@@ -327,11 +344,14 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
     // The next step's examples are drawn now: on CUDA the GPU is still running the
     // backward just launched, so the draws no longer leave it idle at the next step's
     // start. On the CPU this only moves them (one path for both, which the CPU tests check).
-    begin_phase("reel::step::data");
-    next_ = DrawBatch(data, step_ + 1, dp);
+    // A run's last step draws nothing.
+    if (steps_planned_ < 0 || step_ + 1 < steps_planned_) {
+      begin_phase("reel::step::data");
+      next_ = DrawBatch(data, step_ + 1, dp);
+    }
 
     begin_phase("reel::step::optimizer");
-    double loss_value = 0;
+    torch::Tensor loss_value = loss.detach();
     if (dp.world > 1) {
       // The loss (for reporting) and the processes' votes to stop travel with the
       // gradients' last all-reduce.
@@ -342,10 +362,8 @@ Result<double> Trainer::Step(const std::vector<LatentExample>& data, const DataP
       if (!summed.ok())
         return summed.status().WithContext("training step " + std::to_string(step_));
       const torch::Tensor sums = summed->cpu();
-      loss_value = sums[0].item<double>() / dp.world;
+      loss_value = torch::tensor(sums[0].item<double>() / dp.world, torch::kDouble);
       if (stop != nullptr) *stop = sums[1].item<double>() > 0;
-    } else {
-      loss_value = loss.item<double>();
     }
     if (options_.grad_clip > 0) ClipGradNorm(params_, options_.grad_clip);
     AdamWStep(*optimizer_);

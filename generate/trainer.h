@@ -127,6 +127,19 @@ class Trainer {
   // process stops after the same step without a collective of its own).
   Result<double> Step(const std::vector<LatentExample>& data, const DataParallel& dp = {},
                       bool* stop = nullptr);
+  // Step() without waiting for the device: the step's work is queued and its loss comes
+  // back as a scalar tensor that LossValue() reads (waiting then). On one process the step
+  // asks the device for nothing (no scalar read, no copy from pageable memory), so on CUDA
+  // the host queues the next step while the device runs this one; the same numbers as
+  // Step(). Data parallel, the stop vote is read in the step, and the loss is on the host.
+  Result<torch::Tensor> LaunchStep(const std::vector<LatentExample>& data,
+                                   const DataParallel& dp = {}, bool* stop = nullptr);
+  // The value of a loss LaunchStep() returned for step `step` (0-based, for the message of
+  // an error: a fault in the step's device work shows here, as Internal).
+  static Result<double> LossValue(const torch::Tensor& loss, int64_t step);
+  // The step count the run ends at (-1, the default: not known). The step that reaches it
+  // does not draw the examples of a step after it.
+  void set_steps_planned(int64_t steps) { steps_planned_ = steps; }
   Status Save(const std::string& dir) const;
   // Makes every process's weights and EMA (parameters and buffers) those of `root`, as
   // DistributedDataParallel does at start. The optimiser state is not sent: it is empty
@@ -162,9 +175,9 @@ class Trainer {
     const LatentExample* data = nullptr;  // the vector it was drawn from, by address and size
     size_t data_size = 0;
     int rank = 0, world = 0;
-    torch::Tensor x0, noise, t;         // on device_, float32
-    std::vector<std::string> captions;  // empty where dropped
-    std::vector<char> dropped;
+    torch::Tensor x0, noise, t;  // on device_, float32
+    torch::Tensor tokens;        // on device_: the captions' (empty where dropped)
+    torch::Tensor dropped;       // on device_, [local] bool: the caption was dropped
   };
   DrawnBatch DrawBatch(const std::vector<LatentExample>& data, int64_t step,
                        const DataParallel& dp);
@@ -184,6 +197,7 @@ class Trainer {
   int64_t dataset_size_ = -1;
   ExampleOrder order_;
   std::optional<DrawnBatch> next_;  // the next step's, drawn ahead (see Step)
+  int64_t steps_planned_ = -1;
   bool optimizer_loaded_ = true;  // checked on every step: the order depends on it
 };
 

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
@@ -68,6 +69,20 @@ inline std::string AttentionBackend(const torch::Tensor& q, const torch::Tensor&
 #else
   (void)q, (void)k, (void)v, (void)mask;
   return "written out";
+#endif
+}
+
+// Multiplies each tensor of `list` in place by the scalar tensor `scalar` (0-dim, on their
+// device), without reading it on the host. libtorch 2.1 has a multi-tensor kernel for it;
+// 1.13 multiplies tensor by tensor.
+inline void ForeachMulInPlace(const std::vector<torch::Tensor>& list, const torch::Tensor& scalar) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+  torch::_foreach_mul_(list, scalar);
+#else
+  for (const torch::Tensor& t : list) {
+    torch::Tensor self = t;  // the list's tensors share their storage with these handles
+    self.mul_(scalar);
+  }
 #endif
 }
 

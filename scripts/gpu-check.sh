@@ -95,6 +95,10 @@ case "$step" in
         --qk-norm "$1" --norm-modulate "$2" --gated-residual "$3" --grad-checkpointing "$4" \
         --denoiser-only yes 2>&1 | tee "$out/ab_qk-$1_nm-$2_gr-$3_ckpt-$4.txt"
     done
+    # Each step's loss read before the next is queued (the host waits for the device at
+    # every step) against read one step late (the default).
+    build-gpu/benchmarks/bench_generate --config h100-b --device cuda --batch 32 --steps 20 \
+      --loss-read each --denoiser-only yes 2>&1 | tee "$out/ab_loss-read-each.txt"
     ;;
   census)
     for qk in fused composite; do

@@ -11,10 +11,12 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include <ATen/record_function.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -1439,7 +1441,7 @@ TEST(OptimTest, MultiTensorStepsEqualLibtorchsAndShareItsState) {
     opt_theirs.zero_grad();
     (ours->forward(x) - y).pow(2).sum().backward();
     (theirs->forward(x) - y).pow(2).sum().backward();
-    const double norm = ClipGradNorm(p_ours, 0.5);  // bites: the norm is larger
+    const double norm = ClipGradNorm(p_ours, 0.5).item<double>();  // bites: the norm is larger
     const double norm_theirs = torch::nn::utils::clip_grad_norm_(p_theirs, 0.5);
     EXPECT_NEAR(norm, norm_theirs, 1e-5 * norm_theirs);
     EXPECT_GT(norm, 0.5);
@@ -1461,6 +1463,27 @@ TEST(OptimTest, MultiTensorStepsEqualLibtorchsAndShareItsState) {
   EXPECT_TRUE(torch::equal(p_ours.back(), p_theirs.back())) << "no gradient, no update";
   EXPECT_LT((ema[0] - ema_expected_w).abs().max().item<double>(), 1e-6);
   EXPECT_LT((ema[1] - ema_expected_b).abs().max().item<double>(), 1e-6);
+}
+
+// Clipping below the limit leaves the gradients bit for bit (the coefficient, 1, is
+// applied on the device, not skipped on the host); above it, it scales them to the limit.
+TEST(OptimTest, ClipGradNormScalesOnlyAboveTheLimit) {
+  torch::manual_seed(5);
+  std::vector<torch::Tensor> params = {torch::randn({7, 5}, torch::requires_grad()),
+                                       torch::randn({3}, torch::requires_grad())};
+  (params[0].sum(1).pow(2).sum() + params[1].exp().sum()).backward();
+  const torch::Tensor g0 = params[0].grad().clone(), g1 = params[1].grad().clone();
+  const torch::Tensor norm = ClipGradNorm(params, 1e6);
+  EXPECT_EQ(norm.dim(), 0);
+  EXPECT_NEAR(norm.item<double>(), torch::cat({g0.flatten(), g1}).norm().item<double>(), 1e-4);
+  EXPECT_TRUE(torch::equal(params[0].grad(), g0));
+  EXPECT_TRUE(torch::equal(params[1].grad(), g1));
+  const double limit = norm.item<double>() / 4;
+  ClipGradNorm(params, limit);
+  const double after =
+      torch::cat({params[0].grad().flatten(), params[1].grad()}).norm().item<double>();
+  EXPECT_NEAR(after, limit, 1e-5 * limit);
+  EXPECT_EQ(ClipGradNorm({torch::zeros({2})}, 1.0).item<double>(), 0) << "no gradients";
 }
 
 // ---------------------------------------------------------------- training
@@ -1573,6 +1596,128 @@ TEST_F(TrainerTest, DrawsAheadOnlyForTheSameData) {
   EXPECT_GT(std::abs(*same_data - *expected), 1e-3 * std::abs(*expected))
       << "the two data vectors give different losses";
   EXPECT_TRUE(RemoveTree(dir).ok());
+}
+
+// LaunchStep() is Step() without the wait: the same losses and weights, step for step;
+// a run told its length (set_steps_planned) trains as one that is not.
+TEST_F(TrainerTest, LaunchedStepsTrainAsWaitedOnes) {
+  auto waited = Make();
+  auto launched = Make();
+  launched->set_steps_planned(4);
+  for (int i = 0; i < 4; ++i) {
+    const Result<double> a = waited->Step(data_);
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    const Result<torch::Tensor> b = launched->LaunchStep(data_);
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    EXPECT_EQ(b->dim(), 0);
+    const Result<double> value = Trainer::LossValue(*b, i);
+    ASSERT_TRUE(value.ok()) << value.status().ToString();
+    EXPECT_EQ(*value, *a) << "step " << i;
+  }
+  EXPECT_EQ(MaxDiff(waited->Parameters(), launched->Parameters()), 0);
+  // Past the planned length the next batch is drawn in the step itself.
+  const Result<double> a = waited->Step(data_);
+  const Result<double> b = launched->Step(data_);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(*a, *b);
+  EXPECT_EQ(MaxDiff(waited->Parameters(), launched->Parameters()), 0);
+}
+
+// What the host waits for in a training step: operators that read a tensor's value on the
+// host (item, nonzero) and, on CUDA, copies between the device and pageable host memory
+// (each waits for the work already queued on the device). Recorded process-wide while
+// on, with the step's phase (the trainer's reel::step::* scopes) each happened in.
+class HostWaitCensus {
+ public:
+  HostWaitCensus() {
+    std::lock_guard<std::mutex> lock(mu_);
+    waits_.clear();
+    phase_.clear();
+    handle_ = at::addGlobalCallback(
+        at::RecordFunctionCallback(OnStart, OnEnd)
+            .needsInputs(true)
+            .scopes({at::RecordScope::FUNCTION, at::RecordScope::USER_SCOPE}));
+  }
+  ~HostWaitCensus() { at::removeCallback(handle_); }
+  // "phase: operator (devices)", in order.
+  std::vector<std::string> waits() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return waits_;
+  }
+
+ private:
+  static std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fn.scope() == at::RecordScope::USER_SCOPE) {
+      phase_ = fn.name();
+      return nullptr;
+    }
+    const std::string name = fn.name();
+    std::vector<at::Tensor> t;
+    for (const c10::IValue& v : fn.inputs())
+      if (v.isTensor()) t.push_back(v.toTensor());
+    bool wait = false;
+    if (name == "aten::_local_scalar_dense" || name == "aten::nonzero") {
+      // A CPU tensor's item() waits for nothing; the step's own draws read CPU generators.
+      wait = !t.empty() && (t[0].is_cuda() || phase_ != "reel::step::data");
+    } else if (name == "aten::copy_" && t.size() >= 2) {
+      const at::Tensor &dst = t[0], &src = t[1];
+      wait = (dst.is_cuda() && src.is_cpu() && !src.is_pinned()) || (dst.is_cpu() && src.is_cuda());
+    }
+    if (wait) {
+      std::string devices;
+      for (const at::Tensor& x : t) devices += (devices.empty() ? "" : ", ") + x.device().str();
+      waits_.push_back(phase_ + ": " + name + " (" + devices + ")");
+    }
+    return nullptr;
+  }
+  static void OnEnd(const at::RecordFunction& fn, at::ObserverContext*) {
+    if (fn.scope() != at::RecordScope::USER_SCOPE) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    phase_ = "(between phases)";
+  }
+  static std::mutex mu_;
+  static std::string phase_;
+  static std::vector<std::string> waits_;
+  at::CallbackHandle handle_;
+};
+std::mutex HostWaitCensus::mu_;
+std::string HostWaitCensus::phase_;
+std::vector<std::string> HostWaitCensus::waits_;
+
+// A launched step reads nothing on the host: no loss, no clipping coefficient. (On the CPU
+// the copies cannot be told apart from no copy; the GPU variant below checks them.)
+TEST_F(TrainerTest, ALaunchedStepReadsNothingOnTheHost) {
+  auto trainer = Make();
+  ASSERT_TRUE(trainer->LaunchStep(data_).ok());
+  std::vector<std::string> waits;
+  {
+    HostWaitCensus census;
+    for (int i = 0; i < 2; ++i) ASSERT_TRUE(trainer->LaunchStep(data_).ok());
+    waits = census.waits();
+  }
+  EXPECT_TRUE(waits.empty()) << Join(waits, "\n");
+  // The census sees a wait: Step() reads its loss.
+  HostWaitCensus census;
+  ASSERT_TRUE(trainer->Step(data_).ok());
+  EXPECT_EQ(census.waits().size(), 1u) << Join(census.waits(), "\n");
+}
+
+TEST_F(TrainerTest, ALaunchedStepWaitsForNothingOnTheGpu) {
+  if (!compat::CudaAvailable()) GTEST_SKIP() << "needs a CUDA libtorch and a GPU";
+  auto trainer = Make(torch::Device(torch::kCUDA, 0));
+  // The first step makes what later steps reuse (the rotary tables, autocast's caches).
+  ASSERT_TRUE(trainer->LaunchStep(data_).ok());
+  std::vector<std::string> waits;
+  {
+    HostWaitCensus census;
+    for (int i = 0; i < 2; ++i) ASSERT_TRUE(trainer->LaunchStep(data_).ok());
+    waits = census.waits();
+  }
+  EXPECT_TRUE(waits.empty()) << Join(waits, "\n");
+  HostWaitCensus census;
+  ASSERT_TRUE(trainer->Step(data_).ok());
+  EXPECT_FALSE(census.waits().empty()) << "Step() reads its loss from the GPU";
 }
 
 TEST_F(TrainerTest, TheLossFallsOnAFixedBatch) {

@@ -1241,6 +1241,36 @@ TEST_F(FrozenClipTextTest, TrainsSavesLoadsAndNamesWhatIsMissing) {
       << missing.status().ToString();
 }
 
+// Training feeds the tower the tokens sampling gives it: CLIP's, not those of the BPE
+// tokenizer the trainer was created with (an untrained one, unused with a tower). The
+// tower's feature cache is keyed by token rows, so the captions' CLIP rows, tokenized as
+// sampling does, are served from what the training steps computed.
+TEST_F(FrozenClipTextTest, TrainingFeedsTheTowerTheTokensSamplingDoes) {
+  auto frozen = LoadFrozenTextEncoder("clip-vit-b-32", torch::kCPU);
+  ASSERT_TRUE(frozen.ok()) << frozen.status().ToString();
+  const FrozenClipText& f = **frozen;
+  ModelConfig config = *ModelConfig::Named("cpu-tiny");
+  config.text.encoder = "clip-vit-b-32";
+  config = WithFrozenText(config, f);
+  TrainOptions to;
+  to.batch = 2;
+  to.caption_dropout = 0;
+  auto trainer = Trainer::Create(config, BpeTokenizer(), to, torch::kCPU, *frozen);
+  ASSERT_TRUE(trainer.ok()) << trainer.status().ToString();
+  const std::vector<std::string> captions = {"a red square", "a blue circle"};
+  std::vector<LatentExample> data;
+  torch::manual_seed(3);
+  for (const std::string& c : captions) data.push_back({torch::randn({4, 3, 4, 4}), c});
+  const int64_t before = f.computed();
+  ASSERT_TRUE((*trainer)->Step(data).ok());
+  const int64_t trained = f.computed();
+  EXPECT_EQ(trained - before, 2) << "one feature row per caption";
+  EXPECT_TRUE(&(*trainer)->tokenizer() == static_cast<const CaptionTokenizer*>(&f));
+  const torch::Tensor features = f.Features(f.Batch(captions, config.text.max_tokens));
+  EXPECT_EQ(f.computed(), trained) << "sampling's token rows are not those training used";
+  EXPECT_EQ(features.size(0), 2);
+}
+
 TEST_F(FrozenClipTextTest, TrainAndSampleFromTheCommandLine) {
   // Latents and a VAE made directly (the CLI test above covers making them from a catalog).
   const ModelConfig config = *ModelConfig::Named("cpu-tiny");
