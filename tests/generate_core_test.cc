@@ -1685,39 +1685,38 @@ std::mutex HostWaitCensus::mu_;
 std::string HostWaitCensus::phase_;
 std::vector<std::string> HostWaitCensus::waits_;
 
+// What two launched steps on `device` wait for (after a first step, which makes what
+// later steps reuse: the rotary tables, autocast's caches), then what a Step() waits for.
+struct StepWaits {
+  std::vector<std::string> launched, waited;
+};
+StepWaits CountStepWaits(Trainer& trainer, const std::vector<LatentExample>& data) {
+  StepWaits w;
+  EXPECT_TRUE(trainer.LaunchStep(data).ok());
+  {
+    HostWaitCensus census;
+    for (int i = 0; i < 2; ++i) EXPECT_TRUE(trainer.LaunchStep(data).ok());
+    w.launched = census.waits();
+  }
+  HostWaitCensus census;
+  EXPECT_TRUE(trainer.Step(data).ok());
+  w.waited = census.waits();
+  return w;
+}
+
 // A launched step reads nothing on the host: no loss, no clipping coefficient. (On the CPU
 // the copies cannot be told apart from no copy; the GPU variant below checks them.)
 TEST_F(TrainerTest, ALaunchedStepReadsNothingOnTheHost) {
-  auto trainer = Make();
-  ASSERT_TRUE(trainer->LaunchStep(data_).ok());
-  std::vector<std::string> waits;
-  {
-    HostWaitCensus census;
-    for (int i = 0; i < 2; ++i) ASSERT_TRUE(trainer->LaunchStep(data_).ok());
-    waits = census.waits();
-  }
-  EXPECT_TRUE(waits.empty()) << Join(waits, "\n");
-  // The census sees a wait: Step() reads its loss.
-  HostWaitCensus census;
-  ASSERT_TRUE(trainer->Step(data_).ok());
-  EXPECT_EQ(census.waits().size(), 1u) << Join(census.waits(), "\n");
+  const StepWaits w = CountStepWaits(*Make(), data_);
+  EXPECT_TRUE(w.launched.empty()) << Join(w.launched, "\n");
+  EXPECT_EQ(w.waited.size(), 1u) << "Step() reads its loss: " << Join(w.waited, "\n");
 }
 
 TEST_F(TrainerTest, ALaunchedStepWaitsForNothingOnTheGpu) {
   if (!compat::CudaAvailable()) GTEST_SKIP() << "needs a CUDA libtorch and a GPU";
-  auto trainer = Make(torch::Device(torch::kCUDA, 0));
-  // The first step makes what later steps reuse (the rotary tables, autocast's caches).
-  ASSERT_TRUE(trainer->LaunchStep(data_).ok());
-  std::vector<std::string> waits;
-  {
-    HostWaitCensus census;
-    for (int i = 0; i < 2; ++i) ASSERT_TRUE(trainer->LaunchStep(data_).ok());
-    waits = census.waits();
-  }
-  EXPECT_TRUE(waits.empty()) << Join(waits, "\n");
-  HostWaitCensus census;
-  ASSERT_TRUE(trainer->Step(data_).ok());
-  EXPECT_FALSE(census.waits().empty()) << "Step() reads its loss from the GPU";
+  const StepWaits w = CountStepWaits(*Make(torch::Device(torch::kCUDA, 0)), data_);
+  EXPECT_TRUE(w.launched.empty()) << Join(w.launched, "\n");
+  EXPECT_FALSE(w.waited.empty()) << "Step() reads its loss from the GPU";
 }
 
 TEST_F(TrainerTest, TheLossFallsOnAFixedBatch) {
