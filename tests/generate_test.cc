@@ -455,6 +455,64 @@ TEST(TrainDenoiserTest, LatentsOfAnotherShapeAreNamedBeforeAnyStep) {
   EXPECT_TRUE((*catalog)->ListRuns("train")->empty());
 }
 
+// The training loop reads each step's loss once the next step is queued: every step is
+// still reported once, in order, with the loss a trainer stepping on its own gives; the
+// curve in the catalog holds them all; and a stop asked at step k's report takes effect
+// after step k + 1 (the one already queued), which the checkpoint and curve include.
+TEST(TrainDenoiserTest, ReportsEveryStepsLossOnceTheNextIsQueued) {
+  TempDir dir;
+  auto catalog = Catalog::Open(dir.File("c.db"), Catalog::Options());
+  ASSERT_TRUE(catalog.ok()) << catalog.status().ToString();
+  const ModelConfig config = *ModelConfig::Named("cpu-tiny");
+  torch::manual_seed(4);
+  const std::vector<std::string> captions = {"a red square", "a blue circle", "a green bar"};
+  std::vector<LatentExample> data;
+  for (const std::string& c : captions) data.push_back({torch::randn({4, 3, 4, 4}), c});
+  DenoiserTrainOptions options;
+  options.steps = 6;
+  options.save_every = 0;
+  options.train.batch = 2;
+  options.train.seed = 9;
+
+  // A trainer created as TrainDenoiser creates it, stepped on its own.
+  std::vector<double> expected;
+  {
+    auto tok = BpeTokenizer::Train(captions, config.text.vocab_size);
+    ASSERT_TRUE(tok.ok());
+    auto t = Trainer::Create(config, *tok, options.train, torch::kCPU);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    for (int i = 0; i < 6; ++i) expected.push_back(*(*t)->Step(data));
+  }
+
+  std::vector<std::pair<int64_t, double>> reported;
+  std::atomic<bool> cancel{false};
+  auto r = TrainDenoiser(
+      catalog->get(), config, data, captions, options, dir.File("dit"),
+      [&](int64_t step, int64_t steps, double loss) {
+        EXPECT_EQ(steps, 6);
+        reported.emplace_back(step, loss);
+        if (step == 3) cancel = true;
+      },
+      &cancel);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->cancelled);
+  EXPECT_EQ(r->steps_done, 4) << "step 4 was queued when step 3 was reported";
+  ASSERT_EQ(reported.size(), 4u);
+  for (size_t i = 0; i < reported.size(); ++i) {
+    EXPECT_EQ(reported[i].first, static_cast<int64_t>(i) + 1);
+    EXPECT_EQ(reported[i].second, expected[i]) << "step " << i + 1;
+  }
+  EXPECT_EQ(r->final_loss, expected[3]);
+  auto saved = ReadTrainerCheckpoint(dir.File("dit"));
+  ASSERT_TRUE(saved.ok()) << saved.status().ToString();
+  EXPECT_EQ(saved->step, 4);
+  auto metrics = (*catalog)->ListMetrics(r->run_id);
+  ASSERT_TRUE(metrics.ok() && metrics->size() == 1u);
+  const Json& losses = *(*metrics)[0].details.Find("loss");
+  ASSERT_EQ(losses.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(losses.at(i).as_double(), expected[i]);
+}
+
 TEST(GenerateCliTest, TrainVaePrepareTrainResumeSampleAndEvaluate) {
   TempDir dir;
   fs::create_directories(dir.File("raw"));
