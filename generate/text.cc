@@ -265,6 +265,10 @@ torch::Tensor FrozenClipText::Mask(const torch::Tensor& tokens) {
 }
 
 torch::Tensor FrozenClipText::Features(const torch::Tensor& tokens) const {
+  return Features(tokens, tokens.device());
+}
+
+torch::Tensor FrozenClipText::Features(const torch::Tensor& tokens, torch::Device device) const {
   const torch::Tensor cpu = tokens.to(torch::kCPU, torch::kLong).contiguous();
   const int64_t n = cpu.size(0), l = cpu.size(1);
   std::vector<std::string> keys(static_cast<size_t>(n));
@@ -296,7 +300,7 @@ torch::Tensor FrozenClipText::Features(const torch::Tensor& tokens) const {
         cached_bytes_ += bytes;
     }
   }
-  return torch::stack(rows).to(tokens.device());
+  return torch::stack(rows).to(device);
 }
 
 // ------------------------------------------------------------------ TextEncoder
@@ -346,11 +350,16 @@ TextEncoderImpl::TextEncoderImpl(const TextConfig& c, std::shared_ptr<const Froz
   norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.width})));
 }
 
-std::pair<torch::Tensor, torch::Tensor> TextEncoderImpl::forward(const torch::Tensor& tokens) {
+std::pair<torch::Tensor, torch::Tensor> TextEncoderImpl::forward(const torch::Tensor& tokens,
+                                                                 const torch::Tensor& host_tokens) {
   const int64_t l = tokens.size(1);
   TORCH_CHECK(l <= config_.max_tokens, "text longer than max_tokens");
   if (frozen_ != nullptr) {
-    return {frozen_->Features(tokens).to(null_.device()), FrozenClipText::Mask(tokens)};
+    TORCH_CHECK(
+        !host_tokens.defined() || (host_tokens.is_cpu() && host_tokens.sizes() == tokens.sizes()),
+        "host_tokens must be the tokens' ", tokens.sizes(), " on the host");
+    return {frozen_->Features(host_tokens.defined() ? host_tokens : tokens, null_.device()),
+            FrozenClipText::Mask(tokens)};
   }
   // Real tokens and the end token attend; padding does not.
   torch::Tensor mask = tokens.ne(BpeTokenizer::kPad);

@@ -107,6 +107,9 @@ class FrozenClipText : public CaptionTokenizer {
   int64_t Length(std::string_view text) const override;  // start + ids + end
   // tokens [N, L] -> features [N, L, width] float on the tokens' device; no gradient.
   torch::Tensor Features(const torch::Tensor& tokens) const;
+  // The same on `device`. Tokens on the host are looked up in the cache as they are (on a
+  // device they are first read back, which waits for the device's queued work).
+  torch::Tensor Features(const torch::Tensor& tokens, torch::Device device) const;
   // tokens [N, L] -> [N, L] bool, true from the start token through the end token.
   static torch::Tensor Mask(const torch::Tensor& tokens);
 
@@ -138,8 +141,11 @@ class TextEncoderImpl : public torch::nn::Module {
   // module: its weights are neither trained nor saved) and a learned null caption.
   explicit TextEncoderImpl(const TextConfig& config,
                            std::shared_ptr<const FrozenClipText> frozen = nullptr);
-  // tokens [B, L] int64 -> (features [B, L, width], mask [B, L] bool).
-  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& tokens);
+  // tokens [B, L] int64 -> (features [B, L, width], mask [B, L] bool). `host_tokens`
+  // (optional): the same tokens in host memory, which a frozen tower's cache is looked up
+  // with instead of reading `tokens` back from the device.
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& tokens,
+                                                  const torch::Tensor& host_tokens = {});
   std::pair<torch::Tensor, torch::Tensor> NullCaption(int64_t batch, int64_t length);
   const TextConfig& config() const { return config_; }
 

@@ -247,7 +247,9 @@ Trainer::DrawnBatch Trainer::DrawBatch(const std::vector<LatentExample>& data, i
   batch.noise = to_device(torch::stack(noises));
   batch.t = to_device(torch::cat(ts));
   // The text encoder's tokens: the frozen tower's CLIP tokens where there is one.
-  batch.tokens = to_device(tokenizer().Batch(captions, config_.text.max_tokens));
+  const torch::Tensor tokens = tokenizer().Batch(captions, config_.text.max_tokens);
+  batch.tokens = to_device(tokens);
+  if (frozen_ != nullptr) batch.host_tokens = tokens;
   torch::Tensor drop = torch::empty({static_cast<int64_t>(dropped.size())}, torch::kBool);
   std::copy(dropped.begin(), dropped.end(), drop.data_ptr<bool>());
   batch.dropped = to_device(drop);
@@ -323,7 +325,7 @@ Result<torch::Tensor> Trainer::LaunchStep(const std::vector<LatentExample>& data
     {
       // bf16 autocast on CUDA; the loss is taken in float32.
       compat::CudaBf16Autocast amp(device_.is_cuda());
-      auto [feats, mask] = text_->forward(batch.tokens);
+      auto [feats, mask] = text_->forward(batch.tokens, batch.host_tokens);
       auto [null_feats, null_mask] = text_->NullCaption(local, config_.text.max_tokens);
       const torch::Tensor& drop = batch.dropped;
       feats = torch::where(drop.view({-1, 1, 1}), null_feats.to(feats.scalar_type()), feats);

@@ -177,6 +177,7 @@ class Trainer {
     int rank = 0, world = 0;
     torch::Tensor x0, noise, t;  // on device_, float32
     torch::Tensor tokens;        // on device_: the captions' (empty where dropped)
+    torch::Tensor host_tokens;   // the same on the host, for a frozen tower's cache
     torch::Tensor dropped;       // on device_, [local] bool: the caption was dropped
   };
   DrawnBatch DrawBatch(const std::vector<LatentExample>& data, int64_t step,

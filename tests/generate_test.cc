@@ -1327,6 +1327,16 @@ TEST_F(FrozenClipTextTest, TrainingFeedsTheTowerTheTokensSamplingDoes) {
   const torch::Tensor features = f.Features(f.Batch(captions, config.text.max_tokens));
   EXPECT_EQ(f.computed(), trained) << "sampling's token rows are not those training used";
   EXPECT_EQ(features.size(0), 2);
+
+  // The step hands the encoder its tokens' host copy too (the cache is looked up with it,
+  // not with tokens read back from the device): the same features and mask.
+  TextEncoder encoder(config.text, *frozen);
+  const torch::Tensor tokens = f.Batch(captions, config.text.max_tokens);
+  const auto [a, mask_a] = encoder->forward(tokens);
+  const auto [b, mask_b] = encoder->forward(tokens, tokens.clone());
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_TRUE(torch::equal(mask_a, mask_b));
+  EXPECT_THROW(encoder->forward(tokens, tokens.narrow(0, 0, 1)), c10::Error);
 }
 
 TEST_F(FrozenClipTextTest, TrainAndSampleFromTheCommandLine) {
