@@ -59,33 +59,36 @@ void Run(benchmark::State& state, const Shapes& s, Step step) {
   state.SetItemsProcessed(state.iterations() * s.b * s.n * s.d);
 }
 
+// Run() with an operator's process-wide switch set to the benchmark's argument (1: fused,
+// 0: composite), turned back on after.
+template <typename Step>
+void RunSwitched(benchmark::State& state, const Shapes& s, void (*set_fused)(bool), Step step) {
+  set_fused(state.range(0) == 1);
+  Run(state, s, step);
+  set_fused(true);
+}
+
 void BM_GatedResidual(benchmark::State& state) {
-  const bool fused = state.range(0) == 1;
   const Shapes s = BenchShapes();
   const auto f32 = torch::TensorOptions().device(s.device);
   const torch::Tensor residual = torch::randn({s.b, s.n, s.d}, f32).requires_grad_();
   const torch::Tensor ada = torch::randn({s.b, 6 * s.d}, f32.dtype(s.low)).requires_grad_();
   const torch::Tensor y = torch::randn({s.b, s.n, s.d}, f32.dtype(s.low)).requires_grad_();
   const torch::Tensor grad = torch::randn({s.b, s.n, s.d}, f32);
-  gen::SetFusedGatedResidual(fused);
-  Run(state, s,
-      [&] { gen::GatedResidual(residual, ada.narrow(1, 2 * s.d, s.d), y).backward(grad); });
-  gen::SetFusedGatedResidual(true);
+  RunSwitched(state, s, gen::SetFusedGatedResidual,
+              [&] { gen::GatedResidual(residual, ada.narrow(1, 2 * s.d, s.d), y).backward(grad); });
 }
 BENCHMARK(BM_GatedResidual)->Arg(1)->Arg(0)->ArgName("fused")->Unit(benchmark::kMillisecond);
 
 void BM_NormModulate(benchmark::State& state) {
-  const bool fused = state.range(0) == 1;
   const Shapes s = BenchShapes();
   const auto f32 = torch::TensorOptions().device(s.device);
   const torch::Tensor x = torch::randn({s.b, s.n, s.d}, f32).requires_grad_();
   const torch::Tensor ada = torch::randn({s.b, 6 * s.d}, f32).requires_grad_();
   const torch::Tensor grad = torch::randn({s.b, s.n, s.d}, f32.dtype(s.low));
-  gen::SetFusedNormModulate(fused);
-  Run(state, s, [&] {
+  RunSwitched(state, s, gen::SetFusedNormModulate, [&] {
     gen::NormModulate(x, ada.narrow(1, 0, s.d), ada.narrow(1, s.d, s.d), s.low).backward(grad);
   });
-  gen::SetFusedNormModulate(true);
 }
 BENCHMARK(BM_NormModulate)->Arg(1)->Arg(0)->ArgName("fused")->Unit(benchmark::kMillisecond);
 
@@ -100,8 +103,7 @@ void BM_AffineLayerNorm(benchmark::State& state) {
   Run(state, s, [&] {
     torch::Tensor out;
     if (as_norm_modulate) {
-      out = gen::NormModulate(x, bias.view({1, s.d}).expand({s.b, s.d}),
-                              (w - 1).view({1, s.d}).expand({s.b, s.d}), s.low);
+      out = gen::AffineLayerNormAsNormModulate(x, w, bias, s.low);
     } else {
       out = torch::layer_norm(x, {s.d}, w, bias, 1e-6).to(s.low);
     }

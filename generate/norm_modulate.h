@@ -40,6 +40,11 @@ torch::Tensor NormModulateComposite(const torch::Tensor& x, const torch::Tensor&
 torch::Tensor AffineLayerNorm(const torch::Tensor& x, const torch::Tensor& weight,
                               const torch::Tensor& bias, torch::ScalarType out_dtype,
                               double eps = 1e-6);
+// AffineLayerNorm as NormModulate computes it (shift = bias, scale = weight - 1), on any
+// device: what AffineLayerNorm runs on CUDA, callable on the CPU to test and measure it.
+torch::Tensor AffineLayerNormAsNormModulate(const torch::Tensor& x, const torch::Tensor& weight,
+                                            const torch::Tensor& bias, torch::ScalarType out_dtype,
+                                            double eps = 1e-6);
 
 // Process-wide switch between the fused operator (the default) and the composite one, for
 // measuring one against the other (bench_generate --norm-modulate composite).

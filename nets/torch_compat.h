@@ -79,10 +79,7 @@ inline void ForeachMulInPlace(const std::vector<torch::Tensor>& list, const torc
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
   torch::_foreach_mul_(list, scalar);
 #else
-  for (const torch::Tensor& t : list) {
-    torch::Tensor self = t;  // the list's tensors share their storage with these handles
-    self.mul_(scalar);
-  }
+  for (const torch::Tensor& t : list) t.mul_(scalar);
 #endif
 }
 

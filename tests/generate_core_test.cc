@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include <ATen/record_function.h>
 #include <gtest/gtest.h>
@@ -800,6 +801,19 @@ double RelDiff(const torch::Tensor& a, const torch::Tensor& b) {
   return ((x - y).norm() / (y.norm() + 1e-30)).item<double>();
 }
 
+// run() on one intra-op thread, then on three (the thread count restored after): the
+// fused operators' CPU loops must give the same bits either way.
+template <typename Run>
+auto OnOneThenThreeThreads(Run run) -> std::pair<decltype(run()), decltype(run())> {
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  auto one = run();
+  torch::set_num_threads(3);
+  auto three = run();
+  torch::set_num_threads(threads);
+  return {std::move(one), std::move(three)};
+}
+
 TEST(QkNormTest, FusedEqualsTheCompositeOperatorsForwardAndBackward) {
   for (bool rope : {false, true}) {
     SCOPED_TRACE(rope ? "with rotary positions" : "without");
@@ -833,12 +847,7 @@ TEST(QkNormTest, FusedEqualsTheCompositeOperatorsForwardAndBackward) {
 TEST(QkNormTest, SameResultOnAnyThreadCountAndShapesAreChecked) {
   // Enough rows for several of the backward's fixed blocks of partial sums.
   const QkNormCase c = MakeQkNormCase(torch::kFloat, true, torch::kCPU, 4, 48, 6, 32);
-  const int threads = torch::get_num_threads();
-  torch::set_num_threads(1);
-  const QkNormResult one = RunQkNorm(c, true);
-  torch::set_num_threads(3);
-  const QkNormResult three = RunQkNorm(c, true);
-  torch::set_num_threads(threads);
+  const auto [one, three] = OnOneThenThreeThreads([&] { return RunQkNorm(c, true); });
   EXPECT_TRUE(torch::equal(one.out, three.out));
   EXPECT_TRUE(torch::equal(one.grad_qkv, three.grad_qkv));
   EXPECT_TRUE(torch::equal(one.grad_weight, three.grad_weight));
@@ -915,12 +924,8 @@ TEST(NormModulateTest, FusedEqualsTheCompositeOperatorsForwardAndBackward) {
 
 TEST(NormModulateTest, SameResultOnAnyThreadCountAndShapesAreChecked) {
   const NormModulateCase c = MakeNormModulateCase(torch::kFloat, torch::kCPU, 4, 700, 64);
-  const int threads = torch::get_num_threads();
-  torch::set_num_threads(1);
-  const NormModulateResult one = RunNormModulate(c, true, torch::kFloat);
-  torch::set_num_threads(3);
-  const NormModulateResult three = RunNormModulate(c, true, torch::kFloat);
-  torch::set_num_threads(threads);
+  const auto [one, three] =
+      OnOneThenThreeThreads([&] { return RunNormModulate(c, true, torch::kFloat); });
   EXPECT_TRUE(torch::equal(one.out, three.out));
   EXPECT_TRUE(torch::equal(one.grad_x, three.grad_x));
   EXPECT_TRUE(torch::equal(one.grad_ada, three.grad_ada));
@@ -966,14 +971,6 @@ AffineCase MakeAffineCase(torch::ScalarType dtype, torch::Device device = torch:
   return c;
 }
 
-// The fused operator with shift = bias and scale = weight - 1, as AffineLayerNorm runs it
-// on CUDA.
-torch::Tensor AffineAsNormModulate(const AffineCase& c, torch::ScalarType out_dtype) {
-  const int64_t b = c.x.size(0), d = c.x.size(2);
-  return NormModulate(c.x, c.bias.view({1, d}).expand({b, d}),
-                      (c.w - 1).view({1, d}).expand({b, d}), out_dtype, 1e-6);
-}
-
 TEST(NormModulateTest, AffineLayerNormIsLayerNormWithItsWeightAndBias) {
   for (torch::ScalarType dtype : {torch::kDouble, torch::kFloat}) {
     const AffineCase c = MakeAffineCase(dtype);
@@ -987,7 +984,9 @@ TEST(NormModulateTest, AffineLayerNormIsLayerNormWithItsWeightAndBias) {
     const std::vector<std::pair<std::string, std::vector<torch::Tensor>>> runs = {
         {"fused", affine(true)},
         {"composite", affine(false)},
-        {"as NormModulate", RunAffine(c, [&] { return AffineAsNormModulate(c, dtype); })}};
+        {"as NormModulate", RunAffine(c, [&] {
+           return AffineLayerNormAsNormModulate(c.x, c.w, c.bias, dtype, 1e-6);
+         })}};
     const double tol = dtype == torch::kDouble ? 1e-12 : 1e-5;
     for (const auto& [name, got] : runs) {
       SCOPED_TRACE(std::string(c10::toString(dtype)) + ", " + name);
@@ -1075,12 +1074,7 @@ TEST(GatedResidualTest, SameResultOnAnyThreadCountAndShapesAreChecked) {
   // Enough tokens for several of the backward's chunks.
   const GatedResidualCase c =
       MakeGatedResidualCase(torch::kFloat, torch::kFloat, torch::kCPU, 4, 700, 64);
-  const int threads = torch::get_num_threads();
-  torch::set_num_threads(1);
-  const GatedResidualResult one = RunGatedResidual(c, true);
-  torch::set_num_threads(3);
-  const GatedResidualResult three = RunGatedResidual(c, true);
-  torch::set_num_threads(threads);
+  const auto [one, three] = OnOneThenThreeThreads([&] { return RunGatedResidual(c, true); });
   EXPECT_TRUE(torch::equal(one.out, three.out));
   EXPECT_TRUE(torch::equal(one.grad_y, three.grad_y));
   EXPECT_TRUE(torch::equal(one.grad_ada, three.grad_ada));
